@@ -1,0 +1,33 @@
+"""The exceptions groundbench raises on bad input.
+
+Every message says what is wrong, where (file, key path, sample id) and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class GroundbenchError(Exception):
+    """Base class of every error groundbench raises on purpose."""
+
+
+class ProtocolError(GroundbenchError):
+    """A protocol YAML (or a ``--set`` override) is malformed or names an unknown key."""
+
+
+class DataFormatError(GroundbenchError):
+    """A dataset file, record, heatmap file or tensor is not in the expected format."""
+
+
+class MethodError(GroundbenchError):
+    """A method spec cannot be resolved, or a method returned unusable maps."""
+
+
+class CheckpointError(GroundbenchError):
+    """A checkpoint is corrupt, untrusted, or does not match the model it is loaded into."""
+
+
+class UnknownNameError(GroundbenchError, KeyError):
+    """A registry lookup named something that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""

@@ -1,0 +1,74 @@
+"""The layering rule of the style guide: no module imports from a layer to its right."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# layer index per top-level module/package; a module may import only equal-or-lower layers
+LAYERS = {
+    "groundbench.errors": 0,
+    "groundbench.types": 1,
+    "groundbench.registry": 1,
+    "dataset_adapters": 2,
+    "groundbench.metrics": 2,
+    "groundbench.postprocess": 2,
+    "groundbench.synthetic": 2,
+    "groundbench.model": 2,
+    "groundbench.methods": 3,
+    "groundbench.protocol": 3,
+    "groundbench.probes": 3,
+    "groundbench.evaluate": 4,
+    "groundbench.distributed": 4,
+    "groundbench.report": 5,
+    "groundbench.leaderboard": 6,
+    "groundbench.cli": 7,
+}
+
+
+def layer_of(module: str) -> int | None:
+    best = None
+    for prefix, layer in LAYERS.items():
+        if module == prefix or module.startswith(prefix + "."):
+            if best is None or len(prefix) > len(best[0]):
+                best = (prefix, layer)
+    return None if best is None else best[1]
+
+
+def imports_of(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.append(node.module)
+    return out
+
+
+def test_no_upstream_imports():
+    bad = []
+    for pkg in ("groundbench", "dataset_adapters"):
+        for path in (ROOT / pkg).rglob("*.py"):
+            rel = path.relative_to(ROOT).with_suffix("")
+            module = ".".join(rel.parts).removesuffix(".__init__")
+            own = layer_of(module)
+            if own is None:
+                continue
+            for imp in imports_of(path):
+                other = layer_of(imp)
+                if other is not None and other > own:
+                    bad.append(f"{module} imports {imp}")
+    assert not bad, "upstream imports:\n" + "\n".join(bad)
+
+
+def test_only_cli_imports_click():
+    offenders = [
+        str(p.relative_to(ROOT))
+        for pkg in ("groundbench", "dataset_adapters")
+        for p in (ROOT / pkg).rglob("*.py")
+        if "click" in {i.split(".")[0] for i in imports_of(p)} and "cli" not in p.parts
+    ]
+    assert not offenders, offenders

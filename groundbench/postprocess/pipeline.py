@@ -1,0 +1,172 @@
+"""The post-processing pipeline: raw method maps → image-resolution heatmaps and predictions.
+
+Order of the steps (each a pure batched function of its own module):
+
+1. ``average`` — reduce the pass axis ``P`` when the maps have one.
+2. ``aggregate`` — attention maps only: select layers/heads and reduce ``(L, H)``.
+3. ``normalise`` — per map, on the grid.
+4. ``upsample`` — to each sample's ``(height, width)``.
+5. ``smooth`` — Gaussian blur at image resolution (before padding, so borders reflect the
+   image and not the padding).
+6. ``threshold`` — binary mask over the valid pixels.
+7. ``regions`` — predicted region and box.
+
+Maps are batched by shape: every group of samples that shares a grid (and then an image
+size) goes through each step as one tensor, on the requested device.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from groundbench.errors import DataFormatError
+from groundbench.postprocess.aggregate import aggregate_attention
+from groundbench.postprocess.average import average_passes
+from groundbench.postprocess.config import canonical_config
+from groundbench.postprocess.normalise import normalise_maps
+from groundbench.postprocess.regions import select_regions
+from groundbench.postprocess.smooth import smooth_maps
+from groundbench.postprocess.threshold import threshold_maps
+from groundbench.postprocess.upsample import upsample_maps
+from groundbench.types import RawMaps
+
+
+@dataclass(frozen=True)
+class ProcessedMaps:
+    """The pipeline's output for one batch, padded to its largest image.
+
+    Attributes:
+        ids: ``B`` sample ids, in the order of the input.
+        heatmap: ``(B, Y, X)`` float32 heatmaps; 0 on padding.
+        valid: ``(B, Y, X)`` bool, True on each sample's ``height × width`` top-left block.
+        pred_mask: ``(B, Y, X)`` bool predicted region, or None without a threshold.
+        pred_box: ``(B, 4)`` float64 ``xyxy`` predicted box (NaN row = nothing kept), or None
+            without a regions step.
+    """
+
+    ids: tuple[str, ...]
+    heatmap: torch.Tensor
+    valid: torch.Tensor
+    pred_mask: torch.Tensor | None
+    pred_box: torch.Tensor | None
+
+
+class Pipeline:
+    """A validated post-processing configuration that turns :class:`RawMaps` into heatmaps.
+
+    Example:
+        >>> pipe = Pipeline.from_config({"upsample": {"mode": "nearest"}, "regions": "union_box"})
+        >>> raw = RawMaps(ids=("a",), maps=(torch.tensor([[0.0, 1.0], [0.0, 0.0]]),))
+        >>> out = pipe.run(raw, [(4, 4)])
+        >>> out.pred_box.tolist()
+        [[2.0, 0.0, 4.0, 2.0]]
+    """
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self._config = canonical_config(config)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | None) -> Pipeline:
+        """Build a pipeline from the ``pipeline`` section of a protocol (None = defaults).
+
+        Raises:
+            ProtocolError: an unknown step or key, or a bad value (see :mod:`.config`).
+        """
+        return cls({} if cfg is None else cfg)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The full canonical config (every default filled in); a fresh copy each time."""
+        return canonical_config(self._config)
+
+    def __repr__(self) -> str:
+        return f"Pipeline({self._config!r})"
+
+    def run(
+        self,
+        raw: RawMaps,
+        sizes: Sequence[tuple[int, int]],
+        *,
+        device: torch.device | str | None = None,
+    ) -> ProcessedMaps:
+        """Post-process a batch of raw maps.
+
+        Args:
+            raw: the method's maps (``heatmap`` or ``attention`` kind, any grid per sample).
+            sizes: ``(height, width)`` in pixels per sample: the image or evaluation size.
+            device: where to compute; None = the device of the first map.
+
+        Returns:
+            :class:`ProcessedMaps` on ``device``.
+
+        Raises:
+            DataFormatError: ``sizes`` does not match the batch.
+            MethodError: the maps do not fit the aggregate settings (layer/head out of
+                range, ``gate`` without head weights).
+        """
+        sizes = _check_sizes(raw, sizes)
+        if device is None:
+            device = raw.maps[0].device if raw.maps else torch.device("cpu")
+        device = torch.device(device)
+        B = len(raw.ids)
+        Y = max((h for h, _ in sizes), default=0)
+        X = max((w for _, w in sizes), default=0)
+        heatmap = torch.zeros(B, Y, X, device=device, dtype=torch.float32)
+        valid = torch.zeros(B, Y, X, device=device, dtype=torch.bool)
+        for idx, grid in self._grids(raw, device):
+            for size, pos in _group(range(len(idx)), [sizes[i] for i in idx]).items():
+                sub = [idx[p] for p in pos]
+                maps = self._to_image(grid[pos], size)
+                heatmap[sub, : size[0], : size[1]] = maps
+                valid[sub, : size[0], : size[1]] = True
+        pred_mask = pred_box = None
+        cfg = self._config
+        if cfg["threshold"] is not None:
+            pred_mask = threshold_maps(heatmap, valid=valid, **cfg["threshold"])
+        if cfg["regions"] is not None:
+            pred_mask, pred_box = select_regions(pred_mask, cfg["regions"], heatmap=heatmap)
+        return ProcessedMaps(raw.ids, heatmap, valid, pred_mask, pred_box)
+
+    def _grids(self, raw: RawMaps, device: torch.device):
+        """Yield ``(sample indices, (n, h, w) normalised grid maps)`` per raw-map shape."""
+        cfg = self._config
+        pass_ndim = 3 if raw.kind == "heatmap" else 5
+        for shape, idx in _group(range(len(raw.maps)), [tuple(m.shape) for m in raw.maps]).items():
+            maps = torch.stack([raw.maps[i] for i in idx]).to(device=device, dtype=torch.float32)
+            if len(shape) == pass_ndim:
+                maps = average_passes(maps, **cfg["average"])
+            if raw.kind == "attention":
+                maps = aggregate_attention(maps, head_weights=raw.head_weights, **cfg["aggregate"])
+            yield idx, normalise_maps(maps, cfg["normalise"])
+
+    def _to_image(self, grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        cfg = self._config
+        maps = upsample_maps(grid, size, **cfg["upsample"])
+        return smooth_maps(maps, cfg["smooth"]["sigma_px"])
+
+
+def _group(indices: Sequence[int], keys: Sequence[Any]) -> dict[Any, list[int]]:
+    groups: dict[Any, list[int]] = defaultdict(list)
+    for i, key in zip(indices, keys, strict=True):
+        groups[key].append(i)
+    return dict(groups)
+
+
+def _check_sizes(raw: RawMaps, sizes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    if len(sizes) != len(raw.ids):
+        raise DataFormatError(
+            f"Pipeline.run got {len(sizes)} sizes for {len(raw.ids)} maps; pass one "
+            "(height, width) per sample"
+        )
+    out = []
+    for sid, size in zip(raw.ids, sizes, strict=True):
+        h, w = (int(v) for v in size)
+        if h <= 0 or w <= 0:
+            raise DataFormatError(f"sample {sid!r}: output size must be positive, got {size}")
+        out.append((h, w))
+    return out

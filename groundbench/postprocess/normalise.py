@@ -24,7 +24,8 @@ def normalise_maps(
     * ``softmax``: ``exp(m) / Σ exp(m)`` over the pixels of the map (sums to 1).
     * ``none``: the map unchanged (as float32).
 
-    Non-finite pixels (NaN, ±Inf) are left out of the statistics and come out as NaN, so a
+    Non-finite pixels (NaN, ±Inf) are left out of the statistics and come out as NaN in
+    every mode (``none`` included), so a
     map that had them still has them and metrics report it as ``nan_input``; a map with no
     finite pixel comes out all NaN. Nothing is silently zeroed.
 
@@ -40,12 +41,11 @@ def normalise_maps(
         [[0.0, 1.0], [0.5, nan]]
     """
     maps = maps.to(torch.float32)
-    if mode == "none":
-        return maps
-    finite = torch.isfinite(maps)
     flat = maps.flatten(1)
-    ffin = finite.flatten(1)
-    if mode == "minmax":
+    ffin = torch.isfinite(flat)
+    if mode == "none":
+        out = flat
+    elif mode == "minmax":
         lo = torch.where(ffin, flat, torch.inf).amin(dim=1)
         hi = torch.where(ffin, flat, -torch.inf).amax(dim=1)
         span = hi - lo

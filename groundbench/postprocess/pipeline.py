@@ -124,13 +124,22 @@ class Pipeline:
                 maps = self._to_image(grid[pos], size)
                 heatmap[sub, : size[0], : size[1]] = maps
                 valid[sub, : size[0], : size[1]] = True
-        pred_mask = pred_box = None
-        cfg = self._config
-        if cfg["threshold"] is not None:
-            pred_mask = threshold_maps(heatmap, valid=valid, **cfg["threshold"])
-        if cfg["regions"] is not None:
-            pred_mask, pred_box = select_regions(pred_mask, cfg["regions"], heatmap=heatmap)
+        pred_mask, pred_box = self._predict(heatmap, valid)
         return ProcessedMaps(raw.ids, heatmap, valid, pred_mask, pred_box)
+
+    def _predict(
+        self, heatmap: torch.Tensor, valid: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        cfg = self._config
+        if cfg["threshold"] is None:
+            return None, None
+        if heatmap.shape[0] == 0:
+            empty_box = torch.empty(0, 4, device=heatmap.device, dtype=torch.float64)
+            return valid, (empty_box if cfg["regions"] is not None else None)
+        pred_mask = threshold_maps(heatmap, valid=valid, **cfg["threshold"])
+        if cfg["regions"] is None:
+            return pred_mask, None
+        return select_regions(pred_mask, cfg["regions"], heatmap=heatmap)
 
     def _grids(self, raw: RawMaps, device: torch.device):
         """Yield ``(sample indices, (n, h, w) normalised grid maps)`` per raw-map shape."""

@@ -30,7 +30,7 @@ def normalise_maps(
     finite pixel comes out all NaN. Nothing is silently zeroed.
 
     Args:
-        maps: ``(B, h, w)`` float maps (any float dtype).
+        maps: ``(B, h, w)`` float maps (any float dtype; float64 is computed in float64).
         mode: ``"minmax"``, ``"softmax"`` or ``"none"``.
 
     Returns:
@@ -40,8 +40,9 @@ def normalise_maps(
         >>> normalise_maps(torch.tensor([[[1.0, 3.0], [2.0, float("nan")]]]))[0].tolist()
         [[0.0, 1.0], [0.5, nan]]
     """
-    maps = maps.to(torch.float32)
-    flat = maps.flatten(1)
+    # float64 input keeps its precision through the arithmetic; the result is float32
+    work = torch.float64 if maps.dtype == torch.float64 else torch.float32
+    flat = maps.to(work).flatten(1)
     ffin = torch.isfinite(flat)
     if mode == "none":
         out = flat
@@ -56,4 +57,4 @@ def normalise_maps(
         out = torch.softmax(torch.where(ffin, flat, -torch.inf), dim=1)
     else:
         raise ValueError(f"normalise_maps: mode must be one of {NORMALISE_MODES}, got {mode!r}")
-    return torch.where(ffin, out, torch.nan).view_as(maps)
+    return torch.where(ffin, out, torch.nan).to(torch.float32).view_as(maps)

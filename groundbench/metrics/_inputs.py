@@ -1,0 +1,166 @@
+"""Input checks, chunking and the per-map statistics several metrics share.
+
+Every metric validates its tensors once with :func:`check_inputs`, then walks the batch in
+chunks (:func:`iter_chunks`) so that temporaries stay bounded whatever the batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+
+from groundbench.errors import DataFormatError
+from groundbench.types import Undefined
+
+# Pixels per chunk: about 64 MB per float32 temporary (54 maps of 480×640).
+CHUNK_PIXELS = 1 << 24
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """One metric call's tensors, checked. Shapes: ``(B, Y, X)`` maps, ``(B, K, 4)`` boxes."""
+
+    heatmap: torch.Tensor
+    valid: torch.Tensor | None  # None: every pixel is valid
+    region: torch.Tensor | None
+    boxes: torch.Tensor | None
+    box_count: torch.Tensor | None
+    pred_mask: torch.Tensor | None
+    pred_box: torch.Tensor | None
+
+    @property
+    def batch(self) -> int:
+        """Number of maps ``B``."""
+        return self.heatmap.shape[0]
+
+
+def _check_mask(name: str, metric: str, mask: torch.Tensor | None, shape: torch.Size) -> None:
+    if mask is None:
+        return
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise DataFormatError(f"{metric}: {name} must be a bool tensor, got {got}")
+    if mask.shape != shape:
+        raise DataFormatError(
+            f"{metric}: {name} must have the heatmap's shape {tuple(shape)}, got {tuple(mask.shape)}"
+        )
+
+
+def check_inputs(
+    metric: str,
+    heatmap: torch.Tensor,
+    *,
+    needs: tuple[str, ...],
+    region: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None,
+    boxes: torch.Tensor | None = None,
+    box_count: torch.Tensor | None = None,
+    pred_mask: torch.Tensor | None = None,
+    pred_box: torch.Tensor | None = None,
+) -> Inputs:
+    """Validate a metric's inputs and return them (heatmap still in its own dtype).
+
+    Raises:
+        DataFormatError: a needed input is missing, or a shape or dtype is wrong (the message
+            gives the expected and actual shape or dtype).
+    """
+    if not isinstance(heatmap, torch.Tensor) or heatmap.ndim != 3:
+        got = tuple(heatmap.shape) if isinstance(heatmap, torch.Tensor) else type(heatmap).__name__
+        raise DataFormatError(f"{metric}: heatmap must be a (B, Y, X) tensor, got {got}")
+    if heatmap.dtype not in (torch.float32, torch.float64, *_HALF):
+        raise DataFormatError(
+            f"{metric}: heatmap must be float32, float16 or bfloat16, got {heatmap.dtype}"
+        )
+    given = {"region": region, "boxes": boxes, "pred_mask": pred_mask, "pred_box": pred_box}
+    for name in needs:
+        if name in given and given[name] is None:
+            raise DataFormatError(f"{metric}: needs {name!r}, but it was not given")
+    if "boxes" in needs and box_count is None:
+        raise DataFormatError(
+            f"{metric}: needs 'box_count' (B,) with 'boxes', but it was not given"
+        )
+    shape = heatmap.shape
+    B = shape[0]
+    _check_mask("region", metric, region, shape)
+    _check_mask("valid", metric, valid, shape)
+    _check_mask("pred_mask", metric, pred_mask, shape)
+    if boxes is not None:
+        if boxes.ndim != 3 or boxes.shape[0] != B or boxes.shape[2] != 4:
+            raise DataFormatError(
+                f"{metric}: boxes must be (B={B}, K, 4) xyxy, got {tuple(boxes.shape)}"
+            )
+        if box_count is None or box_count.shape != (B,):
+            got = None if box_count is None else tuple(box_count.shape)
+            raise DataFormatError(f"{metric}: box_count must be ({B},) with boxes, got {got}")
+    if pred_box is not None and pred_box.shape != (B, 4):
+        raise DataFormatError(
+            f"{metric}: pred_box must be ({B}, 4) xyxy (NaN row = none), got {tuple(pred_box.shape)}"
+        )
+    return Inputs(heatmap, valid, region, boxes, box_count, pred_mask, pred_box)
+
+
+def iter_chunks(inputs: Inputs) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor | None]]:
+    """Yield ``(rows, heatmap_float32, valid)`` chunks of at most :data:`CHUNK_PIXELS` pixels.
+
+    float16 and bfloat16 maps are upcast to float32 one chunk at a time (their ties stay ties);
+    float64 maps are kept.
+    """
+    B, Y, X = inputs.heatmap.shape
+    step = max(1, CHUNK_PIXELS // max(1, Y * X))
+    for start in range(0, B, step):
+        rows = slice(start, min(B, start + step))
+        h = inputs.heatmap[rows]
+        if h.dtype in _HALF:
+            h = h.float()
+        yield rows, h, None if inputs.valid is None else inputs.valid[rows]
+
+
+def masked_minmax(
+    h: torch.Tensor, valid: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return per-map ``(min, max, nonfinite)`` over valid pixels.
+
+    NaN propagates through ``amin``/``amax`` and ±Inf reaches one of them, so one pass flags
+    every non-finite valid pixel. A map with no valid pixel gets ``(+inf, -inf, False)``.
+    """
+    if valid is None:
+        lo, hi = torch.aminmax(h.flatten(1), dim=1)
+        any_valid = torch.ones_like(lo, dtype=torch.bool)
+    else:
+        lo = torch.where(valid, h, torch.inf).flatten(1).amin(dim=1)
+        hi = torch.where(valid, h, -torch.inf).flatten(1).amax(dim=1)
+        any_valid = valid.flatten(1).any(dim=1)
+    nonfinite = any_valid & ~(torch.isfinite(lo) & torch.isfinite(hi))
+    return lo, hi, nonfinite
+
+
+def count(mask: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Per-map number of True pixels of ``mask`` that are valid, as int64 ``(B,)``."""
+    if valid is not None:
+        mask = mask & valid
+    return mask.flatten(1).sum(dim=1)
+
+
+def n_valid(h: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Per-map number of valid pixels, int64 ``(B,)``."""
+    if valid is None:
+        return torch.full((h.shape[0],), h.shape[1] * h.shape[2], dtype=torch.long, device=h.device)
+    return valid.flatten(1).sum(dim=1)
+
+
+def reasons(*conditions: tuple[torch.Tensor, Undefined]) -> torch.Tensor:
+    """Combine ``(condition (B,) bool, code)`` pairs into ``(B,)`` int8 codes; the first wins."""
+    out = torch.zeros(conditions[0][0].shape, dtype=torch.int8)
+    for cond, code in reversed(conditions):
+        out = torch.where(cond.cpu(), torch.tensor(int(code), dtype=torch.int8), out)
+    return out
+
+
+def finish(values: torch.Tensor, undefined: torch.Tensor) -> torch.Tensor:
+    """Return ``values`` as CPU float64 with NaN wherever a reason code is set."""
+    values = values.detach().to("cpu", torch.float64)
+    return torch.where(undefined == 0, values, torch.nan)

@@ -1,0 +1,96 @@
+"""Exact rank statistics of a heatmap split by a binary region, one map at a time.
+
+AUC and Spearman's rho against the region indicator both reduce to the Mann–Whitney
+statistic ``U`` of the region's pixel values against the others, plus (for rho) the sizes of
+the groups of tied values. Sorting the region pixels and the other pixels separately, then
+locating the sorted region values among the sorted others (``searchsorted`` with sorted
+queries), gives both exactly in ``O(n log n)`` with vectorised numpy kernels that release
+the GIL, so maps run in parallel on a thread pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RankStats:
+    """Rank summary of one map: ``U`` counts region-over-other pairs, ties as ½.
+
+    Attributes:
+        u: Mann–Whitney ``U`` of the region pixels (``#{(p, q): p > q} + ½ #{p == q}``).
+        n_pos: number of region pixels.
+        n_neg: number of other valid pixels.
+        tie_sum: ``Σ (t³ - t)`` over groups of equal values among all valid pixels
+            (NaN when not asked for).
+    """
+
+    u: float
+    n_pos: int
+    n_neg: int
+    tie_sum: float
+
+
+def _run_lengths(sorted_values: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of equal values in a sorted 1-D array (float64)."""
+    if sorted_values.size == 0:
+        return np.zeros(0)
+    starts = np.flatnonzero(sorted_values[1:] != sorted_values[:-1]) + 1
+    return np.diff(np.concatenate(([0], starts, [sorted_values.size]))).astype(np.float64)
+
+
+def rank_stats(values: np.ndarray, positive: np.ndarray, *, ties: bool) -> RankStats:
+    """Return the :class:`RankStats` of 1-D finite ``values`` split by bool ``positive``."""
+    pos = np.sort(values[positive])
+    neg = np.sort(values[~positive])
+    left = np.searchsorted(neg, pos, side="left")
+    right = np.searchsorted(neg, pos, side="right")
+    u = 0.5 * (float(left.sum(dtype=np.int64)) + float(right.sum(dtype=np.int64)))
+    tie_sum = float("nan")
+    if ties:
+        run_neg = _run_lengths(neg)
+        run_pos = _run_lengths(pos)
+        # a value shared by a run of b region pixels and a run of a others: (a+b)³ - a³ - b³
+        first = np.concatenate(([0], np.cumsum(run_pos)[:-1])).astype(np.int64)
+        a = (right - left)[first].astype(np.float64)
+        tie_sum = float(
+            np.sum(run_neg**3 - run_neg)
+            + np.sum(run_pos**3 - run_pos)
+            + np.sum(3 * a * run_pos * (a + run_pos))
+        )
+    return RankStats(u=u, n_pos=int(pos.size), n_neg=int(neg.size), tie_sum=tie_sum)
+
+
+def map_threads(fn: Callable[[int], T], n: int) -> list[T]:
+    """Run ``fn(i)`` for ``i < n`` on as many threads as torch uses, in order."""
+    workers = max(1, min(n, torch.get_num_threads()))
+    if workers == 1:
+        return [fn(i) for i in range(n)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, range(n)))
+
+
+def per_map_arrays(
+    h: torch.Tensor, region: torch.Tensor, valid: torch.Tensor | None, usable: Sequence[bool]
+) -> Callable[[int], tuple[np.ndarray, np.ndarray] | None]:
+    """Return ``i -> (valid values, region indicator)`` as flat CPU numpy arrays (None if unusable)."""
+    h_np = h.detach().cpu().numpy()
+    r_np = region.cpu().numpy()
+    v_np = None if valid is None else valid.cpu().numpy()
+
+    def get(i: int) -> tuple[np.ndarray, np.ndarray] | None:
+        if not usable[i]:
+            return None
+        if v_np is None:
+            return h_np[i].ravel(), r_np[i].ravel()
+        return h_np[i][v_np[i]], r_np[i][v_np[i]]
+
+    return get

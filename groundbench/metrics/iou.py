@@ -1,0 +1,141 @@
+"""Region overlap: ``miou`` (thresholded mask vs region) and ``soft_iou`` (fuzzy Jaccard).
+
+* ``miou``: ``|M ∩ R| / |M ∪ R|`` over the valid pixels, ``M`` the pipeline's thresholded
+  mask (``pred_mask``). Averaged over samples by the aggregation, hence the name.
+* ``soft_iou``: ``Σ min(Ĥ, G) / Σ max(Ĥ, G)`` over the valid pixels, ``Ĥ`` the min-max
+  normalised heatmap (``(H - min) / (max - min)`` over the valid pixels) and ``G`` the region
+  indicator. Since ``G`` is 0 or 1 this is ``Σ_R Ĥ / (|R| + Σ_{V \\ R} Ĥ)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from groundbench.metrics import METRICS
+from groundbench.metrics._inputs import (
+    check_inputs,
+    count,
+    finish,
+    iter_chunks,
+    masked_minmax,
+    n_valid,
+    reasons,
+)
+from groundbench.types import MetricOutput, Undefined
+
+
+@METRICS.register(
+    "miou", needs=("heatmap", "region", "pred_mask"), higher_is_better=True, range=(0.0, 1.0)
+)
+def miou(
+    heatmap: torch.Tensor,
+    *,
+    region: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None,
+    boxes: torch.Tensor | None = None,
+    box_count: torch.Tensor | None = None,
+    pred_mask: torch.Tensor | None = None,
+    pred_box: torch.Tensor | None = None,
+) -> MetricOutput:
+    """IoU per map between the thresholded mask and the region.
+
+    Args:
+        heatmap: ``(B, Y, X)`` float maps the mask came from (checked for NaN/Inf only).
+        region: ``(B, Y, X)`` bool ground-truth region.
+        valid: ``(B, Y, X)`` bool, False on padding; None = all valid.
+        pred_mask: ``(B, Y, X)`` bool thresholded heatmap; an empty mask scores 0.
+        boxes, box_count, pred_box: ignored.
+
+    Returns:
+        :class:`MetricOutput` on CPU: values ``(B,)`` float64 in ``[0, 1]``; undefined
+        ``nan_input`` and ``empty_region``.
+
+    Example:
+        >>> region = torch.tensor([[[True, True], [False, False]]])
+        >>> mask = torch.tensor([[[True, False], [True, False]]])
+        >>> miou(torch.zeros(1, 2, 2), region=region, pred_mask=mask).values.tolist()
+        [0.3333333333333333]
+    """
+    inputs = check_inputs(
+        "miou",
+        heatmap,
+        needs=("heatmap", "region", "pred_mask"),
+        region=region,
+        valid=valid,
+        pred_mask=pred_mask,
+    )
+    values, codes = [], []
+    for rows, h, v in iter_chunks(inputs):
+        reg, pm = inputs.region[rows], inputs.pred_mask[rows]
+        _, _, nonfinite = masked_minmax(h, v)
+        inter = count(reg & pm, v)
+        union = count(reg | pm, v)
+        code = reasons(
+            (nonfinite, Undefined.NAN_INPUT), (count(reg, v) == 0, Undefined.EMPTY_REGION)
+        )
+        values.append(finish(inter.double() / union.clamp(min=1).double(), code))
+        codes.append(code)
+    return MetricOutput(
+        values=torch.cat(values) if values else torch.zeros(0, dtype=torch.float64),
+        undefined=torch.cat(codes) if codes else torch.zeros(0, dtype=torch.int8),
+    )
+
+
+@METRICS.register("soft_iou", needs=("heatmap", "region"), higher_is_better=True, range=(0.0, 1.0))
+def soft_iou(
+    heatmap: torch.Tensor,
+    *,
+    region: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None,
+    boxes: torch.Tensor | None = None,
+    box_count: torch.Tensor | None = None,
+    pred_mask: torch.Tensor | None = None,
+    pred_box: torch.Tensor | None = None,
+) -> MetricOutput:
+    """Fuzzy Jaccard index per map between the min-max normalised heatmap and the region.
+
+    Args:
+        heatmap: ``(B, Y, X)`` float32/float16/bfloat16 maps.
+        region: ``(B, Y, X)`` bool ground-truth region.
+        valid: ``(B, Y, X)`` bool, False on padding; None = all valid.
+        boxes, box_count, pred_mask, pred_box: ignored.
+
+    Returns:
+        :class:`MetricOutput` on CPU: values ``(B,)`` float64 in ``[0, 1]``; undefined
+        ``nan_input``, ``empty_region``, ``full_region`` and ``constant_map`` (min-max
+        normalisation of a constant map is undefined).
+
+    Example:
+        >>> h = torch.tensor([[[1.0, 0.5], [0.0, 0.0]]])
+        >>> region = torch.tensor([[[True, False], [False, False]]])
+        >>> soft_iou(h, region=region).values.tolist()
+        [0.6666666666666666]
+    """
+    inputs = check_inputs(
+        "soft_iou", heatmap, needs=("heatmap", "region"), region=region, valid=valid
+    )
+    values, codes = [], []
+    for rows, h, v in iter_chunks(inputs):
+        reg = inputs.region[rows] if v is None else inputs.region[rows] & v
+        lo, hi, nonfinite = masked_minmax(h, v)
+        n_pos = count(reg, None)
+        code = reasons(
+            (nonfinite, Undefined.NAN_INPUT),
+            (n_pos == 0, Undefined.EMPTY_REGION),
+            (n_pos == n_valid(h, v), Undefined.FULL_REGION),
+            (lo == hi, Undefined.CONSTANT_MAP),
+        )
+        d = h - torch.where(nonfinite | (lo > hi), 0.0, lo)[:, None, None]  # H - min, >= 0 on V
+        if v is not None:
+            d = torch.where(v, d, 0.0)
+        d = d.flatten(1)
+        s_all = d.sum(dim=1).double()
+        s_pos = torch.where(reg.flatten(1), d, 0.0).sum(dim=1).double()
+        span = (hi - lo).double()
+        score = s_pos / (n_pos.double() * span + s_all - s_pos)
+        values.append(finish(score, code))
+        codes.append(code)
+    return MetricOutput(
+        values=torch.cat(values) if values else torch.zeros(0, dtype=torch.float64),
+        undefined=torch.cat(codes) if codes else torch.zeros(0, dtype=torch.int8),
+    )

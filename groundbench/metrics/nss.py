@@ -1,0 +1,85 @@
+"""Normalised scanpath saliency: the region's mean heatmap value in standard deviations.
+
+``NSS = (mean_R H - mean_V H) / std_V H`` over the valid pixels ``V``, with the population
+standard deviation (``ddof = 0``, as pysaliency). A constant map scores 0 (it prefers no
+pixel). Computed as ``mean_R (H - mean_V H) / std_V H``, two passes, so a large offset of
+the map does not cancel digits.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from groundbench.metrics import METRICS
+from groundbench.metrics._inputs import (
+    check_inputs,
+    count,
+    finish,
+    iter_chunks,
+    masked_minmax,
+    n_valid,
+    reasons,
+)
+from groundbench.types import MetricOutput, Undefined
+
+
+@METRICS.register(
+    "nss", needs=("heatmap", "region"), higher_is_better=True, range=(float("-inf"), float("inf"))
+)
+def nss(
+    heatmap: torch.Tensor,
+    *,
+    region: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None,
+    boxes: torch.Tensor | None = None,
+    box_count: torch.Tensor | None = None,
+    pred_mask: torch.Tensor | None = None,
+    pred_box: torch.Tensor | None = None,
+) -> MetricOutput:
+    """NSS per map.
+
+    Args:
+        heatmap: ``(B, Y, X)`` float32/float16/bfloat16 maps.
+        region: ``(B, Y, X)`` bool ground-truth region.
+        valid: ``(B, Y, X)`` bool, False on padding; None = all valid.
+        boxes, box_count, pred_mask, pred_box: ignored.
+
+    Returns:
+        :class:`MetricOutput` on CPU: values ``(B,)`` float64 (0 for a constant map);
+        undefined ``nan_input``, ``empty_region`` and ``full_region`` (the region mean is
+        the map mean: nothing is measured).
+
+    Example:
+        >>> h = torch.tensor([[[4.0, 0.0], [0.0, 0.0]]])
+        >>> region = torch.tensor([[[True, False], [False, False]]])
+        >>> round(nss(h, region=region).values.item(), 6)
+        1.732051
+    """
+    inputs = check_inputs("nss", heatmap, needs=("heatmap", "region"), region=region, valid=valid)
+    values, codes = [], []
+    for rows, h, v in iter_chunks(inputs):
+        reg = inputs.region[rows] if v is None else inputs.region[rows] & v
+        lo, hi, nonfinite = masked_minmax(h, v)
+        n = n_valid(h, v)
+        n_pos = count(reg, None)
+        code = reasons(
+            (nonfinite, Undefined.NAN_INPUT),
+            (n_pos == 0, Undefined.EMPTY_REGION),
+            (n_pos == n, Undefined.FULL_REGION),
+        )
+        hz = h if v is None else torch.where(v, h, 0.0)
+        nd = n.clamp(min=1).double()
+        mean = hz.flatten(1).sum(dim=1).double() / nd
+        d = hz - mean.to(h.dtype)[:, None, None]
+        if v is not None:
+            d = torch.where(v, d, 0.0)
+        d = d.flatten(1)
+        var = torch.linalg.vecdot(d, d).double() / nd
+        lift = torch.where(reg.flatten(1), d, 0.0).sum(dim=1).double() / n_pos.clamp(min=1).double()
+        score = torch.where(lo == hi, 0.0, lift / var.sqrt())
+        values.append(finish(score, code))
+        codes.append(code)
+    return MetricOutput(
+        values=torch.cat(values) if values else torch.zeros(0, dtype=torch.float64),
+        undefined=torch.cat(codes) if codes else torch.zeros(0, dtype=torch.int8),
+    )

@@ -1,0 +1,213 @@
+"""The pointing game: does the heatmap's peak land on the phrase's referent?
+
+A map *hits* when its argmax pixel lies in the ground-truth region ``R`` (or within
+``tolerance_px`` of it), or — for the box-based variants — inside a ground-truth box.
+Distances are Euclidean, between pixel centres ``(j + 0.5, i + 0.5)``, and inclusive
+(``d <= tolerance_px``).
+
+**Ties.** When several valid pixels share the maximum, the score is the fraction of them that
+hit: the expected score of a uniformly random tie-break. ``extras["tie_count"]`` holds the
+number of tied maxima per map, so a flat map (every pixel tied) is easy to spot.
+
+**Variants** (docs/metrics.md gives their sources):
+
+* ``None``: hit in ``R`` dilated by ``tolerance_px`` (default 0: in ``R`` itself).
+* ``"zhang2016"``: tolerance 15 px to ``R``, inclusive (TorchRay uses strict ``d < 15``).
+* ``"mg"``: argmax pixel centre inside any ground-truth box, boundaries included.
+* ``"albef"``: argmax pixel centre strictly inside any ground-truth box (open box).
+
+The sample selection a variant implies in the literature (``mg`` drops small phrases) is the
+protocol's job, never the metric's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from groundbench.errors import ProtocolError
+from groundbench.metrics import METRICS
+from groundbench.metrics._inputs import (
+    check_inputs,
+    count,
+    finish,
+    iter_chunks,
+    masked_minmax,
+    reasons,
+)
+from groundbench.types import MetricOutput, Undefined
+
+POINTING_VARIANTS: tuple[str | None, ...] = (None, "zhang2016", "mg", "albef")
+ZHANG2016_TOLERANCE_PX = 15.0
+# Tied maxima per map up to which the tolerance test gathers a disc around each of them;
+# maps with more ties (flat maps) use an exact distance transform instead.
+_GATHER_TIE_LIMIT = 256
+
+
+def _rule(variant: str | None, tolerance_px: float) -> tuple[str, float]:
+    if variant not in POINTING_VARIANTS:
+        raise ProtocolError(
+            f"pointing: unknown variant {variant!r}; valid variants: None, 'zhang2016', 'mg', 'albef'"
+        )
+    tolerance_px = float(tolerance_px)
+    if not (math.isfinite(tolerance_px) and tolerance_px >= 0):
+        raise ProtocolError(
+            f"pointing: tolerance_px must be a finite number >= 0, got {tolerance_px}"
+        )
+    if variant is not None and tolerance_px != 0:
+        raise ProtocolError(
+            f"pointing: variant {variant!r} fixes its own tolerance; drop tolerance_px={tolerance_px:g}"
+        )
+    if variant == "zhang2016":
+        return "region", ZHANG2016_TOLERANCE_PX
+    if variant == "mg":
+        return "closed_box", 0.0
+    if variant == "albef":
+        return "open_box", 0.0
+    return "region", tolerance_px
+
+
+def _disc_offsets(tolerance_px: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    r = int(math.floor(tolerance_px))
+    d = torch.arange(-r, r + 1, device=device)
+    dy, dx = torch.meshgrid(d, d, indexing="ij")
+    inside = (dy * dy + dx * dx).double() <= tolerance_px * tolerance_px
+    return dy[inside], dx[inside]
+
+
+def _hits_near_region(
+    tied: torch.Tensor, region: torch.Tensor, tie_count: torch.Tensor, tolerance_px: float
+) -> torch.Tensor:
+    """Per map, the number of tied pixels within ``tolerance_px`` of a region pixel."""
+    from scipy.ndimage import distance_transform_edt
+
+    hits = torch.zeros(tied.shape[0], dtype=torch.long, device=tied.device)
+    few = tie_count <= _GATHER_TIE_LIMIT
+    b, y, x = (tied & few[:, None, None]).nonzero(as_tuple=True)
+    if len(b):
+        r = int(math.floor(tolerance_px))
+        padded = torch.nn.functional.pad(region, (r, r, r, r))
+        dy, dx = _disc_offsets(tolerance_px, tied.device)
+        near = padded[b[:, None], y[:, None] + r + dy, x[:, None] + r + dx].any(dim=1)  # T
+        hits.index_add_(0, b, near.long())
+    for i in (~few).nonzero().flatten().tolist():
+        reg = region[i].cpu().numpy()
+        if not reg.any():
+            continue
+        dist = distance_transform_edt(
+            ~reg
+        )  # distance of each pixel centre to the nearest region pixel
+        near = torch.from_numpy(dist <= tolerance_px).to(tied.device)
+        hits[i] = (tied[i] & near).sum()
+    return hits
+
+
+def _hits_in_boxes(
+    tied: torch.Tensor, boxes: torch.Tensor, box_count: torch.Tensor, strict: bool
+) -> torch.Tensor:
+    """Per map, the number of tied pixels whose centre is in a real box (closed or open)."""
+    b, y, x = tied.nonzero(as_tuple=True)
+    cy = (y.double() + 0.5)[:, None]
+    cx = (x.double() + 0.5)[:, None]
+    bx = boxes.to(tied.device, torch.float64)[b]  # T K 4
+    real = (
+        torch.arange(bx.shape[1], device=tied.device)[None, :] < box_count.to(tied.device)[b, None]
+    )
+    if strict:
+        inside = (bx[..., 0] < cx) & (cx < bx[..., 2]) & (bx[..., 1] < cy) & (cy < bx[..., 3])
+    else:
+        inside = (bx[..., 0] <= cx) & (cx <= bx[..., 2]) & (bx[..., 1] <= cy) & (cy <= bx[..., 3])
+    hit = (inside & real).any(dim=1)
+    hits = torch.zeros(tied.shape[0], dtype=torch.long, device=tied.device)
+    return hits.index_add_(0, b, hit.long())
+
+
+@METRICS.register(
+    "pointing", needs=("heatmap", "region", "boxes"), higher_is_better=True, range=(0.0, 1.0)
+)
+def pointing(
+    heatmap: torch.Tensor,
+    *,
+    region: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None,
+    boxes: torch.Tensor | None = None,
+    box_count: torch.Tensor | None = None,
+    pred_mask: torch.Tensor | None = None,
+    pred_box: torch.Tensor | None = None,
+    variant: str | None = None,
+    tolerance_px: float = 0.0,
+) -> MetricOutput:
+    """Score the pointing game per map (1 = hit, 0 = miss, fractions on ties).
+
+    Args:
+        heatmap: ``(B, Y, X)`` float32/float16/bfloat16 maps.
+        region: ``(B, Y, X)`` bool ground-truth region; needed unless ``variant`` is ``mg``
+            or ``albef``.
+        valid: ``(B, Y, X)`` bool, False on padding (never a maximum); None = all valid.
+        boxes: ``(B, K, 4)`` float ``xyxy`` pixels; needed by ``mg`` and ``albef``.
+        box_count: ``(B,)`` long, real boxes per map.
+        pred_mask: ignored.
+        pred_box: ignored.
+        variant: ``None``, ``"zhang2016"``, ``"mg"`` or ``"albef"`` (module docstring).
+        tolerance_px: hit distance in pixels for ``variant=None`` (inclusive).
+
+    Returns:
+        :class:`MetricOutput` on CPU: values ``(B,)`` float64 in ``[0, 1]``; undefined codes
+        ``nan_input`` (NaN/Inf on a valid pixel), ``empty_region`` (no valid region pixel, or
+        no valid pixel at all), ``no_box`` (box variants, ``box_count == 0``);
+        ``extras["tie_count"]`` ``(B,)`` int64, the number of tied maxima.
+
+    Raises:
+        ProtocolError: unknown variant, or a tolerance given together with a variant.
+        DataFormatError: missing or misshapen inputs.
+
+    Example:
+        >>> h = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
+        >>> region = torch.tensor([[[False, True], [False, False]]])
+        >>> out = pointing(h, region=region)
+        >>> out.values.tolist(), out.extras["tie_count"].tolist()
+        ([0.5], [2])
+    """
+    rule, tol = _rule(variant, tolerance_px)
+    needs = ("heatmap", "region") if rule == "region" else ("heatmap", "boxes")
+    inputs = check_inputs(
+        "pointing",
+        heatmap,
+        needs=needs,
+        region=region,
+        valid=valid,
+        boxes=boxes,
+        box_count=box_count,
+    )
+    values, codes, ties = [], [], []
+    for rows, h, v in iter_chunks(inputs):
+        _, hi, nonfinite = masked_minmax(h, v)
+        tied = h == hi[:, None, None]
+        if v is not None:
+            tied &= v
+        tied &= ~nonfinite[:, None, None]
+        tie_count = tied.flatten(1).sum(dim=1)
+        if rule == "region":
+            reg = inputs.region[rows] if v is None else inputs.region[rows] & v
+            if tol == 0:
+                hits = (tied & reg).flatten(1).sum(dim=1)
+            else:
+                hits = _hits_near_region(tied, reg, tie_count, tol)
+            missing = (count(reg, None) == 0, Undefined.EMPTY_REGION)
+        else:
+            bc = inputs.box_count[rows]
+            hits = _hits_in_boxes(tied, inputs.boxes[rows], bc, strict=rule == "open_box")
+            missing = (bc.cpu() == 0, Undefined.NO_BOX)
+        no_pixel = (tie_count == 0) & ~nonfinite
+        code = reasons(
+            (nonfinite, Undefined.NAN_INPUT), missing, (no_pixel, Undefined.EMPTY_REGION)
+        )
+        values.append(finish(hits.double() / tie_count.clamp(min=1).double(), code))
+        codes.append(code)
+        ties.append(tie_count.cpu())
+    return MetricOutput(
+        values=torch.cat(values) if values else torch.zeros(0, dtype=torch.float64),
+        undefined=torch.cat(codes) if codes else torch.zeros(0, dtype=torch.int8),
+        extras={"tie_count": torch.cat(ties) if ties else torch.zeros(0, dtype=torch.long)},
+    )

@@ -27,7 +27,12 @@ METRICS: Registry = Registry("metrics")
 # Keyword arguments every metric accepts for its inputs; the rest of its keywords are params.
 INPUT_NAMES: tuple[str, ...] = ("region", "valid", "boxes", "box_count", "pred_mask", "pred_box")
 
-from groundbench.metrics import auc, box, iou, nss, pointing, spearman  # noqa: E402, F401
+from groundbench.metrics.auc import auc  # noqa: E402
+from groundbench.metrics.box import box_acc, box_iou  # noqa: E402
+from groundbench.metrics.iou import miou, soft_iou  # noqa: E402
+from groundbench.metrics.nss import nss  # noqa: E402
+from groundbench.metrics.pointing import pointing  # noqa: E402
+from groundbench.metrics.spearman import spearman  # noqa: E402
 
 
 def metric_params(name: str) -> dict[str, Any]:
@@ -132,8 +137,16 @@ def display_key(name: str, params: Mapping[str, Any] | None = None) -> str:
 __all__ = [
     "INPUT_NAMES",
     "METRICS",
+    "auc",
+    "box_acc",
+    "box_iou",
     "check_params",
     "compute_metric",
     "display_key",
     "metric_params",
+    "miou",
+    "nss",
+    "pointing",
+    "soft_iou",
+    "spearman",
 ]

@@ -1,0 +1,144 @@
+"""Checkpoints: one safetensors file holding the weights, with the run's facts as JSON metadata.
+
+The file's safetensors header carries, under the key ``groundbench``, a JSON object:
+``format`` (1), ``config`` (the :class:`~groundbench.model.config.Config` as a plain dict),
+``vocab`` (the word list), ``groundbench_version`` and ``data_fingerprint`` (sha256 of the
+training captions' ids and texts). Loading parses JSON and tensors only, so it never runs
+code from the file; a pickle, a truncated file or weights that do not fit the stored
+config raise :class:`~groundbench.errors.CheckpointError` naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from groundbench import __version__
+from groundbench.errors import CheckpointError
+from groundbench.model.config import Config, ConfigError, config_from_dict
+from groundbench.model.network import GroundingModel
+from groundbench.model.text import Vocabulary
+
+FORMAT = 1
+_KEY = "groundbench"
+_FIX = "point to a model.safetensors written by `groundbench train`, or train a new one"
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint: the model in eval mode with what it was trained with."""
+
+    model: GroundingModel
+    config: Config
+    vocab: Vocabulary
+    groundbench_version: str
+    data_fingerprint: str
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: GroundingModel,
+    config: Config,
+    vocab: Vocabulary,
+    data_fingerprint: str,
+) -> Path:
+    """Write ``model``'s weights and metadata to ``path`` atomically (temp file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": FORMAT,
+        "config": config.to_dict(),
+        "vocab": vocab.words,
+        "groundbench_version": __version__,
+        "data_fingerprint": data_fingerprint,
+    }
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={_KEY: json.dumps(meta, sort_keys=True)})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Return the JSON metadata of a checkpoint without reading its weights.
+
+    Raises:
+        CheckpointError: the file is missing, not safetensors, or lacks groundbench metadata.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; {_FIX}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} is not a readable safetensors file ({exc}); it may be truncated "
+            f"or a pickle, which groundbench never loads; {_FIX}"
+        ) from exc
+    if _KEY not in header:
+        raise CheckpointError(f"checkpoint {path} has no '{_KEY}' metadata; {_FIX}")
+    try:
+        meta = json.loads(header[_KEY])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(
+            f"checkpoint {path}: its metadata is not valid JSON ({exc}); {_FIX}"
+        ) from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} has metadata format {meta.get('format') if isinstance(meta, dict) else None!r}, "
+            f"this groundbench reads format {FORMAT}; {_FIX}"
+        )
+    return meta
+
+
+def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> Checkpoint:
+    """Load a checkpoint into a fresh model (eval mode) on ``device``.
+
+    Raises:
+        CheckpointError: missing, corrupt, truncated or pickle file; malformed metadata; or
+            weights whose names or shapes do not match the stored config.
+    """
+    path = Path(path)
+    meta = read_metadata(path)
+    try:
+        config = config_from_dict(meta["config"], where=f"checkpoint {path}: config")
+        vocab = Vocabulary(meta["vocab"])
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path}: malformed config or vocabulary ({exc}); {_FIX}"
+        ) from exc
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path}: weights cannot be read ({exc}); {_FIX}") from exc
+    model = GroundingModel(config.model, len(vocab))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise CheckpointError(
+            f"checkpoint {path}: weights do not match its config ({' '.join(first[:3])}); "
+            f"the file was edited or written by another version; {_FIX}"
+        ) from exc
+    model.to(device).eval()
+    return Checkpoint(
+        model,
+        config,
+        vocab,
+        str(meta.get("groundbench_version", "")),
+        str(meta.get("data_fingerprint", "")),
+    )

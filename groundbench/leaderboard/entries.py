@@ -1,0 +1,218 @@
+"""Leaderboard entries: validated reports stored under ``<board>/entries/``.
+
+An entry is one JSON file, ``<board>/entries/<protocol_id>/<method-name>.json``::
+
+    {"entry_schema": 1,
+     "report": {... the report.json, unchanged ...},
+     "samples_csv": {"encoding": "gzip+base64", "sha256": "<64 hex>", "data": "..."}}
+
+The per-sample file travels inside the entry (gzip with a zero timestamp, then base64),
+so ``groundbench compare`` can pair samples long after the report directory is gone, and
+its sha256 is re-checked every time the entry is read.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from groundbench.leaderboard.samples import SampleTable
+from groundbench.leaderboard.validate import (
+    Submission,
+    SubmissionError,
+    check_protocol_hash,
+    check_report_schema,
+    check_samples,
+    protocol_metric_keys,
+    validate_report_dir,
+)
+
+ENTRY_SCHEMA = 1
+ENTRIES_DIR = "entries"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One report on the board.
+
+    Attributes:
+        report: the report's ``report.json`` content.
+        table: its per-sample values.
+        path: the entry file, or None for a report directory read directly.
+    """
+
+    report: Mapping[str, Any]
+    table: SampleTable
+    path: Path | None = None
+
+    @property
+    def protocol_id(self) -> str:
+        """First 12 hex characters of the protocol hash."""
+        return self.report["protocol"]["id"]
+
+    @property
+    def protocol_name(self) -> str:
+        """The protocol's name, e.g. ``synth_test.albef``."""
+        return self.report["protocol"]["name"]
+
+    @property
+    def canonical(self) -> Mapping[str, Any]:
+        """The canonical protocol settings (every default filled)."""
+        return self.report["protocol"]["canonical"]
+
+    @property
+    def method_name(self) -> str:
+        """The method's display name."""
+        return self.report["method"]["name"]
+
+    @property
+    def method_fingerprint(self) -> str:
+        """Hash of everything the method's maps depend on."""
+        return self.report["method"]["fingerprint"]
+
+    @property
+    def supervision(self) -> str:
+        """Supervision class: box-free, detector, box-supervised or training-free."""
+        return self.report["method"]["supervision"]
+
+    @property
+    def metric_keys(self) -> tuple[str, ...]:
+        """Metric display keys in the protocol's order; the first one ranks the board."""
+        return protocol_metric_keys(self.canonical, str(self.path))
+
+    def aggregate(self, key: str, tag: str = "all") -> Mapping[str, Any] | None:
+        """Return the aggregate dict of metric ``key`` on ``tag``, or None if absent."""
+        return self.report["metrics"].get(key, {}).get(tag)
+
+
+def entry_path(board: str | Path, report: Mapping[str, Any]) -> Path:
+    """Return where the entry for ``report`` is stored on ``board``."""
+    name = _UNSAFE.sub("-", report["method"]["name"]).strip("-.") or "method"
+    return Path(board) / ENTRIES_DIR / report["protocol"]["id"] / f"{name}.json"
+
+
+def add_entry(report_dir: str | Path, board: str | Path, *, replace: bool = False) -> Path:
+    """Validate a report directory and store it as an entry on ``board``.
+
+    Args:
+        report_dir: a directory written by ``groundbench evaluate``.
+        board: the leaderboard directory (``leaderboard/``).
+        replace: supersede an entry of the same method name whose fingerprint differs
+            (a retrained checkpoint, say). A duplicate is refused even so.
+
+    Returns:
+        The path of the new entry file.
+
+    Raises:
+        SubmissionError: the report is invalid (see :mod:`groundbench.leaderboard.validate`),
+            duplicates an entry (same protocol id and method fingerprint), its dataset
+            fingerprint differs from the entries already under its protocol, or its name is
+            taken by another method and ``replace`` is False.
+    """
+    submission = validate_report_dir(report_dir)
+    report = submission.report
+    where = str(Path(report_dir) / "report.json")
+    target = entry_path(board, report)
+    for other in load_entries(board, protocol_id=report["protocol"]["id"]):
+        if other.method_fingerprint == report["method"]["fingerprint"]:
+            raise SubmissionError(
+                f"{where}: duplicate of {other.path}: protocol {other.protocol_id} already has "
+                f"an entry for method fingerprint {other.method_fingerprint[:12]}…"
+            )
+        if other.report["dataset"]["fingerprint"] != report["dataset"]["fingerprint"]:
+            raise SubmissionError(
+                f"{where}: dataset fingerprint {report['dataset']['fingerprint'][:12]}… differs "
+                f"from {other.path} ({other.report['dataset']['fingerprint'][:12]}…) under the same "
+                "protocol: the samples differ, so the rows would not be comparable; check the "
+                "dataset files and version"
+            )
+        if other.path == target and not replace:
+            raise SubmissionError(
+                f"{where}: {target} already holds method {other.method_name!r} with another "
+                f"fingerprint ({other.method_fingerprint[:12]}…); pass --replace to supersede it"
+            )
+    write_atomic(target, encode_entry(submission))
+    return target
+
+
+def encode_entry(submission: Submission) -> bytes:
+    """Serialise a submission as entry-file bytes (deterministic)."""
+    payload = {
+        "entry_schema": ENTRY_SCHEMA,
+        "report": submission.report,
+        "samples_csv": {
+            "encoding": "gzip+base64",
+            "sha256": submission.report["samples"]["sha256"],
+            "data": base64.b64encode(gzip.compress(submission.samples_csv, mtime=0)).decode(
+                "ascii"
+            ),
+        },
+    }
+    return (json.dumps(payload, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode(
+        "utf-8"
+    )
+
+
+def read_entry(path: str | Path) -> Entry:
+    """Read and re-validate an entry file.
+
+    Raises:
+        SubmissionError: the file is not an entry, or its report or samples fail validation.
+    """
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        report, blob = payload["report"], payload["samples_csv"]
+        if payload.get("entry_schema") != ENTRY_SCHEMA or blob["encoding"] != "gzip+base64":
+            raise ValueError(
+                f"entry_schema {payload.get('entry_schema')!r}, encoding {blob['encoding']!r}"
+            )
+        data = gzip.decompress(base64.b64decode(blob["data"], validate=True))
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+        raise SubmissionError(
+            f"{path}: not a leaderboard entry (schema {ENTRY_SCHEMA}): {exc}; entries are written "
+            "by `groundbench leaderboard add`"
+        ) from None
+    check_report_schema(report, str(path))
+    check_protocol_hash(report, str(path))
+    submission = check_samples(report, data, f"{path} (samples_csv)")
+    return Entry(report=submission.report, table=submission.table, path=path)
+
+
+def read_any(path: str | Path) -> Entry:
+    """Read an entry file or a report directory (what ``groundbench compare`` accepts)."""
+    path = Path(path)
+    if path.is_dir():
+        submission = validate_report_dir(path)
+        return Entry(report=submission.report, table=submission.table)
+    return read_entry(path)
+
+
+def load_entries(board: str | Path, *, protocol_id: str | None = None) -> list[Entry]:
+    """Read every entry on ``board`` (or under one protocol id), sorted by path."""
+    root = Path(board) / ENTRIES_DIR
+    if protocol_id is not None:
+        root = root / protocol_id
+    return [read_entry(p) for p in sorted(root.glob("**/*.json"))]
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

@@ -1,0 +1,206 @@
+"""A self-contained HTML leaderboard: inline CSS and JavaScript, inline SVG charts.
+
+The page needs no network: every table is sortable by clicking a column header (click
+again to reverse), each protocol gets an SVG chart of its first metric with 95% intervals,
+and each robustness matrix is a table coloured by the drop from in-distribution.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+
+from groundbench.leaderboard.robustness import RobustnessMatrix
+from groundbench.leaderboard.tables import ProtocolTable, format_interval, table_heading
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#1b1f24;max-width:1200px}
+h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #d0d7de}h3{font-size:1em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+th,td{border:1px solid #d0d7de;padding:.3em .6em;text-align:left}
+th{background:#f6f8fa;cursor:pointer;user-select:none;white-space:nowrap}
+th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.note{color:#57606a;font-size:.85em}svg.chart{display:block;margin:.4em 0 1.2em}
+"""
+
+_JS = """
+function sortTable(th){
+  const table=th.closest('table'),body=table.tBodies[0],col=th.cellIndex;
+  const asc=th.getAttribute('aria-sort')!=='ascending';
+  for(const other of th.parentNode.children){other.removeAttribute('aria-sort');}
+  th.setAttribute('aria-sort',asc?'ascending':'descending');
+  const numeric=th.dataset.type==='num';
+  const key=r=>{const c=r.cells[col],v=c.dataset.value!==undefined?c.dataset.value:c.textContent;
+    return numeric?(v===''?NaN:parseFloat(v)):v;};
+  const rows=Array.from(body.rows);
+  rows.sort((a,b)=>{const x=key(a),y=key(b);
+    if(numeric){if(isNaN(x)&&isNaN(y))return 0;if(isNaN(x))return 1;if(isNaN(y))return -1;
+      return asc?x-y:y-x;}
+    return asc?x.localeCompare(y):y.localeCompare(x);});
+  for(const r of rows){body.appendChild(r);}
+}
+document.querySelectorAll('table.sortable th').forEach(th=>th.addEventListener('click',()=>sortTable(th)));
+"""
+
+_BAR = "#4c72b0"
+_WHISKER = "#1b1f24"
+
+
+def render_html(
+    tables: Sequence[ProtocolTable], matrices: Sequence[RobustnessMatrix], *, n_entries: int
+) -> str:
+    """Render the whole board as one HTML document (deterministic for the same entries).
+
+    Args:
+        tables: ranked protocol tables.
+        matrices: robustness matrices.
+        n_entries: the number of entries the board was generated from.
+    """
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>groundbench leaderboard</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>groundbench leaderboard</h1>",
+        f'<p class="note">Generated from {n_entries} entries by <code>groundbench leaderboard build</code>. '
+        "Rows in one table share a protocol hash; values are means with 95% bootstrap intervals. "
+        "Click a column header to sort.</p>",
+    ]
+    dataset = None
+    for t in tables:
+        if t.dataset != dataset:
+            dataset = t.dataset
+            parts.append(f"<h2>{_e(dataset)}</h2>")
+        parts.append(_protocol_section(t))
+    if matrices:
+        parts.append("<h2>Robustness</h2>")
+        parts.append(
+            '<p class="note">Probe score on the family\'s first metric and, in parentheses, its drop '
+            "from the in-distribution protocol (negative = worse on the probe).</p>"
+        )
+        parts.extend(_matrix_section(m) for m in matrices)
+    parts.append(f"<script>{_JS}</script></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _protocol_section(t: ProtocolTable) -> str:
+    head = (
+        '<tr><th data-type="num">rank</th><th data-type="text">method</th>'
+        '<th data-type="text">supervision</th>'
+        + "".join(f'<th data-type="num">{_e(k)}</th>' for k in t.metrics)
+        + "</tr>"
+    )
+    rows = []
+    for rank, e in zip(t.ranks, t.entries, strict=True):
+        cells = "".join(
+            f'<td class="num" data-value="{_value(e.aggregate(k))}">{_e(format_interval(e.aggregate(k)))}</td>'
+            for k in t.metrics
+        )
+        rows.append(
+            f'<tr><td class="num" data-value="{"" if rank is None else rank}">{"–" if rank is None else rank}</td>'
+            f"<td>{_e(e.method_name)}</td><td>{_e(e.supervision)}</td>{cells}</tr>"
+        )
+    bars = [(e.method_name, e.aggregate(t.metrics[0])) for e in t.entries]
+    return (
+        f'<section id="p-{_e(t.protocol_id)}"><h3>{_e(table_heading(t))}</h3>'
+        f'<table class="sortable"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+        f"{_bar_chart(bars, title=t.metrics[0])}</section>"
+    )
+
+
+def _value(agg: dict | None) -> str:
+    return "" if agg is None or agg["mean"] is None else repr(float(agg["mean"]))
+
+
+def _bar_chart(bars: Sequence[tuple[str, dict | None]], *, title: str) -> str:
+    """Horizontal bars (mean) with whiskers (interval), on a 0..max(1, values) axis."""
+    label_w, plot_w, row_h, top = 180, 360, 22, 26
+    values = [v for _, agg in bars if agg for v in (agg["mean"], agg["ci_high"]) if v is not None]
+    scale_max = max([1.0, *values])
+    scale_min = min(
+        [0.0, *[v for _, agg in bars if agg for v in (agg["mean"], agg["ci_low"]) if v is not None]]
+    )
+
+    def x(v: float) -> float:
+        return label_w + plot_w * (v - scale_min) / (scale_max - scale_min)
+
+    height = top + row_h * len(bars) + 8
+    out = [
+        f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{label_w + plot_w + 60}" '
+        f'height="{height}" role="img" aria-label="{_e(title)} by method">',
+        f'<text x="{label_w}" y="16" font-size="12">{_e(title)} (bars: mean, whiskers: 95% interval)</text>',
+        f'<line x1="{x(0):.1f}" y1="{top - 4}" x2="{x(0):.1f}" y2="{height - 6}" stroke="#8c959f"/>',
+    ]
+    for i, (name, agg) in enumerate(bars):
+        y = top + i * row_h
+        out.append(
+            f'<text x="{label_w - 6}" y="{y + 14}" font-size="11" text-anchor="end">{_e(name)}</text>'
+        )
+        if agg is None or agg["mean"] is None:
+            continue
+        x0, x1 = sorted((x(0.0), x(agg["mean"])))
+        out.append(
+            f'<rect x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 1):.1f}" height="{row_h - 8}" fill="{_BAR}"/>'
+        )
+        if agg["ci_low"] is not None and agg["ci_high"] is not None:
+            lo, hi, mid = x(agg["ci_low"]), x(agg["ci_high"]), y + row_h / 2 - 1
+            out.append(
+                f'<line x1="{lo:.1f}" y1="{mid}" x2="{hi:.1f}" y2="{mid}" stroke="{_WHISKER}"/>'
+            )
+        out.append(f'<text x="{x1 + 4:.1f}" y="{y + 14}" font-size="10">{agg["mean"]:.3f}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _matrix_section(m: RobustnessMatrix) -> str:
+    head = (
+        '<tr><th data-type="text">method</th><th data-type="num">in-distribution</th>'
+        + "".join(f'<th data-type="num">{_e(p)}</th>' for p in m.probes)
+        + "</tr>"
+    )
+    rows = []
+    for fp, name in m.methods:
+        base = m.reference_means.get(fp)
+        cells = [
+            f"<td>{_e(name)}</td>",
+            f'<td class="num" data-value="{_num(base)}">{_score(base)}</td>',
+        ]
+        for p in m.probes:
+            cell = m.cells.get((fp, p))
+            if cell is None:
+                cells.append('<td class="num" data-value="">–</td>')
+                continue
+            text = _score(cell.mean) + ("" if cell.drop is None else f" ({cell.drop:+.3f})")
+            cells.append(
+                f'<td class="num" data-value="{_num(cell.drop)}" style="background:{_drop_colour(cell.drop)}">'
+                f"{_e(text)}</td>"
+            )
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f'<section id="r-{_e(m.reference)}"><h3>{_e(m.dataset)} · pointing variant `{_e(m.variant)}` · '
+        f"{_e(m.metric)} · in-distribution protocol {_e(m.reference)}</h3>"
+        f'<table class="sortable"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table></section>'
+    )
+
+
+def _drop_colour(drop: float | None) -> str:
+    """White at 0, red for drops, blue for gains; saturates at ±0.3."""
+    if drop is None or math.isnan(drop):
+        return "#ffffff"
+    t = min(abs(drop) / 0.3, 1.0)
+    fade = round(255 - 120 * t)
+    return f"rgb(255,{fade},{fade})" if drop < 0 else f"rgb({fade},{fade},255)"
+
+
+def _num(x: float | None) -> str:
+    return "" if x is None else repr(float(x))
+
+
+def _score(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)

@@ -1,0 +1,250 @@
+"""The robustness view: methods × probes, each score and its drop from in-distribution.
+
+Entries are grouped into **families**: protocols identical except for the dataset split,
+the sample selection (``select``) and the ``control``. Within a family the
+**in-distribution** protocol is the one on the in-distribution split (``test`` by default)
+with no control and no ``include_tags`` filter; every other protocol is a **probe**,
+labelled by its control (``blind``), else its split (``compositional``), else its included
+tags. Entries are matched across protocols by method fingerprint, so a row is one method.
+A cell holds the probe score on the family's first metric and the **drop**
+``probe mean − in-distribution mean`` (negative = worse on the probe).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from groundbench.leaderboard.entries import Entry
+
+# display order of the probes the synthetic benchmark ships; others follow alphabetically
+PROBE_ORDER = (
+    "compositional",
+    "relational",
+    "distractors",
+    "paraphrase",
+    "occlusion",
+    "off_centre",
+    "small",
+    "blind",
+)
+
+
+@dataclass(frozen=True)
+class RobustnessCell:
+    """One method on one probe.
+
+    Attributes:
+        protocol_id: the probe protocol's id.
+        mean: probe score (None when undefined on every sample).
+        ci_low: lower end of its interval.
+        ci_high: upper end of its interval.
+        drop: ``mean − in-distribution mean``; None without an in-distribution score.
+    """
+
+    protocol_id: str
+    mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    drop: float | None
+
+
+@dataclass(frozen=True)
+class RobustnessMatrix:
+    """Methods × probes for one protocol family.
+
+    Attributes:
+        dataset: dataset name.
+        variant: pointing variant(s) of the family, e.g. ``albef`` (``-`` when none).
+        metric: the metric display key scored (the in-distribution protocol's first metric).
+        reference: id of the in-distribution protocol.
+        methods: ``(fingerprint, display name)`` per row, sorted by name.
+        reference_means: method fingerprint → in-distribution mean (None if undefined).
+        probes: probe labels, in display order.
+        cells: ``(method fingerprint, probe label)`` → cell (absent when not evaluated).
+    """
+
+    dataset: str
+    variant: str
+    metric: str
+    reference: str
+    methods: tuple[tuple[str, str], ...]
+    reference_means: Mapping[str, float | None]
+    probes: tuple[str, ...]
+    cells: Mapping[tuple[str, str], RobustnessCell]
+
+
+def pointing_variant(canonical: Mapping[str, Any]) -> str:
+    """Return the pointing variant(s) named by a canonical protocol (``-`` when none).
+
+    Example:
+        >>> pointing_variant({"metrics": [{"name": "pointing", "variant": "albef"}]})
+        'albef'
+    """
+    variants = sorted(
+        {
+            str(m.get("variant") or "default")
+            for m in canonical.get("metrics", [])
+            if m.get("name") == "pointing"
+        }
+    )
+    return "+".join(variants) or "-"
+
+
+def probe_label(canonical: Mapping[str, Any], in_distribution_split: str) -> str | None:
+    """Return the probe label of a protocol, or None for an in-distribution protocol."""
+    control = canonical.get("control")
+    if control:
+        return str(control)
+    split = canonical.get("dataset", {}).get("split")
+    include = sorted(canonical.get("select", {}).get("include_tags", []) or [])
+    if split != in_distribution_split:
+        return "+".join([split, *include]) if include else str(split)
+    return "+".join(include) if include else None
+
+
+def family_key(canonical: Mapping[str, Any]) -> str:
+    """Hash the canonical protocol without its split, selection and control."""
+    rest: dict[str, Any] = copy.deepcopy(dict(canonical))
+    rest.pop("select", None)
+    rest.pop("control", None)
+    if isinstance(rest.get("dataset"), dict):
+        rest["dataset"].pop("split", None)
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def robustness_matrices(
+    entries: Sequence[Entry], *, in_distribution_split: str = "test"
+) -> list[RobustnessMatrix]:
+    """Build one matrix per family that has an in-distribution protocol and ≥ 1 probe.
+
+    Args:
+        entries: leaderboard entries (any protocols).
+        in_distribution_split: the split probes are measured against.
+
+    Returns:
+        Matrices sorted by dataset, variant and reference protocol id.
+    """
+    families: dict[str, list[Entry]] = {}
+    for e in entries:
+        families.setdefault(family_key(e.canonical), []).append(e)
+    out = []
+    for members in families.values():
+        refs = [e for e in members if probe_label(e.canonical, in_distribution_split) is None]
+        probes = [e for e in members if probe_label(e.canonical, in_distribution_split) is not None]
+        ref_ids = sorted({e.protocol_id for e in refs})
+        if len(ref_ids) != 1 or not probes:
+            continue
+        out.append(_matrix(refs, probes, in_distribution_split))
+    return sorted(out, key=lambda m: (m.dataset, m.variant, m.reference))
+
+
+def _matrix(refs: list[Entry], probes: list[Entry], split: str) -> RobustnessMatrix:
+    ref = refs[0]
+    metric = ref.metric_keys[0]
+    reference_means = {e.method_fingerprint: _agg(e, metric)[0] for e in refs}
+    names: dict[str, str] = {e.method_fingerprint: e.method_name for e in [*refs, *probes]}
+    cells: dict[tuple[str, str], RobustnessCell] = {}
+    for e in probes:
+        label = probe_label(e.canonical, split)
+        mean, low, high = _agg(e, metric)
+        base = reference_means.get(e.method_fingerprint)
+        drop = None if mean is None or base is None else mean - base
+        cells[(e.method_fingerprint, label)] = RobustnessCell(e.protocol_id, mean, low, high, drop)
+    labels = {label for _, label in cells}
+    order = [p for p in PROBE_ORDER if p in labels] + sorted(labels - set(PROBE_ORDER))
+    methods = _display_names(names)
+    return RobustnessMatrix(
+        dataset=ref.report["dataset"]["name"],
+        variant=pointing_variant(ref.canonical),
+        metric=metric,
+        reference=ref.protocol_id,
+        methods=methods,
+        reference_means=reference_means,
+        probes=tuple(order),
+        cells=cells,
+    )
+
+
+def _display_names(names: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Sort methods by name; a name shared by several fingerprints gets the fingerprint prefix."""
+    counts: dict[str, int] = {}
+    for name in names.values():
+        counts[name] = counts.get(name, 0) + 1
+    shown = {fp: name if counts[name] == 1 else f"{name} ({fp[:8]})" for fp, name in names.items()}
+    return tuple(sorted(shown.items(), key=lambda item: (item[1], item[0])))
+
+
+def _agg(entry: Entry, metric: str) -> tuple[float | None, float | None, float | None]:
+    agg = entry.aggregate(metric)
+    if agg is None:
+        return None, None, None
+    return agg["mean"], agg["ci_low"], agg["ci_high"]
+
+
+def plot_robustness(matrices: Sequence[RobustnessMatrix], path: str | Path) -> Path:
+    """Draw every matrix as a heat map of drops (annotated with scores) into one PNG.
+
+    Args:
+        matrices: from :func:`robustness_matrices` (at least one).
+        path: the PNG to write; the file is deterministic (no timestamp, no version).
+
+    Returns:
+        ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    heights = [0.9 + 0.45 * len(m.methods) for m in matrices]
+    fig, axes = plt.subplots(
+        len(matrices),
+        1,
+        figsize=(1.6 + 1.25 * max(len(m.probes) for m in matrices), sum(heights) + 0.3),
+        squeeze=False,
+        gridspec_kw={"height_ratios": heights},
+    )
+    for ax, m in zip(axes[:, 0], matrices, strict=True):
+        _draw(ax, m)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return path
+
+
+def _draw(ax: Any, m: RobustnessMatrix) -> None:
+    import numpy as np
+
+    drops = np.full((len(m.methods), len(m.probes)), np.nan)
+    for i, (fp, _) in enumerate(m.methods):
+        for j, probe in enumerate(m.probes):
+            cell = m.cells.get((fp, probe))
+            if cell is not None and cell.drop is not None:
+                drops[i, j] = cell.drop
+    limit = float(np.nanmax(np.abs(drops))) if np.isfinite(drops).any() else 1.0
+    ax.imshow(drops, cmap="RdBu", vmin=-max(limit, 1e-9), vmax=max(limit, 1e-9), aspect="auto")
+    for i, (fp, _) in enumerate(m.methods):
+        for j, probe in enumerate(m.probes):
+            cell = m.cells.get((fp, probe))
+            ax.text(j, i, _cell_text(cell), ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(m.probes)), m.probes, rotation=30, ha="right", fontsize=8)
+    ax.set_yticks(range(len(m.methods)), [name for _, name in m.methods], fontsize=8)
+    ax.set_title(f"{m.dataset} · {m.metric} · probe score (drop vs {m.reference})", fontsize=9)
+
+
+def _cell_text(cell: RobustnessCell | None) -> str:
+    if cell is None:
+        return "–"
+    score = "n/a" if cell.mean is None else f"{cell.mean:.3f}"
+    drop = "" if cell.drop is None or math.isnan(cell.drop) else f"\n({cell.drop:+.3f})"
+    return score + drop

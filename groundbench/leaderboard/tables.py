@@ -1,0 +1,226 @@
+"""Leaderboard tables: entries grouped by protocol, ranked, rendered as Markdown and CSV.
+
+Columns are keyed by protocol id and metric display key, so two pointing variants (or any
+two protocols) never share a column: each protocol gets its own table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from groundbench.leaderboard.entries import Entry
+from groundbench.leaderboard.robustness import PROBE_ORDER, pointing_variant, probe_label
+
+
+@dataclass(frozen=True)
+class ProtocolTable:
+    """The entries of one protocol, ranked by its first metric.
+
+    Attributes:
+        protocol_id: the protocol id (12 hex).
+        protocol_name: e.g. ``synth_test.albef``.
+        dataset: dataset name.
+        split: dataset split.
+        variant: pointing variant(s) (``-`` when none).
+        probe: probe label, or None for an in-distribution protocol.
+        metrics: metric display keys; the first ranks.
+        entries: entries, best first.
+        ranks: competition rank per entry (``1, 1, 3`` on a tie); None when unranked (no score).
+    """
+
+    protocol_id: str
+    protocol_name: str
+    dataset: str
+    split: str
+    variant: str
+    probe: str | None
+    metrics: tuple[str, ...]
+    entries: tuple[Entry, ...]
+    ranks: tuple[int | None, ...]
+
+
+def protocol_tables(
+    entries: Sequence[Entry], *, in_distribution_split: str = "test"
+) -> list[ProtocolTable]:
+    """Group entries by protocol id and rank each group by its first metric (higher is better).
+
+    Returns:
+        Tables sorted by dataset, variant, in-distribution before probes, probe order, name.
+    """
+    groups: dict[str, list[Entry]] = {}
+    for e in entries:
+        groups.setdefault(e.protocol_id, []).append(e)
+    tables = []
+    for pid, members in groups.items():
+        first = members[0]
+        metrics = first.metric_keys
+        ranked = sorted(members, key=lambda e: _rank_key(e, metrics[0]))
+        tables.append(
+            ProtocolTable(
+                protocol_id=pid,
+                protocol_name=first.protocol_name,
+                dataset=first.report["dataset"]["name"],
+                split=first.report["dataset"]["split"],
+                variant=pointing_variant(first.canonical),
+                probe=probe_label(first.canonical, in_distribution_split),
+                metrics=metrics,
+                entries=tuple(ranked),
+                ranks=_competition_ranks([_mean(e, metrics[0]) for e in ranked]),
+            )
+        )
+    return sorted(tables, key=_table_order)
+
+
+def _table_order(t: ProtocolTable) -> tuple[Any, ...]:
+    probe_pos = (
+        -1
+        if t.probe is None
+        else (PROBE_ORDER.index(t.probe) if t.probe in PROBE_ORDER else len(PROBE_ORDER))
+    )
+    return (t.dataset, t.variant, probe_pos, t.protocol_name, t.protocol_id)
+
+
+def _mean(entry: Entry, key: str) -> float | None:
+    agg = entry.aggregate(key)
+    return None if agg is None else agg["mean"]
+
+
+def _rank_key(entry: Entry, key: str) -> tuple[Any, ...]:
+    mean = _mean(entry, key)
+    return (mean is None, -(mean or 0.0), entry.method_name, entry.method_fingerprint)
+
+
+def _competition_ranks(means: Sequence[float | None]) -> tuple[int | None, ...]:
+    ranks: list[int | None] = []
+    for i, m in enumerate(means):
+        if m is None:
+            ranks.append(None)
+        elif i and means[i - 1] == m:
+            ranks.append(ranks[-1])
+        else:
+            ranks.append(i + 1)
+    return tuple(ranks)
+
+
+def format_interval(agg: Mapping[str, Any] | None) -> str:
+    """Format an aggregate as ``0.731 [0.718, 0.744]``, noting undefined samples.
+
+    Example:
+        >>> format_interval({"mean": 0.7312, "ci_low": 0.718, "ci_high": 0.7444, "n": 10, "n_defined": 10})
+        '0.731 [0.718, 0.744]'
+        >>> format_interval({"mean": 0.5, "ci_low": 0.25, "ci_high": 0.75, "n": 10, "n_defined": 8})
+        '0.500 [0.250, 0.750] (8/10 defined)'
+    """
+    if agg is None:
+        return "–"
+    if agg["mean"] is None:
+        return f"n/a (0/{agg['n']} defined)"
+    text = f"{agg['mean']:.3f} [{_fmt(agg['ci_low'])}, {_fmt(agg['ci_high'])}]"
+    if agg["n_defined"] != agg["n"]:
+        text += f" ({agg['n_defined']}/{agg['n']} defined)"
+    return text
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{x:.3f}"
+
+
+def table_heading(t: ProtocolTable) -> str:
+    """One-line heading naming the protocol, its id and pointing variant."""
+    what = "in-distribution" if t.probe is None else f"probe: {t.probe}"
+    return (
+        f"{t.protocol_name} · protocol `{t.protocol_id}` · pointing variant `{t.variant}` · "
+        f"split `{t.split}` ({what})"
+    )
+
+
+def render_markdown_table(t: ProtocolTable) -> str:
+    """Render one ranked table as GitHub Markdown (methods × metrics with 95% intervals)."""
+    n = t.entries[0].report["samples"]["n"]
+    lines = [
+        f"### {table_heading(t)}",
+        "",
+        f"{n} samples; ranked by `{t.metrics[0]}`; mean [95% bootstrap interval].",
+        "",
+        "| rank | method | supervision | " + " | ".join(f"`{k}`" for k in t.metrics) + " |",
+        "|---:|---|---|" + "---|" * len(t.metrics),
+    ]
+    for rank, e in zip(t.ranks, t.entries, strict=True):
+        cells = [format_interval(e.aggregate(k)) for k in t.metrics]
+        shown_rank = "–" if rank is None else str(rank)
+        lines.append(
+            f"| {shown_rank} | {_md_escape(e.method_name)} | {e.supervision} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+CSV_COLUMNS = (
+    "protocol_id",
+    "protocol",
+    "dataset",
+    "split",
+    "variant",
+    "method",
+    "method_fingerprint",
+    "supervision",
+    "metric",
+    "tag",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_defined",
+    "undefined",
+)
+
+
+def render_csv(tables: Sequence[ProtocolTable]) -> str:
+    """Render every aggregate (each metric × tag of each entry) as a long-format CSV.
+
+    Floats use ``repr`` precision; empty cells are undefined; ``undefined`` lists
+    ``reason:count`` pairs joined by ``;``.
+    """
+    rows = []
+    for t in tables:
+        for e in t.entries:
+            for key in t.metrics:
+                for tag, agg in sorted(e.report["metrics"][key].items()):
+                    rows.append(
+                        [
+                            t.protocol_id,
+                            t.protocol_name,
+                            t.dataset,
+                            t.split,
+                            t.variant,
+                            e.method_name,
+                            e.method_fingerprint,
+                            e.supervision,
+                            key,
+                            tag,
+                            *(_repr(agg[f]) for f in ("mean", "ci_low", "ci_high")),
+                            agg["n"],
+                            agg["n_defined"],
+                            ";".join(f"{r}:{c}" for r, c in sorted(agg["undefined"].items())),
+                        ]
+                    )
+    rows.sort(key=lambda r: [str(c) for c in r[:10]])
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _repr(x: float | None) -> str:
+    return "" if x is None else repr(float(x))

@@ -1,0 +1,285 @@
+"""Check a report directory before it may join the leaderboard.
+
+A report is accepted only when everything that makes its numbers comparable holds:
+
+- ``report.json`` follows schema 1 (every section and field the board reads);
+- the protocol hash recomputed from ``protocol.canonical`` equals ``protocol.hash`` and its
+  first 12 hex characters equal ``protocol.id`` (an edited protocol fails here);
+- the protocol's dataset section names the report's dataset, and its metrics give exactly
+  the report's metric display keys;
+- ``samples.csv`` exists, its sha256 equals ``samples.sha256``, it has ``samples.n`` =
+  ``dataset.n_samples`` rows, one per sample id, and every metric's overall ``n``,
+  ``n_defined`` and ``mean`` agree with its column (a truncated or altered file fails here).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from groundbench.errors import DataFormatError, GroundbenchError
+from groundbench.leaderboard.samples import SampleTable, parse_samples_csv
+from groundbench.metrics import display_key
+from groundbench.types import SUPERVISION_CLASSES
+
+REPORT_SCHEMA = 1
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_AGGREGATE_FIELDS = ("mean", "ci_low", "ci_high", "n", "n_defined", "undefined")
+
+
+class SubmissionError(GroundbenchError):
+    """A report cannot join the leaderboard (invalid, edited, incomplete or a duplicate)."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A validated report: its ``report.json`` content and its per-sample table.
+
+    Attributes:
+        report: the parsed ``report.json``.
+        samples_csv: the exact bytes of ``samples.csv`` (their sha256 is ``report.samples.sha256``).
+        table: the parsed per-sample values.
+    """
+
+    report: Mapping[str, Any]
+    samples_csv: bytes
+    table: SampleTable
+
+
+def compute_protocol_hash(canonical: Mapping[str, Any]) -> str:
+    """Return the sha256 hex of a canonical protocol dict.
+
+    The bytes hashed are JSON with sorted keys, separators ``(",", ":")``, UTF-8 text
+    (``ensure_ascii=False``) and no NaN, the protocol contract of ``groundbench.protocol``.
+
+    Example:
+        >>> compute_protocol_hash({"schema": 1})[:12]
+        '67d6291b3014'
+    """
+    text = json.dumps(
+        canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def protocol_metric_keys(canonical: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    """Return the display keys of a canonical protocol's metrics, in protocol order.
+
+    The first key is the protocol's primary metric: it ranks the board.
+
+    Raises:
+        SubmissionError: ``metrics`` is missing or names an unknown metric or parameter.
+
+    Example:
+        >>> protocol_metric_keys({"metrics": [{"name": "pointing", "variant": "albef"},
+        ...                                   {"name": "soft_iou"}]}, "report.json")
+        ('pointing[albef]', 'soft_iou')
+    """
+    metrics = canonical.get("metrics")
+    if not isinstance(metrics, list) or not metrics:
+        raise SubmissionError(f"{where}: protocol.canonical.metrics must be a non-empty list")
+    keys = []
+    for i, spec in enumerate(metrics):
+        if not isinstance(spec, Mapping) or not isinstance(spec.get("name"), str):
+            raise SubmissionError(f"{where}: protocol.canonical.metrics[{i}] needs a 'name'")
+        params = {k: v for k, v in spec.items() if k != "name"}
+        try:
+            keys.append(display_key(spec["name"], params))
+        except GroundbenchError as exc:
+            raise SubmissionError(f"{where}: protocol.canonical.metrics[{i}]: {exc}") from None
+    return tuple(keys)
+
+
+def validate_report_dir(report_dir: str | Path) -> Submission:
+    """Validate a report directory written by ``groundbench evaluate``.
+
+    Args:
+        report_dir: the directory holding ``report.json`` and ``samples.csv``.
+
+    Returns:
+        The validated :class:`Submission`.
+
+    Raises:
+        SubmissionError: the report breaks one of the rules in this module's docstring;
+            the message names the file, the field and how to fix it.
+    """
+    report_dir = Path(report_dir)
+    report_path = report_dir / "report.json"
+    if not report_path.is_file():
+        raise SubmissionError(
+            f"{report_dir}: no report.json; pass the directory that `groundbench evaluate --out` wrote"
+        )
+    try:
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SubmissionError(f"{report_path}: not valid JSON ({exc})") from None
+    check_report_schema(report, str(report_path))
+    check_protocol_hash(report, str(report_path))
+    samples_path = report_dir / report["samples"]["file"]
+    if not samples_path.is_file():
+        raise SubmissionError(
+            f"{samples_path}: missing; a report needs its per-sample file (report.json names "
+            f"samples.file = {report['samples']['file']!r})"
+        )
+    data = samples_path.read_bytes()
+    return check_samples(report, data, str(samples_path))
+
+
+def check_report_schema(report: Any, where: str) -> None:
+    """Raise :class:`SubmissionError` unless ``report`` has every schema-1 field the board reads."""
+    _field(report, "", dict, where)
+    if report.get("schema") != REPORT_SCHEMA:
+        raise SubmissionError(
+            f"{where}: schema is {report.get('schema')!r}; this groundbench reads report schema "
+            f"{REPORT_SCHEMA}; re-run `groundbench evaluate` to write a current report"
+        )
+    for key in ("name", "id", "hash"):
+        _field(report, f"protocol.{key}", str, where)
+    _field(report, "protocol.canonical", dict, where)
+    for key in ("adapter", "name", "split", "fingerprint"):
+        _field(report, f"dataset.{key}", str, where)
+    _field(report, "dataset.n_samples", int, where)
+    for key in ("spec", "name", "fingerprint", "supervision"):
+        _field(report, f"method.{key}", str, where)
+    _field(report, "samples.file", str, where)
+    _field(report, "samples.n", int, where)
+    _field(report, "samples.sha256", str, where)
+    _field(report, "environment", dict, where)
+    for path in ("protocol.hash", "dataset.fingerprint", "samples.sha256"):
+        if not _HEX64.fullmatch(_get(report, path)):
+            raise SubmissionError(f"{where}: {path} must be 64 lowercase hex characters")
+    if report["method"]["supervision"] not in SUPERVISION_CLASSES:
+        raise SubmissionError(
+            f"{where}: method.supervision is {report['method']['supervision']!r}; "
+            f"expected one of {list(SUPERVISION_CLASSES)}"
+        )
+    metrics = _field(report, "metrics", dict, where)
+    if not metrics:
+        raise SubmissionError(f"{where}: metrics is empty; a report needs at least one metric")
+    for key in metrics:
+        _field(metrics[key], "", dict, f"{where}: metrics.{key}")
+        for tag, agg in metrics[key].items():
+            _field(agg, "", dict, f"{where}: metrics.{key}.{tag}")
+            for name in _AGGREGATE_FIELDS:
+                kind = dict if name == "undefined" else (int if name.startswith("n") else float)
+                _field(agg, name, kind, f"{where}: metrics.{key}.{tag}")
+        if "all" not in metrics[key]:
+            raise SubmissionError(f"{where}: metrics.{key} has no 'all' aggregate")
+
+
+def check_protocol_hash(report: Mapping[str, Any], where: str) -> None:
+    """Raise :class:`SubmissionError` unless the protocol (hash, id, dataset, metrics) matches."""
+    protocol = report["protocol"]
+    try:
+        recomputed = compute_protocol_hash(protocol["canonical"])
+    except ValueError as exc:
+        raise SubmissionError(f"{where}: protocol.canonical cannot be hashed ({exc})") from None
+    if recomputed != protocol["hash"]:
+        raise SubmissionError(
+            f"{where}: protocol.hash {protocol['hash'][:12]}… does not match its canonical "
+            f"settings (they hash to {recomputed[:12]}…): the protocol was edited after the run; "
+            "re-run `groundbench evaluate` with the protocol you mean to submit"
+        )
+    if protocol["id"] != protocol["hash"][:12]:
+        raise SubmissionError(
+            f"{where}: protocol.id {protocol['id']!r} is not the first 12 characters of "
+            f"protocol.hash ({protocol['hash'][:12]!r})"
+        )
+    keys = protocol_metric_keys(protocol["canonical"], where)
+    if sorted(keys) != sorted(report["metrics"]):
+        raise SubmissionError(
+            f"{where}: metrics has keys {sorted(report['metrics'])} but the protocol's metrics "
+            f"give {sorted(keys)}; the report does not belong to its protocol"
+        )
+    section = protocol["canonical"].get("dataset")
+    if isinstance(section, Mapping):
+        for key in ("adapter", "name", "split"):
+            if key in section and section[key] != report["dataset"][key]:
+                raise SubmissionError(
+                    f"{where}: dataset.{key} is {report['dataset'][key]!r} but the protocol "
+                    f"names {section[key]!r}"
+                )
+
+
+def check_samples(report: Mapping[str, Any], data: bytes, where: str) -> Submission:
+    """Check ``samples.csv`` bytes against ``report`` and return the :class:`Submission`.
+
+    Raises:
+        SubmissionError: sha mismatch, wrong row count, or aggregates that disagree with
+            the per-sample values.
+    """
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != report["samples"]["sha256"]:
+        raise SubmissionError(
+            f"{where}: sha256 is {digest[:12]}… but report.json records "
+            f"{report['samples']['sha256'][:12]}…; the file was changed or truncated after the run"
+        )
+    keys = list(report["metrics"])
+    try:
+        table = parse_samples_csv(data.decode("utf-8"), keys, where=where)
+    except (DataFormatError, UnicodeDecodeError) as exc:
+        raise SubmissionError(str(exc)) from None
+    expected = {
+        "samples.n": report["samples"]["n"],
+        "dataset.n_samples": report["dataset"]["n_samples"],
+    }
+    for field, n in expected.items():
+        if len(table) != n:
+            raise SubmissionError(
+                f"{where}: {len(table)} rows but report.json {field} is {n}; "
+                "the per-sample file is incomplete"
+            )
+    for key in keys:
+        _check_aggregate(key, report["metrics"][key]["all"], table, where)
+    return Submission(report=report, samples_csv=data, table=table)
+
+
+def _check_aggregate(key: str, agg: Mapping[str, Any], table: SampleTable, where: str) -> None:
+    values = table.values[key]
+    defined = values[~np.isnan(values)]
+    mean = float(defined.mean()) if len(defined) else None
+    ok = agg["n"] == len(table) and agg["n_defined"] == len(defined)
+    if mean is None or agg["mean"] is None:
+        ok = ok and mean is None and agg["mean"] is None
+    else:
+        ok = ok and math.isclose(mean, agg["mean"], rel_tol=1e-9, abs_tol=1e-12)
+    if not ok:
+        raise SubmissionError(
+            f"{where}: column {key!r} gives n={len(table)}, n_defined={len(defined)}, mean={mean!r} "
+            f"but report.json metrics.{key}.all says n={agg['n']}, n_defined={agg['n_defined']}, "
+            f"mean={agg['mean']!r}; the report and its per-sample file disagree"
+        )
+
+
+def _get(obj: Any, path: str) -> Any:
+    for part in path.split(".") if path else ():
+        obj = obj[part]
+    return obj
+
+
+def _field(obj: Any, path: str, kind: type, where: str) -> Any:
+    """Return ``obj`` at dotted ``path`` if present and of ``kind`` (float allows int and null)."""
+    node = obj
+    for part in path.split(".") if path else ():
+        if not isinstance(node, dict) or part not in node:
+            raise SubmissionError(
+                f"{where}: missing field {path!r} (report schema {REPORT_SCHEMA})"
+            )
+        node = node[part]
+    if kind is float:
+        ok = node is None or (isinstance(node, (int, float)) and not isinstance(node, bool))
+    else:
+        ok = isinstance(node, kind) and not (kind is int and isinstance(node, bool))
+    if not ok:
+        name = "number or null" if kind is float else kind.__name__
+        shown = path or "the top level"
+        raise SubmissionError(f"{where}: {shown} must be a {name}, got {type(node).__name__}")
+    return node

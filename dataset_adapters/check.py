@@ -1,0 +1,148 @@
+"""``groundbench data check``: what is on disk, next to what was published, and what is wrong.
+
+:func:`check_dataset` loads every split of an adapter and reports, per split: the sample
+and image counts next to the published count, missing image files (counted, never fatal:
+an evaluation reports them too), boxes reaching outside the image, degenerate boxes (zero
+width or height), duplicate sample ids, and the first malformed record (file and record
+named) when a split cannot be loaded at all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from dataset_adapters.base import DatasetAdapter
+from groundbench.errors import DataFormatError
+
+#: How many example ids each finding lists.
+EXAMPLES = 5
+#: Boxes may overshoot the image by this much (px) before counting as out of image.
+TOLERANCE_PX = 1e-6
+
+
+@dataclass(frozen=True)
+class SplitCheck:
+    """Findings for one split; ``examples`` maps a finding to a few sample ids or paths."""
+
+    split: str
+    samples: int = 0
+    images: int = 0
+    published: int | None = None
+    unit: str = "samples"
+    missing_images: int = 0
+    out_of_image_boxes: int = 0
+    degenerate_boxes: int = 0
+    duplicate_ids: int = 0
+    error: str | None = None
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """No malformed record and no duplicate id (missing images and odd boxes only warn)."""
+        return self.error is None and self.duplicate_ids == 0
+
+    @property
+    def loaded(self) -> int:
+        """The count to compare with :attr:`published` (samples or images, per ``unit``)."""
+        return self.images if self.unit == "images" else self.samples
+
+
+def check_split(adapter: DatasetAdapter, split: str) -> SplitCheck:
+    """Load one split and collect its findings (a malformed file becomes ``error``)."""
+    published = (
+        adapter.published_counts().get(split) if hasattr(adapter, "published_counts") else None
+    )
+    unit = getattr(adapter, "count_unit", "samples")
+    try:
+        samples = adapter.load_samples(split)
+    except DataFormatError as exc:
+        return SplitCheck(split, published=published, unit=unit, error=str(exc))
+    examples: dict[str, list[str]] = {}
+
+    def note(kind: str, what: str) -> None:
+        bucket = examples.setdefault(kind, [])
+        if len(bucket) < EXAMPLES:
+            bucket.append(what)
+
+    images = sorted({s.image_path for s in samples})
+    missing = [p for p in images if not os.path.isfile(p)]
+    for p in missing[:EXAMPLES]:
+        note("missing_images", p)
+    out_of_image = degenerate = 0
+    for s in samples:
+        b = s.boxes
+        outside = (
+            (b[:, 0] < -TOLERANCE_PX)
+            | (b[:, 1] < -TOLERANCE_PX)
+            | (b[:, 2] > s.width + TOLERANCE_PX)
+            | (b[:, 3] > s.height + TOLERANCE_PX)
+        )
+        flat = (b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])
+        if outside.any():
+            out_of_image += int(np.count_nonzero(outside))
+            note("out_of_image_boxes", s.id)
+        if flat.any():
+            degenerate += int(np.count_nonzero(flat))
+            note("degenerate_boxes", s.id)
+    dupes = [i for i, c in Counter(s.id for s in samples).items() if c > 1]
+    for i in dupes[:EXAMPLES]:
+        note("duplicate_ids", i)
+    return SplitCheck(
+        split,
+        samples=len(samples),
+        images=len(images),
+        published=published,
+        unit=unit,
+        missing_images=len(missing),
+        out_of_image_boxes=out_of_image,
+        degenerate_boxes=degenerate,
+        duplicate_ids=len(dupes),
+        examples=examples,
+    )
+
+
+def check_dataset(adapter: DatasetAdapter, splits: list[str] | None = None) -> list[SplitCheck]:
+    """Check ``splits`` (default: every split the adapter finds) of one dataset root.
+
+    Raises:
+        DataFormatError: the dataset root provides no split at all.
+    """
+    splits = list(splits or adapter.splits())
+    if not splits:
+        raise DataFormatError(
+            f"{adapter.root}: no {adapter.name} split found; see docs/adapters.md for the layout"
+        )
+    return [check_split(adapter, s) for s in splits]
+
+
+def format_checks(name: str, checks: list[SplitCheck]) -> str:
+    """Render findings as a plain-text table plus one line per problem."""
+    lines = [
+        f"{name}: {'OK' if all(c.ok for c in checks) else 'PROBLEMS FOUND'}",
+        f"{'split':<8} {'samples':>8} {'images':>7} {'published':>14} {'missing img':>11} "
+        f"{'out-of-image':>12} {'degenerate':>10} {'dup ids':>7}",
+    ]
+    for c in checks:
+        pub = "-" if c.published is None else f"{c.published} {c.unit[:3]}"
+        if c.published is not None and c.published != c.loaded:
+            pub += " (!)"
+        lines.append(
+            f"{c.split:<8} {c.samples:>8} {c.images:>7} {pub:>14} {c.missing_images:>11} "
+            f"{c.out_of_image_boxes:>12} {c.degenerate_boxes:>10} {c.duplicate_ids:>7}"
+        )
+    for c in checks:
+        if c.error:
+            lines.append(f"[{c.split}] malformed: {c.error}")
+        for kind, ids in c.examples.items():
+            lines.append(f"[{c.split}] {kind.replace('_', ' ')}: {', '.join(ids)}")
+    return "\n".join(lines)
+
+
+def checks_to_dict(checks: list[SplitCheck]) -> list[dict[str, Any]]:
+    """Plain-data form of the findings (for ``--json``)."""
+    return [asdict(c) | {"ok": c.ok, "loaded": c.loaded} for c in checks]

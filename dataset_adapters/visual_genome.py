@@ -1,0 +1,229 @@
+"""Visual Genome region descriptions as grounding phrases, read through a SQLite index.
+
+Layout under the dataset root (the Visual Genome v1.2 / v1.4 downloads)::
+
+    <root>/image_data.json            [{image_id (v1.2+; "id" in v1.0), width, height, url, coco_id, ...}]
+    <root>/region_descriptions.json   [{id: image_id, regions: [{region_id, image_id, phrase,
+                                         x, y, width, height}]}]
+    <root>/objects.json               optional: [{image_id, objects: [{object_id, names, ...}]}]
+    <root>/attributes.json            optional: [{image_id, attributes: [{names, attributes}]}]
+    <root>/relationships.json         optional: [{image_id, relationships: [{predicate,
+                                         subject: {names}, object: {names}}]}]
+    <root>/VG_100K/<image_id>.jpg     <root>/VG_100K_2/<image_id>.jpg
+
+The JSON files are indexed once into ``<root>/groundbench_index/visual_genome.sqlite``
+(``groundbench data index visual_genome --root ...``; built on first use otherwise).
+A region's ``x, y, width, height`` becomes ``[x, y, x + width, y + height]``.
+
+Splits: with ``test_image_ids`` (a text file of image ids, one per line, or a JSON list;
+e.g. the MG split, VG images that are in COCO val2014) the splits are ``train`` (every
+other image) and ``test``; without it, one split ``all``. Sample id
+``vg/<split>/<image_id>/r<region_id>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+from collections import defaultdict
+from contextlib import closing
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from dataset_adapters.base import ADAPTERS, DatasetAdapter
+from dataset_adapters.coords import vg_region_to_xyxy
+from dataset_adapters.index import build_vg_index, index_is_current
+from dataset_adapters.probe_tags import probe_tags, training_pairs, words
+from groundbench.errors import DataFormatError
+from groundbench.types import CaptionRecord, GroundingSample
+
+log = logging.getLogger(__name__)
+
+_URL_TAIL = re.compile(r"([^/]+)/([^/]+)$")
+
+
+def read_image_ids(path: Path) -> frozenset[int]:
+    """Read an image-id list: a JSON list of ints, or one integer per line.
+
+    Raises:
+        DataFormatError: the file is missing or holds something that is not an image id.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise DataFormatError(f"test_image_ids file {path} does not exist") from exc
+    if text.lstrip().startswith("["):
+        try:
+            ids = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(f"{path}: malformed JSON list of image ids ({exc})") from exc
+    else:
+        ids = [line.strip() for line in text.splitlines() if line.strip()]
+    try:
+        return frozenset(int(i) for i in ids)
+    except (TypeError, ValueError) as exc:
+        raise DataFormatError(f"{path}: image ids must be integers ({exc})") from exc
+
+
+def _has_sequence(phrase_words: list[str], text: str) -> bool:
+    """Whether the words of ``text`` appear consecutively in ``phrase_words``."""
+    target = words(text)
+    n = len(target)
+    return n > 0 and any(
+        phrase_words[i : i + n] == target for i in range(len(phrase_words) - n + 1)
+    )
+
+
+@ADAPTERS.register("visual_genome", formats="region_descriptions.json + image_data.json (indexed)")
+class VisualGenomeAdapter(DatasetAdapter):
+    """Visual Genome region descriptions.
+
+    Args:
+        root: the folder holding the VG JSON files and image folders.
+        test_image_ids: image-id list defining the ``test`` split (None: one split ``all``).
+        index_path: the SQLite index; default ``<root>/groundbench_index/visual_genome.sqlite``.
+        image_dir: a folder holding every ``<image_id>.jpg``; default: the folder named by
+            each image's url (``VG_100K`` or ``VG_100K_2``) under ``root``.
+    """
+
+    name = "visual_genome"
+    count_unit = "samples"
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        test_image_ids: str | Path | None = None,
+        index_path: str | Path | None = None,
+        image_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__(
+            root, test_image_ids=test_image_ids, index_path=index_path, image_dir=image_dir
+        )
+        self.test_ids = read_image_ids(Path(test_image_ids)) if test_image_ids else None
+        self.index_path = (
+            Path(index_path)
+            if index_path
+            else self.root / "groundbench_index" / "visual_genome.sqlite"
+        )
+        self.image_dir = Path(image_dir) if image_dir else None
+
+    def build_index(self, *, progress: bool = True) -> dict[str, int]:
+        """(Re)build the SQLite index from the JSON files; returns rows per table."""
+        return build_vg_index(self.root, self.index_path, progress=progress)
+
+    def _connect(self, split: str) -> sqlite3.Connection:
+        """Open the index read-only, with a temp view ``split_images`` of the split's image ids."""
+        if split not in self.splits():
+            raise DataFormatError(
+                f"visual_genome has no split {split!r} here; its splits are "
+                f"{', '.join(self.splits())} (pass test_image_ids for train/test)"
+            )
+        if not index_is_current(self.index_path, self.root):
+            log.warning("building the Visual Genome index %s (once)", self.index_path)
+            self.build_index()
+        con = sqlite3.connect(f"file:{self.index_path}?mode=ro", uri=True)
+        con.execute("CREATE TEMP TABLE test_ids (image_id INTEGER PRIMARY KEY)")
+        con.executemany("INSERT INTO test_ids VALUES (?)", ((i,) for i in self.test_ids or ()))
+        keep = {
+            "all": "",
+            "test": "WHERE image_id IN test_ids",
+            "train": "WHERE image_id NOT IN test_ids",
+        }
+        con.execute(f"CREATE TEMP VIEW split_images AS SELECT image_id FROM images {keep[split]}")
+        return con
+
+    def splits(self) -> tuple[str, ...]:
+        return ("all",) if self.test_ids is None else ("train", "test")
+
+    def published_counts(self) -> dict[str, int]:
+        """Visual Genome has no published per-split phrase counts; nothing to compare."""
+        return {}
+
+    def _image_path(self, image_id: int, url: str | None) -> str:
+        if self.image_dir is not None:
+            return str(self.image_dir / f"{image_id}.jpg")
+        m = _URL_TAIL.search(url or "")
+        return (
+            str(self.root / m.group(1) / m.group(2))
+            if m
+            else str(self.root / "VG_100K" / f"{image_id}.jpg")
+        )
+
+    def _rows(self, split: str) -> list[tuple[Any, ...]]:
+        with closing(self._connect(split)) as con:
+            return con.execute(
+                "SELECT r.region_id, r.image_id, r.phrase, r.x, r.y, r.width, r.height, "
+                "i.width, i.height, i.url FROM regions r JOIN images i USING (image_id) "
+                "WHERE r.image_id IN split_images ORDER BY r.image_id, r.region_id"
+            ).fetchall()
+
+    def _image_knowledge(self, split: str) -> tuple[dict, dict, dict]:
+        """Object-name counts, attribute pairs and relation triples of the split's images."""
+        names, attrs, rels = defaultdict(dict), defaultdict(list), defaultdict(list)
+        with closing(self._connect(split)) as con:
+            keep = "WHERE image_id IN split_images"
+            for image_id, name, count in con.execute(f"SELECT * FROM object_names {keep}"):
+                names[image_id][name] = count
+            for image_id, a, n in con.execute(f"SELECT * FROM attribute_pairs {keep}"):
+                attrs[image_id].append((a, n))
+            for image_id, s, p, o in con.execute(f"SELECT * FROM relation_triples {keep}"):
+                rels[image_id].append((s, p, o))
+        return names, attrs, rels
+
+    @cached_property
+    def _train_pairs(self) -> frozenset[tuple[str, str]]:
+        return training_pairs(r[2] for r in self._rows("train"))
+
+    def load_samples(self, split: str) -> list[GroundingSample]:
+        rows = self._rows(split)
+        names, attrs, rels = self._image_knowledge(split)
+        seen_pairs = self._train_pairs if split == "test" else None
+        samples = []
+        for region_id, image_id, phrase, x, y, w, h, width, height, url in rows:
+            box = vg_region_to_xyxy(x, y, w, h)[None, :]
+            pw = words(phrase)
+            mentioned = [c for n, c in names[image_id].items() if _has_sequence(pw, n)]
+            tags = probe_tags(
+                phrase, box, width, height,
+                same_category_count=max(mentioned) if mentioned else None,
+                seen_pairs=seen_pairs,
+            )  # fmt: skip
+            if any(_has_sequence(pw, a) and _has_sequence(pw, n) for a, n in attrs[image_id]):
+                tags.add("attribute")
+            if any(
+                _has_sequence(pw, s) and _has_sequence(pw, p) and _has_sequence(pw, o)
+                for s, p, o in rels[image_id]
+            ):
+                tags.add("relational")
+            samples.append(
+                GroundingSample(
+                    id=f"vg/{split}/{image_id}/r{region_id}",
+                    image_path=self._image_path(image_id, url),
+                    width=width,
+                    height=height,
+                    text=phrase,
+                    phrase=phrase,
+                    span=(0, len(phrase)),
+                    boxes=box,
+                    tags=tags | {f"split={split}"},
+                    meta={"image_id": image_id, "region_id": region_id},
+                )
+            )
+        return samples
+
+    def load_captions(self, split: str) -> list[CaptionRecord]:
+        return [
+            CaptionRecord(
+                id=f"vg/{split}/{image_id}/r{region_id}",
+                image_path=self._image_path(image_id, url),
+                width=width,
+                height=height,
+                text=phrase,
+                tags=frozenset({f"split={split}"}),
+            )
+            for region_id, image_id, phrase, _x, _y, _w, _h, width, height, url in self._rows(split)
+        ]

@@ -1,0 +1,83 @@
+"""``groundbench data``: check a dataset root and build the indexes adapters read."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from dataset_adapters import ADAPTERS, open_dataset
+from dataset_adapters.check import check_dataset, checks_to_dict, format_checks
+from groundbench.errors import GroundbenchError
+
+
+def _options(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--option")
+        out[key.replace("-", "_")] = value
+    return out
+
+
+_ADAPTER = click.argument("name", type=click.Choice(sorted(ADAPTERS.names())))
+_ROOT = click.option(
+    "--root", required=True, type=click.Path(exists=True, file_okay=False), help="Dataset root."
+)
+_OPTION = click.option(
+    "-o", "--option", "option", multiple=True, metavar="KEY=VALUE",
+    help="Adapter option, e.g. -o dataset=refcoco+ -o split_by=unc (see docs/adapters.md).",
+)  # fmt: skip
+
+
+@click.group("data")
+def data() -> None:
+    """Check dataset roots and build their indexes."""
+
+
+@data.command("check")
+@_ADAPTER
+@_ROOT
+@_OPTION
+@click.option("--split", "splits", multiple=True, help="Split to check (default: all found).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def check(
+    name: str, root: str, option: tuple[str, ...], splits: tuple[str, ...], as_json: bool
+) -> None:
+    """Count samples per split next to the published counts and list what is wrong.
+
+    Exits 1 when a split has a malformed record or duplicate ids; missing images and odd
+    boxes are reported but do not fail the check.
+    """
+    adapter = open_dataset(name, root, **_options(option))
+    checks = check_dataset(adapter, list(splits) or None)
+    if as_json:
+        click.echo(
+            json.dumps({"adapter": name, "root": root, "splits": checks_to_dict(checks)}, indent=2)
+        )
+    else:
+        click.echo(format_checks(name, checks))
+    if not all(c.ok for c in checks):
+        raise click.exceptions.Exit(1)
+
+
+@data.command("index")
+@_ADAPTER
+@_ROOT
+@_OPTION
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def index(name: str, root: str, option: tuple[str, ...], quiet: bool) -> None:
+    """Build (or rebuild) the adapter's on-disk index from its original files."""
+    adapter = open_dataset(name, root, **_options(option))
+    build = getattr(adapter, "build_index", None)
+    if build is None:
+        raise GroundbenchError(
+            f"adapter {name!r} reads its files directly and has no index to build; "
+            "only visual_genome is indexed"
+        )
+    counts = build(progress=not quiet)
+    click.echo(f"wrote {adapter.index_path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+COMMANDS = [data]

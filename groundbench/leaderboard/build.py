@@ -110,7 +110,7 @@ def render_markdown(
         if (t.dataset, t.variant) != heading:
             heading = (t.dataset, t.variant)
             lines += [f"## {t.dataset} · pointing variant `{t.variant}`", ""]
-        lines += [render_markdown_table(t), ""]
+        lines += [render_markdown_table(t).rstrip("\n"), ""]
     if matrices:
         lines += ["## Robustness", "", f"![methods × probes]({ROBUSTNESS_FIGURE})", ""]
         lines += [

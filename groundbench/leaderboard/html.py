@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Sequence
 
 from groundbench.leaderboard.robustness import RobustnessMatrix
@@ -104,7 +105,7 @@ def _protocol_section(t: ProtocolTable) -> str:
         )
     bars = [(e.method_name, e.aggregate(t.metrics[0])) for e in t.entries]
     return (
-        f'<section id="p-{_e(t.protocol_id)}"><h3>{_e(table_heading(t))}</h3>'
+        f'<section id="p-{_e(t.protocol_id)}"><h3>{_code(table_heading(t))}</h3>'
         f'<table class="sortable"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
         f"{_bar_chart(bars, title=t.metrics[0])}</section>"
     )
@@ -144,12 +145,16 @@ def _bar_chart(bars: Sequence[tuple[str, dict | None]], *, title: str) -> str:
         out.append(
             f'<rect x="{x0:.1f}" y="{y + 3}" width="{max(x1 - x0, 1):.1f}" height="{row_h - 8}" fill="{_BAR}"/>'
         )
+        label_x = x1
         if agg["ci_low"] is not None and agg["ci_high"] is not None:
             lo, hi, mid = x(agg["ci_low"]), x(agg["ci_high"]), y + row_h / 2 - 1
             out.append(
                 f'<line x1="{lo:.1f}" y1="{mid}" x2="{hi:.1f}" y2="{mid}" stroke="{_WHISKER}"/>'
             )
-        out.append(f'<text x="{x1 + 4:.1f}" y="{y + 14}" font-size="10">{agg["mean"]:.3f}</text>')
+            label_x = max(x1, hi)
+        out.append(
+            f'<text x="{label_x + 4:.1f}" y="{y + 14}" font-size="10">{agg["mean"]:.3f}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -179,7 +184,7 @@ def _matrix_section(m: RobustnessMatrix) -> str:
             )
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (
-        f'<section id="r-{_e(m.reference)}"><h3>{_e(m.dataset)} · pointing variant `{_e(m.variant)}` · '
+        f'<section id="r-{_e(m.reference)}"><h3>{_e(m.dataset)} · pointing variant <code>{_e(m.variant)}</code> · '
         f"{_e(m.metric)} · in-distribution protocol {_e(m.reference)}</h3>"
         f'<table class="sortable"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table></section>'
     )
@@ -200,6 +205,11 @@ def _num(x: float | None) -> str:
 
 def _score(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
+
+
+def _code(text: str) -> str:
+    """Escape ``text`` and turn Markdown code spans (backticks) into ``<code>``."""
+    return re.sub(r"`([^`]*)`", r"<code>\1</code>", _e(text))
 
 
 def _e(text: object) -> str:

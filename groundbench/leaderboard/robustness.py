@@ -205,11 +205,12 @@ def plot_robustness(matrices: Sequence[RobustnessMatrix], path: str | Path) -> P
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    heights = [0.9 + 0.45 * len(m.methods) for m in matrices]
+    heights = [1.4 + 0.45 * len(m.methods) for m in matrices]
+    width = max(6.0, 2.0 + 1.1 * max(len(m.probes) for m in matrices))
     fig, axes = plt.subplots(
         len(matrices),
         1,
-        figsize=(1.6 + 1.25 * max(len(m.probes) for m in matrices), sum(heights) + 0.3),
+        figsize=(width, sum(heights) + 0.3),
         squeeze=False,
         gridspec_kw={"height_ratios": heights},
     )
@@ -236,10 +237,15 @@ def _draw(ax: Any, m: RobustnessMatrix) -> None:
     for i, (fp, _) in enumerate(m.methods):
         for j, probe in enumerate(m.probes):
             cell = m.cells.get((fp, probe))
-            ax.text(j, i, _cell_text(cell), ha="center", va="center", fontsize=7)
+            strong = cell is not None and cell.drop is not None and abs(cell.drop) > 0.6 * limit
+            colour = "white" if strong else "black"
+            ax.text(j, i, _cell_text(cell), ha="center", va="center", fontsize=7, color=colour)
     ax.set_xticks(range(len(m.probes)), m.probes, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(m.methods)), [name for _, name in m.methods], fontsize=8)
-    ax.set_title(f"{m.dataset} · {m.metric} · probe score (drop vs {m.reference})", fontsize=9)
+    ax.set_title(
+        f"{m.dataset} · {m.metric}: probe score\n(drop vs in-distribution protocol {m.reference})",
+        fontsize=9,
+    )
 
 
 def _cell_text(cell: RobustnessCell | None) -> str:

@@ -1,0 +1,58 @@
+"""`groundbench leaderboard add|build` and `groundbench compare` through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+from leaderboard_reports import write_report
+
+from groundbench.cli import main
+
+
+def test_add_build_compare(tmp_path):
+    runner = CliRunner()
+    a = write_report(tmp_path / "a", {"pointing": [1.0] * 30}, method="good")
+    b = write_report(tmp_path / "b", {"pointing": [1.0, 0.0] * 15}, method="half")
+    board = tmp_path / "board"
+    for run in (a, b):
+        result = runner.invoke(main, ["leaderboard", "add", str(run), "--board", str(board)])
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith("added ")
+    result = runner.invoke(main, ["leaderboard", "add", str(a), "--board", str(board)])
+    assert result.exit_code == 1 and "Error:" in result.output and "duplicate of" in result.output
+    result = runner.invoke(main, ["leaderboard", "build", "--board", str(board)])
+    assert result.exit_code == 0, result.output
+    assert "built from 2 entries:" in result.output
+    assert (board / "README.md").is_file() and (board / "leaderboard.html").is_file()
+    entry = next((board / "entries").glob("*/good.json"))
+    result = runner.invoke(
+        main,
+        [
+            "compare",
+            str(entry),
+            str(b),
+            "--metric",
+            "pointing[albef]",
+            "--json",
+            "--permutations",
+            "999",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    (row,) = payload["comparisons"]
+    assert payload["same_protocol"] and row["difference"] == 0.5 and row["p_value"] == 0.001
+    result = runner.invoke(main, ["compare", str(a), str(b)])
+    assert result.exit_code == 0
+    assert (
+        "A = good" in result.output
+        and "pointing[albef]" in result.output
+        and "+0.500" in result.output
+    )
+
+
+def test_compare_unknown_metric_exits_1(tmp_path):
+    a = write_report(tmp_path / "a", {"pointing": [1.0, 0.0]})
+    result = CliRunner().invoke(main, ["compare", str(a), str(a), "--metric", "nss"])
+    assert result.exit_code == 1 and "metric(s) ['nss'] not in both reports" in result.output

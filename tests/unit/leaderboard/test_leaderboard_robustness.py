@@ -1,0 +1,94 @@
+"""The methods × probes matrix: family matching, probe labels, drops, figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from leaderboard_reports import canonical_protocol, write_report
+from PIL import Image
+
+from groundbench.leaderboard import add_entry, load_entries, robustness_matrices
+from groundbench.leaderboard.robustness import (
+    family_key,
+    plot_robustness,
+    pointing_variant,
+    probe_label,
+)
+
+
+@pytest.mark.parametrize(
+    ("canonical", "label"),
+    [
+        (canonical_protocol("test"), None),
+        (canonical_protocol("relational"), "relational"),
+        (canonical_protocol("test", control="blind"), "blind"),
+        (canonical_protocol("test", include_tags=["small", "attribute"]), "attribute+small"),
+        (canonical_protocol("val", include_tags=["small"]), "val+small"),
+    ],
+)
+def test_probe_label(canonical, label):
+    assert probe_label(canonical, "test") == label
+
+
+def test_family_ignores_split_select_control_only():
+    base = family_key(canonical_protocol("test"))
+    assert family_key(canonical_protocol("small", control="blind", include_tags=["x"])) == base
+    assert family_key(canonical_protocol("test", smooth_px=2.0)) != base
+    assert family_key(canonical_protocol("test", variant="mg")) != base
+    assert pointing_variant(canonical_protocol("test", variant="mg")) == "mg"
+
+
+def test_matrix_matches_methods_by_fingerprint(board):
+    entries = load_entries(board)
+    (m,) = robustness_matrices(entries)
+    assert (m.dataset, m.variant, m.metric) == ("synth", "albef", "pointing[albef]")
+    assert m.probes == ("compositional", "blind")
+    assert [name for _, name in m.methods] == ["centre_prior", "model"]
+    by = {(e.method_fingerprint, e.protocol_name): e for e in entries}
+    for fp, _ in m.methods:
+        ref = by[(fp, "synth_test.albef")].aggregate("pointing[albef]")["mean"]
+        assert m.reference_means[fp] == ref
+        for probe, name in [
+            ("compositional", "synth_compositional.albef"),
+            ("blind", "synth_test_blind.albef"),
+        ]:
+            cell = m.cells[(fp, probe)]
+            assert cell.mean == by[(fp, name)].aggregate("pointing[albef]")["mean"]
+            assert cell.drop == pytest.approx(cell.mean - ref)
+            assert cell.protocol_id == by[(fp, name)].protocol_id
+
+
+def test_method_without_reference_or_probe(tmp_path):
+    board = tmp_path / "board"
+    values = {"pointing": [1.0, 0.0, 1.0, 0.0]}
+    add_entry(write_report(tmp_path / "a", values, method="a"), board)
+    add_entry(
+        write_report(
+            tmp_path / "b",
+            {"pointing": [1.0, 1, 1, 0]},
+            method="b",
+            canonical=canonical_protocol("small"),
+            name="synth_small.albef",
+        ),
+        board,
+    )
+    (m,) = robustness_matrices(load_entries(board))
+    fp_b = next(fp for fp, name in m.methods if name == "b")
+    assert m.cells[(fp_b, "small")].drop is None and m.cells[(fp_b, "small")].mean == 0.75
+    assert fp_b not in m.reference_means
+    fp_a = next(fp for fp, name in m.methods if name == "a")
+    assert (fp_a, "small") not in m.cells
+
+
+def test_no_matrix_without_probes(tmp_path):
+    board = tmp_path / "board"
+    add_entry(write_report(tmp_path / "a", {"pointing": [1.0, 0.0]}), board)
+    assert robustness_matrices(load_entries(board)) == []
+
+
+def test_figure_is_written(board, tmp_path):
+    path = plot_robustness(robustness_matrices(load_entries(board)), tmp_path / "r.png")
+    with Image.open(path) as im:
+        assert im.width > 200 and im.height > 100
+        pixels = np.asarray(im.convert("RGB")).reshape(-1, 3)
+    assert len(np.unique(pixels, axis=0)) > 10  # not blank

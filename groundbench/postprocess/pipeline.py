@@ -124,11 +124,12 @@ class Pipeline:
                 maps = self._to_image(grid[pos], size)
                 heatmap[sub, : size[0], : size[1]] = maps
                 valid[sub, : size[0], : size[1]] = True
-        pred_mask, pred_box = self._predict(heatmap, valid)
+        # one image size: every pixel is valid, and the threshold can skip the masking
+        pred_mask, pred_box = self._predict(heatmap, valid, all_valid=len(set(sizes)) <= 1)
         return ProcessedMaps(raw.ids, heatmap, valid, pred_mask, pred_box)
 
     def _predict(
-        self, heatmap: torch.Tensor, valid: torch.Tensor
+        self, heatmap: torch.Tensor, valid: torch.Tensor, *, all_valid: bool
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         cfg = self._config
         if cfg["threshold"] is None:
@@ -136,7 +137,7 @@ class Pipeline:
         if heatmap.shape[0] == 0:
             empty_box = torch.empty(0, 4, device=heatmap.device, dtype=torch.float64)
             return valid, (empty_box if cfg["regions"] is not None else None)
-        pred_mask = threshold_maps(heatmap, valid=valid, **cfg["threshold"])
+        pred_mask = threshold_maps(heatmap, valid=None if all_valid else valid, **cfg["threshold"])
         if cfg["regions"] is None:
             return pred_mask, None
         return select_regions(pred_mask, cfg["regions"], heatmap=heatmap)

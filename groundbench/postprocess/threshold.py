@@ -28,58 +28,83 @@ THRESHOLD_METHODS: tuple[str, ...] = ("fixed", "fraction_of_max", "mean", "otsu"
 OTSU_BINS = 256
 
 
+def _float(maps: torch.Tensor) -> torch.Tensor:
+    return maps if maps.dtype in (torch.float32, torch.float64) else maps.to(torch.float32)
+
+
 def otsu_thresholds(maps: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """Return Otsu's threshold of each map, as ``skimage.filters.threshold_otsu``.
+
+    The 256-bin histogram over ``[min, max]`` is built exactly as ``numpy.histogram`` builds
+    it, in the map's dtype (float32 or float64); the between-class variance is then
+    maximised in float64.
 
     Args:
         maps: ``(B, Y, X)`` float maps with finite valid pixels.
         valid: ``(B, Y, X)`` bool, or None for all pixels.
 
     Returns:
-        ``(B,)`` float64 thresholds (a constant map gives its value).
+        ``(B,)`` thresholds in the maps' float dtype (a constant map gives its value).
 
     Example:
         >>> float(otsu_thresholds(torch.tensor([[[0.0, 0.0], [1.0, 1.0]]]))[0])
         0.001953125
     """
-    x = maps.to(torch.float64).flatten(1)
-    v = torch.ones_like(x, dtype=torch.bool) if valid is None else valid.flatten(1)
-    lo = torch.where(v, x, torch.inf).amin(dim=1, keepdim=True)
-    hi = torch.where(v, x, -torch.inf).amax(dim=1, keepdim=True)
+    x = _float(maps).flatten(1)
+    v = None if valid is None else valid.flatten(1)
+    lo = (x if v is None else torch.where(v, x, torch.inf)).amin(dim=1, keepdim=True)
+    hi = (x if v is None else torch.where(v, x, -torch.inf)).amax(dim=1, keepdim=True)
     constant = (hi == lo)[:, 0]
-    span = torch.where(hi > lo, hi - lo, torch.ones_like(hi))
-    # bin edges and bin index exactly as numpy.histogram(range=(min, max), bins=256)
-    steps = torch.arange(OTSU_BINS + 1, device=x.device, dtype=torch.float64)
-    edges = steps * (span / OTSU_BINS) + lo  # B 257
-    edges[:, -1] = hi[:, 0]
-    xs = torch.where(v, x, lo)
-    idx = ((xs - lo) * (OTSU_BINS / span)).floor().long().clamp_(0, OTSU_BINS - 1)
-    idx = idx - (xs < edges.gather(1, idx)).long()
-    idx = idx + ((xs >= edges.gather(1, idx + 1)) & (idx != OTSU_BINS - 1)).long()
+    # numpy widens an empty range by ±0.5; the result is unused (constant maps return lo)
+    lo_e = torch.where(hi > lo, lo, lo - 0.5)
+    hi_e = torch.where(hi > lo, hi, hi + 0.5)
+    span = hi_e - lo_e
+    steps = torch.arange(OTSU_BINS + 1, device=x.device, dtype=x.dtype)
+    edges = steps * (span / OTSU_BINS) + lo_e  # B 257, as numpy.linspace
+    edges[:, -1] = hi_e[:, 0]
+    xs = x if v is None else torch.where(v, x, lo_e)
+    f = torch.sub(xs, lo_e).div_(span).mul_(OTSU_BINS)  # in place: one big temporary
+    idx = f.long().clamp_(0, OTSU_BINS - 1)
+    del f
+    # numpy's correction of values within an ulp of a bin edge; the last bin is closed
+    upper = torch.cat([edges[:, 1:-1], torch.full_like(edges[:, :1], torch.inf)], dim=1)
+    idx -= (xs < edges.gather(1, idx)).to(torch.int64)
+    idx += (xs >= upper.gather(1, idx)).to(torch.int64)
     counts = torch.zeros(x.shape[0], OTSU_BINS, device=x.device, dtype=torch.float64)
-    counts.scatter_add_(1, idx, v.to(torch.float64))
+    ones = torch.ones((), device=x.device, dtype=torch.float64).expand(idx.shape)
+    counts.scatter_add_(1, idx, ones if v is None else v.to(torch.float64))
     centres = (edges[:, :-1] + edges[:, 1:]) / 2
+    c64 = centres.to(torch.float64)
     w1 = counts.cumsum(1)
     w2 = counts.flip(1).cumsum(1).flip(1)
-    m1 = (counts * centres).cumsum(1) / w1
-    m2 = (counts * centres).flip(1).cumsum(1) / w2.flip(1)
-    m2 = m2.flip(1)
+    m1 = (counts * c64).cumsum(1) / w1
+    m2 = ((counts * c64).flip(1).cumsum(1) / w2.flip(1)).flip(1)
     between = w1[:, :-1] * w2[:, 1:] * (m1[:, :-1] - m2[:, 1:]) ** 2
     between = torch.nan_to_num(between, nan=-1.0)  # empty classes never win
     t = centres.gather(1, between.argmax(dim=1, keepdim=True))[:, 0]
     return torch.where(constant, lo[:, 0], t)
 
 
-def _top_k_levels(x: torch.Tensor, v: torch.Tensor, percent: float) -> torch.Tensor:
-    # x: B N float64, v: B N bool; level of the ceil(percent% of n_valid)-th highest value
-    n_valid = v.sum(dim=1)
+def _level(threshold: torch.Tensor, dtype: torch.dtype, *, strict: bool) -> torch.Tensor:
+    """Round float64 thresholds to ``dtype`` without changing any comparison's outcome.
+
+    For every ``x`` of ``dtype``: ``x > t`` ⇔ ``x > threshold`` (``strict``), else
+    ``x >= t`` ⇔ ``x >= threshold``; so the big comparison runs in the maps' own dtype.
+    """
+    t = threshold.to(dtype)
+    if strict:  # largest representable value <= threshold
+        return torch.where(t.double() > threshold, torch.nextafter(t, t.new_tensor(-torch.inf)), t)
+    return torch.where(t.double() < threshold, torch.nextafter(t, t.new_tensor(torch.inf)), t)
+
+
+def _top_k_levels(filled: torch.Tensor, n_valid: torch.Tensor, percent: float) -> torch.Tensor:
+    # filled: B N with -inf on invalid pixels; level = the ceil(percent% n_valid)-th highest
     n_keep = torch.ceil(n_valid.to(torch.float64) * (percent / 100.0)).long().clamp(min=1)
-    filled = torch.where(v, x, -torch.inf)
-    level = torch.full((x.shape[0],), torch.inf, device=x.device, dtype=torch.float64)
-    k_small = x.shape[1] - n_keep + 1  # k-th smallest of N with -inf padding at the bottom
-    for k in torch.unique(k_small[n_valid > 0]).tolist():
-        rows = ((k_small == k) & (n_valid > 0)).nonzero()[:, 0]
-        level[rows] = torch.kthvalue(filled[rows], int(k), dim=1).values
+    level = torch.full((filled.shape[0],), torch.inf, device=filled.device, dtype=filled.dtype)
+    for k in torch.unique(n_keep[n_valid > 0]).tolist():
+        rows = ((n_keep == k) & (n_valid > 0)).nonzero()[:, 0]
+        top = torch.topk(filled[rows], int(k), dim=1, sorted=False).values
+        level[rows] = top.amin(dim=1)
     return level
 
 
@@ -110,24 +135,36 @@ def threshold_maps(
         >>> threshold_maps(m, method="fraction_of_max", value=0.5)[0].tolist()
         [[False, True], [True, False]]
     """
-    if valid is None:
-        valid = torch.ones_like(maps, dtype=torch.bool)
-    x = maps.to(torch.float64).flatten(1)
-    v = valid.flatten(1)
-    usable = (torch.isfinite(x) | ~v).all(dim=1)
-    x = torch.where(usable[:, None], x, 0.0)  # unusable maps: keep the statistics finite
+    x = _float(maps).flatten(1)
+    v = None if valid is None else valid.flatten(1)
+    low = x if v is None else torch.where(v, x, torch.inf)
+    high = x if v is None else torch.where(v, x, -torch.inf)
+    lo, hi = low.amin(dim=1), high.amax(dim=1)  # NaN propagates: it marks unusable maps
+    usable = torch.isfinite(lo) & torch.isfinite(hi)
+    if not usable.all():  # keep the statistics finite; these maps get empty masks below
+        x = torch.where(usable[:, None], x, 0.0)
+        high = torch.where(usable[:, None], high, 0.0)
+        lo, hi = torch.where(usable, lo, 0.0), torch.where(usable, hi, 0.0)
+    n_valid = torch.full_like(lo, x.shape[1], dtype=torch.long) if v is None else v.sum(dim=1)
     if method == "fixed":
-        keep = x >= float(value)
+        keep = (
+            x
+            >= _level(torch.full_like(hi, value, dtype=torch.float64), x.dtype, strict=False)[
+                :, None
+            ]
+        )
     elif method == "fraction_of_max":
-        peak = torch.where(v, x, -torch.inf).amax(dim=1)
-        keep = x >= float(value) * peak[:, None]
+        keep = x >= _level(float(value) * hi.double(), x.dtype, strict=False)[:, None]
     elif method == "mean":
-        mean = torch.where(v, x, 0.0).sum(dim=1) / v.sum(dim=1).clamp(min=1)
-        keep = x > mean[:, None]
+        total = (x if v is None else torch.where(v, x, 0.0)).sum(dim=1, dtype=torch.float64)
+        keep = x > _level(total / n_valid.clamp(min=1), x.dtype, strict=True)[:, None]
     elif method == "otsu":
-        keep = x > otsu_thresholds(torch.where(v, x, 0.0).view_as(maps), valid)[:, None]
+        keep = x > otsu_thresholds(x.view_as(maps), valid)[:, None]
     elif method == "top_k_percent":
-        keep = x >= _top_k_levels(x, v, float(value))[:, None]
+        keep = x >= _top_k_levels(high, n_valid, float(value))[:, None]
     else:
         raise ValueError(f"threshold_maps: method must be one of {THRESHOLD_METHODS}")
-    return (keep & v & usable[:, None]).view_as(maps)
+    keep &= usable[:, None]
+    if v is not None:
+        keep &= v
+    return keep.view(maps.shape)

@@ -66,7 +66,8 @@ def upsample_maps(
     if mode == "nearest":
         rows = _nearest_index(height, maps.shape[1], align, maps.device)
         cols = _nearest_index(width, maps.shape[2], align, maps.device)
-        return maps[:, rows[:, None], cols[None, :]]
+        # widen the small grid first, then copy whole rows: the big write is row memcpys
+        return maps.index_select(2, cols).index_select(1, rows)
     if mode not in UPSAMPLE_MODES or align not in ALIGN_MODES:
         raise ValueError(
             f"upsample_maps: mode must be one of {UPSAMPLE_MODES} and align one of "

@@ -59,6 +59,28 @@ def test_otsu_matches_skimage(seed):
     np.testing.assert_array_equal(mask.numpy(), maps > np.array(ref)[:, None, None])
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_otsu_matches_skimage_on_float32_maps(seed):
+    maps = torch.rand(3, 48, 64, generator=torch.Generator().manual_seed(seed)) ** (seed + 1)
+    ours = otsu_thresholds(maps)
+    assert ours.dtype == torch.float32
+    ref = np.array([threshold_otsu(m) for m in maps.numpy()])
+    np.testing.assert_array_equal(ours.numpy(), ref)
+    np.testing.assert_array_equal(
+        threshold_maps(maps, method="otsu").numpy(), maps.numpy() > ref[:, None, None]
+    )
+
+
+def test_comparisons_in_float32_equal_comparisons_in_float64():
+    maps = torch.rand(4, 30, 30, generator=torch.Generator().manual_seed(5))
+    x = maps.double()
+    mean = x.flatten(1).mean(1)[:, None, None]
+    assert torch.equal(threshold_maps(maps, method="mean"), x > mean)
+    peak = x.flatten(1).amax(1)[:, None, None]
+    assert torch.equal(threshold_maps(maps, method="fraction_of_max", value=0.3), x >= 0.3 * peak)
+    assert torch.equal(threshold_maps(maps, method="fixed", value=0.1), x >= 0.1)
+
+
 def test_otsu_ignores_padding():
     rng = np.random.default_rng(3)
     real = rng.random((10, 12))

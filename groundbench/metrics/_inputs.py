@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from groundbench.errors import DataFormatError
@@ -119,37 +120,96 @@ def iter_chunks(inputs: Inputs) -> Iterator[tuple[slice, torch.Tensor, torch.Ten
         yield rows, h, None if inputs.valid is None else inputs.valid[rows]
 
 
+def _flat(t: torch.Tensor) -> np.ndarray:
+    """Zero-copy ``(B, Y*X)`` numpy view of a CPU tensor."""
+    return t.detach().numpy().reshape(t.shape[0], -1)
+
+
 def masked_minmax(
     h: torch.Tensor, valid: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Return per-map ``(min, max, nonfinite)`` over valid pixels.
 
-    NaN propagates through ``amin``/``amax`` and ±Inf reaches one of them, so one pass flags
+    NaN propagates through min and max and ±Inf reaches one of them, so the same passes flag
     every non-finite valid pixel. A map with no valid pixel gets ``(+inf, -inf, False)``.
     """
-    if valid is None:
-        lo, hi = torch.aminmax(h.flatten(1), dim=1)
-        any_valid = torch.ones_like(lo, dtype=torch.bool)
+    if h.device.type == "cpu":
+        hn = _flat(h)
+        if valid is None:
+            lo, hi = hn.min(axis=1, initial=np.inf), hn.max(axis=1, initial=-np.inf)
+        else:
+            vn = _flat(valid)
+            lo = hn.min(axis=1, where=vn, initial=np.inf)
+            hi = hn.max(axis=1, where=vn, initial=-np.inf)
+        lo, hi = torch.from_numpy(lo), torch.from_numpy(hi)
+    elif valid is None:
+        lo, hi = h.flatten(1).amin(dim=1).cpu(), h.flatten(1).amax(dim=1).cpu()
     else:
-        lo = torch.where(valid, h, torch.inf).flatten(1).amin(dim=1)
-        hi = torch.where(valid, h, -torch.inf).flatten(1).amax(dim=1)
-        any_valid = valid.flatten(1).any(dim=1)
+        lo = torch.where(valid, h, torch.inf).flatten(1).amin(dim=1).cpu()
+        hi = torch.where(valid, h, -torch.inf).flatten(1).amax(dim=1).cpu()
+    any_valid = n_valid(h, valid) > 0
     nonfinite = any_valid & ~(torch.isfinite(lo) & torch.isfinite(hi))
     return lo, hi, nonfinite
 
 
-def count(mask: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    """Per-map number of True pixels of ``mask`` that are valid, as int64 ``(B,)``."""
+def count(mask: torch.Tensor, *more: torch.Tensor | None) -> torch.Tensor:
+    """Per-map number of pixels True in ``mask`` and in every non-None mask of ``more``.
+
+    Returns:
+        CPU int64 ``(B,)``.
+    """
+    others = [m for m in more if m is not None]
+    if mask.device.type == "cpu":
+        m = _flat(mask)
+        for other in others:
+            m = m & _flat(other)
+        return torch.from_numpy(np.count_nonzero(m, axis=1).astype(np.int64))
+    for other in others:
+        mask = mask & other
+    return mask.flatten(1).sum(dim=1).cpu()
+
+
+def masked_sum(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Per-map CPU float64 sum of ``h`` over the pixels where ``mask`` is True (None = all)."""
+    if h.device.type == "cpu":
+        where = True if mask is None else _flat(mask)
+        return torch.from_numpy(np.sum(_flat(h), axis=1, where=where, dtype=np.float64))
+    x = h if mask is None else torch.where(mask, h, 0.0)
+    return x.flatten(1).sum(dim=1, dtype=torch.float64).cpu()
+
+
+def masked_sq_dev(
+    h: torch.Tensor, valid: torch.Tensor | None, centre: torch.Tensor
+) -> torch.Tensor:
+    """Per-map CPU float64 ``Σ (h - centre)²`` over the valid pixels (``centre`` CPU ``(B,)``)."""
+    c = centre.to(h.dtype)
+    if h.device.type == "cpu":
+        d = _flat(h) - c.numpy()[:, None]
+        np.square(d, out=d)
+        where = True if valid is None else _flat(valid)
+        return torch.from_numpy(np.sum(d, axis=1, where=where, dtype=np.float64))
+    d = h - c.to(h.device)[:, None, None]
     if valid is not None:
-        mask = mask & valid
-    return mask.flatten(1).sum(dim=1)
+        d = torch.where(valid, d, 0.0)
+    return (d.flatten(1) ** 2).sum(dim=1, dtype=torch.float64).cpu()
+
+
+def equal_to(h: torch.Tensor, value: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """``(B, Y, X)`` bool on ``h``'s device: valid pixels equal to the per-map ``value`` (CPU ``(B,)``)."""
+    if h.device.type == "cpu":
+        eq = _flat(h) == value.numpy()[:, None]
+        if valid is not None:
+            eq &= _flat(valid)
+        return torch.from_numpy(eq).view(h.shape)
+    eq = h == value.to(h.device)[:, None, None]
+    return eq if valid is None else eq & valid
 
 
 def n_valid(h: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-    """Per-map number of valid pixels, int64 ``(B,)``."""
+    """Per-map number of valid pixels, int64 ``(B,)`` on CPU."""
     if valid is None:
-        return torch.full((h.shape[0],), h.shape[1] * h.shape[2], dtype=torch.long, device=h.device)
-    return valid.flatten(1).sum(dim=1)
+        return torch.full((h.shape[0],), h.shape[1] * h.shape[2], dtype=torch.long)
+    return count(valid, None).cpu()
 
 
 def reasons(*conditions: tuple[torch.Tensor, Undefined]) -> torch.Tensor:

@@ -47,25 +47,33 @@ def _run_lengths(sorted_values: np.ndarray) -> np.ndarray:
     return np.diff(np.concatenate(([0], starts, [sorted_values.size]))).astype(np.float64)
 
 
+def _tie_sum(sorted_values: np.ndarray) -> float:
+    """``Σ (t³ - t)`` over the runs of equal values of a sorted 1-D array."""
+    if sorted_values.size < 2 or not np.any(sorted_values[1:] == sorted_values[:-1]):
+        return 0.0
+    runs = _run_lengths(sorted_values)
+    return float(np.sum(runs**3 - runs))
+
+
 def rank_stats(values: np.ndarray, positive: np.ndarray, *, ties: bool) -> RankStats:
     """Return the :class:`RankStats` of 1-D finite ``values`` split by bool ``positive``."""
     pos = np.sort(values[positive])
     neg = np.sort(values[~positive])
     left = np.searchsorted(neg, pos, side="left")
-    right = np.searchsorted(neg, pos, side="right")
+    # a second search only when some region value also occurs outside the region
+    at = np.minimum(left, max(neg.size - 1, 0))
+    shared = neg.size > 0 and bool(np.any(neg[at] == pos))
+    right = np.searchsorted(neg, pos, side="right") if shared else left
     u = 0.5 * (float(left.sum(dtype=np.int64)) + float(right.sum(dtype=np.int64)))
     tie_sum = float("nan")
     if ties:
-        run_neg = _run_lengths(neg)
-        run_pos = _run_lengths(pos)
-        # a value shared by a run of b region pixels and a run of a others: (a+b)³ - a³ - b³
-        first = np.concatenate(([0], np.cumsum(run_pos)[:-1])).astype(np.int64)
-        a = (right - left)[first].astype(np.float64)
-        tie_sum = float(
-            np.sum(run_neg**3 - run_neg)
-            + np.sum(run_pos**3 - run_pos)
-            + np.sum(3 * a * run_pos * (a + run_pos))
-        )
+        tie_sum = _tie_sum(pos) + _tie_sum(neg)
+        if shared:
+            # a value held by b region pixels and a others: (a+b)³ - (a+b) - (a³ - a) - (b³ - b)
+            run_pos = _run_lengths(pos)
+            first = np.concatenate(([0], np.cumsum(run_pos)[:-1])).astype(np.int64)
+            a = (right - left)[first].astype(np.float64)
+            tie_sum += float(np.sum(3 * a * run_pos * (a + run_pos)))
     return RankStats(u=u, n_pos=int(pos.size), n_neg=int(neg.size), tie_sum=tie_sum)
 
 

@@ -59,9 +59,9 @@ def auc(
     inputs = check_inputs("auc", heatmap, needs=("heatmap", "region"), region=region, valid=valid)
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
-        reg = inputs.region[rows] if v is None else inputs.region[rows] & v
+        reg = inputs.region[rows]
         _, _, nonfinite = masked_minmax(h, v)
-        n_pos = count(reg, None)
+        n_pos = count(reg, v)
         code = reasons(
             (nonfinite, Undefined.NAN_INPUT),
             (n_pos == 0, Undefined.EMPTY_REGION),

@@ -18,6 +18,7 @@ from groundbench.metrics._inputs import (
     finish,
     iter_chunks,
     masked_minmax,
+    masked_sum,
     n_valid,
     reasons,
 )
@@ -68,11 +69,10 @@ def miou(
     for rows, h, v in iter_chunks(inputs):
         reg, pm = inputs.region[rows], inputs.pred_mask[rows]
         _, _, nonfinite = masked_minmax(h, v)
-        inter = count(reg & pm, v)
-        union = count(reg | pm, v)
-        code = reasons(
-            (nonfinite, Undefined.NAN_INPUT), (count(reg, v) == 0, Undefined.EMPTY_REGION)
-        )
+        inter = count(reg, pm, v)
+        n_pos = count(reg, v)
+        union = n_pos + count(pm, v) - inter
+        code = reasons((nonfinite, Undefined.NAN_INPUT), (n_pos == 0, Undefined.EMPTY_REGION))
         values.append(finish(inter.double() / union.clamp(min=1).double(), code))
         codes.append(code)
     return MetricOutput(
@@ -125,12 +125,9 @@ def soft_iou(
             (n_pos == n_valid(h, v), Undefined.FULL_REGION),
             (lo == hi, Undefined.CONSTANT_MAP),
         )
-        d = h - torch.where(nonfinite | (lo > hi), 0.0, lo)[:, None, None]  # H - min, >= 0 on V
-        if v is not None:
-            d = torch.where(v, d, 0.0)
-        d = d.flatten(1)
-        s_all = d.sum(dim=1).double()
-        s_pos = torch.where(reg.flatten(1), d, 0.0).sum(dim=1).double()
+        # Σ_V (H - min) and Σ_R (H - min), in float64
+        s_all = masked_sum(h, v) - n_valid(h, v).double() * lo.double()
+        s_pos = masked_sum(h, reg) - n_pos.double() * lo.double()
         span = (hi - lo).double()
         score = s_pos / (n_pos.double() * span + s_all - s_pos)
         values.append(finish(score, code))

@@ -2,8 +2,8 @@
 
 ``NSS = (mean_R H - mean_V H) / std_V H`` over the valid pixels ``V``, with the population
 standard deviation (``ddof = 0``, as pysaliency). A constant map scores 0 (it prefers no
-pixel). Computed as ``mean_R (H - mean_V H) / std_V H``, two passes, so a large offset of
-the map does not cancel digits.
+pixel). Sums accumulate in float64, and the variance is taken around the map's own mean, so
+a large offset of the map does not cancel digits.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from groundbench.metrics._inputs import (
     finish,
     iter_chunks,
     masked_minmax,
+    masked_sq_dev,
+    masked_sum,
     n_valid,
     reasons,
 )
@@ -67,16 +69,13 @@ def nss(
             (n_pos == 0, Undefined.EMPTY_REGION),
             (n_pos == n, Undefined.FULL_REGION),
         )
-        hz = h if v is None else torch.where(v, h, 0.0)
         nd = n.clamp(min=1).double()
-        mean = hz.flatten(1).sum(dim=1).double() / nd
-        d = hz - mean.to(h.dtype)[:, None, None]
-        if v is not None:
-            d = torch.where(v, d, 0.0)
-        d = d.flatten(1)
-        var = torch.linalg.vecdot(d, d).double() / nd
-        lift = torch.where(reg.flatten(1), d, 0.0).sum(dim=1).double() / n_pos.clamp(min=1).double()
-        score = torch.where(lo == hi, 0.0, lift / var.sqrt())
+        mean = masked_sum(h, v) / nd
+        lift = masked_sum(h, reg) / n_pos.clamp(min=1).double() - mean
+        # deviations from the float32-rounded mean c: var = Σ(h - c)² / n - (mean - c)²
+        centre = mean.to(h.dtype)
+        var = masked_sq_dev(h, v, centre) / nd - (mean - centre.double()) ** 2
+        score = torch.where(lo == hi, 0.0, lift / var.clamp(min=0).sqrt())
         values.append(finish(score, code))
         codes.append(code)
     return MetricOutput(

@@ -31,6 +31,7 @@ from groundbench.metrics import METRICS
 from groundbench.metrics._inputs import (
     check_inputs,
     count,
+    equal_to,
     finish,
     iter_chunks,
     masked_minmax,
@@ -183,21 +184,19 @@ def pointing(
     values, codes, ties = [], [], []
     for rows, h, v in iter_chunks(inputs):
         _, hi, nonfinite = masked_minmax(h, v)
-        tied = h == hi[:, None, None]
-        if v is not None:
-            tied &= v
-        tied &= ~nonfinite[:, None, None]
-        tie_count = tied.flatten(1).sum(dim=1)
+        tied = equal_to(h, torch.where(nonfinite, torch.nan, hi), v)
+        tie_count = count(tied, None)
         if rule == "region":
-            reg = inputs.region[rows] if v is None else inputs.region[rows] & v
+            reg = inputs.region[rows]
             if tol == 0:
-                hits = (tied & reg).flatten(1).sum(dim=1)
+                hits = count(tied, reg)
             else:
-                hits = _hits_near_region(tied, reg, tie_count, tol)
-            missing = (count(reg, None) == 0, Undefined.EMPTY_REGION)
+                reg = reg if v is None else reg & v
+                hits = _hits_near_region(tied, reg, tie_count.to(h.device), tol).cpu()
+            missing = (count(reg, v) == 0, Undefined.EMPTY_REGION)
         else:
             bc = inputs.box_count[rows]
-            hits = _hits_in_boxes(tied, inputs.boxes[rows], bc, strict=rule == "open_box")
+            hits = _hits_in_boxes(tied, inputs.boxes[rows], bc, strict=rule == "open_box").cpu()
             missing = (bc.cpu() == 0, Undefined.NO_BOX)
         no_pixel = (tie_count == 0) & ~nonfinite
         code = reasons(

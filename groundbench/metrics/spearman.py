@@ -101,9 +101,9 @@ def spearman(
     )
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
-        reg = inputs.region[rows] if v is None else inputs.region[rows] & v
+        reg = inputs.region[rows]
         lo, hi, nonfinite = masked_minmax(h, v)
-        n_pos = count(reg, None)
+        n_pos = count(reg, v)
         code = reasons(
             (nonfinite, Undefined.NAN_INPUT),
             (n_pos == 0, Undefined.EMPTY_REGION),
@@ -125,7 +125,7 @@ def spearman(
         else:
             from scipy.ndimage import gaussian_filter
 
-            reg_np = reg.cpu().numpy()
+            reg_np = (reg if v is None else reg & v).cpu().numpy()
             v_np = None if v is None else v.cpu().numpy()
 
             def one(i: int, get=get, reg_np=reg_np, v_np=v_np) -> float:

@@ -1,0 +1,246 @@
+"""Speed of the metric battery at 480×640 against a naive reference, peers and the read floor.
+
+Run (writes a markdown table to stdout, progress to stderr)::
+
+    python benchmarks/metrics_bench.py --maps 200 --device cpu
+
+Maps are seeded sums of Gaussian blobs plus noise (distinct float32 values); each has 1–3
+ground-truth boxes covering about 10% of the image. Every time is the best of ``--repeats``
+runs over the same maps, measured in this one process, so ratios are comparable.
+
+* **ours**: each :mod:`groundbench.metrics` function on the whole batch.
+* **reference**: a per-sample loop on numpy, ``sklearn.metrics.roc_auc_score`` and
+  ``scipy.stats.spearmanr``: the code a user would write. Our values must match it to 1e-6.
+* **peers**: TorchRay's ``PointingGame``, pysaliency's ``NSS``/``AUC``-style functions and
+  Quantus' ``PointingGame``/``AUC``, where importable (``--no-deps`` installs, optional).
+* **read floor**: one reduction over the same maps (``sum``), the cost of reading them once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from groundbench.metrics import auc, miou, nss, pointing, soft_iou, spearman
+from groundbench.types import rasterise_boxes
+
+log = logging.getLogger("metrics_bench")
+HEIGHT, WIDTH = 480, 640
+
+
+def make_maps(n: int, seed: int) -> dict[str, torch.Tensor]:
+    """Seeded heatmaps, boxes, regions and thresholded masks."""
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 4, size=n)
+    boxes = np.zeros((n, 3, 4))
+    for i, k in enumerate(counts):
+        side = math.sqrt(0.10 * HEIGHT * WIDTH / k)  # k boxes, ~10% of the image together
+        for j in range(k):
+            w, h = side * rng.uniform(0.7, 1.3), side * rng.uniform(0.7, 1.3)
+            x0, y0 = rng.uniform(0, WIDTH - w), rng.uniform(0, HEIGHT - h)
+            boxes[i, j] = [x0, y0, x0 + w, y0 + h]
+    yy, xx = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
+    maps = np.empty((n, HEIGHT, WIDTH), dtype=np.float32)
+    for i in range(n):
+        m = rng.random((HEIGHT, WIDTH), dtype=np.float32) * 0.05
+        for _ in range(3):
+            cx, cy, s = rng.uniform(0, WIDTH), rng.uniform(0, HEIGHT), rng.uniform(20, 80)
+            m += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * s * s)).astype(np.float32)
+        maps[i] = m
+    box_t = torch.from_numpy(boxes)
+    count_t = torch.from_numpy(counts)
+    heat = torch.from_numpy(maps)
+    region = rasterise_boxes(box_t, count_t, HEIGHT, WIDTH)
+    pred_mask = heat >= 0.5 * heat.flatten(1).amax(dim=1)[:, None, None]
+    return {"heatmap": heat, "region": region, "boxes": box_t, "box_count": count_t, "pred_mask": pred_mask}
+
+
+def best_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+# ----------------------------------------------------------------------------- ours
+
+OURS: dict[str, Callable[[dict], torch.Tensor]] = {
+    "pointing": lambda d: pointing(d["heatmap"], region=d["region"]).values,
+    "pointing@15px": lambda d: pointing(d["heatmap"], region=d["region"], tolerance_px=15).values,
+    "miou": lambda d: miou(d["heatmap"], region=d["region"], pred_mask=d["pred_mask"]).values,
+    "soft_iou": lambda d: soft_iou(d["heatmap"], region=d["region"]).values,
+    "auc": lambda d: auc(d["heatmap"], region=d["region"]).values,
+    "nss": lambda d: nss(d["heatmap"], region=d["region"]).values,
+    "spearman": lambda d: spearman(d["heatmap"], region=d["region"]).values,
+}
+
+
+# ------------------------------------------------------------------------ reference
+
+
+def _ref_pointing(h: np.ndarray, r: np.ndarray, tol: float) -> float:
+    peaks = np.argwhere(h == h.max())
+    if tol == 0:
+        return float(np.mean(r[peaks[:, 0], peaks[:, 1]]))
+    pts = np.argwhere(r)
+    hits = [np.min((pts[:, 0] - y) ** 2 + (pts[:, 1] - x) ** 2) <= tol * tol for y, x in peaks]
+    return float(np.mean(hits))
+
+
+def _ref_soft_iou(h: np.ndarray, r: np.ndarray) -> float:
+    hn = (h.astype(np.float64) - h.min()) / (h.max() - h.min())
+    g = r.astype(np.float64)
+    return float(np.minimum(hn, g).sum() / np.maximum(hn, g).sum())
+
+
+def _ref_nss(h: np.ndarray, r: np.ndarray) -> float:
+    h = h.astype(np.float64)
+    return float((h[r].mean() - h.mean()) / h.std())
+
+
+def _ref_miou(m: np.ndarray, r: np.ndarray) -> float:
+    return float((m & r).sum() / (m | r).sum())
+
+
+def reference() -> dict[str, Callable[[dict], np.ndarray]]:
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    def loop(fn):
+        def run(d):
+            h, r = d["heatmap"].numpy(), d["region"].numpy()
+            return np.array([fn(h[i], r[i], d, i) for i in range(len(h))])
+
+        return run
+
+    return {
+        "pointing": loop(lambda h, r, d, i: _ref_pointing(h, r, 0)),
+        "pointing@15px": loop(lambda h, r, d, i: _ref_pointing(h, r, 15)),
+        "miou": loop(lambda h, r, d, i: _ref_miou(d["pred_mask"][i].numpy(), r)),
+        "soft_iou": loop(lambda h, r, d, i: _ref_soft_iou(h, r)),
+        "auc": loop(lambda h, r, d, i: roc_auc_score(r.ravel(), h.ravel())),
+        "nss": loop(lambda h, r, d, i: _ref_nss(h, r)),
+        "spearman": loop(lambda h, r, d, i: spearmanr(h.ravel(), r.ravel()).statistic),
+    }
+
+
+# ---------------------------------------------------------------------------- peers
+
+
+def peers() -> tuple[dict[str, dict[str, Callable[[dict], object]]], list[str]]:
+    """Peer implementations that import here: ``{metric: {peer: fn}}`` and notes on the rest."""
+    found: dict[str, dict[str, Callable[[dict], object]]] = {}
+    notes = []
+    try:
+        from torchray.benchmark.pointing_game import PointingGame
+
+        def torchray_pointing(d, tol):
+            game = PointingGame(num_classes=1, tolerance=tol)
+            h, r = d["heatmap"], d["region"].numpy()
+            return [game.evaluate(r[i], h[i]) for i in range(len(h))]
+
+        found.setdefault("pointing", {})["torchray"] = lambda d: torchray_pointing(d, 0)
+        found.setdefault("pointing@15px", {})["torchray"] = lambda d: torchray_pointing(d, 15)
+    except Exception as exc:  # optional peer
+        notes.append(f"torchray: not importable ({type(exc).__name__}: {exc})")
+    try:
+        import pysaliency.metrics as psm
+
+        def ps_nss(d):
+            h, r = d["heatmap"].numpy(), d["region"].numpy()
+            return [np.mean(psm.NSS(h[i], *np.nonzero(r[i])[::-1])) for i in range(len(h))]
+
+        found.setdefault("nss", {})["pysaliency"] = ps_nss
+    except Exception as exc:
+        notes.append(f"pysaliency: not importable ({type(exc).__name__}: {exc})")
+    try:
+        import quantus
+
+        def q_metric(cls, d):
+            h = d["heatmap"].numpy()[:, None]
+            r = d["region"].numpy()[:, None]
+            metric = cls(disable_warnings=True, display_progressbar=False)
+            x = np.zeros((len(h), 1, HEIGHT, WIDTH), dtype=np.float32)
+            return metric(model=None, x_batch=x, y_batch=np.zeros(len(h), int), a_batch=h, s_batch=r)
+
+        found.setdefault("pointing", {})["quantus"] = lambda d: q_metric(quantus.PointingGame, d)
+        found.setdefault("auc", {})["quantus"] = lambda d: q_metric(quantus.AUC, d)
+    except Exception as exc:
+        notes.append(f"quantus: not importable ({type(exc).__name__}: {exc})")
+    return found, notes
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--maps", type=int, default=200)
+    parser.add_argument("--reference-maps", type=int, default=20, help="maps for the slow loops")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+
+    data = make_maps(args.maps, args.seed)
+    dev = {k: v.to(args.device) for k, v in data.items()}
+    small = {k: v[: args.reference_maps] for k, v in data.items()}
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+
+    def timed(fn, d):
+        def run():
+            out = fn(d)
+            sync()
+            return out
+
+        return best_time(run, args.repeats)
+
+    floor = timed(lambda d: d["heatmap"].sum(dim=(1, 2)), dev)
+    log.info("read floor: %.0f maps/s", args.maps / floor)
+    refs = reference()
+    peer_fns, notes = peers()
+    rows = []
+    total_ours = total_ref = 0.0
+    for name, fn in OURS.items():
+        t_ours = timed(fn, dev)
+        t_ref = best_time(lambda fn=refs[name]: fn(small), 1)
+        ours_small = OURS[name]({k: v.to(args.device) for k, v in small.items()}).cpu().numpy()
+        err = float(np.max(np.abs(ours_small - refs[name](small))))
+        rate, ref_rate = args.maps / t_ours, args.reference_maps / t_ref
+        total_ours += 1 / rate
+        total_ref += 1 / ref_rate
+        peer_cells = []
+        for peer, pfn in peer_fns.get(name, {}).items():
+            t_peer = best_time(lambda pfn=pfn: pfn(small), 1)
+            peer_cells.append(f"{peer} {args.reference_maps / t_peer:,.0f}/s ({rate * t_peer / args.reference_maps:.0f}×)")
+        rows.append(
+            f"| {name} | {rate:,.0f} | {ref_rate:,.1f} | {rate / ref_rate:,.0f}× | "
+            f"{(args.maps / floor) / rate:.1f}× | {err:.1e} | {'; '.join(peer_cells) or '—'} |"
+        )
+        log.info(rows[-1])
+    print(f"device: {args.device}; maps: {args.maps} at {HEIGHT}×{WIDTH}; torch threads: {torch.get_num_threads()}")
+    print(f"read floor: {args.maps / floor:,.0f} maps/s\n")
+    print("| metric | ours maps/s | reference maps/s | speed-up | floor / ours | max abs diff | peers (ours ×) |")
+    print("|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+    print(
+        f"| **battery** | {1 / total_ours:,.0f} | {1 / total_ref:,.1f} | {total_ref / total_ours:,.0f}× | "
+        f"{(args.maps / floor) * total_ours:.1f}× | | |"
+    )
+    for note in notes:
+        print(f"\n- {note}")
+
+
+if __name__ == "__main__":
+    main()

@@ -222,7 +222,7 @@ def check_samples(report: Mapping[str, Any], data: bytes, where: str) -> Submiss
             f"{where}: sha256 is {digest[:12]}… but report.json records "
             f"{report['samples']['sha256'][:12]}…; the file was changed or truncated after the run"
         )
-    keys = list(report["metrics"])
+    keys = list(protocol_metric_keys(report["protocol"]["canonical"], where))
     try:
         table = parse_samples_csv(data.decode("utf-8"), keys, where=where)
     except (DataFormatError, UnicodeDecodeError) as exc:

@@ -16,9 +16,10 @@ from typing import Any
 
 from groundbench.errors import DataFormatError
 
-# (module, name) pairs a data-only pickle may name; Python 2 pickles say ``__builtin__``,
-# which the unpickler maps to ``builtins`` (fix_imports) before asking.
-_ALLOWED_GLOBALS = frozenset({("builtins", "set"), ("builtins", "frozenset")})
+# (module, name) pairs a data-only pickle may name; protocol 0-2 pickles say ``__builtin__``.
+_ALLOWED_GLOBALS = frozenset(
+    (module, name) for module in ("builtins", "__builtin__") for name in ("set", "frozenset")
+)
 
 
 class _DataOnlyUnpickler(pickle.Unpickler):

@@ -1,0 +1,112 @@
+"""Visual Genome adapter through its index: splits, boxes, annotation-derived tags."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from adapter_files import write_vg
+
+from dataset_adapters import open_dataset
+from dataset_adapters.check import check_dataset
+from dataset_adapters.coords import vg_region_to_xyxy
+from groundbench.errors import DataFormatError
+
+
+@pytest.fixture
+def root(tmp_path):
+    return write_vg(tmp_path / "vg")
+
+
+def test_vg_xywh_to_xyxy():
+    np.testing.assert_array_equal(vg_region_to_xyxy(10, 20, 30, 40), [10.0, 20.0, 40.0, 60.0])
+    np.testing.assert_array_equal(vg_region_to_xyxy(0, 0, 5, 5), [0.0, 0.0, 5.0, 5.0])
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.2"])
+def test_test_split_from_image_ids(tmp_path, version):
+    root = write_vg(tmp_path / version, version)
+    ds = open_dataset("visual_genome", root, test_image_ids=str(root / "test_ids.txt"))
+    assert ds.splits() == ("train", "test")
+    test = ds.load_samples("test")
+    assert [s.id for s in test] == ["vg/test/1/r11", "vg/test/1/r12", "vg/test/3/r31"]
+    np.testing.assert_array_equal(test[0].boxes, [[10.0, 20.0, 40.0, 60.0]])
+    assert (test[0].width, test[0].height) == (100, 80)
+    assert test[0].image_path == str(root / "VG_100K" / "1.jpg")
+    (train,) = ds.load_samples("train")
+    assert train.id == "vg/train/2/r21" and train.image_path == str(root / "VG_100K_2" / "2.jpg")
+    assert (root / "groundbench_index" / "visual_genome.sqlite").is_file()
+
+
+def test_tags_from_annotations_and_lexicons(root):
+    ds = open_dataset("visual_genome", root, test_image_ids=str(root / "test_ids.txt"))
+    by_id = {s.id: s for s in ds.load_samples("test")}
+    # "riding" is no lexicon word: relational comes from the (man, riding, horse) triple
+    assert by_id["vg/test/1/r11"].tags == {"relational", "off-centre", "split=test"}
+    assert by_id["vg/test/1/r12"].tags == {
+        "attribute", "compositional", "distractors", "small", "off-centre", "split=test"
+    }  # fmt: skip
+    assert by_id["vg/test/3/r31"].tags == {"relational", "off-centre", "split=test"}
+
+
+def test_without_optional_files_tags_come_from_lexicons(tmp_path):
+    root = write_vg(tmp_path / "vg", optional=False)
+    by_id = {s.id: s for s in open_dataset("visual_genome", root).load_samples("all")}
+    assert "relational" not in by_id["vg/all/1/r11"].tags
+    assert (
+        "attribute" in by_id["vg/all/1/r12"].tags
+        and "distractors" not in by_id["vg/all/1/r12"].tags
+    )
+
+
+def test_json_list_of_ids_and_captions(root):
+    ids = root / "ids.json"
+    ids.write_text(json.dumps([2]))
+    ds = open_dataset("visual_genome", root, test_image_ids=str(ids))
+    assert [c.id for c in ds.load_captions("test")] == ["vg/test/2/r21"]
+    assert [c.text for c in ds.load_captions("train")] == [
+        "man riding horse",
+        "white fence",
+        "the sky above",
+    ]
+
+
+def test_no_ids_means_one_split(root):
+    ds = open_dataset("visual_genome", root)
+    assert ds.splits() == ("all",)
+    with pytest.raises(DataFormatError) as err:
+        ds.load_samples("test")
+    assert str(err.value) == (
+        "visual_genome has no split 'test' here; its splits are all (pass test_image_ids for train/test)"
+    )
+
+
+def test_bad_id_list(root):
+    (root / "ids.txt").write_text("1\nabc\n")
+    with pytest.raises(DataFormatError, match=r"ids.txt: image ids must be integers"):
+        open_dataset("visual_genome", root, test_image_ids=str(root / "ids.txt"))
+
+
+def test_stale_index_is_rebuilt(root):
+    ds = open_dataset("visual_genome", root)
+    assert len(ds.load_samples("all")) == 4
+    data = json.loads((root / "region_descriptions.json").read_text())
+    data[1]["regions"].append(
+        {
+            "region_id": 22,
+            "image_id": 2,
+            "phrase": "a spoon",
+            "x": 1,
+            "y": 1,
+            "width": 2,
+            "height": 2,
+        }
+    )
+    (root / "region_descriptions.json").write_text(json.dumps(data))
+    assert [s.id for s in ds.load_samples("all")][-2:] == ["vg/all/2/r22", "vg/all/3/r31"]
+
+
+def test_check(root):
+    (c,) = check_dataset(open_dataset("visual_genome", root))
+    assert (c.split, c.samples, c.images, c.missing_images, c.published) == ("all", 4, 3, 2, None)

@@ -1,0 +1,74 @@
+"""``groundbench data check`` and ``groundbench data index`` through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+from adapter_files import write_flickr, write_refcoco, write_vg
+from click.testing import CliRunner
+
+from groundbench.cli import main
+
+
+def test_check_table_lists_counts_and_missing_images(tmp_path):
+    root = write_flickr(tmp_path / "f30k")
+    result = CliRunner().invoke(main, ["data", "check", "flickr30k_entities", "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "flickr30k_entities: OK"
+    assert lines[4].split() == ["test", "8", "1", "1000", "ima", "(!)", "0", "0", "0", "0"]
+    assert f"[val] missing images: {root / 'flickr30k-images' / '3000.jpg'}" in lines
+
+
+def test_check_json_with_options(tmp_path):
+    root = write_refcoco(tmp_path / "data", "refcocog", "umd")
+    result = CliRunner().invoke(
+        main,
+        [
+            "data",
+            "check",
+            "refcoco",
+            "--root",
+            str(root),
+            "-o",
+            "dataset=refcocog",
+            "--split",
+            "val",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    (val,) = json.loads(result.output)["splits"]
+    assert (val["split"], val["samples"], val["published"], val["ok"]) == ("val", 1, 4896, True)
+
+
+def test_check_malformed_file_exits_1_naming_it(tmp_path):
+    root = write_flickr(tmp_path / "f30k")
+    xml = root / "Annotations" / "1000.xml"
+    xml.write_text(xml.read_text()[:50])
+    result = CliRunner().invoke(main, ["data", "check", "flickr30k_entities", "--root", str(root)])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == "flickr30k_entities: PROBLEMS FOUND"
+    assert f"[test] malformed: {xml}: malformed XML (" in result.output
+
+
+def test_bad_option_syntax(tmp_path):
+    result = CliRunner().invoke(
+        main, ["data", "check", "refcoco", "--root", str(tmp_path), "-o", "dataset"]
+    )
+    assert result.exit_code == 2 and "'dataset' is not KEY=VALUE" in result.output
+
+
+def test_index_builds_vg_and_refuses_others(tmp_path):
+    root = write_vg(tmp_path / "vg")
+    result = CliRunner().invoke(
+        main, ["data", "index", "visual_genome", "--root", str(root), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    index = root / "groundbench_index" / "visual_genome.sqlite"
+    assert result.output == (
+        f"wrote {index}: images 3, regions 4, object_names 4, attribute_pairs 1, relation_triples 1\n"
+    )
+    result = CliRunner().invoke(main, ["data", "index", "refcoco", "--root", str(root)])
+    assert result.exit_code == 1
+    assert "adapter 'refcoco' reads its files directly and has no index to build" in result.output

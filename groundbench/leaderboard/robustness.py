@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from groundbench.leaderboard.entries import Entry
+
+log = logging.getLogger(__name__)
 
 # display order of the probes the synthetic benchmark ships; others follow alphabetically
 PROBE_ORDER = (
@@ -140,6 +143,12 @@ def robustness_matrices(
         refs = [e for e in members if probe_label(e.canonical, in_distribution_split) is None]
         probes = [e for e in members if probe_label(e.canonical, in_distribution_split) is not None]
         ref_ids = sorted({e.protocol_id for e in refs})
+        if len(ref_ids) > 1:
+            log.warning(
+                "robustness view: protocols %s all look in-distribution for one family; "
+                "skipping it (give probes their own split, control or include_tags)",
+                ", ".join(ref_ids),
+            )
         if len(ref_ids) != 1 or not probes:
             continue
         out.append(_matrix(refs, probes, in_distribution_split))
@@ -152,8 +161,11 @@ def _matrix(refs: list[Entry], probes: list[Entry], split: str) -> RobustnessMat
     reference_means = {e.method_fingerprint: _agg(e, metric)[0] for e in refs}
     names: dict[str, str] = {e.method_fingerprint: e.method_name for e in [*refs, *probes]}
     cells: dict[tuple[str, str], RobustnessCell] = {}
+    labels_of = {e.protocol_id: probe_label(e.canonical, split) for e in probes}
     for e in probes:
-        label = probe_label(e.canonical, split)
+        label = labels_of[e.protocol_id]
+        if list(labels_of.values()).count(label) > 1:  # two probe protocols, one label
+            label = f"{label} ({e.protocol_id})"
         mean, low, high = _agg(e, metric)
         base = reference_means.get(e.method_fingerprint)
         drop = None if mean is None or base is None else mean - base

@@ -15,6 +15,7 @@ from typing import Any
 
 from groundbench.leaderboard.entries import Entry
 from groundbench.leaderboard.robustness import PROBE_ORDER, pointing_variant, probe_label
+from groundbench.metrics import METRICS
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,9 @@ class ProtocolTable:
 def protocol_tables(
     entries: Sequence[Entry], *, in_distribution_split: str = "test"
 ) -> list[ProtocolTable]:
-    """Group entries by protocol id and rank each group by its first metric (higher is better).
+    """Group entries by protocol id and rank each group by its first metric.
+
+    The direction is the metric's registered ``higher_is_better`` (true for every built-in).
 
     Returns:
         Tables sorted by dataset, variant, in-distribution before probes, probe order, name.
@@ -59,7 +62,8 @@ def protocol_tables(
     for pid, members in groups.items():
         first = members[0]
         metrics = first.metric_keys
-        ranked = sorted(members, key=lambda e: _rank_key(e, metrics[0]))
+        higher = METRICS.meta(first.canonical["metrics"][0]["name"]).get("higher_is_better", True)
+        ranked = sorted(members, key=lambda e: _rank_key(e, metrics[0], higher))
         tables.append(
             ProtocolTable(
                 protocol_id=pid,
@@ -90,9 +94,10 @@ def _mean(entry: Entry, key: str) -> float | None:
     return None if agg is None else agg["mean"]
 
 
-def _rank_key(entry: Entry, key: str) -> tuple[Any, ...]:
+def _rank_key(entry: Entry, key: str, higher_is_better: bool) -> tuple[Any, ...]:
     mean = _mean(entry, key)
-    return (mean is None, -(mean or 0.0), entry.method_name, entry.method_fingerprint)
+    score = (mean or 0.0) if not higher_is_better else -(mean or 0.0)
+    return (mean is None, score, entry.method_name, entry.method_fingerprint)
 
 
 def _competition_ranks(means: Sequence[float | None]) -> tuple[int | None, ...]:

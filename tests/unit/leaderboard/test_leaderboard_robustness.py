@@ -92,3 +92,40 @@ def test_figure_is_written(board, tmp_path):
         assert im.width > 200 and im.height > 100
         pixels = np.asarray(im.convert("RGB")).reshape(-1, 3)
     assert len(np.unique(pixels, axis=0)) > 10  # not blank
+
+
+def test_two_probes_with_one_label_stay_apart(tmp_path):
+    board = tmp_path / "board"
+    add_entry(write_report(tmp_path / "ref", {"pointing": [1.0, 0.0]}), board)
+    for i, tags in enumerate((["small"], ["small", "attribute"])):
+        canonical = canonical_protocol("small", include_tags=tags[:1])
+        canonical["select"]["min_area_fraction"] = 0.01 * i  # same label, different protocol
+        add_entry(
+            write_report(
+                tmp_path / f"p{i}",
+                {"pointing": [1.0, 1.0]},
+                canonical=canonical,
+                name=f"synth_small{i}.albef",
+            ),
+            board,
+        )
+    (m,) = robustness_matrices(load_entries(board))
+    assert len(m.probes) == 2 and all(p.startswith("small+small (") for p in m.probes)
+
+
+def test_ambiguous_reference_is_skipped_with_a_warning(tmp_path, caplog):
+    board = tmp_path / "board"
+    for i in range(2):
+        canonical = canonical_protocol("test")
+        canonical["select"]["exclude_tags"] = ["x"] * i
+        add_entry(
+            write_report(tmp_path / f"r{i}", {"pointing": [1.0, 0.0]}, canonical=canonical), board
+        )
+    add_entry(
+        write_report(
+            tmp_path / "p", {"pointing": [1.0, 1.0]}, canonical=canonical_protocol("small")
+        ),
+        board,
+    )
+    assert robustness_matrices(load_entries(board)) == []
+    assert "all look in-distribution for one family; skipping it" in caplog.text

@@ -118,3 +118,11 @@ def test_build_is_deterministic_and_self_contained(board, tmp_path):
     )
     assert html.count('<table class="sortable">') == 4 + 1  # 4 protocols + 1 robustness matrix
     assert html.count("<svg") == 4
+
+
+def test_lower_is_better_metric_ranks_ascending(board, monkeypatch):
+    from groundbench.leaderboard import tables
+
+    monkeypatch.setattr(tables.METRICS, "meta", lambda name: {"higher_is_better": False})
+    first = protocol_tables(load_entries(board))[0]
+    assert [e.method_name for e in first.entries] == ["centre_prior", "model"]

@@ -156,6 +156,11 @@ def check_report_schema(report: Any, where: str) -> None:
     for path in ("protocol.hash", "dataset.fingerprint", "samples.sha256"):
         if not _HEX64.fullmatch(_get(report, path)):
             raise SubmissionError(f"{where}: {path} must be 64 lowercase hex characters")
+    name = report["samples"]["file"]
+    if not name or Path(name).name != name or name in (".", ".."):
+        raise SubmissionError(
+            f"{where}: samples.file must be a file name inside the report directory, got {name!r}"
+        )
     if report["method"]["supervision"] not in SUPERVISION_CLASSES:
         raise SubmissionError(
             f"{where}: method.supervision is {report['method']['supervision']!r}; "

@@ -76,6 +76,10 @@ def test_wrong_schema(report):
             "metrics.soft_iou.all: missing field 'ci_low'",
         ),
         (lambda r: r.update(metrics={}), "metrics is empty"),
+        (
+            lambda r: r["samples"].update(file="../samples.csv"),
+            "samples.file must be a file name inside the report directory, got '../samples.csv'",
+        ),
     ],
 )
 def test_schema_invalid(report, edit, message):

@@ -3,8 +3,8 @@
 :func:`train` is the orchestrator; :func:`train_one_epoch` is one pass over the captions.
 Under ``torchrun`` (``WORLD_SIZE > 1``) each process trains on its share of every epoch's
 permutation with DDP (NCCL on CUDA, gloo on CPU); rank 0 writes the checkpoint and logs.
-A run directory holds ``model.safetensors`` (the checkpoint), ``train_state.pt`` (optimiser
-and position, loaded with ``weights_only=True``), ``log.csv`` and ``loss.png``.
+A run directory holds ``model.safetensors`` (the checkpoint), ``train_state.pt`` (weights,
+optimiser and position in one atomically replaced file, loaded with ``weights_only=True``), ``log.csv`` and ``loss.png``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from groundbench.errors import CheckpointError, DataFormatError
-from groundbench.model.checkpoint import load_checkpoint, save_checkpoint
+from groundbench.model.checkpoint import save_checkpoint
 from groundbench.model.config import Config
 from groundbench.model.data import CaptionDataset, captions_fingerprint, collate
 from groundbench.model.network import GroundingModel
@@ -259,16 +259,17 @@ def train(
 
     def snapshot(at: int) -> None:
         if rank == 0 and (at % steps_per_epoch == 0 or (t.save_every and at % t.save_every == 0)):
+            state = {
+                "step": at,
+                "model": base.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "config": config.to_dict(),
+                "data_fingerprint": fingerprint,
+            }
+            torch.save(state, out / f".{STATE_NAME}.tmp")
+            os.replace(out / f".{STATE_NAME}.tmp", out / STATE_NAME)  # one atomic resume point
             save_checkpoint(out / CHECKPOINT_NAME, base, config, vocab, fingerprint)
-            torch.save(
-                {
-                    "step": at,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "data_fingerprint": fingerprint,
-                },
-                out / STATE_NAME,
-            )
 
     tic, all_losses, start_step = time.perf_counter(), [], step
     while step < total:
@@ -309,29 +310,29 @@ def train(
 def _resume(
     out: Path,
     model: GroundingModel,
-    optimizer,
-    scheduler,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
     config: Config,
     fingerprint: str,
     device: torch.device,
 ) -> int:
-    if not (out / STATE_NAME).exists() or not (out / CHECKPOINT_NAME).exists():
+    path = out / STATE_NAME
+    if not path.exists():
         log.info("nothing to resume in %s; starting from step 0", out)
         return 0
-    ckpt = load_checkpoint(out / CHECKPOINT_NAME)
-    if ckpt.config != config or ckpt.data_fingerprint != fingerprint:
-        raise CheckpointError(
-            f"cannot resume from {out / CHECKPOINT_NAME}: it was trained with a different config or "
-            "different captions; use a new --out directory or the same settings"
-        )
     try:
-        state = torch.load(out / STATE_NAME, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any unpickling failure is a corrupt or untrusted file
         raise CheckpointError(
-            f"training state {out / STATE_NAME} cannot be read safely ({exc}); "
+            f"training state {path} cannot be read safely ({exc}); "
             "delete it to restart the run from scratch"
         ) from exc
-    model.load_state_dict(ckpt.model.state_dict())
+    if state.get("config") != config.to_dict() or state.get("data_fingerprint") != fingerprint:
+        raise CheckpointError(
+            f"cannot resume from {path}: it was trained with a different config or different "
+            "captions; use a new --out directory or the same settings"
+        )
+    model.load_state_dict(state["model"])
     model.to(device)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

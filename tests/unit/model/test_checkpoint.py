@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import json
+import pickle
+import re
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from groundbench.errors import CheckpointError
+from groundbench.model import load_config
+from groundbench.model.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from groundbench.model.network import GroundingModel
+from groundbench.model.text import Vocabulary
+
+FIX = "point to a model.safetensors written by `groundbench train`, or train a new one"
+
+
+@pytest.fixture
+def saved(tmp_path):
+    cfg = load_config("tiny")
+    vocab = Vocabulary.build(["a red square", "a blue circle"])
+    torch.manual_seed(0)
+    model = GroundingModel(cfg.model, len(vocab)).eval()
+    path = save_checkpoint(tmp_path / "model.safetensors", model, cfg, vocab, "f" * 64)
+    return path, model, cfg, vocab
+
+
+def test_round_trip_gives_the_same_model(saved):
+    path, model, cfg, vocab = saved
+    ckpt = load_checkpoint(path)
+    assert ckpt.config == cfg
+    assert ckpt.vocab.words == vocab.words
+    assert ckpt.data_fingerprint == "f" * 64
+    images, ids = torch.rand(2, 3, 32, 32), torch.tensor([[3, 4, 5], [2, 6, 0]])
+    a = model(images, ids, ids == 0)
+    b = ckpt.model(images, ids, ids == 0)
+    torch.testing.assert_close(a.attention, b.attention, rtol=0, atol=0)
+    torch.testing.assert_close(a.word_logits, b.word_logits, rtol=0, atol=0)
+
+
+def test_truncated_file_is_refused(saved):
+    path = saved[0]
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert re.fullmatch(
+        rf"checkpoint {re.escape(str(path))}: weights cannot be read \(.*\); {re.escape(FIX)}",
+        str(err.value),
+        re.S,
+    ) or str(err.value).startswith(f"checkpoint {path} is not a readable safetensors file (")
+
+
+def test_pickle_file_is_refused_without_unpickling(tmp_path):
+    path = tmp_path / "model.safetensors"
+
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('executed')",))
+
+    path.write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert message.startswith(f"checkpoint {path} is not a readable safetensors file (")
+    assert message.endswith(
+        f"it may be truncated or a pickle, which groundbench never loads; {FIX}"
+    )
+
+
+def test_torch_save_file_is_refused(tmp_path):
+    path = tmp_path / "model.pt"
+    torch.save({"w": torch.zeros(2)}, path)
+    with pytest.raises(CheckpointError, match="is not a readable safetensors file"):
+        load_checkpoint(path)
+
+
+def test_missing_file_and_missing_metadata(tmp_path):
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(tmp_path / "nope.safetensors")
+    assert str(err.value) == f"checkpoint {tmp_path / 'nope.safetensors'} does not exist; {FIX}"
+    plain = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(2)}, str(plain))
+    with pytest.raises(CheckpointError) as err:
+        read_metadata(plain)
+    assert str(err.value) == f"checkpoint {plain} has no 'groundbench' metadata; {FIX}"
+
+
+def test_weights_that_do_not_fit_the_config_are_refused(saved):
+    path = saved[0]
+    tensors = load_file(str(path))
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["groundbench"])
+    meta["config"]["model"]["dim"] = 64  # the stored weights are 32 wide
+    save_file(tensors, str(path), metadata={"groundbench": json.dumps(meta)})
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert message.startswith(f"checkpoint {path}: weights do not match its config (")
+    assert message.endswith(f"the file was edited or written by another version; {FIX}")
+
+
+def test_unknown_config_key_in_metadata_is_refused(saved):
+    path = saved[0]
+    tensors = load_file(str(path))
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["groundbench"])
+    meta["config"]["model"]["dims"] = 64
+    save_file(tensors, str(path), metadata={"groundbench": json.dumps(meta)})
+    with pytest.raises(
+        CheckpointError,
+        match=r"malformed config or vocabulary \(checkpoint .*: config\.model\.dims: unknown key",
+    ):
+        load_checkpoint(path)

@@ -59,7 +59,13 @@ def make_maps(n: int, seed: int) -> dict[str, torch.Tensor]:
     heat = torch.from_numpy(maps)
     region = rasterise_boxes(box_t, count_t, HEIGHT, WIDTH)
     pred_mask = heat >= 0.5 * heat.flatten(1).amax(dim=1)[:, None, None]
-    return {"heatmap": heat, "region": region, "boxes": box_t, "box_count": count_t, "pred_mask": pred_mask}
+    return {
+        "heatmap": heat,
+        "region": region,
+        "boxes": box_t,
+        "box_count": count_t,
+        "pred_mask": pred_mask,
+    }
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> float:
@@ -137,32 +143,90 @@ def reference() -> dict[str, Callable[[dict], np.ndarray]]:
 # ---------------------------------------------------------------------------- peers
 
 
+def _load_file(name: str, path: str):
+    """Import one module file by path, without running its package's ``__init__``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _find(relative: str) -> str | None:
+    """First ``sys.path`` entry holding ``relative`` (a file path), or None."""
+    import glob
+    import os
+
+    for root in sys.path:
+        hits = glob.glob(os.path.join(root or ".", relative))
+        if hits:
+            return hits[0]
+    return None
+
+
 def peers() -> tuple[dict[str, dict[str, Callable[[dict], object]]], list[str]]:
-    """Peer implementations that import here: ``{metric: {peer: fn}}`` and notes on the rest."""
+    """Peer implementations that load here: ``{metric: {peer: fn}}`` and notes on the rest.
+
+    Peers are installed with ``pip install --no-deps --target DIR`` and found through
+    ``--peers DIR``. Their packages' ``__init__`` files import heavy optional dependencies
+    (torchvision, boltons, ...), so the one module that holds the metric is loaded by path:
+    ``torchray/benchmark/pointing_game.py`` (its top-level ``torchvision`` import, used only
+    by dataset helpers, is satisfied by an empty stand-in module), ``pysaliency/metrics.py``
+    and the compiled ``pysaliency/roc_cython`` (given ``np.trapz = np.trapezoid`` on numpy
+    releases that dropped ``np.trapz``).
+    """
+    import types
+
     found: dict[str, dict[str, Callable[[dict], object]]] = {}
     notes = []
-    try:
-        from torchray.benchmark.pointing_game import PointingGame
+    path = _find("torchray/benchmark/pointing_game.py")
+    if path is None:
+        notes.append("torchray: not installed (pip install --no-deps --target DIR torchray)")
+    else:
+        for name in ("torchvision", "torchvision.datasets"):
+            sys.modules.setdefault(name, types.ModuleType(name))
+        sys.modules["torchvision"].datasets = sys.modules["torchvision.datasets"]
+        pkg = types.ModuleType("torchray_pg")
+        pkg.__path__ = []
+        sys.modules["torchray_pg"] = pkg
+        sys.modules["torchray_pg.datasets"] = types.ModuleType("torchray_pg.datasets")
+        game_cls = _load_file("torchray_pg.pointing_game", path).PointingGame
 
-        def torchray_pointing(d, tol):
-            game = PointingGame(num_classes=1, tolerance=tol)
-            h, r = d["heatmap"], d["region"].numpy()
-            return [game.evaluate(r[i], h[i]) for i in range(len(h))]
+        def torchray_pointing(d):
+            # TorchRay's protocol: argmax point, then PointingGame.evaluate (strict d < 15)
+            game = game_cls(num_classes=1, tolerance=15)
+            h, r = d["heatmap"], d["region"]
+            out = []
+            for i in range(len(h)):
+                row, col = divmod(int(h[i].argmax()), h.shape[2])
+                out.append(game.evaluate(r[i], (col, row)) == 1)
+            return out
 
-        found.setdefault("pointing", {})["torchray"] = lambda d: torchray_pointing(d, 0)
-        found.setdefault("pointing@15px", {})["torchray"] = lambda d: torchray_pointing(d, 15)
-    except Exception as exc:  # optional peer
-        notes.append(f"torchray: not importable ({type(exc).__name__}: {exc})")
-    try:
-        import pysaliency.metrics as psm
+        found.setdefault("pointing@15px", {})["torchray"] = torchray_pointing
+    path = _find("pysaliency/metrics.py")
+    if path is None:
+        notes.append("pysaliency: not installed (pip install --no-deps --target DIR pysaliency)")
+    else:
+        psm = _load_file("pysaliency_metrics", path)
 
         def ps_nss(d):
             h, r = d["heatmap"].numpy(), d["region"].numpy()
             return [np.mean(psm.NSS(h[i], *np.nonzero(r[i])[::-1])) for i in range(len(h))]
 
         found.setdefault("nss", {})["pysaliency"] = ps_nss
-    except Exception as exc:
-        notes.append(f"pysaliency: not importable ({type(exc).__name__}: {exc})")
+        roc_path = _find("pysaliency/roc_cython*.so")
+        if roc_path:
+            if not hasattr(np, "trapz"):  # removed in numpy 2.4; roc_cython still calls it
+                np.trapz = np.trapezoid
+            roc = _load_file("roc_cython", roc_path)
+
+            def ps_auc(d):
+                # pysaliency's AUC: region values against all pixels (region included)
+                h, r = d["heatmap"].numpy().astype(np.float64), d["region"].numpy()
+                return [roc.general_roc(h[i][r[i]], h[i].ravel())[0] for i in range(len(h))]
+
+            found.setdefault("auc", {})["pysaliency"] = ps_auc
     try:
         import quantus
 
@@ -171,11 +235,13 @@ def peers() -> tuple[dict[str, dict[str, Callable[[dict], object]]], list[str]]:
             r = d["region"].numpy()[:, None]
             metric = cls(disable_warnings=True, display_progressbar=False)
             x = np.zeros((len(h), 1, HEIGHT, WIDTH), dtype=np.float32)
-            return metric(model=None, x_batch=x, y_batch=np.zeros(len(h), int), a_batch=h, s_batch=r)
+            return metric(
+                model=None, x_batch=x, y_batch=np.zeros(len(h), int), a_batch=h, s_batch=r
+            )
 
         found.setdefault("pointing", {})["quantus"] = lambda d: q_metric(quantus.PointingGame, d)
         found.setdefault("auc", {})["quantus"] = lambda d: q_metric(quantus.AUC, d)
-    except Exception as exc:
+    except Exception as exc:  # optional peer with a long dependency list
         notes.append(f"quantus: not importable ({type(exc).__name__}: {exc})")
     return found, notes
 
@@ -190,7 +256,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--peers", help="directory of --no-deps peer installs, added to sys.path")
     args = parser.parse_args()
+    if args.peers:
+        sys.path.append(args.peers)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 
     data = make_maps(args.maps, args.seed)
@@ -223,15 +292,21 @@ def main() -> None:
         peer_cells = []
         for peer, pfn in peer_fns.get(name, {}).items():
             t_peer = best_time(lambda pfn=pfn: pfn(small), 1)
-            peer_cells.append(f"{peer} {args.reference_maps / t_peer:,.0f}/s ({rate * t_peer / args.reference_maps:.0f}×)")
+            peer_cells.append(
+                f"{peer} {args.reference_maps / t_peer:,.0f}/s ({rate * t_peer / args.reference_maps:.0f}×)"
+            )
         rows.append(
             f"| {name} | {rate:,.0f} | {ref_rate:,.1f} | {rate / ref_rate:,.0f}× | "
             f"{(args.maps / floor) / rate:.1f}× | {err:.1e} | {'; '.join(peer_cells) or '—'} |"
         )
         log.info(rows[-1])
-    print(f"device: {args.device}; maps: {args.maps} at {HEIGHT}×{WIDTH}; torch threads: {torch.get_num_threads()}")
+    print(
+        f"device: {args.device}; maps: {args.maps} at {HEIGHT}×{WIDTH}; torch threads: {torch.get_num_threads()}"
+    )
     print(f"read floor: {args.maps / floor:,.0f} maps/s\n")
-    print("| metric | ours maps/s | reference maps/s | speed-up | floor / ours | max abs diff | peers (ours ×) |")
+    print(
+        "| metric | ours maps/s | reference maps/s | speed-up | floor / ours | max abs diff | peers (ours ×) |"
+    )
     print("|---|---|---|---|---|---|---|")
     print("\n".join(rows))
     print(

@@ -184,8 +184,9 @@ def masked_sq_dev(
     """Per-map CPU float64 ``Σ (h - centre)²`` over the valid pixels (``centre`` CPU ``(B,)``)."""
     c = centre.to(h.dtype)
     if h.device.type == "cpu":
-        d = _flat(h) - c.numpy()[:, None]
-        np.square(d, out=d)
+        with np.errstate(invalid="ignore", over="ignore"):  # non-finite maps are flagged apart
+            d = _flat(h) - c.numpy()[:, None]
+            np.square(d, out=d)
         where = True if valid is None else _flat(valid)
         return torch.from_numpy(np.sum(d, axis=1, where=where, dtype=np.float64))
     d = h - c.to(h.device)[:, None, None]

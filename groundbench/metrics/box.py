@@ -64,7 +64,9 @@ def _best_iou(inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
     )
     best = torch.where(real, iou, 0.0).amax(dim=1) if gt.shape[1] else torch.zeros_like(width)
     best = torch.where(has_pred, best, 0.0)
-    nonfinite = torch.cat([masked_minmax(h, v)[2].cpu() for _, h, v in iter_chunks(inputs)])
+    nonfinite = torch.zeros(len(best), dtype=torch.bool)
+    for rows, h, v in iter_chunks(inputs):
+        nonfinite[rows] = masked_minmax(h, v)[2]
     code = reasons(
         (nonfinite, Undefined.NAN_INPUT), (inputs.box_count.cpu() == 0, Undefined.NO_BOX)
     )

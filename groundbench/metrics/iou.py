@@ -128,7 +128,7 @@ def soft_iou(
         # Σ_V (H - min) and Σ_R (H - min), in float64
         s_all = masked_sum(h, v) - n_valid(h, v).double() * lo.double()
         s_pos = masked_sum(h, reg) - n_pos.double() * lo.double()
-        span = (hi - lo).double()
+        span = hi.double() - lo.double()
         score = s_pos / (n_pos.double() * span + s_all - s_pos)
         values.append(finish(score, code))
         codes.append(code)

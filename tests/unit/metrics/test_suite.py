@@ -1,0 +1,107 @@
+"""compute_metric, display_key and MetricSuite."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from groundbench.errors import ProtocolError, UnknownNameError
+from groundbench.metrics import METRICS, compute_metric, display_key, metric_params
+from groundbench.metrics.suite import MetricSuite
+from groundbench.types import HeatmapBatch, rasterise_boxes
+
+
+def _batch(ids=("a", "b"), with_pred=True):
+    boxes = torch.tensor([[[0.0, 0.0, 2.0, 2.0]], [[2.0, 2.0, 4.0, 4.0]]])
+    count = torch.tensor([1, 1])
+    h = torch.zeros(2, 4, 4)
+    h[0, 0, 0] = 1.0  # hit
+    h[1, 0, 0] = 1.0  # miss
+    return HeatmapBatch(
+        ids=ids,
+        heatmap=h,
+        valid=torch.ones(2, 4, 4, dtype=torch.bool),
+        region=rasterise_boxes(boxes, count, 4, 4),
+        boxes=boxes,
+        box_count=count,
+        pred_mask=h > 0.5 if with_pred else None,
+        pred_box=torch.tensor([[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]) if with_pred else None,
+    )
+
+
+def test_every_registered_metric_declares_its_metadata():
+    for name in METRICS.names():
+        meta = METRICS.meta(name)
+        assert set(meta["needs"]) <= {"heatmap", "region", "boxes", "pred_mask", "pred_box"}
+        assert isinstance(meta["higher_is_better"], bool)
+        low, high = meta["range"]
+        assert low < high
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "key"),
+    [
+        ("pointing", {}, "pointing"),
+        ("pointing", {"variant": "mg"}, "pointing[mg]"),
+        ("pointing", {"variant": "albef"}, "pointing[albef]"),
+        ("pointing", {"tolerance_px": 15}, "pointing@15px"),
+        ("pointing", {"tolerance_px": 7.5}, "pointing@7.5px"),
+        ("box_acc", {}, "box_acc@0.5"),
+        ("box_acc", {"iou": 0.75}, "box_acc@0.75"),
+        ("box_iou", {}, "box_iou"),
+        ("soft_iou", {}, "soft_iou"),
+        ("spearman", {"sigma_px": 0}, "spearman"),
+        ("spearman", {"sigma_px": 4}, "spearman@sigma4px"),
+    ],
+)
+def test_display_keys(name, params, key):
+    assert display_key(name, params) == key
+
+
+def test_unknown_param_names_the_key_path_and_closest_match():
+    with pytest.raises(ProtocolError) as err:
+        display_key("pointing", {"varaint": "mg"})
+    assert str(err.value) == (
+        "metrics.pointing.varaint: unknown parameter of metric 'pointing'; did you mean "
+        "'variant'? Valid parameters: tolerance_px, variant."
+    )
+
+
+def test_metric_params_lists_defaults():
+    assert metric_params("box_acc") == {"iou": 0.5}
+    assert metric_params("auc") == {}
+
+
+def test_compute_metric_feeds_from_the_batch():
+    out = compute_metric("pointing", _batch(), variant="albef")
+    assert out.values.tolist() == [1.0, 0.0]
+    assert compute_metric("box_acc", _batch(), iou=0.25).values.tolist() == [1.0, 0.0]
+
+
+def test_compute_metric_without_a_threshold_step_says_so():
+    with pytest.raises(ProtocolError, match=r"^metric 'miou' needs pred_mask, which the pipeline"):
+        compute_metric("miou", _batch(with_pred=False))
+    with pytest.raises(UnknownNameError, match="did you mean 'auc'"):
+        compute_metric("aucc", _batch())
+
+
+def test_suite_accumulates_and_resets():
+    suite = MetricSuite([{"name": "pointing", "variant": "mg"}, {"name": "box_acc", "iou": 0.25}])
+    assert suite.keys == ("pointing[mg]", "box_acc@0.25")
+    suite.update(_batch(), tags=[frozenset({"small"}), frozenset()])
+    suite.update(_batch(ids=("c", "d")))
+    assert suite.ids == ("a", "b", "c", "d")
+    values, codes = suite.per_sample()["pointing[mg]"]
+    assert values.tolist() == [1.0, 0.0, 1.0, 0.0] and codes.tolist() == [0, 0, 0, 0]
+    result = suite.compute(resamples=100)
+    assert result["pointing[mg]"]["all"].mean == 0.5
+    assert result["pointing[mg]"]["small"].n == 1
+    suite.reset()
+    assert suite.ids == () and suite.per_sample()["box_acc@0.25"][0].size == 0
+
+
+def test_suite_rejects_duplicates_and_nameless_specs():
+    with pytest.raises(ProtocolError, match=r"^metrics\[1\]: 'pointing\[mg\]' is listed twice"):
+        MetricSuite([{"name": "pointing", "variant": "mg"}, {"name": "pointing", "variant": "mg"}])
+    with pytest.raises(ProtocolError, match=r"^metrics\[0\]: every metric spec needs a 'name'"):
+        MetricSuite([{"variant": "mg"}])

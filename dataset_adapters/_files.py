@@ -67,3 +67,13 @@ def bbox_field(record: Any, key: str, where: str) -> list[float]:
     ):
         raise DataFormatError(f"{where}: field {key!r} must be 4 numbers, got {value!r:.80}")
     return [float(v) for v in value]
+
+
+def under_root(root: Path, value: str | Path) -> Path:
+    """Resolve an option path: absolute as given, relative to the dataset ``root`` otherwise.
+
+    Relative paths keep protocols portable: ``test_image_ids: mg_test_ids.txt`` means the
+    file next to the data, wherever the data lives.
+    """
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else root / path

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dataset_adapters._files import under_root
 from dataset_adapters.base import ADAPTERS, DatasetAdapter
 from dataset_adapters.coords import corners_1based_to_xyxy
 from dataset_adapters.probe_tags import probe_tags, training_pairs
@@ -196,7 +197,9 @@ class Flickr30kEntitiesAdapter(DatasetAdapter):
             )
         super().__init__(root, box_mode=box_mode, image_dir=image_dir)
         self.box_mode = box_mode
-        self.image_dir = Path(image_dir) if image_dir else self.root / "flickr30k-images"
+        self.image_dir = (
+            under_root(self.root, image_dir) if image_dir else self.root / "flickr30k-images"
+        )
         self.skipped: Counter = Counter()  # reason -> phrases left out by the last load
 
     def splits(self) -> tuple[str, ...]:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from dataset_adapters._files import bbox_field, field, read_json
+from dataset_adapters._files import bbox_field, field, read_json, under_root
 from dataset_adapters.base import ADAPTERS, DatasetAdapter
 from dataset_adapters.coords import coco_bbox_to_xyxy
 from dataset_adapters.probe_tags import probe_tags, training_pairs
@@ -87,7 +87,9 @@ class MdetrAdapter(DatasetAdapter):
         self.subset = subset
         stem, default_images = SUBSETS[subset]
         self.stem = stem
-        self.image_dir = Path(image_dir) if image_dir else self.root / default_images
+        self.image_dir = (
+            under_root(self.root, image_dir) if image_dir else self.root / default_images
+        )
         self.count_unit = "images" if subset == "flickr" else "samples"
 
     def _path(self, split: str) -> Path:

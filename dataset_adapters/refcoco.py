@@ -29,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from dataset_adapters._files import bbox_field, field, read_json
+from dataset_adapters._files import bbox_field, field, read_json, under_root
 from dataset_adapters.base import ADAPTERS, DatasetAdapter
 from dataset_adapters.coords import coco_bbox_to_xyxy
 from dataset_adapters.probe_tags import probe_tags, training_pairs
@@ -138,7 +138,7 @@ class RefCocoAdapter(DatasetAdapter):
         self.dataset = dataset
         self.split_by = split_by
         self.image_dir = (
-            Path(image_dir)
+            under_root(self.root, image_dir)
             if image_dir
             else self.root / "images" / "mscoco" / "images" / "train2014"
         )

@@ -33,6 +33,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dataset_adapters._files import under_root
 from dataset_adapters.base import ADAPTERS, DatasetAdapter
 from dataset_adapters.coords import vg_region_to_xyxy
 from dataset_adapters.index import build_vg_index, index_is_current
@@ -103,13 +104,15 @@ class VisualGenomeAdapter(DatasetAdapter):
         super().__init__(
             root, test_image_ids=test_image_ids, index_path=index_path, image_dir=image_dir
         )
-        self.test_ids = read_image_ids(Path(test_image_ids)) if test_image_ids else None
+        self.test_ids = (
+            read_image_ids(under_root(self.root, test_image_ids)) if test_image_ids else None
+        )
         self.index_path = (
-            Path(index_path)
+            under_root(self.root, index_path)
             if index_path
             else self.root / "groundbench_index" / "visual_genome.sqlite"
         )
-        self.image_dir = Path(image_dir) if image_dir else None
+        self.image_dir = under_root(self.root, image_dir) if image_dir else None
 
     def build_index(self, *, progress: bool = True) -> dict[str, int]:
         """(Re)build the SQLite index from the JSON files; returns rows per table."""

@@ -40,7 +40,7 @@ def test_test_split_from_image_ids(tmp_path, version):
 
 
 def test_tags_from_annotations_and_lexicons(root):
-    ds = open_dataset("visual_genome", root, test_image_ids=str(root / "test_ids.txt"))
+    ds = open_dataset("visual_genome", root, test_image_ids="test_ids.txt")  # relative to root
     by_id = {s.id: s for s in ds.load_samples("test")}
     # "riding" is no lexicon word: relational comes from the (man, riding, horse) triple
     assert by_id["vg/test/1/r11"].tags == {"relational", "off-centre", "split=test"}

@@ -87,10 +87,11 @@ def _hits_near_region(
     few = tie_count <= _GATHER_TIE_LIMIT
     b, y, x = (tied & few[:, None, None]).nonzero(as_tuple=True)
     if len(b):
-        r = int(math.floor(tolerance_px))
-        padded = torch.nn.functional.pad(region, (r, r, r, r))
+        Y, X = region.shape[1:]
         dy, dx = _disc_offsets(tolerance_px, tied.device)
-        near = padded[b[:, None], y[:, None] + r + dy, x[:, None] + r + dx].any(dim=1)  # T
+        ny, nx = y[:, None] + dy, x[:, None] + dx  # T D
+        inside = (ny >= 0) & (ny < Y) & (nx >= 0) & (nx < X)
+        near = (region[b[:, None], ny.clamp(0, Y - 1), nx.clamp(0, X - 1)] & inside).any(dim=1)
         hits.index_add_(0, b, near.long())
     for i in (~few).nonzero().flatten().tolist():
         reg = region[i].cpu().numpy()

@@ -259,6 +259,34 @@ def peers() -> tuple[dict[str, dict[str, Callable[[dict], object]]], list[str]]:
 # ----------------------------------------------------------------------------- main
 
 
+def _rss_gib(field: str) -> float:
+    """``VmRSS`` / ``VmHWM`` (peak) of this process in GiB, from /proc (Linux)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 2**20
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def measure_memory(n: int, distinct: int, seed: int) -> None:
+    """Print the peak resident memory of the battery on ``n`` maps, beyond the inputs."""
+    base = make_maps(min(n, distinct), seed)
+    reps = -(-n // len(base["heatmap"]))
+    data = {k: v.repeat(reps, *([1] * (v.ndim - 1)))[:n].contiguous() for k, v in base.items()}
+    del base
+    inputs_gib = sum(v.numel() * v.element_size() for v in data.values()) / 2**30
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # reset the peak (VmHWM) to the current RSS
+    before = _rss_gib("VmRSS")
+    for fn in OURS.values():
+        fn(data)
+    peak = _rss_gib("VmHWM")
+    print(
+        f"battery on {n} maps of {HEIGHT}×{WIDTH}: inputs {inputs_gib:.2f} GiB; RSS {before:.2f} GiB "
+        f"before, peak {peak:.2f} GiB during (+{peak - before:.2f} GiB for the metrics)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--maps", type=int, default=200)
@@ -267,11 +295,20 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--peers", help="directory of --no-deps peer installs, added to sys.path")
+    parser.add_argument(
+        "--memory",
+        type=int,
+        metavar="N",
+        help="instead of timing, run the battery once on N maps and report the peak memory",
+    )
     args = parser.parse_args()
     if args.peers:
         sys.path.append(args.peers)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 
+    if args.memory:
+        measure_memory(args.memory, args.maps, args.seed)
+        return
     data = make_maps(args.maps, args.seed)
     dev = {k: v.to(args.device) for k, v in data.items()}
     small = {k: v[: args.reference_maps] for k, v in data.items()}

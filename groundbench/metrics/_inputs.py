@@ -33,11 +33,6 @@ class Inputs:
     pred_mask: torch.Tensor | None
     pred_box: torch.Tensor | None
 
-    @property
-    def batch(self) -> int:
-        """Number of maps ``B``."""
-        return self.heatmap.shape[0]
-
 
 def _check_mask(name: str, metric: str, mask: torch.Tensor | None, shape: torch.Size) -> None:
     if mask is None:

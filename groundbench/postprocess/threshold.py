@@ -7,10 +7,16 @@ Rules (per map, statistics over its valid pixels):
   min-max normalisation).
 * ``mean``: keep ``m > mean(m)``.
 * ``otsu``: keep ``m > t`` with ``t`` Otsu's threshold, exactly as
-  ``skimage.filters.threshold_otsu`` computes it on the float64 map (256 bins spanning
-  ``[min, max]``; a constant map returns its value, so nothing is kept).
+  ``skimage.filters.threshold_otsu`` computes it on the map's valid pixels (256 bins
+  spanning ``[min, max]``; a constant map returns its value, so nothing is kept).
 * ``top_k_percent``: keep the ``ceil(value/100 · n_valid)`` highest pixels, and every pixel
   tied with the lowest of them (ties can keep a few more).
+
+Kernels by device: on CPU, Otsu's level and the top-k level are computed per map with
+skimage / ``numpy.partition`` (several times faster there than a batched tensor kernel, which
+streams the whole batch through memory a dozen times); on other devices they are batched
+torch kernels (:func:`otsu_thresholds`, ``torch.topk``) that give the same levels. The
+comparisons themselves always run as tensor ops on the maps' device.
 
 A map with a NaN or Inf on a valid pixel gets an empty mask: there is no trustworthy
 threshold, and the heatmap keeps its NaN so metrics report ``nan_input``.
@@ -20,7 +26,9 @@ from __future__ import annotations
 
 from typing import Literal
 
+import numpy as np
 import torch
+from skimage.filters import threshold_otsu
 
 from groundbench.postprocess import PIPELINE_STEPS
 
@@ -97,9 +105,50 @@ def _level(threshold: torch.Tensor, dtype: torch.dtype, *, strict: bool) -> torc
     return torch.where(t.double() < threshold, torch.nextafter(t, t.new_tensor(torch.inf)), t)
 
 
-def _top_k_levels(filled: torch.Tensor, n_valid: torch.Tensor, percent: float) -> torch.Tensor:
-    # filled: B N with -inf on invalid pixels; level = the ceil(percent% n_valid)-th highest
+def _valid_rows(x: torch.Tensor, v: torch.Tensor | None) -> list[np.ndarray]:
+    xn = x.numpy()
+    return list(xn) if v is None else [row[keep] for row, keep in zip(xn, v.numpy(), strict=True)]
+
+
+def _otsu_levels(x: torch.Tensor, v: torch.Tensor | None) -> torch.Tensor:
+    # x: B N finite on valid pixels
+    if x.device.type != "cpu":
+        return otsu_thresholds(x, v)
+    levels = [threshold_otsu(row) if row.size else np.inf for row in _valid_rows(x, v)]
+    return torch.tensor(levels, dtype=x.dtype)
+
+
+def _top_k_levels(x: torch.Tensor, v: torch.Tensor | None, percent: float) -> torch.Tensor:
+    """Level of the ``ceil(percent% · n_valid)``-th highest valid pixel per row of ``x``."""
+    n_valid = torch.full((x.shape[0],), x.shape[1]) if v is None else v.sum(dim=1).cpu()
     n_keep = torch.ceil(n_valid.to(torch.float64) * (percent / 100.0)).long().clamp(min=1)
+    if x.device.type == "cpu":
+        levels = [
+            np.partition(row, row.size - k)[row.size - k] if row.size else np.inf
+            for row, k in zip(_valid_rows(x, v), n_keep.tolist(), strict=True)
+        ]
+        return torch.tensor(levels, dtype=x.dtype)
+    filled = x if v is None else torch.where(v, x, -torch.inf)
+    return top_k_levels_batched(filled, n_valid.to(x.device), n_keep.to(x.device))
+
+
+def top_k_levels_batched(
+    filled: torch.Tensor, n_valid: torch.Tensor, n_keep: torch.Tensor
+) -> torch.Tensor:
+    """Return the ``n_keep``-th highest value of each row with one ``torch.topk`` per distinct k.
+
+    Args:
+        filled: ``(B, N)`` float values, ``-inf`` on invalid pixels.
+        n_valid: ``(B,)`` valid pixels per row.
+        n_keep: ``(B,)`` rank to return, ``1 <= n_keep <= n_valid``.
+
+    Returns:
+        ``(B,)`` levels in ``filled``'s dtype (``inf`` for rows without a valid pixel).
+
+    Example:
+        >>> top_k_levels_batched(torch.tensor([[3.0, 1.0, 2.0]]), torch.tensor([3]), torch.tensor([2]))
+        tensor([2.])
+    """
     level = torch.full((filled.shape[0],), torch.inf, device=filled.device, dtype=filled.dtype)
     for k in torch.unique(n_keep[n_valid > 0]).tolist():
         rows = ((n_keep == k) & (n_valid > 0)).nonzero()[:, 0]
@@ -137,31 +186,25 @@ def threshold_maps(
     """
     x = _float(maps).flatten(1)
     v = None if valid is None else valid.flatten(1)
-    low = x if v is None else torch.where(v, x, torch.inf)
-    high = x if v is None else torch.where(v, x, -torch.inf)
-    lo, hi = low.amin(dim=1), high.amax(dim=1)  # NaN propagates: it marks unusable maps
-    usable = torch.isfinite(lo) & torch.isfinite(hi)
+    lo = (x if v is None else torch.where(v, x, torch.inf)).amin(dim=1)
+    hi = (x if v is None else torch.where(v, x, -torch.inf)).amax(dim=1)
+    usable = torch.isfinite(lo) & torch.isfinite(hi)  # NaN propagates through amin/amax
     if not usable.all():  # keep the statistics finite; these maps get empty masks below
         x = torch.where(usable[:, None], x, 0.0)
-        high = torch.where(usable[:, None], high, 0.0)
-        lo, hi = torch.where(usable, lo, 0.0), torch.where(usable, hi, 0.0)
-    n_valid = torch.full_like(lo, x.shape[1], dtype=torch.long) if v is None else v.sum(dim=1)
+        hi = torch.where(usable, hi, 0.0)
     if method == "fixed":
-        keep = (
-            x
-            >= _level(torch.full_like(hi, value, dtype=torch.float64), x.dtype, strict=False)[
-                :, None
-            ]
-        )
+        level = _level(torch.tensor([float(value)], dtype=torch.float64), x.dtype, strict=False)
+        keep = x >= level.to(x.device)
     elif method == "fraction_of_max":
         keep = x >= _level(float(value) * hi.double(), x.dtype, strict=False)[:, None]
     elif method == "mean":
+        n_valid = x.shape[1] if v is None else v.sum(dim=1).clamp(min=1)
         total = (x if v is None else torch.where(v, x, 0.0)).sum(dim=1, dtype=torch.float64)
-        keep = x > _level(total / n_valid.clamp(min=1), x.dtype, strict=True)[:, None]
+        keep = x > _level(total / n_valid, x.dtype, strict=True)[:, None]
     elif method == "otsu":
-        keep = x > otsu_thresholds(x.view_as(maps), valid)[:, None]
+        keep = x > _otsu_levels(x, v).to(x.device)[:, None]
     elif method == "top_k_percent":
-        keep = x >= _top_k_levels(high, n_valid, float(value))[:, None]
+        keep = x >= _top_k_levels(x, v, float(value)).to(x.device)[:, None]
     else:
         raise ValueError(f"threshold_maps: method must be one of {THRESHOLD_METHODS}")
     keep &= usable[:, None]

@@ -98,3 +98,18 @@ def test_sizes_must_match_the_batch():
     )
     with pytest.raises(DataFormatError, match=r"sample 's0': output size must be positive"):
         Pipeline.from_config(None).run(_heatmaps([(3, 3)]), [(0, 5)])
+
+
+@pytest.mark.gpu
+def test_cuda_run_matches_cpu():
+    maps = tuple(torch.rand(2, 2, 3, 6, 6, generator=GEN) for _ in range(3))
+    raw = RawMaps(ids=("a", "b", "c"), maps=maps, kind="attention")
+    pipe = Pipeline.from_config({"smooth": {"sigma_px": 2.0}, "threshold": {"method": "otsu"}})
+    sizes = [(40, 50), (30, 50), (40, 20)]
+    cpu = pipe.run(raw, sizes)
+    gpu = pipe.run(raw, sizes, device="cuda")
+    assert gpu.heatmap.device.type == "cuda"
+    torch.testing.assert_close(gpu.heatmap.cpu(), cpu.heatmap, atol=1e-5, rtol=0)
+    # float rounding of the blur may move pixels that sit exactly on the level
+    agree = (gpu.pred_mask.cpu() == cpu.pred_mask).float().mean()
+    assert agree > 0.999

@@ -10,6 +10,7 @@ import torch
 from skimage.filters import threshold_otsu
 
 from groundbench.postprocess import otsu_thresholds, threshold_maps
+from groundbench.postprocess.threshold import top_k_levels_batched
 
 M = torch.tensor([[[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0.7, 0.8, 1.0]]])
 
@@ -114,3 +115,30 @@ def test_non_finite_on_padding_is_ignored():
     valid[..., 3] = False
     mask = threshold_maps(maps, method="fraction_of_max", value=0.75, valid=valid)
     assert mask[0, :, :3].flatten().nonzero()[:, 0].tolist() == [7, 8]
+
+
+def test_batched_top_k_kernel_matches_numpy_partition():
+    x = torch.rand(5, 200, generator=torch.Generator().manual_seed(2))
+    x[1, :50] = 0.5  # ties
+    n_valid = torch.tensor([200, 200, 150, 200, 0])
+    filled = x.clone()
+    filled[2, 150:] = -torch.inf
+    n_keep = torch.tensor([1, 60, 15, 200, 1])
+    levels = top_k_levels_batched(filled, n_valid, n_keep)
+    for b in range(4):
+        row = x[b, : int(n_valid[b])].numpy()
+        k = int(n_keep[b])
+        assert float(levels[b]) == np.partition(row, row.size - k)[row.size - k]
+    assert levels[4] == torch.inf
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["fixed", "fraction_of_max", "mean", "otsu", "top_k_percent"])
+def test_cuda_kernels_match_cpu(method):
+    maps = torch.rand(4, 60, 70, generator=torch.Generator().manual_seed(4))
+    valid = torch.ones_like(maps, dtype=torch.bool)
+    valid[1, 40:] = False
+    value = {"fixed": 0.5, "fraction_of_max": 0.5, "top_k_percent": 12.5}.get(method)
+    cpu = threshold_maps(maps, method=method, value=value, valid=valid)
+    gpu = threshold_maps(maps.cuda(), method=method, value=value, valid=valid.cuda())
+    assert torch.equal(gpu.cpu(), cpu)

@@ -9,7 +9,10 @@ and modification time; :func:`index_is_current` tells whether it still matches t
 Tables: ``images(image_id, width, height, url, coco_id)``, ``regions(region_id, image_id,
 phrase, x, y, width, height)``, ``object_names(image_id, name, count)``,
 ``attribute_pairs(image_id, attribute, name)``, ``relation_triples(image_id, subject,
-predicate, object)`` and ``meta(key, value)``. Names are lower case and stripped.
+predicate, object)``, ``phrase_pairs(image_id, attribute, noun)`` (the attribute–noun pairs
+of the image's region phrases, :func:`dataset_adapters.probe_tags.attribute_noun_pairs`, so a
+split's training pairs are one query) and ``meta(key, value)``. Names are lower case and
+stripped.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from dataset_adapters.json_stream import iter_json_array
+from dataset_adapters.probe_tags import attribute_noun_pairs
 from groundbench.errors import DataFormatError
 
 log = logging.getLogger(__name__)
@@ -46,12 +50,14 @@ CREATE TABLE object_names (image_id INTEGER NOT NULL, name TEXT NOT NULL, count 
 CREATE TABLE attribute_pairs (image_id INTEGER NOT NULL, attribute TEXT NOT NULL, name TEXT NOT NULL);
 CREATE TABLE relation_triples (image_id INTEGER NOT NULL, subject TEXT NOT NULL,
     predicate TEXT NOT NULL, object TEXT NOT NULL);
+CREATE TABLE phrase_pairs (image_id INTEGER NOT NULL, attribute TEXT NOT NULL, noun TEXT NOT NULL);
 """
 _POST_DDL = """
 CREATE INDEX regions_by_image ON regions (image_id, region_id);
 CREATE INDEX object_names_by_image ON object_names (image_id);
 CREATE INDEX attribute_pairs_by_image ON attribute_pairs (image_id);
 CREATE INDEX relation_triples_by_image ON relation_triples (image_id);
+CREATE INDEX phrase_pairs_by_image ON phrase_pairs (image_id);
 """
 
 
@@ -193,6 +199,18 @@ def _insert(con: sqlite3.Connection, table: str, rows: Iterable[tuple]) -> int:
     return n + len(batch)
 
 
+def _phrase_pair_rows(con: sqlite3.Connection) -> Iterator[tuple]:
+    """Distinct attribute–noun pairs per image, from the regions already indexed."""
+    cursor = con.execute("SELECT image_id, phrase FROM regions ORDER BY image_id")
+    current, pairs = None, set()
+    for image_id, phrase in cursor:
+        if image_id != current:
+            yield from ((current, a, n) for a, n in sorted(pairs))
+            current, pairs = image_id, set()
+        pairs |= attribute_noun_pairs(phrase)
+    yield from ((current, a, n) for a, n in sorted(pairs))
+
+
 _LOADERS = {
     "image_data.json": ("images", _image_rows),
     "region_descriptions.json": ("regions", _region_rows),
@@ -249,6 +267,7 @@ def build_vg_index(
                     ) from exc
                 log.info("indexed %s: %d rows", name, counts[table])
         con.executescript(_POST_DDL)
+        counts["phrase_pairs"] = _insert(con, "phrase_pairs", _phrase_pair_rows(con))
         con.executemany(
             "INSERT INTO meta VALUES (?, ?)",
             [("schema", str(INDEX_SCHEMA)), ("sources", json.dumps(sources, sort_keys=True))],

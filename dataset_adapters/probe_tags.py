@@ -115,17 +115,25 @@ def is_compositional(text: str, seen_pairs: frozenset[tuple[str, str]]) -> bool:
     return bool(attribute_noun_pairs(text) - seen_pairs)
 
 
+def _box_rows(boxes_xyxy: np.ndarray) -> list[list[float]]:
+    return np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4).tolist()
+
+
 def is_small(boxes_xyxy: np.ndarray, width: int, height: int) -> bool:
     """Return whether the union box of ``boxes_xyxy`` covers < :data:`SMALL_AREA_FRACTION`.
+
+    The union box (enclosing all boxes) is clipped to the image before measuring.
 
     Args:
         boxes_xyxy: ``(k, 4)`` boxes in continuous pixels.
         width: image width in pixels.
         height: image height in pixels.
     """
-    b = np.asarray(boxes_xyxy, dtype=np.float64)
-    x0, y0 = max(b[:, 0].min(), 0.0), max(b[:, 1].min(), 0.0)
-    x1, y1 = min(b[:, 2].max(), float(width)), min(b[:, 3].max(), float(height))
+    rows = _box_rows(boxes_xyxy)
+    x0 = max(min(r[0] for r in rows), 0.0)
+    y0 = max(min(r[1] for r in rows), 0.0)
+    x1 = min(max(r[2] for r in rows), float(width))
+    y1 = min(max(r[3] for r in rows), float(height))
     area = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
     return area < SMALL_AREA_FRACTION * width * height
 
@@ -137,10 +145,8 @@ def is_off_centre(boxes_xyxy: np.ndarray, width: int, height: int) -> bool:
         >>> is_off_centre(np.array([[0.0, 0.0, 10.0, 10.0]]), 40, 40)
         True
     """
-    b = np.asarray(boxes_xyxy, dtype=np.float64)
     cx, cy = width / 2.0, height / 2.0
-    inside = (b[:, 0] <= cx) & (cx <= b[:, 2]) & (b[:, 1] <= cy) & (cy <= b[:, 3])
-    return not bool(inside.any())
+    return not any(r[0] <= cx <= r[2] and r[1] <= cy <= r[3] for r in _box_rows(boxes_xyxy))
 
 
 def probe_tags(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sqlite3
 from collections import defaultdict
@@ -37,7 +38,7 @@ from dataset_adapters._files import under_root
 from dataset_adapters.base import ADAPTERS, DatasetAdapter
 from dataset_adapters.coords import vg_region_to_xyxy
 from dataset_adapters.index import build_vg_index, index_is_current
-from dataset_adapters.probe_tags import probe_tags, training_pairs, words
+from dataset_adapters.probe_tags import probe_tags, words
 from groundbench.errors import DataFormatError
 from groundbench.types import CaptionRecord, GroundingSample
 
@@ -69,9 +70,8 @@ def read_image_ids(path: Path) -> frozenset[int]:
         raise DataFormatError(f"{path}: image ids must be integers ({exc})") from exc
 
 
-def _has_sequence(phrase_words: list[str], text: str) -> bool:
-    """Whether the words of ``text`` appear consecutively in ``phrase_words``."""
-    target = words(text)
+def _has_sequence(phrase_words: tuple[str, ...], target: tuple[str, ...]) -> bool:
+    """Whether the word sequence ``target`` appears consecutively in ``phrase_words``."""
     n = len(target)
     return n > 0 and any(
         phrase_words[i : i + n] == target for i in range(len(phrase_words) - n + 1)
@@ -147,14 +147,12 @@ class VisualGenomeAdapter(DatasetAdapter):
         return {}
 
     def _image_path(self, image_id: int, url: str | None) -> str:
+        # string joins, not pathlib: this runs once per region
         if self.image_dir is not None:
-            return str(self.image_dir / f"{image_id}.jpg")
+            return f"{self.image_dir}{os.sep}{image_id}.jpg"
         m = _URL_TAIL.search(url or "")
-        return (
-            str(self.root / m.group(1) / m.group(2))
-            if m
-            else str(self.root / "VG_100K" / f"{image_id}.jpg")
-        )
+        folder, name = (m.group(1), m.group(2)) if m else ("VG_100K", f"{image_id}.jpg")
+        return f"{self.root}{os.sep}{folder}{os.sep}{name}"
 
     def _rows(self, split: str) -> list[tuple[Any, ...]]:
         with closing(self._connect(split)) as con:
@@ -170,16 +168,21 @@ class VisualGenomeAdapter(DatasetAdapter):
         with closing(self._connect(split)) as con:
             keep = "WHERE image_id IN split_images"
             for image_id, name, count in con.execute(f"SELECT * FROM object_names {keep}"):
-                names[image_id][name] = count
+                names[image_id][tuple(words(name))] = count
             for image_id, a, n in con.execute(f"SELECT * FROM attribute_pairs {keep}"):
-                attrs[image_id].append((a, n))
+                attrs[image_id].append((tuple(words(a)), tuple(words(n))))
             for image_id, s, p, o in con.execute(f"SELECT * FROM relation_triples {keep}"):
-                rels[image_id].append((s, p, o))
+                rels[image_id].append(tuple(tuple(words(t)) for t in (s, p, o)))
         return names, attrs, rels
 
     @cached_property
     def _train_pairs(self) -> frozenset[tuple[str, str]]:
-        return training_pairs(r[2] for r in self._rows("train"))
+        """Attribute–noun pairs of the train split's phrases (indexed at build time)."""
+        with closing(self._connect("train")) as con:
+            query = (
+                "SELECT DISTINCT attribute, noun FROM phrase_pairs WHERE image_id IN split_images"
+            )
+            return frozenset(con.execute(query))
 
     def load_samples(self, split: str) -> list[GroundingSample]:
         rows = self._rows(split)
@@ -188,7 +191,7 @@ class VisualGenomeAdapter(DatasetAdapter):
         samples = []
         for region_id, image_id, phrase, x, y, w, h, width, height, url in rows:
             box = vg_region_to_xyxy(x, y, w, h)[None, :]
-            pw = words(phrase)
+            pw = tuple(words(phrase))
             mentioned = [c for n, c in names[image_id].items() if _has_sequence(pw, n)]
             tags = probe_tags(
                 phrase, box, width, height,

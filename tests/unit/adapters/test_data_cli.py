@@ -67,7 +67,7 @@ def test_index_builds_vg_and_refuses_others(tmp_path):
     assert result.exit_code == 0, result.output
     index = root / "groundbench_index" / "visual_genome.sqlite"
     assert result.output == (
-        f"wrote {index}: images 3, regions 4, object_names 4, attribute_pairs 1, relation_triples 1\n"
+        f"wrote {index}: images 3, regions 4, object_names 4, attribute_pairs 1, relation_triples 1, phrase_pairs 1\n"
     )
     result = CliRunner().invoke(main, ["data", "index", "refcoco", "--root", str(root)])
     assert result.exit_code == 1

@@ -77,6 +77,7 @@ def test_index_round_trip(tmp_path):
         "object_names": 4,
         "attribute_pairs": 1,
         "relation_triples": 1,
+        "phrase_pairs": 1,
     }
     assert index_is_current(index, root)
     regions = [r for e in vg_files()["region_descriptions.json"] for r in e["regions"]]
@@ -97,6 +98,7 @@ def test_index_round_trip(tmp_path):
     ]  # fmt: skip
     assert _rows(index, "SELECT * FROM relation_triples") == [(1, "man", "riding", "horse")]
     assert _rows(index, "SELECT * FROM attribute_pairs") == [(1, "white", "fence")]
+    assert _rows(index, "SELECT * FROM phrase_pairs") == [(1, "white", "fence")]
     assert not list(index.parent.glob("*.tmp*"))
 
 

@@ -103,7 +103,7 @@ def iter_chunks(inputs: Inputs) -> Iterator[tuple[slice, torch.Tensor, torch.Ten
     """Yield ``(rows, heatmap_float32, valid)`` chunks of at most :data:`CHUNK_PIXELS` pixels.
 
     float16 and bfloat16 maps are upcast to float32 one chunk at a time (their ties stay ties);
-    float64 maps are kept.
+    float64 maps are kept. A chunk whose pixels are all valid gets ``valid = None``.
     """
     B, Y, X = inputs.heatmap.shape
     step = max(1, CHUNK_PIXELS // max(1, Y * X))
@@ -112,7 +112,10 @@ def iter_chunks(inputs: Inputs) -> Iterator[tuple[slice, torch.Tensor, torch.Ten
         h = inputs.heatmap[rows]
         if h.dtype in _HALF:
             h = h.float()
-        yield rows, h, None if inputs.valid is None else inputs.valid[rows]
+        v = None if inputs.valid is None else inputs.valid[rows]
+        if v is not None and bool(v.all()):
+            v = None  # the fast unmasked kernels give the same numbers
+        yield rows, h, v
 
 
 def _flat(t: torch.Tensor) -> np.ndarray:

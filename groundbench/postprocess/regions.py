@@ -46,8 +46,9 @@ def mask_to_box(mask: torch.Tensor) -> torch.Tensor:
         [[2.0, 1.0, 3.0, 3.0]]
     """
     B, Y, X = mask.shape
-    rows = mask.any(dim=2)  # B Y
-    cols = mask.any(dim=1)  # B X
+    as_bytes = mask.view(torch.uint8)  # amax over bytes is far faster than any() over bools
+    rows = as_bytes.amax(dim=2) > 0  # B Y
+    cols = as_bytes.amax(dim=1) > 0  # B X
     ry = torch.arange(Y, device=mask.device, dtype=torch.float64)
     rx = torch.arange(X, device=mask.device, dtype=torch.float64)
     y0 = torch.where(rows, ry, torch.inf).amin(dim=1)
@@ -55,8 +56,7 @@ def mask_to_box(mask: torch.Tensor) -> torch.Tensor:
     x0 = torch.where(cols, rx, torch.inf).amin(dim=1)
     x1 = torch.where(cols, rx, -torch.inf).amax(dim=1) + 1
     box = torch.stack([x0, y0, x1, y1], dim=1)
-    empty = ~rows.any(dim=1)
-    return torch.where(empty[:, None], torch.nan, box)
+    return torch.where(torch.isinf(y0)[:, None], torch.nan, box)  # y0 = inf: empty mask
 
 
 def _component(mask: np.ndarray, rule: str, heat: np.ndarray | None) -> np.ndarray:

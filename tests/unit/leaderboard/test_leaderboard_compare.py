@@ -60,8 +60,8 @@ def test_permutation_test_is_calibrated_under_the_null(rng):
 
 def test_exact_small_case():
     # d = (1, 1, 1, 0): 2 of the 8 sign patterns reach |mean| = 0.75
-    p = sign_flip_p_value(np.array([1.0, 1, 1, 0]), permutations=20000, seed=0)
-    assert p == pytest.approx(0.25, abs=0.01)
+    p = [sign_flip_p_value(np.array([1.0, 1, 1, 0]), permutations=20000, seed=s) for s in range(5)]
+    assert np.mean(p) == pytest.approx(0.25, abs=0.006)  # 4 standard errors
 
 
 def test_pairs_only_shared_defined_samples():

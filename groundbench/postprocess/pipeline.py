@@ -116,14 +116,21 @@ class Pipeline:
         B = len(raw.ids)
         Y = max((h for h, _ in sizes), default=0)
         X = max((w for _, w in sizes), default=0)
-        heatmap = torch.zeros(B, Y, X, device=device, dtype=torch.float32)
-        valid = torch.zeros(B, Y, X, device=device, dtype=torch.bool)
-        for idx, grid in self._grids(raw, device):
-            for size, pos in _group(range(len(idx)), [sizes[i] for i in idx]).items():
-                sub = [idx[p] for p in pos]
-                maps = self._to_image(grid[pos], size)
-                heatmap[sub, : size[0], : size[1]] = maps
-                valid[sub, : size[0], : size[1]] = True
+        parts = [
+            ([idx[p] for p in pos], self._to_image(grid[pos], size))
+            for idx, grid in self._grids(raw, device)
+            for size, pos in _group(range(len(idx)), [sizes[i] for i in idx]).items()
+        ]
+        if len(parts) == 1 and parts[0][0] == list(range(B)):
+            # one grid shape and one image size, in order: no padding, no copy
+            heatmap = parts[0][1].contiguous()
+            valid = torch.ones(B, Y, X, device=device, dtype=torch.bool)
+        else:
+            heatmap = torch.zeros(B, Y, X, device=device, dtype=torch.float32)
+            valid = torch.zeros(B, Y, X, device=device, dtype=torch.bool)
+            for sub, maps in parts:
+                heatmap[sub, : maps.shape[1], : maps.shape[2]] = maps
+                valid[sub, : maps.shape[1], : maps.shape[2]] = True
         # one image size: every pixel is valid, and the threshold can skip the masking
         pred_mask, pred_box = self._predict(heatmap, valid, all_valid=len(set(sizes)) <= 1)
         return ProcessedMaps(raw.ids, heatmap, valid, pred_mask, pred_box)

@@ -113,7 +113,7 @@ def iter_chunks(inputs: Inputs) -> Iterator[tuple[slice, torch.Tensor, torch.Ten
         if h.dtype in _HALF:
             h = h.float()
         v = None if inputs.valid is None else inputs.valid[rows]
-        if v is not None and bool(v.all()):
+        if v is not None and bool(v.numpy().all() if v.device.type == "cpu" else v.all()):
             v = None  # the fast unmasked kernels give the same numbers
         yield rows, h, v
 
@@ -165,6 +165,15 @@ def count(mask: torch.Tensor, *more: torch.Tensor | None) -> torch.Tensor:
     for other in others:
         mask = mask & other
     return mask.flatten(1).sum(dim=1).cpu()
+
+
+def restrict(mask: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """``mask & valid`` (``mask`` itself when ``valid`` is None), with numpy on CPU."""
+    if valid is None:
+        return mask
+    if mask.device.type == "cpu":
+        return torch.from_numpy(mask.numpy() & valid.numpy())
+    return mask & valid
 
 
 def masked_sum(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -21,6 +21,7 @@ from groundbench.metrics._inputs import (
     masked_sum,
     n_valid,
     reasons,
+    restrict,
 )
 from groundbench.types import MetricOutput, Undefined
 
@@ -116,7 +117,7 @@ def soft_iou(
     )
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
-        reg = inputs.region[rows] if v is None else inputs.region[rows] & v
+        reg = restrict(inputs.region[rows], v)
         lo, hi, nonfinite = masked_minmax(h, v)
         n_pos = count(reg, None)
         code = reasons(

@@ -21,6 +21,7 @@ from groundbench.metrics._inputs import (
     masked_sum,
     n_valid,
     reasons,
+    restrict,
 )
 from groundbench.types import MetricOutput, Undefined
 
@@ -60,7 +61,7 @@ def nss(
     inputs = check_inputs("nss", heatmap, needs=("heatmap", "region"), region=region, valid=valid)
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
-        reg = inputs.region[rows] if v is None else inputs.region[rows] & v
+        reg = restrict(inputs.region[rows], v)
         lo, hi, nonfinite = masked_minmax(h, v)
         n = n_valid(h, v)
         n_pos = count(reg, None)

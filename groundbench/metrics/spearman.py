@@ -33,6 +33,7 @@ from groundbench.metrics._inputs import (
     masked_minmax,
     n_valid,
     reasons,
+    restrict,
 )
 from groundbench.metrics._ranks import RankStats, map_threads, per_map_arrays, rank_stats
 from groundbench.types import MetricOutput, Undefined
@@ -125,7 +126,7 @@ def spearman(
         else:
             from scipy.ndimage import gaussian_filter
 
-            reg_np = (reg if v is None else reg & v).cpu().numpy()
+            reg_np = restrict(reg, v).cpu().numpy()
             v_np = None if v is None else v.cpu().numpy()
 
             def one(i: int, get=get, reg_np=reg_np, v_np=v_np) -> float:

@@ -10,7 +10,6 @@ half-written dataset at ``out``.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from groundbench.synthetic.render import paint
+from groundbench.synthetic.render import paint, png_bytes
 from groundbench.synthetic.scene import sample_scene
 from groundbench.synthetic.settings import SPLITS, Settings, SynthesisError
 from groundbench.synthetic.splits import captions_for, grounding_records
@@ -54,8 +53,6 @@ def make_scene(
         ``(png_bytes, records)``: the PNG file contents and the JSON-ready records (captions
         for ``train``, grounding records otherwise) with root-relative image paths.
     """
-    from PIL import Image
-
     rng = scene_rng(seed, split, index)
     scene = sample_scene(rng, settings, split)
     objs = scene.objects
@@ -67,8 +64,6 @@ def make_scene(
         noise_std=settings.noise_std,
         clutter=settings.clutter,
     )
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", compress_level=1)
     image = f"images/{split}/{index:05d}.png"
     scene_id = f"{DATASET_NAME}/{split}/{index:05d}"
     if split == "train":
@@ -79,7 +74,7 @@ def make_scene(
         ]
     else:
         records = grounding_records(scene, rng, settings, split, scene_id, image)
-    return buf.getvalue(), records
+    return png_bytes(img), records
 
 
 def _make_chunk(

@@ -180,22 +180,26 @@ def caption(objects: list[SceneObject], rng: np.random.Generator, gap_px: float)
     expression "the circle left of the blue square".
     """
     form = int(rng.integers(4))
-    pairs = [
-        (i, j, r)
-        for i in range(len(objects))
-        for j in range(len(objects))
-        if i != j
-        for r in RELATIONS
-        if relation_holds(r, objects[i], objects[j], gap_px)
-    ]
-    if form == 2 or not pairs:
+    pair = None
+    if form != 2:
+        # the first ordered pair, in a random order, with a relation that holds
+        n = len(objects)
+        for flat in rng.permutation(n * n):
+            i, j = divmod(int(flat), n)
+            holds = [
+                r for r in RELATIONS if i != j and relation_holds(r, objects[i], objects[j], gap_px)
+            ]
+            if holds:
+                pair = (i, j, holds[int(rng.integers(len(holds)))])
+                break
+    if pair is None:
         k = min(len(objects), int(rng.integers(2, 5)))
         chosen = rng.choice(len(objects), size=k, replace=False)
         parts = [
             f"a {_random_desc(objects[i], rng).words(int(rng.integers(2)))}" for i in sorted(chosen)
         ]
         return ", ".join(parts[:-1]) + " and " + parts[-1]
-    i, j, r = pairs[int(rng.integers(len(pairs)))]
+    i, j, r = pair
     a, b = _random_desc(objects[i], rng), _random_desc(objects[j], rng)
     rel = _REL_WORDS[r][int(rng.integers(len(_REL_WORDS[r])))]
     sa, sb = (int(v) for v in rng.integers(2, size=2))

@@ -8,6 +8,8 @@ colours the pixels.
 
 from __future__ import annotations
 
+import struct
+import zlib
 from functools import lru_cache
 
 import numpy as np
@@ -109,23 +111,46 @@ def paint(
     gx, gy = rng.uniform(-25, 25, size=2)
     bg = base + gx * (xx / width - 0.5) + gy * (yy / height - 0.5)  # H W
     if clutter:
-        cy = rng.uniform(0, height, clutter).astype(np.float32)[:, None, None]
-        cx = rng.uniform(0, width, clutter).astype(np.float32)[:, None, None]
-        radius = rng.uniform(0.05, 0.2, clutter).astype(np.float32)[:, None, None] * min(
-            height, width
-        )
-        amp = rng.uniform(-22, 22, clutter).astype(np.float32)[:, None, None]
-        d2 = (yy[None] - cy) ** 2 + (xx[None] - cx) ** 2  # K H W
-        bg = bg + (amp * (d2 <= radius * radius)).sum(0)
+        cy, cx, radius, amp = rng.uniform(
+            (0, 0, 0.05 * min(height, width), -22),
+            (height, width, 0.2 * min(height, width), 22),
+            size=(clutter, 4),
+        ).T.astype(np.float32)[..., None, None]
+        inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius * radius  # K H W
+        bg = bg + (amp * inside).sum(0)
     tint = rng.uniform(-6, 6, size=3).astype(np.float32)
-    img = bg[..., None] + tint  # H W 3
-    if colours:
-        lut = np.array([COLOURS[c] for c in colours], dtype=np.float32)  # n 3
-        tex = np.array([TEXTURES.index(t) for t in textures], dtype=np.int64)
-        obj = label >= 0
-        lab = label[obj]
-        factor = _textures(height, width)[tex[lab], *np.nonzero(obj)]  # m
-        img[obj] = lut[lab] * factor[:, None]
+    # row 0 of the lookup tables is the background (label -1)
+    lut = np.zeros((len(colours) + 1, 3), dtype=np.float32)
+    lut[1:] = [COLOURS[c] for c in colours]
+    tex = np.zeros(len(colours) + 1, dtype=np.intp)
+    tex[1:] = [TEXTURES.index(t) for t in textures]
+    lab = label.astype(np.intp) + 1
+    factor = np.take_along_axis(_textures(height, width), tex[lab][None], 0)[0]  # H W
+    img = np.where((lab > 0)[..., None], lut[lab] * factor[..., None], (bg[..., None] + tint))
     if noise_std > 0:
-        img += rng.normal(0, noise_std, size=img.shape).astype(np.float32)
+        img += rng.standard_normal(size=img.shape, dtype=np.float32) * np.float32(noise_std)
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
+
+
+def png_bytes(img: np.ndarray, level: int = 1) -> bytes:
+    """Encode ``(height, width, 3)`` uint8 RGB as a PNG file (8-bit, no filter, no metadata).
+
+    The bytes depend only on the pixels and ``level`` (zlib compression level), so a dataset
+    is byte-identical across runs; Pillow, browsers and every PNG reader decode it.
+    """
+    height, width, _ = img.shape
+    raw = np.zeros((height, 1 + 3 * width), dtype=np.uint8)  # filter byte 0 per row
+    raw[:, 1:] = img.reshape(height, 3 * width)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw.tobytes(), level))
+        + chunk(b"IEND", b"")
+    )

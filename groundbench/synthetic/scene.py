@@ -144,8 +144,9 @@ def _try_scene(rng: np.random.Generator, settings: Settings, split: str) -> Scen
     placed: list[SceneObject] = []
     for k, obj in enumerate(objs):
         ok = False
-        for _ in range(_PLACE_TRIES):
-            top, left = _position(rng, settings, split, k, obj, placed)
+        z = rng.standard_normal((_PLACE_TRIES, 2))  # centre-biased draws, one row per try
+        for tr in range(_PLACE_TRIES):
+            top, left = _position(rng, z[tr], settings, split, k, obj, placed)
             if _fits(label, placed, obj, top, left, overlap, settings.min_visible):
                 ok = True
                 break
@@ -182,7 +183,7 @@ def _forced_count(split: str) -> int:
 
 
 def _position(
-    rng, settings: Settings, split: str, k: int, obj: SceneObject, placed
+    rng, z, settings: Settings, split: str, k: int, obj: SceneObject, placed
 ) -> tuple[int, int]:
     """Top-left ``(row, col)`` for ``obj``: centre-biased, except for forced probe layouts."""
     max_top, max_left = settings.height - obj.side, settings.width - obj.side
@@ -200,11 +201,11 @@ def _position(
         # overlap the focus by a fraction of a side so it is partly hidden
         f = placed[0]
         dy, dx = rng.integers(-obj.side + 2, f.side - 1, size=2)
-        return int(np.clip(f.top + dy, 0, max_top)), int(np.clip(f.left + dx, 0, max_left))
+        return min(max(int(f.top + dy), 0), max_top), min(max(int(f.left + dx), 0), max_left)
     # a centre bias like photographs' (the off_centre probe tests it)
-    top = rng.normal(max_top / 2, 0.33 * max_top)
-    left = rng.normal(max_left / 2, 0.33 * max_left)
-    return int(np.clip(round(top), 0, max_top)), int(np.clip(round(left), 0, max_left))
+    top = max_top / 2 + 0.33 * max_top * z[0]
+    left = max_left / 2 + 0.33 * max_left * z[1]
+    return min(max(round(top), 0), max_top), min(max(round(left), 0), max_left)
 
 
 def _fits(

@@ -1,7 +1,7 @@
 """``groundbench data check``: what is on disk, next to what was published, and what is wrong.
 
 :func:`check_dataset` loads every split of an adapter and reports, per split: the sample
-and image counts next to the published count, missing image files (counted, never fatal:
+and image counts next to the published count (caption counts for a captions-only split), missing image files (counted, never fatal:
 an evaluation reports them too), boxes reaching outside the image, degenerate boxes (zero
 width or height), duplicate sample ids, and the first malformed record (file and record
 named) when a split cannot be loaded at all.
@@ -31,6 +31,7 @@ class SplitCheck:
 
     split: str
     samples: int = 0
+    captions: int = 0
     images: int = 0
     published: int | None = None
     unit: str = "samples"
@@ -52,8 +53,35 @@ class SplitCheck:
         return self.images if self.unit == "images" else self.samples
 
 
+def _missing(paths: list[str]) -> list[str]:
+    return [p for p in paths if not os.path.isfile(p)]
+
+
+def _check_captions(adapter: DatasetAdapter, split: str) -> SplitCheck:
+    """Findings for a captions-only split (an adapter whose ``kind(split)`` is ``captions``)."""
+    try:
+        captions = adapter.load_captions(split)
+    except DataFormatError as exc:
+        return SplitCheck(split, error=str(exc))
+    images = sorted({c.image_path for c in captions})
+    missing = _missing(images)
+    dupes = [i for i, c in Counter(c.id for c in captions).items() if c > 1]
+    found = (("missing_images", missing), ("duplicate_ids", dupes))
+    return SplitCheck(
+        split,
+        captions=len(captions),
+        images=len(images),
+        missing_images=len(missing),
+        duplicate_ids=len(dupes),
+        examples={kind: v[:EXAMPLES] for kind, v in found if v},
+    )
+
+
 def check_split(adapter: DatasetAdapter, split: str) -> SplitCheck:
     """Load one split and collect its findings (a malformed file becomes ``error``)."""
+    kind = getattr(adapter, "kind", None)
+    if kind is not None and kind(split) == "captions":
+        return _check_captions(adapter, split)
     published = (
         adapter.published_counts().get(split) if hasattr(adapter, "published_counts") else None
     )
@@ -70,7 +98,7 @@ def check_split(adapter: DatasetAdapter, split: str) -> SplitCheck:
             bucket.append(what)
 
     images = sorted({s.image_path for s in samples})
-    missing = [p for p in images if not os.path.isfile(p)]
+    missing = _missing(images)
     for p in missing[:EXAMPLES]:
         note("missing_images", p)
     out_of_image = degenerate = 0
@@ -122,17 +150,19 @@ def check_dataset(adapter: DatasetAdapter, splits: list[str] | None = None) -> l
 
 def format_checks(name: str, checks: list[SplitCheck]) -> str:
     """Render findings as a plain-text table plus one line per problem."""
+    width = max(8, *(len(c.split) for c in checks))
     lines = [
         f"{name}: {'OK' if all(c.ok for c in checks) else 'PROBLEMS FOUND'}",
-        f"{'split':<8} {'samples':>8} {'images':>7} {'published':>14} {'missing img':>11} "
-        f"{'out-of-image':>12} {'degenerate':>10} {'dup ids':>7}",
+        f"{'split':<{width}} {'samples':>8} {'captions':>8} {'images':>7} {'published':>14} "
+        f"{'missing img':>11} {'out-of-image':>12} {'degenerate':>10} {'dup ids':>7}",
     ]
     for c in checks:
         pub = "-" if c.published is None else f"{c.published} {c.unit[:3]}"
         if c.published is not None and c.published != c.loaded:
             pub += " (!)"
         lines.append(
-            f"{c.split:<8} {c.samples:>8} {c.images:>7} {pub:>14} {c.missing_images:>11} "
+            f"{c.split:<{width}} {c.samples:>8} {c.captions:>8} {c.images:>7} {pub:>14} "
+            f"{c.missing_images:>11} "
             f"{c.out_of_image_boxes:>12} {c.degenerate_boxes:>10} {c.duplicate_ids:>7}"
         )
     for c in checks:

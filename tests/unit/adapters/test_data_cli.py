@@ -7,7 +7,11 @@ import json
 from adapter_files import write_flickr, write_refcoco, write_vg
 from click.testing import CliRunner
 
+from dataset_adapters.base import DatasetAdapter
+from dataset_adapters.check import check_dataset
 from groundbench.cli import main
+from groundbench.errors import DataFormatError
+from groundbench.types import CaptionRecord
 
 
 def test_check_table_lists_counts_and_missing_images(tmp_path):
@@ -16,7 +20,7 @@ def test_check_table_lists_counts_and_missing_images(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "flickr30k_entities: OK"
-    assert lines[4].split() == ["test", "8", "1", "1000", "ima", "(!)", "0", "0", "0", "0"]
+    assert lines[4].split() == ["test", "8", "0", "1", "1000", "ima", "(!)", "0", "0", "0", "0"]
     assert f"[val] missing images: {root / 'flickr30k-images' / '3000.jpg'}" in lines
 
 
@@ -72,3 +76,28 @@ def test_index_builds_vg_and_refuses_others(tmp_path):
     result = CliRunner().invoke(main, ["data", "index", "refcoco", "--root", str(root)])
     assert result.exit_code == 1
     assert "adapter 'refcoco' reads its files directly and has no index to build" in result.output
+
+
+class _CaptionsOnly(DatasetAdapter):
+    """An adapter whose ``kind`` marks a captions-only split, as the native format does."""
+
+    name = "captions_only"
+
+    def splits(self):
+        return ("train",)
+
+    def kind(self, split):
+        return "captions"
+
+    def load_samples(self, split):
+        raise DataFormatError("train holds captions only")
+
+    def load_captions(self, split):
+        path = str(self.root / "a.jpg")
+        return [CaptionRecord(f"c/{i}", path, 4, 4, "a cat") for i in (0, 1, 1)]
+
+
+def test_check_counts_captions_of_a_captions_only_split(tmp_path):
+    (c,) = check_dataset(_CaptionsOnly(tmp_path))
+    assert (c.samples, c.captions, c.images, c.missing_images, c.duplicate_ids) == (0, 3, 1, 1, 1)
+    assert c.error is None and not c.ok and c.examples["duplicate_ids"] == ["c/1"]

@@ -8,6 +8,8 @@ import sqlite3
 
 import pytest
 from adapter_files import vg_files, write_vg
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dataset_adapters.index import build_vg_index, index_is_current
 from dataset_adapters.json_stream import iter_json_array
@@ -153,4 +155,33 @@ def test_region_missing_field_is_named(tmp_path):
         build_vg_index(root, tmp_path / "vg.sqlite", progress=False)
     assert str(err.value) == (
         f"{root / 'region_descriptions.json'} element 2 region 0: field 'height' must be a number, got None"
+    )
+
+
+_JSON_LEAF = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+_JSON = st.recursive(
+    _JSON_LEAF,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    elements=st.lists(
+        st.dictionaries(st.text(), _JSON, max_size=4) | st.lists(_JSON, max_size=4), max_size=6
+    ),
+    chunk_chars=st.integers(1, 40),
+    indent=st.sampled_from([None, 1]),
+    ensure_ascii=st.booleans(),
+)
+def test_stream_matches_json_loads_for_any_array(
+    tmp_path_factory, elements, chunk_chars, indent, ensure_ascii
+):
+    path = tmp_path_factory.mktemp("j") / "a.json"
+    path.write_text(
+        json.dumps(elements, indent=indent, ensure_ascii=ensure_ascii), encoding="utf-8"
+    )
+    assert list(iter_json_array(path, chunk_chars=chunk_chars)) == json.loads(
+        path.read_text(encoding="utf-8")
     )

@@ -1,0 +1,199 @@
+"""Reference-model benchmarks: training throughput, quick pointing quality, ablations.
+
+Usage (from the repository root):
+
+    python benchmarks/train_bench.py throughput --preset small-cpu
+    python benchmarks/train_bench.py quality --preset small-cpu --out runs/small --splits val
+    python benchmarks/train_bench.py ablate --preset small-cpu --out runs/ablate --splits val
+
+``quality`` trains (unless the run directory already holds a checkpoint) and scores the
+albef pointing rule (bicubic upsampling to image size, argmax strictly inside a GT box)
+directly on the read-out, so it runs without the evaluate command; final numbers come from
+``groundbench evaluate``. Results print as one JSON line per measurement on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from groundbench.model import load_config
+from groundbench.model.checkpoint import load_checkpoint
+from groundbench.model.infer import read_out
+from groundbench.model.network import GroundingModel
+from groundbench.model.objective import compute_loss
+from groundbench.model.train import train
+
+
+def pointing_albef(
+    model, vocab, samples, *, passes=4, heads="gate", batch=64, mask_phrase="auto"
+) -> float:
+    """Fraction of samples whose upsampled map's argmax pixel centre lies strictly inside a GT box."""
+    hits = 0.0
+    for i in range(0, len(samples), batch):
+        chunk = samples[i : i + batch]
+        raw = read_out(
+            model,
+            vocab,
+            chunk,
+            [s.load_image() for s in chunk],
+            passes=passes,
+            mask_phrase=mask_phrase,
+        )
+        for s, m in zip(chunk, raw.maps, strict=True):
+            m = m.float().mean(0)  # L H h w, mean over passes
+            if heads == "gate":
+                m = torch.einsum("lhyx,lh->yx", m, raw.head_weights)
+            else:
+                m = m.mean((0, 1))
+            up = F.interpolate(
+                m[None, None], size=(s.height, s.width), mode="bicubic", align_corners=False
+            )[0, 0]
+            flat = int(up.argmax())
+            cy, cx = flat // s.width + 0.5, flat % s.width + 0.5
+            b = s.boxes
+            inside = (b[:, 0] < cx) & (cx < b[:, 2]) & (b[:, 1] < cy) & (cy < b[:, 3])
+            hits += float(inside.any())
+    return hits / max(1, len(samples))
+
+
+def _data(root: str | None):
+    from dataset_adapters import open_dataset
+    from groundbench.synthetic import ensure_default_dataset
+
+    return open_dataset("native", root or ensure_default_dataset())
+
+
+def throughput(args) -> None:
+    """Time optimiser steps of a preset on random inputs (images/s)."""
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.preset, overrides=args.set)
+    model = GroundingModel(cfg.model, 64)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    B, T = cfg.train.batch_size, 12
+    words = [
+        "a",
+        "small",
+        "red",
+        "circle",
+        "left",
+        "of",
+        "the",
+        "big",
+        "blue",
+        "square",
+        "and",
+        "star",
+    ]
+    gen = torch.Generator().manual_seed(0)
+    batch = {
+        "images": torch.rand(B, 3, cfg.model.image_size, cfg.model.image_size, generator=gen),
+        "ids": torch.randint(3, 64, (B, T), generator=gen),
+        "words": [words] * B,
+    }
+    batch["pad"] = batch["ids"] == 0
+    times = []
+    for i in range(args.steps + 1):
+        tic = time.perf_counter()
+        loss, _ = compute_loss(
+            model,
+            batch,
+            cfg,
+            progress=0.5,
+            generator=torch.Generator().manual_seed(i),
+            device=torch.device("cpu"),
+            autocast_dtype=None,
+        )
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        times.append(time.perf_counter() - tic)
+    per_step = sorted(times[1:])[len(times[1:]) // 2]
+    print(
+        json.dumps(
+            {
+                "preset": args.preset,
+                "threads": args.threads,
+                "batch": B,
+                "median_step_s": per_step,
+                "images_per_s": B / per_step,
+            }
+        )
+    )
+
+
+def quality(args, overrides=(), name="main", readouts=(("gate", 4),)) -> None:
+    """Train (or reuse) a run and print quick pointing on the requested splits."""
+    torch.set_num_threads(args.threads)
+    cfg = load_config(args.preset, overrides=[*args.set, *overrides])
+    out = Path(args.out) / name
+    adapter = _data(args.data)
+    tic = time.perf_counter()
+    if not (out / "model.safetensors").exists():
+        train(cfg, adapter.load_captions("train"), out, progress=False)
+    seconds = time.perf_counter() - tic
+    ckpt = load_checkpoint(out / "model.safetensors")
+    for split in args.splits:
+        samples = adapter.load_samples(split)[: args.limit or None]
+        for heads, passes in readouts:
+            score = pointing_albef(ckpt.model, ckpt.vocab, samples, passes=passes, heads=heads)
+            print(
+                json.dumps(
+                    {
+                        "run": name,
+                        "split": split,
+                        "heads": heads,
+                        "passes": passes,
+                        "n": len(samples),
+                        "pointing_albef": round(score, 4),
+                        "train_s": round(seconds, 1),
+                    }
+                ),
+                flush=True,
+            )
+
+
+ABLATIONS = {
+    "attention_losses_off": [
+        "train.loss_entropy=0",
+        "train.loss_distractor=0",
+        "train.loss_head_consistency=0",
+    ],
+    "language_only_masking": ["train.masking=language"],
+    "curriculum_off": ["train.curriculum=false"],
+}
+
+
+def ablate(args) -> None:
+    """The reference run read out four ways, then one training per ablated setting."""
+    quality(args, readouts=(("gate", 4), ("gate", 1), ("mean", 4)))
+    for name, overrides in ABLATIONS.items():
+        quality(args, overrides=overrides, name=name)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["throughput", "quality", "ablate"])
+    parser.add_argument("--preset", default="small-cpu")
+    parser.add_argument(
+        "--set", action="append", default=[], help="config override section.key=value"
+    )
+    parser.add_argument("--out", default="runs/bench")
+    parser.add_argument(
+        "--data", default=None, help="native dataset root (default: the synthetic set)"
+    )
+    parser.add_argument("--splits", nargs="+", default=["val"])
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=5)
+    args = parser.parse_args()
+    {"throughput": throughput, "quality": quality, "ablate": ablate}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""DDP training on CPU: two gloo processes under torchrun train the same model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WORKER = Path(__file__).with_name("ddp_train_worker.py")
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_two_gloo_ranks_train_in_lock_step(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        str(WORKER),
+        str(tmp_path),
+    ]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    # 32 captions / 2 ranks / batch 4 = 4 steps per epoch, 2 epochs
+    assert ranks[0]["steps"] == ranks[1]["steps"] == 8
+    assert ranks[0]["world"] == ranks[1]["world"] == 2
+    assert ranks[0]["log_rows"] == 8 and ranks[1]["log_rows"] is None  # only rank 0 logs
+    assert (tmp_path / "run" / "model.safetensors").is_file()
+    assert (tmp_path / "run" / "log.csv").is_file()

@@ -13,7 +13,13 @@ from typing import Any
 from dataset_adapters.base import ADAPTERS, DatasetAdapter
 
 # Modules that register adapters on import.
-_ADAPTER_MODULES: tuple[str, ...] = ("refcoco", "flickr30k_entities", "visual_genome", "mdetr", "native")
+_ADAPTER_MODULES: tuple[str, ...] = (
+    "refcoco",
+    "flickr30k_entities",
+    "visual_genome",
+    "mdetr",
+    "native",
+)
 
 for _name in _ADAPTER_MODULES:
     importlib.import_module(f"dataset_adapters.{_name}")

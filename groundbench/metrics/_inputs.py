@@ -113,9 +113,26 @@ def iter_chunks(inputs: Inputs) -> Iterator[tuple[slice, torch.Tensor, torch.Ten
         if h.dtype in _HALF:
             h = h.float()
         v = None if inputs.valid is None else inputs.valid[rows]
-        if v is not None and bool(v.numpy().all() if v.device.type == "cpu" else v.all()):
+        if v is not None and bool(v.numpy().all() if use_numpy(v) else v.all()):
             v = None  # the fast unmasked kernels give the same numbers
         yield rows, h, v
+
+
+def use_numpy(t: torch.Tensor) -> bool:
+    """Whether bulk work on ``t`` runs as numpy kernels (CPU) rather than torch ones (CUDA).
+
+    numpy's SIMD reductions beat torch's on a few CPU cores, and torch's bulk CPU ops stall
+    when other processes hold the cores; on a GPU the torch kernels stay on the device.
+    """
+    return t.device.type == "cpu"
+
+
+def true_coords(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(b, y, x)`` int64 indices of the True pixels of a ``(B, Y, X)`` mask, on its device."""
+    if use_numpy(mask):
+        flat = np.flatnonzero(mask.numpy())
+        return tuple(torch.from_numpy(i) for i in np.unravel_index(flat, mask.shape))
+    return mask.nonzero(as_tuple=True)
 
 
 def _flat(t: torch.Tensor) -> np.ndarray:
@@ -131,7 +148,7 @@ def masked_minmax(
     NaN propagates through min and max and ±Inf reaches one of them, so the same passes flag
     every non-finite valid pixel. A map with no valid pixel gets ``(+inf, -inf, False)``.
     """
-    if h.device.type == "cpu":
+    if use_numpy(h):
         hn = _flat(h)
         if valid is None:
             lo, hi = hn.min(axis=1, initial=np.inf), hn.max(axis=1, initial=-np.inf)
@@ -157,7 +174,7 @@ def count(mask: torch.Tensor, *more: torch.Tensor | None) -> torch.Tensor:
         CPU int64 ``(B,)``.
     """
     others = [m for m in more if m is not None]
-    if mask.device.type == "cpu":
+    if use_numpy(mask):
         m = _flat(mask)
         for other in others:
             m = m & _flat(other)
@@ -171,14 +188,14 @@ def restrict(mask: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     """``mask & valid`` (``mask`` itself when ``valid`` is None), with numpy on CPU."""
     if valid is None:
         return mask
-    if mask.device.type == "cpu":
+    if use_numpy(mask):
         return torch.from_numpy(mask.numpy() & valid.numpy())
     return mask & valid
 
 
 def masked_sum(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Per-map CPU float64 sum of ``h`` over the pixels where ``mask`` is True (None = all)."""
-    if h.device.type == "cpu":
+    if use_numpy(h):
         where = True if mask is None else _flat(mask)
         return torch.from_numpy(np.sum(_flat(h), axis=1, where=where, dtype=np.float64))
     x = h if mask is None else torch.where(mask, h, 0.0)
@@ -190,7 +207,7 @@ def masked_sq_dev(
 ) -> torch.Tensor:
     """Per-map CPU float64 ``Σ (h - centre)²`` over the valid pixels (``centre`` CPU ``(B,)``)."""
     c = centre.to(h.dtype)
-    if h.device.type == "cpu":
+    if use_numpy(h):
         with np.errstate(invalid="ignore", over="ignore"):  # non-finite maps are flagged apart
             d = _flat(h) - c.numpy()[:, None]
             np.square(d, out=d)
@@ -204,7 +221,7 @@ def masked_sq_dev(
 
 def equal_to(h: torch.Tensor, value: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     """``(B, Y, X)`` bool on ``h``'s device: valid pixels equal to the per-map ``value`` (CPU ``(B,)``)."""
-    if h.device.type == "cpu":
+    if use_numpy(h):
         eq = _flat(h) == value.numpy()[:, None]
         if valid is not None:
             eq &= _flat(valid)

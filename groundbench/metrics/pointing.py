@@ -38,6 +38,7 @@ from groundbench.metrics._inputs import (
     masked_minmax,
     reasons,
     restrict,
+    true_coords,
 )
 from groundbench.types import MetricOutput, Undefined
 
@@ -69,14 +70,6 @@ def _rule(variant: str | None, tolerance_px: float) -> tuple[str, float]:
     if variant == "albef":
         return "open_box", 0.0
     return "region", tolerance_px
-
-
-def _coords(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(b, y, x)`` int64 indices of the True pixels of a ``(B, Y, X)`` mask, on its device."""
-    if mask.device.type == "cpu":  # numpy's flat search is many times faster on CPU
-        flat = np.flatnonzero(mask.numpy())
-        return tuple(torch.from_numpy(i) for i in np.unravel_index(flat, mask.shape))
-    return mask.nonzero(as_tuple=True)
 
 
 def _disc_offsets(tolerance_px: float) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +115,7 @@ def _hits_in_boxes(
     tied: torch.Tensor, boxes: torch.Tensor, box_count: torch.Tensor, strict: bool
 ) -> torch.Tensor:
     """Per map, the number of tied pixels whose centre is in a real box (closed or open)."""
-    b, y, x = _coords(tied)
+    b, y, x = true_coords(tied)
     cy = (y.double() + 0.5)[:, None]
     cx = (x.double() + 0.5)[:, None]
     bx = boxes.to(tied.device, torch.float64)[b]  # T K 4

@@ -29,9 +29,16 @@ def _inputs_for(B=3, Y=9, X=11, seed=0):
     }
 
 
-def _call(name, inputs):
+def _call(name, inputs, **params):
     kw = dict(inputs)
-    return METRICS.get(name)(kw.pop("heatmap"), **kw)
+    return METRICS.get(name)(kw.pop("heatmap"), **kw, **params)
+
+
+# non-default parameters that take other code paths
+VARIANTS = {
+    "pointing": [{"tolerance_px": 2.5}, {"variant": "mg"}, {"variant": "albef"}],
+    "spearman": [{"sigma_px": 1.5}],
+}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -105,6 +112,24 @@ def test_padding_changes_nothing(name):
         padded[key] = big
     a, b = _call(name, inputs), _call(name, padded)
     assert torch.allclose(a.values, b.values, equal_nan=True, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_kernels_match_numpy_kernels(name, monkeypatch):
+    # the torch kernels are the CUDA path; run them on CPU so every machine checks them
+    inputs = _inputs_for(B=4)
+    inputs["heatmap"][2, 0, 0] = math.nan
+    inputs["valid"][1, :, 9:] = False
+    inputs["region"] &= inputs["valid"]
+    for params in [{}, *VARIANTS.get(name, [])]:
+        with monkeypatch.context() as m:
+            numpy_out = _call(name, inputs, **params)
+            m.setattr(_inputs, "use_numpy", lambda t: False)
+            torch_out = _call(name, inputs, **params)
+        assert torch.equal(numpy_out.undefined, torch_out.undefined), params
+        assert torch.allclose(
+            numpy_out.values, torch_out.values, equal_nan=True, rtol=1e-9, atol=1e-9
+        ), params
 
 
 @pytest.mark.gpu

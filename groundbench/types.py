@@ -116,7 +116,7 @@ def pad_boxes(per_sample: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Ten
     out = torch.zeros(len(per_sample), K, 4, dtype=torch.float64)
     for i, b in enumerate(per_sample):
         if len(b):
-            out[i, : len(b)] = torch.as_tensor(np.asarray(b, dtype=np.float64))
+            out[i, : len(b)] = torch.tensor(np.asarray(b, dtype=np.float64))
     return out, torch.tensor(counts, dtype=torch.long)
 
 
@@ -333,6 +333,7 @@ class Undefined(enum.IntEnum):
     NAN_INPUT = 3  # the heatmap holds NaN or Inf
     CONSTANT_MAP = 4  # the heatmap is constant where a correlation needs variance
     NO_BOX = 5  # a box metric got a sample with no box
+    MISSING_IMAGE = 6  # the image could not be read, so the method produced no map
 
     @property
     def label(self) -> str:

@@ -186,8 +186,11 @@ def threshold_maps(
     """
     x = _float(maps).flatten(1)
     v = None if valid is None else valid.flatten(1)
-    lo = (x if v is None else torch.where(v, x, torch.inf)).amin(dim=1)
-    hi = (x if v is None else torch.where(v, x, -torch.inf)).amax(dim=1)
+    if v is None:
+        lo, hi = torch.aminmax(x, dim=1)
+    else:
+        lo = torch.where(v, x, torch.inf).amin(dim=1)
+        hi = torch.where(v, x, -torch.inf).amax(dim=1)
     usable = torch.isfinite(lo) & torch.isfinite(hi)  # NaN propagates through amin/amax
     if not usable.all():  # keep the statistics finite; these maps get empty masks below
         x = torch.where(usable[:, None], x, 0.0)
@@ -207,7 +210,8 @@ def threshold_maps(
         keep = x >= _top_k_levels(x, v, float(value)).to(x.device)[:, None]
     else:
         raise ValueError(f"threshold_maps: method must be one of {THRESHOLD_METHODS}")
-    keep &= usable[:, None]
+    if not usable.all():  # row assignment: a broadcast `&=` over bools is a slow full pass
+        keep[~usable] = False
     if v is not None:
         keep &= v
     return keep.view(maps.shape)

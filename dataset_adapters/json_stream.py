@@ -21,6 +21,18 @@ CHUNK_CHARS = 1 << 20
 MAX_ELEMENT_CHARS = 256 << 20
 
 _WHITESPACE = " \t\n\r"
+# Longest tail a cut-off token can leave before the buffer's end ("\uXXX", "fals", "-1.5e").
+_TAIL_CHARS = 32
+
+
+def _may_be_incomplete(exc: json.JSONDecodeError, buffered: int) -> bool:
+    """Whether a decode error could vanish with more input (it sits at the buffer's end).
+
+    A cut-off element fails within a few characters of the end (a partial literal, number or
+    ``\\uXXXX`` escape) or inside a string that runs to the end; an error earlier in the
+    buffer is malformed JSON, reported at once instead of buffering the rest of the file.
+    """
+    return exc.pos >= buffered - _TAIL_CHARS or exc.msg.startswith("Unterminated string")
 
 
 def iter_json_array(
@@ -107,7 +119,13 @@ def iter_json_array(
                     value, end = decoder.raw_decode(buf, pos)
                     break
                 except json.JSONDecodeError as exc:
-                    if len(buf) - pos > MAX_ELEMENT_CHARS or not fill():
+                    start = pos
+                    if (
+                        not _may_be_incomplete(exc, len(buf))
+                        or len(buf) - pos > MAX_ELEMENT_CHARS
+                        or not fill()
+                    ):
+                        pos = exc.pos - (start - pos)  # fill() may have shifted the buffer
                         raise fail(f"malformed element {index} ({exc.msg})") from exc
             pos = end
             yield value

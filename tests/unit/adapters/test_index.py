@@ -47,7 +47,7 @@ def test_stream_empty_array(tmp_path):
     ("content", "message"),
     [
         ('{"a": 1}', "expected a top-level JSON array '[' at character 0"),
-        ('[{"a": 1}, {"b": ', "malformed element 1 (Expecting value) at character 11"),
+        ('[{"a": 1}, {"b": ', "malformed element 1 (Expecting value) at character 17"),
         ('[{"a": 1} {"b": 2}]', "expected ',' or ']' after element 0 at character 10"),
         ("[1, 2]", "element 0 is not an object or array at character 1"),
         ('[{"a": 1}', "expected ',' or ']' after element 0 at character 9"),
@@ -59,6 +59,20 @@ def test_stream_malformed(tmp_path, content, message):
     with pytest.raises(DataFormatError) as err:
         list(iter_json_array(path, chunk_chars=4))
     assert str(err.value) == f"{path}: {message}; the file is truncated or corrupt: re-download it"
+
+
+def test_stream_reports_malformed_element_without_reading_on(tmp_path):
+    path = tmp_path / "big.json"
+    good = json.dumps({"phrase": "x" * 100})
+    path.write_text("[" + good + ', {"a": 1 "b": 2}, ' + ", ".join([good] * 5000) + "]")
+    read = []
+    with pytest.raises(DataFormatError) as err:
+        list(iter_json_array(path, chunk_chars=256, on_progress=read.append))
+    assert str(err.value) == (
+        f"{path}: malformed element 1 (Expecting ',' delimiter) at character {len(good) + 11}; "
+        "the file is truncated or corrupt: re-download it"
+    )
+    assert sum(read) <= 1024 < path.stat().st_size
 
 
 def _rows(path, sql):

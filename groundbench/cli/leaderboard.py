@@ -24,17 +24,23 @@ def leaderboard() -> None:
 
 
 @leaderboard.command("add")
-@click.argument("report_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument(
+    "report_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False)
+)
 @_BOARD
 @click.option(
     "--replace",
     is_flag=True,
     help="Supersede an entry of the same method name with another fingerprint.",
 )
-def add(report_dir: str, board: str, replace: bool) -> None:
-    """Validate REPORT_DIR (written by `groundbench evaluate`) and store it as an entry."""
-    path = add_entry(report_dir, board, replace=replace)
-    click.echo(f"added {path}")
+def add(report_dirs: tuple[str, ...], board: str, replace: bool) -> None:
+    """Validate each REPORT_DIR (written by `groundbench evaluate`) and store it as an entry.
+
+    Reports are added in order; the first refusal stops the command (earlier ones stay added).
+    """
+    for report_dir in report_dirs:
+        path = add_entry(report_dir, board, replace=replace)
+        click.echo(f"added {path}")
 
 
 @leaderboard.command("build")

@@ -15,10 +15,9 @@ def test_add_build_compare(tmp_path):
     a = write_report(tmp_path / "a", {"pointing": [1.0] * 30}, method="good")
     b = write_report(tmp_path / "b", {"pointing": [1.0, 0.0] * 15}, method="half")
     board = tmp_path / "board"
-    for run in (a, b):
-        result = runner.invoke(main, ["leaderboard", "add", str(run), "--board", str(board)])
-        assert result.exit_code == 0, result.output
-        assert result.output.startswith("added ")
+    result = runner.invoke(main, ["leaderboard", "add", str(a), str(b), "--board", str(board)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("added ") == 2
     result = runner.invoke(main, ["leaderboard", "add", str(a), "--board", str(board)])
     assert result.exit_code == 1 and "Error:" in result.output and "duplicate of" in result.output
     result = runner.invoke(main, ["leaderboard", "build", "--board", str(board)])

@@ -245,6 +245,17 @@ class Flickr30kEntitiesAdapter(DatasetAdapter):
             p.text for i in self.image_ids("train") for _, ps in self._sentences(i) for p in ps
         )
 
+    def _boxes(self, entity_id: str, ann: ImageBoxes) -> np.ndarray | None:
+        """The entity's ``(k, 4)`` boxes per ``box_mode``; the whole image for a scene; or None."""
+        if entity_id in ann.boxes:
+            boxes = ann.boxes[entity_id]
+            if self.box_mode == "merged":
+                return np.concatenate([boxes[:, :2].min(0), boxes[:, 2:].max(0)])[None]
+            return boxes
+        if entity_id in ann.scene:
+            return np.array([[0.0, 0.0, ann.width, ann.height]])
+        return None
+
     def load_samples(self, split: str) -> list[GroundingSample]:
         seen_pairs = self._train_pairs if split != "train" and "train" in self.splits() else None
         self.skipped = Counter()
@@ -252,7 +263,6 @@ class Flickr30kEntitiesAdapter(DatasetAdapter):
         for image_id in self.image_ids(split):
             ann = parse_annotation(self.root / "Annotations" / f"{image_id}.xml")
             sentences = self._sentences(image_id)
-            whole = np.array([[0.0, 0.0, ann.width, ann.height]])
             types_by_entity = {p.entity_id: p.types for _, ps in sentences for p in ps}
             type_counts = Counter(
                 t for e, ts in types_by_entity.items() if e in ann.boxes for t in set(ts)
@@ -261,13 +271,8 @@ class Flickr30kEntitiesAdapter(DatasetAdapter):
                 mentions: Counter = Counter()
                 for p in phrases:
                     mentions[p.entity_id] += 1
-                    if p.entity_id in ann.boxes:
-                        boxes = ann.boxes[p.entity_id]
-                        if self.box_mode == "merged":
-                            boxes = np.concatenate([boxes[:, :2].min(0), boxes[:, 2:].max(0)])[None]
-                    elif p.entity_id in ann.scene:
-                        boxes = whole
-                    else:
+                    boxes = self._boxes(p.entity_id, ann)
+                    if boxes is None:
                         self.skipped["notvisual" if "notvisual" in p.types else "no_box"] += 1
                         continue
                     suffix = "" if mentions[p.entity_id] == 1 else f"_{mentions[p.entity_id]}"

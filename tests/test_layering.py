@@ -20,11 +20,12 @@ LAYERS = {
     "groundbench.methods": 3,
     "groundbench.protocol": 3,
     "groundbench.probes": 3,
-    "groundbench.evaluate": 4,
-    "groundbench.distributed": 4,
-    "groundbench.report": 5,
+    "groundbench.report": 4,
+    "groundbench.evaluate": 5,
+    "groundbench.evaluation": 5,
+    "groundbench.demo": 7,
     "groundbench.leaderboard": 6,
-    "groundbench.cli": 7,
+    "groundbench.cli": 8,
 }
 
 

@@ -29,7 +29,9 @@ def _float_arg(name: str, arg: str | None, default: float) -> float:
     try:
         return float(arg)
     except ValueError:
-        raise MethodError(f"method {name}:{arg}: the argument must be a number, e.g. {name}:{default}") from None
+        raise MethodError(
+            f"method {name}:{arg}: the argument must be a number, e.g. {name}:{default}"
+        ) from None
 
 
 class Uniform:
@@ -42,7 +44,9 @@ class Uniform:
     def fingerprint(self) -> str:
         return _fingerprint(self.name)
 
-    def predict(self, samples: Sequence[GroundingSample], images, *, device: torch.device) -> RawMaps:
+    def predict(
+        self, samples: Sequence[GroundingSample], images, *, device: torch.device
+    ) -> RawMaps:
         maps = tuple(torch.ones(s.height, s.width, device=device) for s in samples)
         return RawMaps(tuple(s.id for s in samples), maps)
 
@@ -59,14 +63,18 @@ class CentrePrior:
 
     def __init__(self, sigma: float = 0.25) -> None:
         if not sigma > 0:
-            raise MethodError(f"centre_prior:{sigma}: sigma must be a positive fraction of the image side")
+            raise MethodError(
+                f"centre_prior:{sigma}: sigma must be a positive fraction of the image side"
+            )
         self.sigma = sigma
         self.name = "centre_prior" if sigma == 0.25 else f"centre_prior:{sigma:g}"
 
     def fingerprint(self) -> str:
         return _fingerprint("centre_prior", self.sigma)
 
-    def predict(self, samples: Sequence[GroundingSample], images, *, device: torch.device) -> RawMaps:
+    def predict(
+        self, samples: Sequence[GroundingSample], images, *, device: torch.device
+    ) -> RawMaps:
         maps = []
         for s in samples:
             # pixel centres in units of the image side, centred on the image centre
@@ -94,12 +102,16 @@ class Random:
     def fingerprint(self) -> str:
         return _fingerprint("random", self.seed)
 
-    def predict(self, samples: Sequence[GroundingSample], images, *, device: torch.device) -> RawMaps:
+    def predict(
+        self, samples: Sequence[GroundingSample], images, *, device: torch.device
+    ) -> RawMaps:
         maps = []
         for s in samples:
             digest = hashlib.sha256(f"{self.seed}:{s.id}".encode()).digest()
             gen = np.random.default_rng(int.from_bytes(digest[:8], "little"))
-            maps.append(torch.from_numpy(gen.random((s.height, s.width), dtype=np.float32)).to(device))
+            maps.append(
+                torch.from_numpy(gen.random((s.height, s.width), dtype=np.float32)).to(device)
+            )
         return RawMaps(tuple(s.id for s in samples), tuple(maps))
 
 
@@ -113,7 +125,9 @@ class OracleBox:
     def fingerprint(self) -> str:
         return _fingerprint(self.name)
 
-    def predict(self, samples: Sequence[GroundingSample], images, *, device: torch.device) -> RawMaps:
+    def predict(
+        self, samples: Sequence[GroundingSample], images, *, device: torch.device
+    ) -> RawMaps:
         maps = []
         for s in samples:
             boxes, count = pad_boxes([s.boxes])
@@ -129,7 +143,9 @@ def uniform(arg: str | None) -> Uniform:
     return Uniform()
 
 
-@METHODS.register("centre_prior", supervision="training-free", arg="SIGMA (fraction of the side, default 0.25)")
+@METHODS.register(
+    "centre_prior", supervision="training-free", arg="SIGMA (fraction of the side, default 0.25)"
+)
 def centre_prior(arg: str | None) -> CentrePrior:
     """``centre_prior[:SIGMA]``: a Gaussian centre prior."""
     return CentrePrior(_float_arg("centre_prior", arg, 0.25))

@@ -19,7 +19,6 @@ from groundbench.methods.base import METHODS
 from groundbench.types import GroundingSample, RawMaps
 
 READOUT_PASSES = 4
-CONTEXT_RATE = 0.15
 
 
 class CheckpointMethod:
@@ -49,7 +48,7 @@ class CheckpointMethod:
         with self.path.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
-        h.update(f"passes={self.passes};context_rate={CONTEXT_RATE}".encode())
+        h.update(f"passes={self.passes}".encode())
         return h.hexdigest()
 
     def predict(
@@ -74,7 +73,6 @@ class CheckpointMethod:
             images,
             device=device,
             passes=self.passes,
-            context_rate=CONTEXT_RATE,
         )
 
 

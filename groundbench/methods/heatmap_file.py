@@ -63,7 +63,9 @@ class HeatmapFile:
             try:
                 self._reader = safe_open(str(self.path), framework="pt")
             except Exception as exc:  # safetensors raises its own error types
-                raise MethodError(f"heatmaps:{path}: not a readable .safetensors file ({exc})") from exc
+                raise MethodError(
+                    f"heatmaps:{path}: not a readable .safetensors file ({exc})"
+                ) from exc
             self._keys = set(self._reader.keys())
         else:
             raise MethodError(
@@ -92,9 +94,12 @@ class HeatmapFile:
             if missing:
                 parts.append(f"{len(missing)} sample ids have no map (first: {missing[:3]})")
             if extra:
-                parts.append(f"{len(extra)} maps name no sample of the protocol (first: {extra[:3]})")
+                parts.append(
+                    f"{len(extra)} maps name no sample of the protocol (first: {extra[:3]})"
+                )
             raise MethodError(
-                f"heatmaps:{self.path}: " + "; ".join(parts)
+                f"heatmaps:{self.path}: "
+                + "; ".join(parts)
                 + ". Write one map per sample id of the protocol's split (see docs/formats.md)."
             )
 
@@ -107,13 +112,17 @@ class HeatmapFile:
             return self._reader[sample_id]
         return self._reader.get_tensor(sample_id).float().numpy()
 
-    def predict(self, samples: Sequence[GroundingSample], images, *, device: torch.device) -> RawMaps:
+    def predict(
+        self, samples: Sequence[GroundingSample], images, *, device: torch.device
+    ) -> RawMaps:
         maps, kinds = [], set()
         for s in samples:
             try:
                 arr = self._read(s.id)
             except ValueError as exc:  # e.g. an object array that would need pickle
-                raise MethodError(f"heatmaps:{self.path}: map {s.id!r} is unreadable ({exc})") from exc
+                raise MethodError(
+                    f"heatmaps:{self.path}: map {s.id!r} is unreadable ({exc})"
+                ) from exc
             if arr.ndim not in _KINDS or not np.issubdtype(arr.dtype, np.number):
                 raise MethodError(
                     f"heatmaps:{self.path}: map {s.id!r} has shape {arr.shape} and dtype {arr.dtype}; "
@@ -125,10 +134,14 @@ class HeatmapFile:
             raise MethodError(
                 f"heatmaps:{self.path}: mixes heatmaps (2-3 dims) and attention (4-5 dims); use one kind"
             )
-        return RawMaps(tuple(s.id for s in samples), tuple(maps), kind=kinds.pop() if kinds else "heatmap")
+        return RawMaps(
+            tuple(s.id for s in samples), tuple(maps), kind=kinds.pop() if kinds else "heatmap"
+        )
 
 
-@METHODS.register("heatmaps", supervision="declared by the file's model", arg="PATH (.npz, .safetensors or dir)")
+@METHODS.register(
+    "heatmaps", supervision="declared by the file's model", arg="PATH (.npz, .safetensors or dir)"
+)
 def heatmaps(arg: str | None) -> HeatmapFile:
     """``heatmaps:PATH``: precomputed maps keyed by sample id."""
     if not arg:

@@ -30,7 +30,9 @@ class Plugin:
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:
-            raise MethodError(f"plugin:{target}: cannot import {module_name!r} ({exc}); is it on PYTHONPATH?") from exc
+            raise MethodError(
+                f"plugin:{target}: cannot import {module_name!r} ({exc}); is it on PYTHONPATH?"
+            ) from exc
         fn = getattr(module, attr, None)
         if not callable(fn):
             raise MethodError(f"plugin:{target}: {module_name} has no callable {attr!r}")
@@ -58,12 +60,18 @@ class Plugin:
             source = ""
         return hashlib.sha256(f"{self.target}\0{version}\0{source}".encode()).hexdigest()
 
-    def predict(self, samples: Sequence[GroundingSample], images, *, device: torch.device) -> RawMaps:
+    def predict(
+        self, samples: Sequence[GroundingSample], images, *, device: torch.device
+    ) -> RawMaps:
         out = self.fn(samples, images)
         if not isinstance(out, RawMaps):
-            raise MethodError(f"plugin:{self.target} returned {type(out).__name__}; it must return RawMaps")
+            raise MethodError(
+                f"plugin:{self.target} returned {type(out).__name__}; it must return RawMaps"
+            )
         if out.ids != tuple(s.id for s in samples):
-            raise MethodError(f"plugin:{self.target} returned maps for other ids than the batch's, or reordered")
+            raise MethodError(
+                f"plugin:{self.target} returned maps for other ids than the batch's, or reordered"
+            )
         return out
 
 

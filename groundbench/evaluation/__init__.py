@@ -1,0 +1,1 @@
+"""Stages of ``groundbench.evaluate``: data, scoring, the per-sample record cache, ranks."""

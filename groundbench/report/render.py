@@ -1,0 +1,115 @@
+"""Render a report's files as bytes: deterministic, so the same inputs give the same bytes.
+
+``report.json`` follows schema 1 (docs/reports.md); ``samples.csv`` has one row per sample,
+sorted by id; ``report.md`` is the human summary with COCOeval-style headline lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+REPORT_SCHEMA = 1
+
+
+def render_samples_csv(
+    keys: Sequence[str], records: Sequence[Mapping[str, Any]], tags: Mapping[str, frozenset[str]]
+) -> bytes:
+    """One row per record (already sorted by id): id, tags, each metric and its undefined reason.
+
+    Floats are written with ``repr`` (round-trips float64 exactly); an undefined value is an
+    empty cell. Extra per-sample outputs (e.g. ``pointing[albef]:tie_count``) follow.
+    """
+    extras = sorted({c for r in records for c in r["extras"]})
+    header = ["id", "tags", *keys, *(f"{k}:undefined" for k in keys), *extras]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    for r in records:
+        row = [r["id"], ";".join(sorted(tags[r["id"]]))]
+        row += ["" if r["values"].get(k) is None else repr(float(r["values"][k])) for k in keys]
+        row += [r["undefined"].get(k, "") for k in keys]
+        row += ["" if r["extras"].get(c) is None else repr(float(r["extras"][c])) for c in extras]
+        w.writerow(row)
+    return buf.getvalue().encode("utf-8")
+
+
+def render_report_json(report: Mapping[str, Any]) -> bytes:
+    """Serialise a report dict: sorted keys, 2-space indent, UTF-8, no NaN."""
+    return (
+        json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    ).encode()
+
+
+def _interval(agg: Mapping[str, Any]) -> str:
+    if agg["mean"] is None:
+        return "undefined"
+    if agg["ci_low"] is None:
+        return f"{agg['mean']:.3f}"
+    return f"{agg['mean']:.3f} [{agg['ci_low']:.3f}, {agg['ci_high']:.3f}]"
+
+
+def _undefined(agg: Mapping[str, Any]) -> str:
+    reasons = agg.get("undefined") or {}
+    total = sum(reasons.values())
+    if not total:
+        return "undefined=0"
+    return f"undefined={total} ({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items()))})"
+
+
+def headline_lines(
+    metrics: Mapping[str, Mapping[str, Mapping[str, Any]]], tag: str = "all"
+) -> list[str]:
+    """One line per metric for ``tag``: ``key  tag=all  n=600  undefined=0  0.412 [0.372, 0.451]``."""
+    width = max((len(k) for k in metrics), default=0)
+    lines = []
+    for key, by_tag in metrics.items():
+        if tag in by_tag:
+            agg = by_tag[tag]
+            lines.append(
+                f"{key:<{width}}  tag={tag}  n={agg['n']}  {_undefined(agg)}  {_interval(agg)}"
+            )
+    return lines
+
+
+def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
+    """The human summary: what was run, headline lines, the per-tag table, the figures."""
+    p, d, m = report["protocol"], report["dataset"], report["method"]
+    metrics = report["metrics"]
+    out = [
+        f"# {m['name']} on {p['name']}",
+        "",
+        f"- protocol: `{p['name']}` id `{p['id']}` (sha256 `{p['hash']}`)",
+        f"- dataset: {d['name']} / {d['split']} via `{d['adapter']}`, {d['n_samples']} samples, "
+        f"fingerprint `{d['fingerprint'][:16]}`",
+        f"- method: `{m['spec']}` ({m['supervision']}), fingerprint `{m['fingerprint'][:16]}`",
+        f"- bootstrap: {p['canonical']['bootstrap']['resamples']} resamples, seed "
+        f"{p['canonical']['bootstrap']['seed']}, 95% percentile intervals",
+        "",
+        "## Headline",
+        "",
+        "```",
+        *headline_lines(metrics),
+        "```",
+        "",
+    ]
+    tags = sorted({t for by_tag in metrics.values() for t in by_tag if t != "all"})
+    if tags:
+        keys = list(metrics)
+        out += [
+            "## By tag",
+            "",
+            "| tag | n | " + " | ".join(keys) + " |",
+            "|---|---:|" + "---:|" * len(keys),
+        ]
+        for t in tags:
+            n = next((metrics[k][t]["n"] for k in keys if t in metrics[k]), 0)
+            cells = [_interval(metrics[k][t]) if t in metrics[k] else "" for k in keys]
+            out.append(f"| {t} | {n} | " + " | ".join(cells) + " |")
+        out.append("")
+    if figures:
+        out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]
+    return "\n".join(out).encode("utf-8")

@@ -9,7 +9,8 @@ with metadata ``needs`` (inputs it reads), ``higher_is_better`` and ``range``. I
 live on any device; outputs are CPU tensors (values float64, NaN where undefined, plus an
 int8 :class:`~groundbench.types.Undefined` reason code per sample).
 :func:`compute_metric` feeds a metric from a :class:`~groundbench.types.HeatmapBatch`, and
-:func:`display_key` names the report column of a metric with its parameters.
+:func:`display_key` names the report column of a metric with its parameters, and
+:func:`shared_ranks` lets ``auc`` and ``spearman`` on the same batch rank each map once.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ METRICS: Registry = Registry("metrics")
 # Keyword arguments every metric accepts for its inputs; the rest of its keywords are params.
 INPUT_NAMES: tuple[str, ...] = ("region", "valid", "boxes", "box_count", "pred_mask", "pred_box")
 
+from groundbench.metrics._ranks import shared_ranks  # noqa: E402
 from groundbench.metrics.auc import auc  # noqa: E402
 from groundbench.metrics.box import box_acc, box_iou  # noqa: E402
 from groundbench.metrics.iou import miou, soft_iou  # noqa: E402
@@ -147,6 +149,7 @@ __all__ = [
     "miou",
     "nss",
     "pointing",
+    "shared_ranks",
     "soft_iou",
     "spearman",
 ]

@@ -9,6 +9,8 @@ different number.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from groundbench.metrics import METRICS
@@ -21,7 +23,7 @@ from groundbench.metrics._inputs import (
     n_valid,
     reasons,
 )
-from groundbench.metrics._ranks import map_threads, per_map_arrays, rank_stats
+from groundbench.metrics._ranks import chunk_rank_stats
 from groundbench.types import MetricOutput, Undefined
 
 
@@ -67,16 +69,9 @@ def auc(
             (n_pos == 0, Undefined.EMPTY_REGION),
             (n_pos == n_valid(h, v), Undefined.FULL_REGION),
         )
-        get = per_map_arrays(h, reg, v, (code == 0).tolist())
-
-        def one(i: int, get=get) -> float:
-            arrays = get(i)
-            if arrays is None:
-                return float("nan")
-            s = rank_stats(*arrays, ties=False)
-            return s.u / (s.n_pos * s.n_neg)
-
-        values.append(finish(torch.tensor(map_threads(one, h.shape[0]), dtype=torch.float64), code))
+        stats = chunk_rank_stats(inputs, rows, h, v, (code == 0).tolist())
+        auc_values = [math.nan if s is None else s.u / (s.n_pos * s.n_neg) for s in stats]
+        values.append(finish(torch.tensor(auc_values, dtype=torch.float64), code))
         codes.append(code)
     return MetricOutput(
         values=torch.cat(values) if values else torch.zeros(0, dtype=torch.float64),

@@ -35,7 +35,12 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
-from groundbench.metrics._ranks import RankStats, map_threads, per_map_arrays, rank_stats
+from groundbench.metrics._ranks import (
+    RankStats,
+    chunk_rank_stats,
+    map_threads,
+    per_map_arrays,
+)
 from groundbench.types import MetricOutput, Undefined
 
 
@@ -112,20 +117,13 @@ def spearman(
             (lo == hi, Undefined.CONSTANT_MAP),
         )
         usable = (code == 0).tolist()
-        get = per_map_arrays(h, reg, v, usable)
         if sigma_px == 0:
-
-            def one(i: int, get=get) -> float:
-                arrays = get(i)
-                return (
-                    float("nan")
-                    if arrays is None
-                    else _rho_from_ranks(rank_stats(*arrays, ties=True))
-                )
-
+            stats = chunk_rank_stats(inputs, rows, h, v, usable)
+            rho = [math.nan if s is None else _rho_from_ranks(s) for s in stats]
         else:
             from scipy.ndimage import gaussian_filter
 
+            get = per_map_arrays(h, reg, v, usable)
             reg_np = restrict(reg, v).cpu().numpy()
             v_np = None if v is None else v.cpu().numpy()
 
@@ -137,7 +135,8 @@ def spearman(
                 target = target.ravel() if v_np is None else target[v_np[i]]
                 return _rho_blurred(arrays[0], target)
 
-        values.append(finish(torch.tensor(map_threads(one, h.shape[0]), dtype=torch.float64), code))
+            rho = map_threads(one, h.shape[0])
+        values.append(finish(torch.tensor(rho, dtype=torch.float64), code))
         codes.append(code)
     return MetricOutput(
         values=torch.cat(values) if values else torch.zeros(0, dtype=torch.float64),

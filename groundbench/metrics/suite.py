@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from groundbench.errors import ProtocolError
-from groundbench.metrics import check_params, compute_metric, display_key
+from groundbench.metrics import check_params, compute_metric, display_key, shared_ranks
 from groundbench.metrics.aggregate import Aggregate, aggregate_by_tag
 from groundbench.types import HeatmapBatch
 
@@ -72,10 +72,11 @@ class MetricSuite:
         n = len(batch.ids)
         if tags is not None and len(tags) != n:
             raise ProtocolError(f"MetricSuite.update: {len(tags)} tag sets for a batch of {n}")
-        for key, name, params in self._specs:
-            out = compute_metric(name, batch, **params)
-            self._values[key].append(out.values)
-            self._codes[key].append(out.undefined)
+        with shared_ranks():
+            for key, name, params in self._specs:
+                out = compute_metric(name, batch, **params)
+                self._values[key].append(out.values)
+                self._codes[key].append(out.undefined)
         self._ids.extend(batch.ids)
         self._tags.extend(tags if tags is not None else [frozenset()] * n)
 

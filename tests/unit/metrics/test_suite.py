@@ -105,3 +105,23 @@ def test_suite_rejects_duplicates_and_nameless_specs():
         MetricSuite([{"name": "pointing", "variant": "mg"}, {"name": "pointing", "variant": "mg"}])
     with pytest.raises(ProtocolError, match=r"^metrics\[0\]: every metric spec needs a 'name'"):
         MetricSuite([{"variant": "mg"}])
+
+
+def test_shared_ranks_rank_each_map_once_and_change_no_value(monkeypatch):
+    from groundbench.metrics import _ranks, auc, shared_ranks, spearman
+
+    g = torch.Generator().manual_seed(0)
+    h = torch.rand(3, 6, 7, generator=g)
+    region = torch.rand(3, 6, 7, generator=g) > 0.6
+    h[1] = 0.5  # constant: ranked for auc, undefined for spearman
+    plain = (auc(h, region=region).values, spearman(h, region=region).values)
+    calls = []
+    real = _ranks.rank_stats
+    monkeypatch.setattr(_ranks, "rank_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
+    with shared_ranks():
+        shared = (spearman(h, region=region).values, auc(h, region=region).values)
+    assert len(calls) == 3  # spearman ranks maps 0 and 2, auc adds map 1 only
+    assert torch.equal(shared[1], plain[0])
+    assert torch.equal(shared[0].nan_to_num(-9.0), plain[1].nan_to_num(-9.0))
+    auc(h, region=region)
+    assert len(calls) == 6  # outside the block nothing is shared

@@ -98,7 +98,7 @@ class MdetrAdapter(DatasetAdapter):
     def splits(self) -> tuple[str, ...]:
         found = sorted(self.root.glob(f"mdetr_annotations/final_{self.stem}_*.json"))
         names = {p.stem[len(f"final_{self.stem}_") :] for p in found}
-        return tuple(sorted(names, key=lambda s: (_SPLIT_ORDER + (s,)).index(s)))
+        return tuple(sorted(names, key=lambda s: ((_SPLIT_ORDER + (s,)).index(s), s)))
 
     def published_counts(self) -> dict[str, int]:
         """Published counts: sentences (RefCOCO family, split_by unc/umd) or images (flickr)."""

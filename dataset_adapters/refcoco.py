@@ -209,7 +209,7 @@ class RefCocoAdapter(DatasetAdapter):
 
     def splits(self) -> tuple[str, ...]:
         present = {ref["split"] for ref in self._refs}
-        return tuple(sorted(present, key=lambda s: (_SPLIT_ORDER + (s,)).index(s)))
+        return tuple(sorted(present, key=lambda s: ((_SPLIT_ORDER + (s,)).index(s), s)))
 
     def published_counts(self) -> dict[str, int]:
         """Published sentence counts per split for this dataset and ``split_by``."""

@@ -6,13 +6,13 @@ once and returns its root. See ``docs/formats.md`` for the files and the split r
 
 from __future__ import annotations
 
-from groundbench.synthetic.generate import (
+from groundbench.synthetic.settings import PROBE_SPLITS, SPLITS, Settings, SynthesisError
+from groundbench.synthetic.writer import (
     default_root,
     ensure_default_dataset,
     generate,
     make_scene,
 )
-from groundbench.synthetic.settings import PROBE_SPLITS, SPLITS, Settings, SynthesisError
 
 __all__ = [
     "PROBE_SPLITS",

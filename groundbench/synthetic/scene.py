@@ -131,9 +131,14 @@ def _plan(rng: np.random.Generator, settings: Settings, split: str) -> list[Scen
         n = max(n, min(settings.max_objects, 5))
     elif split == "relational":
         n = max(n, min(settings.max_objects, 3))
+        if rng.random() < 0.5:
+            # two objects of one shape make "between the two <shape>s" possible
+            first = _new_object(rng, settings, pairs)
+            same = [p for p in pairs if p[1] == first.shape and p[0] != first.colour]
+            objs += [first, _new_object(rng, settings, same)]
     while len(objs) < n:
         objs.append(_new_object(rng, settings, pairs))
-    return objs[: max(n, len(objs))]
+    return objs
 
 
 def _try_scene(rng: np.random.Generator, settings: Settings, split: str) -> Scene | None:

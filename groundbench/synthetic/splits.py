@@ -114,13 +114,19 @@ def _relational(objs, t: int, rng, gap: float, split: str) -> Expression | None:
         for rel in RELATIONS:
             if relation_holds(rel, o, m, gap):
                 cands += [Expression(h, rel, marks[0].target) for h in heads]
-    pairs = {}
+    by_shape: dict[str, list[int]] = {}
     for k, m in enumerate(objs):
-        pairs.setdefault(m.shape, []).append(k)
-    for shape, ks in pairs.items():
-        if len(ks) == 2 and t not in ks and between_holds(o, objs[ks[0]], objs[ks[1]]):
-            cands += [Expression(h, "between", Desc(shape)) for h in heads]
-    valid = [e for e in cands if resolve(e, objs, gap) == [t]]
+        by_shape.setdefault(m.shape, []).append(k)
+    between = [
+        Expression(h, "between", Desc(shape))
+        for shape, ks in by_shape.items()
+        if len(ks) == 2 and t not in ks and between_holds(o, objs[ks[0]], objs[ks[1]])
+        for h in heads
+    ]
+    between = [e for e in between if resolve(e, objs, gap) == [t]]
+    if between and rng.random() < 0.5:  # rare otherwise: it needs exactly two of a shape
+        return between[int(rng.integers(len(between)))]
+    valid = [e for e in cands if resolve(e, objs, gap) == [t]] + between
     # prefer expressions whose relation is needed: the head alone is ambiguous
     needed = [e for e in valid if len(resolve(Expression(e.target), objs, gap)) > 1]
     pool = needed or valid

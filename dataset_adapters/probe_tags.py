@@ -83,7 +83,10 @@ def attribute_noun_pairs(text: str) -> frozenset[tuple[str, str]]:
         >>> sorted(attribute_noun_pairs("the big red ball near a white dog"))
         [('big', 'ball'), ('red', 'ball'), ('white', 'dog')]
     """
-    toks = words(text)
+    return _pairs_of(words(text))
+
+
+def _pairs_of(toks: list[str]) -> frozenset[tuple[str, str]]:
     pairs = set()
     for i, w in enumerate(toks):
         if w not in _ATTRIBUTES:
@@ -129,7 +132,10 @@ def is_small(boxes_xyxy: np.ndarray, width: int, height: int) -> bool:
         width: image width in pixels.
         height: image height in pixels.
     """
-    rows = _box_rows(boxes_xyxy)
+    return _is_small(_box_rows(boxes_xyxy), width, height)
+
+
+def _is_small(rows: list[list[float]], width: int, height: int) -> bool:
     x0 = max(min(r[0] for r in rows), 0.0)
     y0 = max(min(r[1] for r in rows), 0.0)
     x1 = min(max(r[2] for r in rows), float(width))
@@ -145,8 +151,12 @@ def is_off_centre(boxes_xyxy: np.ndarray, width: int, height: int) -> bool:
         >>> is_off_centre(np.array([[0.0, 0.0, 10.0, 10.0]]), 40, 40)
         True
     """
+    return _is_off_centre(_box_rows(boxes_xyxy), width, height)
+
+
+def _is_off_centre(rows: list[list[float]], width: int, height: int) -> bool:
     cx, cy = width / 2.0, height / 2.0
-    return not any(r[0] <= cx <= r[2] and r[1] <= cy <= r[3] for r in _box_rows(boxes_xyxy))
+    return not any(r[0] <= cx <= r[2] and r[1] <= cy <= r[3] for r in rows)
 
 
 def probe_tags(
@@ -174,17 +184,19 @@ def probe_tags(
         A subset of ``{"relational", "attribute", "compositional", "distractors", "small",
         "off-centre"}``.
     """
+    toks = words(text)
+    rows = _box_rows(boxes_xyxy)
     tags = set()
     if is_relational(text):
         tags.add("relational")
-    if has_attribute(text):
+    if any(w in _ATTRIBUTES for w in toks):
         tags.add("attribute")
-    if seen_pairs is not None and is_compositional(text, seen_pairs):
+    if seen_pairs is not None and _pairs_of(toks) - seen_pairs:
         tags.add("compositional")
     if same_category_count is not None and same_category_count >= 2:
         tags.add("distractors")
-    if is_small(boxes_xyxy, width, height):
+    if _is_small(rows, width, height):
         tags.add("small")
-    if is_off_centre(boxes_xyxy, width, height):
+    if _is_off_centre(rows, width, height):
         tags.add("off-centre")
     return tags

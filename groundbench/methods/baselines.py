@@ -7,6 +7,7 @@ no pixels. ``oracle_box`` reads the ground truth: it is a sanity check of the me
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 
@@ -75,14 +76,15 @@ class CentrePrior:
     def predict(
         self, samples: Sequence[GroundingSample], images, *, device: torch.device
     ) -> RawMaps:
-        maps = []
-        for s in samples:
-            # pixel centres in units of the image side, centred on the image centre
-            y = (torch.arange(s.height, device=device, dtype=torch.float64) + 0.5) / s.height - 0.5
-            x = (torch.arange(s.width, device=device, dtype=torch.float64) + 0.5) / s.width - 0.5
-            g = torch.exp(-(y[:, None] ** 2 + x[None, :] ** 2) / (2 * self.sigma**2))
-            maps.append(g.float())
-        return RawMaps(tuple(s.id for s in samples), tuple(maps))
+        maps = tuple(self._prior(s.height, s.width).to(device) for s in samples)
+        return RawMaps(tuple(s.id for s in samples), maps)
+
+    @functools.lru_cache(maxsize=64)  # noqa: B019  (a handful of image sizes per dataset)
+    def _prior(self, height: int, width: int) -> torch.Tensor:
+        # pixel centres in units of the image side, centred on the image centre
+        y = (torch.arange(height, dtype=torch.float64) + 0.5) / height - 0.5
+        x = (torch.arange(width, dtype=torch.float64) + 0.5) / width - 0.5
+        return torch.exp(-(y[:, None] ** 2 + x[None, :] ** 2) / (2 * self.sigma**2)).float()
 
 
 class Random:

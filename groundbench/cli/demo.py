@@ -1,0 +1,39 @@
+"""``groundbench demo``: the quick start's main job."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("demo")
+@click.option(
+    "--out",
+    default="runs/demo",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Run folder.",
+)
+@click.option(
+    "--board",
+    default="leaderboard",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Leaderboard folder.",
+)
+@click.option(
+    "--preset", default="small-cpu", show_default=True, help="Reference-model preset to train."
+)
+@click.option("--device", default="cpu", show_default=True, help="torch device.")
+def demo_command(out, board, preset, device):
+    """Generate the synthetic benchmark, train the reference model, evaluate it and the
+    baselines on every synthetic protocol, and print the leaderboard."""
+    from groundbench.demo import run_demo
+
+    result = run_demo(out, board=board, preset=preset, device=device)
+    click.echo(result.board.markdown.read_text())
+    click.echo(
+        f"checkpoint: {result.checkpoint}\nreports: {out}/reports\nboard: {result.board.html}"
+    )
+
+
+COMMANDS = [demo_command]

@@ -30,9 +30,7 @@ from groundbench.model.objective import compute_loss
 from groundbench.model.train import train
 
 
-def pointing_albef(
-    model, vocab, samples, *, passes=4, heads="gate", batch=64, mask_phrase="auto"
-) -> float:
+def pointing_albef(model, vocab, samples, *, passes=4, heads="gate", batch=64) -> float:
     """Fraction of samples whose upsampled map's argmax pixel centre lies strictly inside a GT box."""
     hits = 0.0
     for i in range(0, len(samples), batch):
@@ -43,7 +41,6 @@ def pointing_albef(
             chunk,
             [s.load_image() for s in chunk],
             passes=passes,
-            mask_phrase=mask_phrase,
         )
         for s, m in zip(chunk, raw.maps, strict=True):
             m = m.float().mean(0)  # L H h w, mean over passes

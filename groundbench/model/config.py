@@ -104,6 +104,8 @@ class TrainConfig:
         log_every: optimiser steps between scalar log rows.
         save_every: optimiser steps between resumable snapshots (0 = at epoch ends only).
         precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``bf16`` or ``fp32``.
+        threads: torch intra-op CPU threads for the run (0 = leave torch's default); on a
+            busy machine 1 thread avoids OpenMP oversubscription, which can cost 10×.
     """
 
     epochs: int = 4
@@ -137,6 +139,7 @@ class TrainConfig:
     log_every: int = 10
     save_every: int = 0
     precision: str = "auto"
+    threads: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
-"""Read grounding out of the model: mask the phrase, keep its words' cross-attention.
+"""Read grounding out of the model: the referent's cross-attention over several masked passes.
 
-For each sample the phrase's words (the tokens overlapping ``sample.span`` in
-``sample.text``) are replaced by ``<mask>``, and the decoder's cross-attention from those
-positions to the visual tokens, averaged over the phrase's tokens, is the map. Pass 0 hides
-the phrase only; passes 1…P−1 also hide a random ``context_rate`` of the other words, drawn
-from a generator seeded by the sample id, so a read-out is reproducible and independent of
-batch composition. When the phrase is the whole text, masking it would leave nothing to
-read, so its words stay visible (``mask_phrase`` decides).
+For each sample the phrase is located in ``sample.text`` by ``sample.span``; its referent
+is the content words of its first noun phrase (``white star`` in ``the white star over the
+ring``). The map is the decoder's cross-attention from the referent's positions to the
+visual tokens, averaged over those positions, in P passes that hide different parts of
+the referent (see :func:`pass_masks`): hidden words must be found from the context, as in
+training, and visible ones point at what they name. Random choices come from a generator
+seeded by the sample id, so a read-out is reproducible and independent of the batch.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from groundbench.model.text import (
     MASK_ID,
     PAD_ID,
     Vocabulary,
+    phrase_groups,
     token_indices_in_span,
     tokenize,
     word_class,
@@ -52,40 +53,52 @@ def _encode(
     return [vocab.id(w) for w in words], phrase, words
 
 
-def pass_masks(
-    words: Sequence[str],
-    phrase: Sequence[int],
-    *,
-    passes: int,
-    context_rate: float,
-    mask_phrase: str,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """Return ``(P, T)`` bool word masks: the phrase in every pass, plus random context from pass 1.
+def referent_tokens(words: Sequence[str], phrase: Sequence[int]) -> list[int]:
+    """Return the content words of the phrase's first noun phrase (its referent).
 
-    Args:
-        words: the caption's words.
-        phrase: indices of the phrase's words.
-        passes: number of passes P (>= 1).
-        context_rate: fraction of the non-phrase words hidden in passes 1…P−1.
-        mask_phrase: ``auto`` (hide the phrase unless it holds every content word of the
-            text), ``always`` or ``never``.
-        generator: randomness for the context masks.
+    In ``the star over the ring`` the referent is ``star``; ``ring`` names a landmark.
+    Falls back to every phrase token when the first noun phrase has no content word.
+
+    Example:
+        >>> referent_tokens("the white star over the ring".split(), [0, 1, 2, 3, 4, 5])
+        [1, 2]
+    """
+    groups = phrase_groups(words)
+    first = groups[phrase[0]]
+    out = [i for i in phrase if groups[i] == first and word_class(words[i]) == "content"]
+    return out or list(phrase)
+
+
+def pass_masks(
+    words: Sequence[str], target: Sequence[int], *, passes: int, generator: torch.Generator
+) -> torch.Tensor:
+    """Return ``(P, T)`` bool word masks, one per read-out pass.
+
+    Pass 0 hides nothing: the referent's words point at what they name. When the text has
+    content words besides the referent (a relation's landmark, say), pass 1 hides the whole
+    referent, so the context alone must find it, and later passes hide a random non-empty
+    part of it (``the white <mask> under the star``). Without such context every pass
+    hides nothing, since hiding the referent would leave nothing to read.
+
+    Example:
+        >>> words = "the white star over the ring".split()
+        >>> pass_masks(words, [1, 2], passes=2, generator=torch.Generator()).int().tolist()
+        [[0, 0, 0, 0, 0, 0], [0, 1, 1, 0, 0, 0]]
     """
     T = len(words)
     masks = torch.zeros(passes, T, dtype=torch.bool)
-    content = [i for i, w in enumerate(words) if word_class(w) == "content"]
-    context = [i for i in range(T) if i not in set(phrase)]
-    hide = mask_phrase == "always" or (
-        mask_phrase == "auto" and any(i not in set(phrase) for i in content)
-    )
-    if hide:
-        masks[:, list(phrase)] = True
-    k = round(context_rate * len(context))
+    context = [
+        i for i, w in enumerate(words) if word_class(w) == "content" and i not in set(target)
+    ]
+    if not context:
+        return masks
     for p in range(1, passes):
-        if k and context:
-            pick = torch.randperm(len(context), generator=generator)[:k]
-            masks[p, [context[int(i)] for i in pick]] = True
+        if p == 1 or len(target) < 2:
+            masks[p, list(target)] = True
+            continue
+        k = 1 + int(torch.randint(len(target) - 1, (), generator=generator))
+        pick = torch.randperm(len(target), generator=generator)[:k]
+        masks[p, [target[int(i)] for i in pick]] = True
     return masks
 
 
@@ -98,8 +111,6 @@ def read_out(
     *,
     device: str | torch.device = "cpu",
     passes: int = 4,
-    context_rate: float = 0.15,
-    mask_phrase: str = "auto",
     seed: int = 0,
 ) -> RawMaps:
     """Return ``kind="attention"`` RawMaps ``(P, L, H, h, w)`` per sample and the gate's ``(L, H)`` weights.
@@ -111,9 +122,7 @@ def read_out(
         images: ``(height, width, 3)`` uint8 RGB per sample.
         device: where to compute.
         passes: read-out passes P with different context masks.
-        context_rate: fraction of non-phrase words hidden in passes after the first.
-        mask_phrase: see :func:`pass_masks`.
-        seed: base seed of the per-sample context masks.
+        seed: base seed of the per-sample pass masks.
     """
     if passes < 1:
         raise MethodError(f"read-out passes must be >= 1, got {passes}")
@@ -127,19 +136,13 @@ def read_out(
     select = torch.zeros(B, passes, T, dtype=torch.bool)
     for b, (s, (word_ids, phrase, words)) in enumerate(zip(samples, encoded, strict=True)):
         gen = torch.Generator().manual_seed(sample_seed(s.id, seed))
-        masks = pass_masks(
-            words,
-            phrase,
-            passes=passes,
-            context_rate=context_rate,
-            mask_phrase=mask_phrase,
-            generator=gen,
-        )
+        target = referent_tokens(words, phrase)
+        masks = pass_masks(words, target, passes=passes, generator=gen)
         row = (
             torch.tensor(word_ids, dtype=torch.long).expand(passes, -1).masked_fill(masks, MASK_ID)
         )
         ids[b, :, : len(word_ids)] = row
-        select[b, :, phrase] = True
+        select[b, :, target] = True
     pixels = torch.stack([image_to_tensor(im, cfg.image_size) for im in images]).to(device)
     pixels = pixels[:, None].expand(-1, passes, -1, -1, -1).reshape(B * passes, *pixels.shape[1:])
     flat_ids = ids.view(B * passes, T).to(device)

@@ -220,6 +220,8 @@ def train(
     """
     out = Path(out_dir)
     t = config.train
+    if t.threads > 0:
+        torch.set_num_threads(t.threads)
     rank, world, dev = _setup_distributed(device)
     records = list(records)[: t.max_captions or None]
     vocab = Vocabulary.build(r.text for r in records)

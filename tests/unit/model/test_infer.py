@@ -6,7 +6,7 @@ import torch
 
 from groundbench.errors import MethodError
 from groundbench.model import load_config
-from groundbench.model.infer import pass_masks, read_out
+from groundbench.model.infer import pass_masks, read_out, referent_tokens
 from groundbench.model.network import GroundingModel
 from groundbench.model.text import Vocabulary
 from groundbench.types import GroundingSample
@@ -33,27 +33,24 @@ def model_and_vocab():
     return GroundingModel(load_config("tiny").model, len(vocab)).eval(), vocab
 
 
-def test_pass_masks_hide_phrase_and_some_context():
-    words = "a red circle left of a blue square".split()
-    masks = pass_masks(
-        words,
-        [1, 2],
-        passes=3,
-        context_rate=0.5,
-        mask_phrase="auto",
-        generator=torch.Generator().manual_seed(0),
-    )
-    assert masks[:, [1, 2]].all()
-    assert masks[0].sum() == 2 and masks[1].sum() == 2 + 3 and masks[2].sum() == 5
+def test_referent_is_the_first_noun_phrase():
+    words = "the small white star over the red ring".split()
+    assert referent_tokens(words, list(range(8))) == [1, 2, 3]
+    assert referent_tokens(["the", "ring"], [0, 1]) == [1]
+
+
+def test_pass_masks_hide_the_referent_only_when_context_remains():
+    words = "the small white star over the ring".split()
+    masks = pass_masks(words, [1, 2, 3], passes=5, generator=torch.Generator().manual_seed(0))
+    assert not masks[0].any()  # pass 0: every word visible
+    assert masks[1].nonzero().flatten().tolist() == [1, 2, 3]  # pass 1: the whole referent
+    for p in range(2, 5):  # later: a non-empty strict part of the referent, nothing else
+        hidden = set(masks[p].nonzero().flatten().tolist())
+        assert hidden and hidden < {1, 2, 3}
     alone = pass_masks(
-        ["red", "circle"],
-        [0, 1],
-        passes=1,
-        context_rate=0.0,
-        mask_phrase="auto",
-        generator=torch.Generator().manual_seed(0),
+        ["the", "red", "ring"], [1, 2], passes=3, generator=torch.Generator().manual_seed(0)
     )
-    assert not alone.any()  # the phrase is the whole text: keep it visible
+    assert not alone.any()  # no context: hiding the referent would leave nothing to read
 
 
 def test_read_out_shapes_determinism_and_gate(model_and_vocab):

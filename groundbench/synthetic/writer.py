@@ -78,10 +78,20 @@ def make_scene(
 
 
 def _make_chunk(
-    args: tuple[Settings, int, str, int, int],
-) -> list[tuple[bytes, list[dict[str, Any]]]]:
-    settings, seed, split, start, stop = args
-    return [make_scene(settings, seed, split, i) for i in range(start, stop)]
+    args: tuple[Path, Settings, int, str, int, int],
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Render scenes ``start:stop`` of a split, write their PNGs under ``root``.
+
+    Returns ``(sha256 hex of the PNG, records)`` per scene; writing in the worker spreads
+    the file-system cost over the processes.
+    """
+    root, settings, seed, split, start, stop = args
+    out = []
+    for i in range(start, stop):
+        png, records = make_scene(settings, seed, split, i)
+        (root / f"images/{split}/{i:05d}.png").write_bytes(png)
+        out.append((hashlib.sha256(png).hexdigest(), records))
+    return out
 
 
 def generate(
@@ -157,16 +167,16 @@ def _write(root: Path, settings: Settings, seed: int, progress: bool, workers: i
         for split in SPLITS:
             n = settings.scenes[split]
             (root / "images" / split).mkdir(parents=True, exist_ok=True)
-            jobs = [(settings, seed, split, s, min(s + _CHUNK, n)) for s in range(0, n, _CHUNK)]
+            jobs = [
+                (root, settings, seed, split, s, min(s + _CHUNK, n)) for s in range(0, n, _CHUNK)
+            ]
             results = pool.map(_make_chunk, jobs) if pool else map(_make_chunk, jobs)
             n_records = 0
             with open(root / f"{split}.jsonl", "w", encoding="utf-8", newline="\n") as jf:
                 index = 0
                 for chunk in results:
-                    for png, records in chunk:
-                        rel = f"images/{split}/{index:05d}.png"
-                        (root / rel).write_bytes(png)
-                        digests[rel] = hashlib.sha256(png).hexdigest()
+                    for digest, records in chunk:
+                        digests[f"images/{split}/{index:05d}.png"] = digest
                         for rec in records:
                             jf.write(
                                 json.dumps(

@@ -1,0 +1,139 @@
+"""Robustness probes over sample lists: the protocol's tag/area selection and the blind control.
+
+Both are pure functions of their inputs (and a seed): the same samples in any order give
+the same result, so a report depends only on the protocol and the data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from groundbench.errors import DataFormatError
+from groundbench.protocol import SelectSpec
+from groundbench.types import GroundingSample
+
+#: Tag set on every sample of the blind control.
+BLIND_TAG = "blind"
+
+
+def union_area_fraction(sample: GroundingSample) -> float:
+    """Return the area of the sample's union box, clipped to the image, over the image area.
+
+    The union box encloses every box of the phrase (continuous ``xyxy`` pixels), as the MG
+    lineage measures a phrase's size.
+
+    Example:
+        >>> s = GroundingSample("a", "a.png", 10, 10, "x", "x", (0, 1), [[0, 0, 5, 2], [8, 8, 12, 12]])
+        >>> union_area_fraction(s)
+        1.0
+    """
+    b = sample.boxes
+    x0, y0 = max(b[:, 0].min(), 0.0), max(b[:, 1].min(), 0.0)
+    x1, y1 = min(b[:, 2].max(), float(sample.width)), min(b[:, 3].max(), float(sample.height))
+    area = max(x1 - x0, 0.0) * max(y1 - y0, 0.0)
+    return float(area / (sample.width * sample.height))
+
+
+def select_samples(samples: Sequence[GroundingSample], select: SelectSpec) -> list[GroundingSample]:
+    """Return the samples a protocol's ``select`` section keeps, in their input order.
+
+    A sample is kept when it has **all** of ``include_tags`` (each tag narrows the probe:
+    ``[relational, small]`` = small relational phrases), **none** of ``exclude_tags``, and —
+    when ``min_area_fraction > 0`` — a union box covering **strictly more** than that fraction
+    of the image (:func:`union_area_fraction`). The MG convention drops phrases whose box
+    covers 5% of the image or less, so ``min_area_fraction: 0.05`` keeps ``> 5%``.
+
+    Args:
+        samples: the split's samples.
+        select: the protocol's selection (``include_tags``, ``exclude_tags``,
+            ``min_area_fraction``).
+
+    Example:
+        >>> s = GroundingSample("a", "a.png", 10, 10, "x", "x", (0, 1), [[0, 0, 5, 1]], tags={"small"})
+        >>> len(select_samples([s], SelectSpec(("small",), (), 0.0)))
+        1
+        >>> len(select_samples([s], SelectSpec((), (), 0.05)))  # covers exactly 5%: dropped
+        0
+    """
+    include = frozenset(select.include_tags)
+    exclude = frozenset(select.exclude_tags)
+    fraction = float(select.min_area_fraction)
+    return [
+        s
+        for s in samples
+        if include <= s.tags
+        and not (exclude & s.tags)
+        and (fraction <= 0 or union_area_fraction(s) > fraction)
+    ]
+
+
+def blind_derangement(samples: Sequence[GroundingSample], seed: int) -> list[int]:
+    """Return ``source[i]``: whose phrase sample ``i`` gets, never one from its own image.
+
+    Images are shuffled (seeded), samples are laid out image by image, and each takes the
+    phrase of the sample ``m`` places further on (cyclically), ``m`` being the most phrases
+    any one image has. No sample keeps its own phrase or gets one about its own image (which
+    could name the same referent, as RefCOCO's several sentences per object do).
+
+    Raises:
+        DataFormatError: fewer than 2 samples, or one image holds more than half of them
+            (then no such swap exists).
+
+    Example:
+        >>> s = [GroundingSample(f"s{i}", f"{i // 2}.png", 4, 4, "x", "x", (0, 1), [[0, 0, 1, 1]])
+        ...      for i in range(6)]
+        >>> src = blind_derangement(s, seed=0)
+        >>> all(s[j].image_path != s[i].image_path for i, j in enumerate(src))
+        True
+    """
+    n = len(samples)
+    groups: dict[str, list[int]] = {}
+    for i in sorted(range(n), key=lambda i: samples[i].id):
+        groups.setdefault(samples[i].image_path, []).append(i)
+    largest = max((len(g) for g in groups.values()), default=0)
+    if n < 2 or 2 * largest > n:
+        raise DataFormatError(
+            f"blind control: cannot give each of {n} samples a phrase from another image "
+            f"(one image holds {largest} of them); evaluate more samples or images"
+        )
+    rng = np.random.default_rng(seed)
+    images = sorted(groups)
+    order: list[int] = []
+    for k in rng.permutation(len(images)):
+        members = groups[images[k]]
+        order += [members[j] for j in rng.permutation(len(members))]
+    source = [0] * n
+    for pos, i in enumerate(order):
+        source[i] = order[(pos + largest) % n]
+    return source
+
+
+def blind_control(samples: Sequence[GroundingSample], seed: int) -> list[GroundingSample]:
+    """Swap every sample's phrase (text, phrase, span) for another image's, by a seeded derangement.
+
+    Boxes, mask and image stay, so a method that ignores language scores the same as on the
+    real phrases, and one that listens drops towards chance. Ids are kept; each sample gets
+    the tag ``blind`` and ``meta["blind_source_id"]`` (the sample whose phrase it now carries).
+    The swap depends only on the seed and the set of samples, not on their order.
+
+    Raises:
+        DataFormatError: as :func:`blind_derangement`.
+    """
+    source = blind_derangement(samples, seed)
+    out = []
+    for s, j in zip(samples, source, strict=True):
+        donor = samples[j]
+        out.append(
+            dataclasses.replace(
+                s,
+                text=donor.text,
+                phrase=donor.phrase,
+                span=donor.span,
+                tags=s.tags | {BLIND_TAG},
+                meta={**s.meta, "blind_source_id": donor.id},
+            )
+        )
+    return out

@@ -1,0 +1,336 @@
+"""Validate a merged protocol mapping into its canonical form: every key checked, every default filled.
+
+The canonical form is a plain dict of str / float / int / list / None (JSON-ready) with the
+keys of :data:`TOP_LEVEL_KEYS` minus ``about``. :func:`canonicalise` is idempotent: feeding a
+canonical dict back in returns an equal dict, so the hash of a protocol does not depend on
+how it was written (key order, ``1`` vs ``1.0``, defaults spelled out or left implicit).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import inspect
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from groundbench.errors import GroundbenchError, ProtocolError
+from groundbench.metrics import METRICS, compute_metric, display_key, metric_params
+from groundbench.postprocess import canonical_config
+from groundbench.types import HeatmapBatch
+
+SCHEMA_VERSION = 1
+TOP_LEVEL_KEYS: tuple[str, ...] = (
+    "schema",
+    "about",
+    "extends",
+    "dataset",
+    "select",
+    "resolution",
+    "region",
+    "pipeline",
+    "metrics",
+    "bootstrap",
+    "control",
+)
+DATASET_KEYS: tuple[str, ...] = ("adapter", "name", "split", "options")
+SELECT_DEFAULTS: dict[str, Any] = {"include_tags": [], "exclude_tags": [], "min_area_fraction": 0.0}
+BOOTSTRAP_DEFAULTS: dict[str, int] = {"resamples": 1000, "seed": 0}
+REGIONS: tuple[str, ...] = ("boxes", "mask")
+CONTROLS: tuple[str, ...] = ("blind",)
+
+#: Settings that cannot change a number: never in a protocol, always a CLI flag.
+OPERATIONAL_KEYS: dict[str, str] = {
+    "device": "--device",
+    "batch_size": "--batch-size",
+    "num_workers": "--num-workers",
+    "workers": "--num-workers",
+    "out": "--out",
+    "out_dir": "--out",
+    "output_dir": "--out",
+    "data_root": "--data-root",
+    "root": "--data-root",
+    "resume": "--resume/--no-resume",
+    "limit": "--limit",
+    "progress": "--quiet",
+}
+
+#: Selection a pointing variant implies in its literature (filled in unless written explicitly).
+VARIANT_PRESETS: dict[str, dict[str, Any]] = {
+    "mg": {"min_area_fraction": 0.05, "exclude_tags": ["notvisual"]},
+}
+
+
+def _hint(word: Any, options: list[str]) -> str:
+    close = difflib.get_close_matches(str(word), options, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def reject_unknown(where: str, cfg: Mapping[str, Any], path: str, valid: list[str]) -> None:
+    """Raise :class:`ProtocolError` on the first key of ``cfg`` not in ``valid``.
+
+    ``path`` is the key path of ``cfg`` (empty at the top level); operational keys get a
+    message naming the CLI flag to use instead.
+    """
+    for key in cfg:
+        full = f"{path}.{key}" if path else str(key)
+        if key in valid:
+            continue
+        if key in OPERATIONAL_KEYS:
+            raise ProtocolError(
+                f"{where}: {full} is an operational setting, not part of a protocol (it cannot "
+                f"change a number and is never hashed); remove it and use the CLI flag "
+                f"{OPERATIONAL_KEYS[key]}"
+            )
+        under = f"under {path}" if path else "at the top level"
+        raise ProtocolError(
+            f"{where}: unknown key {full}; valid keys {under}: {', '.join(valid)}{_hint(key, valid)}"
+        )
+
+
+def _mapping(where: str, value: Any, path: str, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    if value is None:
+        return copy.deepcopy(dict(defaults))
+    if not isinstance(value, Mapping):
+        raise ProtocolError(
+            f"{where}: {path} must be a mapping with keys {', '.join(defaults)}, got {value!r}"
+        )
+    reject_unknown(where, value, path, list(defaults))
+    return {**copy.deepcopy(dict(defaults)), **value}
+
+
+def _text(where: str, value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ProtocolError(f"{where}: {path} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _choice(where: str, value: Any, path: str, options: tuple[str, ...]) -> str:
+    if isinstance(value, str) and value in options:
+        return value
+    raise ProtocolError(
+        f"{where}: {path}: {value!r} is not a valid value; valid values: {', '.join(options)}"
+        f"{_hint(value, list(options))}"
+    )
+
+
+def _integer(where: str, value: Any, path: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ProtocolError(f"{where}: {path} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _tags(where: str, value: Any, path: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(t, str) and t for t in value):
+        raise ProtocolError(f"{where}: {path} must be a list of tag strings, got {value!r}")
+    return sorted(set(value))
+
+
+def _dataset(where: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ProtocolError(
+            f"{where}: dataset must be a mapping like {{adapter: native, name: synth, "
+            f"split: test}}, got {value!r}"
+        )
+    reject_unknown(where, value, "dataset", list(DATASET_KEYS))
+    for key in ("adapter", "split"):
+        if key not in value:
+            raise ProtocolError(f"{where}: dataset.{key} is missing; name the dataset's {key}")
+    adapter = _text(where, value["adapter"], "dataset.adapter")
+    options = value.get("options") or {}
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+        raise ProtocolError(f"{where}: dataset.options must be a mapping, got {options!r}")
+    _check_adapter(where, adapter, dict(options))
+    return {
+        "adapter": adapter,
+        "name": _text(where, value.get("name", adapter), "dataset.name"),
+        "split": _text(where, value["split"], "dataset.split"),
+        "options": copy.deepcopy(dict(options)),
+    }
+
+
+def _check_adapter(where: str, adapter: str, options: dict[str, Any]) -> None:
+    """Check the adapter exists and takes options of these names (it checks values on opening)."""
+    from dataset_adapters import ADAPTERS
+
+    try:
+        cls = ADAPTERS.get(adapter, asked_by=f"{where} dataset.adapter")
+    except GroundbenchError as exc:
+        raise ProtocolError(str(exc)) from exc
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        known = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY]
+        reject_unknown(where, options, "dataset.options", known)
+
+
+def _select(where: str, value: Any) -> dict[str, Any]:
+    sec = _mapping(where, value, "select", SELECT_DEFAULTS)
+    include = _tags(where, sec["include_tags"], "select.include_tags")
+    exclude = _tags(where, sec["exclude_tags"], "select.exclude_tags")
+    both = sorted(set(include) & set(exclude))
+    if both:
+        raise ProtocolError(
+            f"{where}: select: tags {both} are both included and excluded, so nothing would be "
+            "selected; remove them from one list"
+        )
+    fraction = sec["min_area_fraction"]
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+        raise ProtocolError(
+            f"{where}: select.min_area_fraction must be a number in [0, 1), got {fraction!r}"
+        )
+    if not (math.isfinite(fraction) and 0.0 <= fraction < 1.0):
+        raise ProtocolError(
+            f"{where}: select.min_area_fraction: {fraction!r} is out of range; use a value in [0, 1)"
+        )
+    return {"include_tags": include, "exclude_tags": exclude, "min_area_fraction": float(fraction)}
+
+
+def _resolution(where: str, value: Any) -> str | list[int]:
+    if value == "image":
+        return "image"
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        return [int(value[0]), int(value[1])]
+    raise ProtocolError(
+        f"{where}: resolution must be 'image' or [height, width] in positive pixels, got {value!r}"
+    )
+
+
+def _metric(where: str, index: int, value: Any, pipeline: Mapping[str, Any]) -> dict[str, Any]:
+    path = f"metrics.{index}"
+    if not isinstance(value, Mapping) or "name" not in value:
+        raise ProtocolError(
+            f"{where}: {path} must be a mapping with a name and parameters, e.g. "
+            f"{{name: box_acc, iou: 0.5}}, got {value!r}"
+        )
+    name = value["name"]
+    try:
+        METRICS.entry(str(name), asked_by=f"{where} {path}.name")
+    except GroundbenchError as exc:
+        raise ProtocolError(str(exc)) from exc
+    defaults = metric_params(name)
+    reject_unknown(where, value, path, ["name", *defaults])
+    params = {}
+    for key, default in defaults.items():
+        given = value.get(key, default)
+        if isinstance(default, float) and isinstance(given, int) and not isinstance(given, bool):
+            given = float(given)
+        params[key] = given
+    needs = METRICS.meta(name).get("needs", ())
+    if "pred_mask" in needs and pipeline["threshold"] is None:
+        raise ProtocolError(
+            f"{where}: {path}: metric {name!r} reads the thresholded mask, but "
+            "pipeline.threshold is null; set a threshold or drop the metric"
+        )
+    if "pred_box" in needs and pipeline["regions"] is None:
+        raise ProtocolError(
+            f"{where}: {path}: metric {name!r} reads the predicted box, but pipeline.regions "
+            "is null; set a regions rule or drop the metric"
+        )
+    try:
+        compute_metric(name, _PROBE_BATCH, **params)
+    except ProtocolError as exc:
+        raise ProtocolError(f"{where}: {path}: {exc}") from exc
+    return {"name": name, **params}
+
+
+# A 1×2×2 batch every metric can run on: lets a metric check its own parameters at load time.
+_PROBE_BATCH = HeatmapBatch(
+    ids=("probe",),
+    heatmap=torch.tensor([[[0.0, 1.0], [0.5, 0.25]]]),
+    valid=torch.ones(1, 2, 2, dtype=torch.bool),
+    region=torch.tensor([[[False, True], [False, False]]]),
+    boxes=torch.tensor([[[1.0, 0.0, 2.0, 1.0]]], dtype=torch.float64),
+    box_count=torch.tensor([1]),
+    pred_mask=torch.tensor([[[False, True], [False, False]]]),
+    pred_box=torch.tensor([[1.0, 0.0, 2.0, 1.0]], dtype=torch.float64),
+)
+
+
+def _metrics(where: str, value: Any, pipeline: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not value:
+        raise ProtocolError(
+            f"{where}: metrics must be a non-empty list like [{{name: pointing, variant: albef}}], "
+            f"got {value!r}"
+        )
+    out = [_metric(where, i, m, pipeline) for i, m in enumerate(value)]
+    seen: dict[str, int] = {}
+    for i, m in enumerate(out):
+        key = display_key(m["name"], {k: v for k, v in m.items() if k != "name"})
+        if key in seen:
+            raise ProtocolError(
+                f"{where}: metrics.{i} repeats metrics.{seen[key]} (both report as {key!r}); "
+                "remove one"
+            )
+        seen[key] = i
+    return out
+
+
+def apply_presets(raw: dict[str, Any]) -> dict[str, Any]:
+    """Make the selection implied by a pointing variant explicit (``mg`` → area and tag filters).
+
+    Keys written in the protocol win over the preset; the result is what gets validated and
+    hashed, so a protocol that spells the preset out hashes the same as one that relies on it.
+    """
+    metrics = raw.get("metrics")
+    if not isinstance(metrics, list):
+        return raw
+    variants = {m.get("variant") for m in metrics if isinstance(m, Mapping)}
+    out = dict(raw)
+    for variant, preset in VARIANT_PRESETS.items():
+        if variant not in variants:
+            continue
+        select = out.get("select")
+        select = dict(select) if isinstance(select, Mapping) else {}
+        for key, value in preset.items():
+            select.setdefault(key, copy.deepcopy(value))
+        out["select"] = select
+    return out
+
+
+def canonicalise(where: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a merged protocol mapping and return its canonical dict (``about`` dropped).
+
+    Args:
+        where: the file (and overrides) the mapping came from, for error messages.
+        raw: the protocol after ``extends``, overrides and presets.
+
+    Raises:
+        ProtocolError: an unknown or operational key, a missing required key, a bad value.
+    """
+    reject_unknown(where, raw, "", [k for k in TOP_LEVEL_KEYS if k != "extends"])
+    if raw.get("schema") != SCHEMA_VERSION:
+        raise ProtocolError(
+            f"{where}: schema must be {SCHEMA_VERSION} (this groundbench reads protocol schema "
+            f"{SCHEMA_VERSION}), got {raw.get('schema')!r}"
+        )
+    for key in ("dataset", "metrics"):
+        if key not in raw:
+            raise ProtocolError(f"{where}: the protocol has no {key} section; add one")
+    try:
+        pipeline = canonical_config(raw.get("pipeline"))
+    except ProtocolError as exc:
+        raise ProtocolError(f"{where}: {exc}") from exc
+    control = raw.get("control")
+    return {
+        "schema": SCHEMA_VERSION,
+        "dataset": _dataset(where, raw["dataset"]),
+        "select": _select(where, raw.get("select")),
+        "resolution": _resolution(where, raw.get("resolution", "image")),
+        "region": _choice(where, raw.get("region", "boxes"), "region", REGIONS),
+        "pipeline": pipeline,
+        "metrics": _metrics(where, raw["metrics"], pipeline),
+        "bootstrap": {
+            k: _integer(where, v, f"bootstrap.{k}", 1 if k == "resamples" else 0)
+            for k, v in _mapping(
+                where, raw.get("bootstrap"), "bootstrap", BOOTSTRAP_DEFAULTS
+            ).items()
+        },
+        "control": None if control is None else _choice(where, control, "control", CONTROLS),
+    }

@@ -114,7 +114,8 @@ def _ref_pointing(h: np.ndarray, r: np.ndarray, tol: float) -> float:
 
 
 def _ref_soft_iou(h: np.ndarray, r: np.ndarray) -> float:
-    hn = (h.astype(np.float64) - h.min()) / (h.max() - h.min())
+    h = h.astype(np.float64)
+    hn = (h - h.min()) / (h.max() - h.min())
     g = r.astype(np.float64)
     return float(np.minimum(hn, g).sum() / np.maximum(hn, g).sum())
 

@@ -17,7 +17,7 @@ from groundbench import __version__
 from groundbench.errors import GroundbenchError
 
 # Each module defines ``COMMANDS``: the click commands or groups it adds to ``main``.
-_COMMAND_MODULES: tuple[str, ...] = ("leaderboard", "data", "train", "synth", "evaluate", "demo")
+_COMMAND_MODULES: tuple[str, ...] = ("leaderboard", "data", "train", "synth", "evaluate", "demo", "protocols")
 
 
 class _Group(click.Group):

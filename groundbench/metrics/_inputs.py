@@ -205,18 +205,27 @@ def masked_sum(h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 def masked_sq_dev(
     h: torch.Tensor, valid: torch.Tensor | None, centre: torch.Tensor
 ) -> torch.Tensor:
-    """Per-map CPU float64 ``Σ (h - centre)²`` over the valid pixels (``centre`` CPU ``(B,)``)."""
-    c = centre.to(h.dtype)
+    """Per-map CPU float64 ``Σ (h - centre)²`` over the valid pixels, computed in float64.
+
+    Args:
+        h: ``(B, Y, X)`` maps.
+        valid: ``(B, Y, X)`` bool or None.
+        centre: CPU float64 ``(B,)``, e.g. the map means (a two-pass variance).
+    """
     if use_numpy(h):
+        hn = _flat(h)
+        vn = None if valid is None else _flat(valid)
+        out = np.empty(hn.shape[0])
         with np.errstate(invalid="ignore", over="ignore"):  # non-finite maps are flagged apart
-            d = _flat(h) - c.numpy()[:, None]
-            np.square(d, out=d)
-        where = True if valid is None else _flat(valid)
-        return torch.from_numpy(np.sum(d, axis=1, where=where, dtype=np.float64))
-    d = h - c.to(h.device)[:, None, None]
+            for i, c in enumerate(centre.tolist()):
+                d = (hn[i] if vn is None else hn[i][vn[i]]).astype(np.float64)
+                d -= c
+                out[i] = np.dot(d, d)
+        return torch.from_numpy(out)
+    d = h.double() - centre.to(h.device)[:, None, None]
     if valid is not None:
         d = torch.where(valid, d, 0.0)
-    return (d.flatten(1) ** 2).sum(dim=1, dtype=torch.float64).cpu()
+    return (d.flatten(1) ** 2).sum(dim=1).cpu()
 
 
 def equal_to(h: torch.Tensor, value: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:

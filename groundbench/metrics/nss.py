@@ -73,10 +73,8 @@ def nss(
         nd = n.clamp(min=1).double()
         mean = masked_sum(h, v) / nd
         lift = masked_sum(h, reg) / n_pos.clamp(min=1).double() - mean
-        # deviations from the float32-rounded mean c: var = Σ(h - c)² / n - (mean - c)²
-        centre = mean.to(h.dtype)
-        var = masked_sq_dev(h, v, centre) / nd - (mean - centre.double()) ** 2
-        score = torch.where(lo == hi, 0.0, lift / var.clamp(min=0).sqrt())
+        var = masked_sq_dev(h, v, mean) / nd  # two passes, in float64
+        score = torch.where(lo == hi, 0.0, lift / var.sqrt())
         values.append(finish(score, code))
         codes.append(code)
     return MetricOutput(

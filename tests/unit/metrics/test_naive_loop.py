@@ -120,6 +120,4 @@ def test_all_metrics_agree_with_the_naive_loop(rng, levels):
             "spearman": naive_spearman(*args),
         }
         for key, value in want.items():
-            # NSS squares float32 deviations from the mean: ~1e-8 relative, well inside 1e-6
-            tol = 1e-7 if key == "nss" else 1e-12
-            assert got[key][b].item() == pytest.approx(value, abs=tol), (key, b)
+            assert got[key][b].item() == pytest.approx(value, abs=1e-12), (key, b)

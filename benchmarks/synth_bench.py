@@ -13,6 +13,8 @@ Run (a markdown table on stdout, progress on stderr)::
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import sys
 import tempfile
 import time
@@ -62,17 +64,26 @@ def stages(n: int, repeats: int) -> list[tuple[str, float]]:
     return [(name, 1e3 * _best(fn, n, repeats)) for name, fn in rows]
 
 
-def end_to_end(total: int, workers: int) -> tuple[float, float]:
-    """Wall seconds and scenes/s of generate() for ``total`` scenes in default proportions."""
+def _cpu_seconds() -> float:
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def end_to_end(total: int, workers: int) -> tuple[float, float, float]:
+    """Wall seconds, scenes/s and CPU ms per scene (all processes) of generate()."""
     default = Settings().scenes
     scale = total / sum(default.values())
     scenes = {sp: max(1, round(default[sp] * scale)) for sp in SPLITS}
     n = sum(scenes.values())
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _cpu_seconds()
         generate(Path(tmp) / "d", {"scenes": scenes}, seed=0, progress=True, workers=workers)
         wall = time.perf_counter() - start
-    return wall, n / wall
+        cpu = _cpu_seconds() - cpu
+    return wall, n / wall, 1e3 * cpu / n
 
 
 def main() -> None:
@@ -85,10 +96,13 @@ def main() -> None:
     print("| stage | CPU ms / scene |\n|---|---|")
     for name, ms in stages(args.stage_scenes, args.repeats):
         print(f"| {name} | {ms:.3f} |")
-    print("\n| workers | scenes | wall s | scenes/s |\n|---|---|---|---|")
+    print(
+        "\n| workers | scenes | wall s | scenes/s | CPU ms / scene, all processes |\n|---|---|---|---|---|"
+    )
     for w in args.workers:
-        wall, rate = end_to_end(args.scenes, w)
-        print(f"| {w} | {args.scenes} | {wall:.2f} | {rate:.0f} |")
+        wall, rate, cpu_ms = end_to_end(args.scenes, w)
+        print(f"| {w} | {args.scenes} | {wall:.2f} | {rate:.0f} | {cpu_ms:.2f} |")
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} ({os.cpu_count()} CPUs)")
     sys.stdout.flush()
 
 

@@ -103,7 +103,7 @@ class Settings:
     expressions_per_scene: int = 3
     scenes: Mapping[str, int] = field(
         default_factory=lambda: (
-            {"train": 8000, "val": 200, "test": 200} | {name: 100 for name in PROBE_SPLITS}
+            {"train": 8000, "val": 215, "test": 215} | {name: 100 for name in PROBE_SPLITS}
         )
     )
 

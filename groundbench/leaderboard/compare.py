@@ -9,6 +9,9 @@ taken over the sample ids present in both tables where both values are defined. 
 - ``p_value`` is the two-sided paired permutation (sign-flip) test of "no difference":
   ``(1 + #{|mean(s·d)| ≥ |mean(d)|}) / (1 + permutations)`` over random signs ``s``.
   Identical methods give ``p = 1``; the smallest possible p is ``1 / (1 + permutations)``.
+  Permuted means within float32 rounding (``1e-7`` relative) of the observed mean count as
+  "as extreme", so per-sample differences at rounding level (same maps, another batch
+  order) read as no difference.
 
 Everything is deterministic for a seed.
 """
@@ -24,6 +27,8 @@ import numpy as np
 from groundbench.errors import GroundbenchError
 from groundbench.leaderboard.samples import SampleTable
 
+# relative size of float32 rounding in per-sample metric values
+FLOAT_NOISE = 1e-7
 # rows of the (permutations, samples) sign matrix drawn at once; bounds memory to ~64 MB
 _CHUNK_ELEMENTS = 8_000_000
 
@@ -202,8 +207,10 @@ def sign_flip_p_value(diff: np.ndarray, *, permutations: int, seed: int) -> floa
     if n == 0:
         return math.nan
     observed = abs(diff.mean())
-    # tolerance so that exact ties (e.g. all-zero differences) count as "as extreme"
-    tol = 1e-12 * max(1.0, float(np.abs(diff).max()))
+    # Metrics are computed in float32 (relative rounding ~1e-7), so permuted means within
+    # FLOAT_NOISE of the observed one count as "as extreme": identical methods evaluated in
+    # another batch order (differences ~1e-9) get p = 1, not a spurious small p.
+    tol = FLOAT_NOISE * max(1.0, float(np.abs(diff).max()))
     # Each random byte flips the signs of 8 samples at once: table[v, g] is the sum of the
     # group-g differences whose bit is set in byte v, so sum(s·d) = 2·Σ_g table[B_g, g] − Σd
     # with one lookup per 8 samples instead of 8 multiply-adds (exact float64 sums).

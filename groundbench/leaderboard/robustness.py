@@ -84,20 +84,21 @@ class RobustnessMatrix:
 
 
 def pointing_variant(canonical: Mapping[str, Any]) -> str:
-    """Return the pointing variant(s) named by a canonical protocol (``-`` when none).
+    """Return the named pointing variant(s) of a canonical protocol.
+
+    ``+``-joined when several; ``unnamed`` when its pointing metrics name no variant (a
+    plain or tolerance pointing game); ``-`` when it has no pointing metric.
 
     Example:
-        >>> pointing_variant({"metrics": [{"name": "pointing", "variant": "albef"}]})
+        >>> pointing_variant({"metrics": [{"name": "pointing", "variant": "albef"},
+        ...                               {"name": "pointing", "variant": None, "tolerance_px": 15.0}]})
         'albef'
     """
-    variants = sorted(
-        {
-            str(m.get("variant") or "default")
-            for m in canonical.get("metrics", [])
-            if m.get("name") == "pointing"
-        }
-    )
-    return "+".join(variants) or "-"
+    pointing = [m for m in canonical.get("metrics", []) if m.get("name") == "pointing"]
+    variants = sorted({str(m["variant"]) for m in pointing if m.get("variant")})
+    if variants:
+        return "+".join(variants)
+    return "unnamed" if pointing else "-"
 
 
 def probe_label(canonical: Mapping[str, Any], in_distribution_split: str) -> str | None:

@@ -31,6 +31,13 @@ def test_identical_methods_give_p_one_and_zero_interval(rng):
     assert r.n_paired == r.n_shared == 300
 
 
+def test_rounding_level_differences_are_no_difference(rng):
+    x = rng.random(300)
+    noisy = x + rng.normal(0, 1e-9, 300)  # same maps, float32 metric, other batch order
+    (r,) = compare_tables(table(x), table(noisy), permutations=2000, resamples=200)
+    assert r.p_value == 1.0
+
+
 def test_clearly_better_method_is_significant_and_interval_covers_truth(rng):
     b = rng.random(400)
     a = b + 0.1 + rng.normal(0, 0.2, 400)

@@ -235,7 +235,7 @@ def _apply_override(data: dict[str, Any], override: str, source: str) -> None:
         if last:
             node[key] = value
         else:
-            if isinstance(node, dict) and not isinstance(node.get(key), (dict, list)):
+            if isinstance(node, dict) and node.get(key) is None:  # absent or null: a new section
                 node[key] = {}
             node = node[key]
 

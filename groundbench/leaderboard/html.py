@@ -16,10 +16,10 @@ from groundbench.leaderboard.robustness import RobustnessMatrix
 from groundbench.leaderboard.tables import ProtocolTable, format_interval, table_heading
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#1b1f24;max-width:1200px}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#1b1f24}
 h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #d0d7de}h3{font-size:1em;margin-top:1.6em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
-th,td{border:1px solid #d0d7de;padding:.3em .6em;text-align:left}
+th,td{border:1px solid #d0d7de;padding:.3em .6em;text-align:left;white-space:nowrap}
 th{background:#f6f8fa;cursor:pointer;user-select:none;white-space:nowrap}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 td.num{text-align:right;font-variant-numeric:tabular-nums}

@@ -124,7 +124,7 @@ def generate(
         settings = Settings.from_mapping(settings)
     else:
         settings.check()
-    out = Path(out)
+    out = Path(out).absolute()  # "." or "data/" still have a name and a parent
     _check_target(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -244,7 +244,7 @@ def ensure_default_dataset(root: str | os.PathLike[str] | None = None) -> Path:
     Raises:
         SynthesisError: ``root`` exists, is not empty and holds no dataset.
     """
-    root = Path(root) if root is not None else default_root()
+    root = (Path(root) if root is not None else default_root()).absolute()
     if (root / "dataset.yaml").is_file():
         return root
     if root.exists() and root.is_dir() and any(root.iterdir()):

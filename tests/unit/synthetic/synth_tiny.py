@@ -9,7 +9,7 @@ import pytest
 
 from groundbench.synthetic import PROBE_SPLITS, generate
 
-TINY = {"scenes": {"train": 60, "val": 20, "test": 20} | {s: 15 for s in PROBE_SPLITS}}
+TINY = {"scenes": {"train": 30, "val": 10, "test": 10} | {s: 8 for s in PROBE_SPLITS}}
 
 
 def make_tiny(factory: pytest.TempPathFactory) -> Path:

@@ -139,7 +139,7 @@ def test_heldout_pairs_never_occur_in_training_captions(tiny_root: Path) -> None
     captions = [
         json.loads(line)["text"] for line in (tiny_root / "train.jsonl").read_text().splitlines()
     ]
-    assert len(captions) == 180
+    assert len(captions) == 90
     for pair in SETTINGS.heldout_pairs:
         colour, shape = pair.split()
         assert not [t for t in captions if _mentions(t, colour, shape)], pair

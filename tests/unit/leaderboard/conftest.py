@@ -6,6 +6,6 @@ import pytest
 from leaderboard_reports import populate_board
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def board(tmp_path_factory):
     return populate_board(tmp_path_factory.mktemp("lb"))

@@ -220,7 +220,8 @@ def masked_sq_dev(
             for i, c in enumerate(centre.tolist()):
                 d = (hn[i] if vn is None else hn[i][vn[i]]).astype(np.float64)
                 d -= c
-                out[i] = np.dot(d, d)
+                np.square(d, out=d)
+                out[i] = d.sum()  # pairwise sum; np.dot would call a threaded BLAS
         return torch.from_numpy(out)
     d = h.double() - centre.to(h.device)[:, None, None]
     if valid is not None:

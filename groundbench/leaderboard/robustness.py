@@ -13,8 +13,6 @@ A cell holds the probe score on the family's first metric and the **drop**
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from groundbench.leaderboard.entries import Entry
+from groundbench.protocol import protocol_hash
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +119,7 @@ def family_key(canonical: Mapping[str, Any]) -> str:
     rest.pop("control", None)
     if isinstance(rest.get("dataset"), dict):
         rest["dataset"].pop("split", None)
-    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return protocol_hash(rest)
 
 
 def robustness_matrices(

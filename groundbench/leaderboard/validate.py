@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from groundbench.errors import DataFormatError, GroundbenchError
+from groundbench.errors import DataFormatError, GroundbenchError, ProtocolError
 from groundbench.leaderboard.samples import SampleTable, parse_samples_csv
 from groundbench.metrics import display_key
+from groundbench.protocol import protocol_hash
 from groundbench.types import SUPERVISION_CLASSES
 
 REPORT_SCHEMA = 1
@@ -52,22 +53,6 @@ class Submission:
     report: Mapping[str, Any]
     samples_csv: bytes
     table: SampleTable
-
-
-def compute_protocol_hash(canonical: Mapping[str, Any]) -> str:
-    """Return the sha256 hex of a canonical protocol dict.
-
-    The bytes hashed are JSON with sorted keys, separators ``(",", ":")``, UTF-8 text
-    (``ensure_ascii=False``) and no NaN, the protocol contract of ``groundbench.protocol``.
-
-    Example:
-        >>> compute_protocol_hash({"schema": 1})[:12]
-        '67d6291b3014'
-    """
-    text = json.dumps(
-        canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def protocol_metric_keys(canonical: Mapping[str, Any], where: str) -> tuple[str, ...]:
@@ -184,9 +169,9 @@ def check_protocol_hash(report: Mapping[str, Any], where: str) -> None:
     """Raise :class:`SubmissionError` unless the protocol (hash, id, dataset, metrics) matches."""
     protocol = report["protocol"]
     try:
-        recomputed = compute_protocol_hash(protocol["canonical"])
-    except ValueError as exc:
-        raise SubmissionError(f"{where}: protocol.canonical cannot be hashed ({exc})") from None
+        recomputed = protocol_hash(protocol["canonical"])
+    except ProtocolError as exc:
+        raise SubmissionError(f"{where}: protocol.canonical: {exc}") from None
     if recomputed != protocol["hash"]:
         raise SubmissionError(
             f"{where}: protocol.hash {protocol['hash'][:12]}… does not match its canonical "

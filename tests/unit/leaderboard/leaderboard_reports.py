@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from groundbench.leaderboard import add_entry
-from groundbench.leaderboard.validate import compute_protocol_hash
 from groundbench.metrics import display_key
 from groundbench.metrics.aggregate import aggregate_by_tag
+from groundbench.protocol import protocol_hash
 from groundbench.types import Undefined
 
 METRICS = [
@@ -101,7 +101,7 @@ def write_report(
         {k: (v[order], u[order]) for k, (v, u) in columns.items()},
     )
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    h = compute_protocol_hash(canonical)
+    h = protocol_hash(canonical)
     boot = canonical["bootstrap"]
     report = {
         "schema": 1,

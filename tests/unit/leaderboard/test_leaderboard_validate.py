@@ -197,3 +197,18 @@ def test_report_written_with_other_canonical_is_valid(tmp_path):
     report = json.loads((run / "report.json").read_text())
     assert "pointing[mg]" in report["metrics"]
     assert validate_report_dir(run).report["dataset"]["split"] == "small"
+
+
+def test_report_of_a_shipped_protocol_is_valid(tmp_path):
+    from pathlib import Path
+
+    from groundbench.protocol import load_protocol
+
+    shipped = Path(__file__).resolve().parents[3] / "protocols" / "synth_test.albef.yaml"
+    protocol = load_protocol(str(shipped))
+    n = 6
+    values = {m["name"]: [1.0, 0.0] * (n // 2) for m in protocol.canonical["metrics"]}
+    run = write_report(tmp_path / "run", values, canonical=protocol.canonical, name=protocol.name)
+    report = validate_report_dir(run).report
+    assert report["protocol"]["id"] == protocol.id
+    assert "pointing[albef]" in report["metrics"]

@@ -45,16 +45,14 @@ def stages(n: int, repeats: int) -> list[tuple[str, float]]:
         sp: [sample_scene(scene_rng(0, sp, i), s, sp) for i in range(n)] for sp in ("train", "test")
     }
     imgs = [
-        paint(sc.label, [o.colour for o in sc.objects], [o.texture for o in sc.objects], scene_rng(1, "train", i),
-              noise_std=s.noise_std, clutter=s.clutter)
+        paint(sc.label, sc.objects, scene_rng(1, "train", i), noise_std=s.noise_std, clutter=s.clutter)
         for i, sc in enumerate(scenes["train"])
     ]  # fmt: skip
     rows = [
         ("seed a scene generator", lambda i: scene_rng(0, "train", i)),
         ("sample a train scene", lambda i: sample_scene(scene_rng(0, "train", i), s, "train")),
         ("paint (background, clutter, textures, noise)", lambda i: paint(
-            scenes["train"][i].label, [o.colour for o in scenes["train"][i].objects],
-            [o.texture for o in scenes["train"][i].objects], scene_rng(1, "train", i),
+            scenes["train"][i].label, scenes["train"][i].objects, scene_rng(1, "train", i),
             noise_std=s.noise_std, clutter=s.clutter)),
         ("PNG encode (zlib level 1)", lambda i: png_bytes(imgs[i])),
         ("train captions", lambda i: captions_for(scenes["train"][i], scene_rng(2, "train", i), s)),

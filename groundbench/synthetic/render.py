@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from groundbench.synthetic.settings import COLOURS
+
+if TYPE_CHECKING:
+    from groundbench.synthetic.scene import SceneObject
 
 TEXTURES: tuple[str, ...] = ("solid", "stripes", "checker", "dots")
 
@@ -90,8 +95,7 @@ def _noise_bank() -> np.ndarray:
 
 def paint(
     label: np.ndarray,
-    colours: list[str],
-    textures: list[str],
+    objects: Sequence[SceneObject],
     rng: np.random.Generator,
     *,
     noise_std: float,
@@ -101,8 +105,8 @@ def paint(
 
     Args:
         label: ``(height, width)`` int16 label map, ``-1`` background, ``k`` object ``k``.
-        colours: colour name per object (keys of :data:`COLOURS`).
-        textures: texture name per object (one of :data:`TEXTURES`).
+        objects: the scene's objects (colour, texture, and stencil square ``top``, ``left``,
+            ``side`` in pixels), in label order.
         rng: the scene's generator; background, clutter and noise are drawn from it.
         noise_std: Gaussian pixel noise standard deviation, 0–255 units.
         clutter: number of faint, low-saturation background blobs.
@@ -127,14 +131,14 @@ def paint(
         inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius * radius  # K H W
         bg = bg + (amp * inside).sum(0)
     tint = rng.uniform(-6, 6, size=3).astype(np.float32)
-    # row 0 of the lookup tables is the background (label -1)
-    lut = np.zeros((len(colours) + 1, 3), dtype=np.float32)
-    lut[1:] = [COLOURS[c] for c in colours]
-    tex = np.zeros(len(colours) + 1, dtype=np.intp)
-    tex[1:] = [TEXTURES.index(t) for t in textures]
-    lab = label.astype(np.intp) + 1
-    factor = np.take_along_axis(_textures(height, width), tex[lab][None], 0)[0]  # H W
-    img = np.where((lab > 0)[..., None], lut[lab] * factor[..., None], (bg[..., None] + tint))
+    img = bg[..., None] + tint  # H W 3
+    textures = _textures(height, width)
+    for k, obj in enumerate(objects):
+        # only the object's stencil square can hold label k
+        window = (slice(obj.top, obj.top + obj.side), slice(obj.left, obj.left + obj.side))
+        mine = label[window] == k
+        factor = textures[TEXTURES.index(obj.texture)][window][mine]  # m
+        img[window][mine] = np.asarray(COLOURS[obj.colour], dtype=np.float32) * factor[:, None]
     if noise_std > 0:
         # a window of a fixed bank of N(0, 1) draws at a seeded offset: 5x cheaper than fresh
         # draws, and pixel noise needs no independence between scenes

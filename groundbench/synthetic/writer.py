@@ -55,14 +55,8 @@ def make_scene(
     """
     rng = scene_rng(seed, split, index)
     scene = sample_scene(rng, settings, split)
-    objs = scene.objects
     img = paint(
-        scene.label,
-        [o.colour for o in objs],
-        [o.texture for o in objs],
-        rng,
-        noise_std=settings.noise_std,
-        clutter=settings.clutter,
+        scene.label, scene.objects, rng, noise_std=settings.noise_std, clutter=settings.clutter
     )
     image = f"images/{split}/{index:05d}.png"
     scene_id = f"{DATASET_NAME}/{split}/{index:05d}"

@@ -57,8 +57,7 @@ def test_masks_match_the_rendered_pixels_without_noise() -> None:
         objs = scene.objects
         img = paint(
             scene.label,
-            [o.colour for o in objs],
-            [o.texture for o in objs],
+            objs,
             rng,
             noise_std=0,
             clutter=0,

@@ -240,6 +240,7 @@ def ensure_default_dataset(root: str | os.PathLike[str] | None = None) -> Path:
     """
     root = (Path(root) if root is not None else default_root()).absolute()
     if (root / "dataset.yaml").is_file():
+        _warn_if_not_default(root)
         return root
     if root.exists() and root.is_dir() and any(root.iterdir()):
         raise SynthesisError(
@@ -258,3 +259,15 @@ def ensure_default_dataset(root: str | os.PathLike[str] | None = None) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return root
+
+
+def _warn_if_not_default(root: Path) -> None:
+    """Log a warning when the dataset at ``root`` was not made with today's defaults."""
+    with open(root / "dataset.yaml", encoding="utf-8") as f:
+        generator = (yaml.safe_load(f) or {}).get("generator") or {}
+    if generator.get("seed") != 0 or generator.get("settings") != Settings().to_dict():
+        log.warning(
+            "%s holds a dataset made with other generator settings or seed than the current "
+            "defaults; delete it to regenerate the default dataset",
+            root,
+        )

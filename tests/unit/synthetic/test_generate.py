@@ -125,8 +125,11 @@ def test_ensure_default_dataset_is_safe_when_raced(
     assert errors == []
     assert results == [root] * 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["synth"]
-    n = len(calls)
-    assert ensure_default_dataset(root) == root and len(calls) == n  # present: not regenerated
+    before = (root / "dataset.yaml").stat()
+    assert ensure_default_dataset(root) == root
+    after = (root / "dataset.yaml").stat()  # present: not regenerated
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert calls  # the patched settings were used
 
 
 def test_ensure_default_dataset_uses_the_data_environment_variable(
@@ -138,3 +141,15 @@ def test_ensure_default_dataset_uses_the_data_environment_variable(
     (tmp_path / "synth" / "other").write_text("x")
     with pytest.raises(SynthesisError, match="holds no dataset.yaml"):
         ensure_default_dataset()
+
+
+def test_ensure_default_dataset_warns_about_a_non_default_dataset(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = generate(tmp_path / "synth", SMALL, seed=0, progress=False)
+    with caplog.at_level("WARNING", logger="groundbench.synthetic.writer"):
+        assert ensure_default_dataset(root) == root
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{root} holds a dataset made with other generator settings or seed than the current "
+        "defaults; delete it to regenerate the default dataset"
+    ]

@@ -7,17 +7,27 @@ from pathlib import Path
 
 import pytest
 import yaml
-from synth_tiny import make_tiny
 
 import groundbench.synthetic.writer as gen
-from groundbench.synthetic import SPLITS, Settings, SynthesisError, ensure_default_dataset, generate
+from groundbench.synthetic import (
+    PROBE_SPLITS,
+    SPLITS,
+    Settings,
+    SynthesisError,
+    ensure_default_dataset,
+    generate,
+)
 
 SMALL = {"scenes": {s: 4 for s in SPLITS}}
 
 
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny(tmp_path_factory)
+    """A tiny dataset (seed 3) written once for this module."""
+    scenes = {"train": 30, "val": 10, "test": 10} | {s: 8 for s in PROBE_SPLITS}
+    return generate(
+        tmp_path_factory.mktemp("synth") / "tiny", {"scenes": scenes}, seed=3, progress=False
+    )
 
 
 def _files(root: Path) -> dict[str, bytes]:

@@ -6,9 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-from synth_tiny import make_tiny
 
-from groundbench.synthetic import PROBE_SPLITS, Settings
+from groundbench.synthetic import PROBE_SPLITS, Settings, generate
 from groundbench.synthetic.language import Desc, Expression, paraphrases, realise
 from groundbench.synthetic.scene import SceneObject, sample_scene
 from groundbench.synthetic.splits import expressions_for
@@ -20,7 +19,11 @@ GAP = 0.1 * 64
 
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny(tmp_path_factory)
+    """A tiny dataset (seed 3) written once for this module."""
+    scenes = {"train": 30, "val": 10, "test": 10} | {s: 8 for s in PROBE_SPLITS}
+    return generate(
+        tmp_path_factory.mktemp("synth") / "tiny", {"scenes": scenes}, seed=3, progress=False
+    )
 
 
 def _obj(

@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
-from synth_tiny import make_tiny
 
-from groundbench.synthetic import Settings
+from groundbench.synthetic import PROBE_SPLITS, Settings, generate
 from groundbench.synthetic.render import paint, png_bytes, stencil
 from groundbench.synthetic.scene import sample_scene
 from groundbench.synthetic.settings import COLOURS, SHAPES
@@ -20,7 +19,11 @@ from groundbench.types import load_image
 
 @pytest.fixture(scope="module")
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny(tmp_path_factory)
+    """A tiny dataset (seed 3) written once for this module."""
+    scenes = {"train": 30, "val": 10, "test": 10} | {s: 8 for s in PROBE_SPLITS}
+    return generate(
+        tmp_path_factory.mktemp("synth") / "tiny", {"scenes": scenes}, seed=3, progress=False
+    )
 
 
 @pytest.mark.parametrize("shape", SHAPES)

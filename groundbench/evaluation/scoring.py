@@ -15,7 +15,7 @@ import torch
 
 from groundbench.errors import DataFormatError, MethodError
 from groundbench.methods.base import Method
-from groundbench.metrics import compute_metric, display_key
+from groundbench.metrics import compute_metric, display_key, shared_ranks
 from groundbench.postprocess import Pipeline, ProcessedMaps
 from groundbench.protocol import Protocol
 from groundbench.types import GroundingSample, HeatmapBatch, Undefined, pad_boxes, rasterise_boxes
@@ -104,8 +104,9 @@ class Scorer:
             )
             for s in good:
                 records[s.id] = {"id": s.id, "values": {}, "undefined": {}, "extras": {}}
-            for key, name, params in self.specs:
-                res = compute_metric(name, batch, **params)
+            with shared_ranks():  # auc and spearman sort each map once between them
+                results = [compute_metric(name, batch, **params) for _, name, params in self.specs]
+            for (key, _, _), res in zip(self.specs, results, strict=True):
                 for j, s in enumerate(good):
                     code = int(res.undefined[j])
                     value = float(res.values[j])

@@ -46,6 +46,7 @@ def run_demo(
     protocols: Sequence[str] | None = None,
     baselines: Sequence[str] = BASELINES,
     batch_size: int = 64,
+    train_overrides: Sequence[str] = (),
 ) -> DemoResult:
     """Run the whole quick start; returns where everything went.
 
@@ -57,9 +58,10 @@ def run_demo(
         protocols: protocol names (default: :func:`synth_protocols`).
         baselines: baseline method specs evaluated beside the model.
         batch_size: evaluation batch size.
+        train_overrides: ``key=value`` overrides of the preset (e.g. ``train.max_captions=200``).
     """
     out = Path(out)
-    checkpoint = _train(out / "model", preset, device)
+    checkpoint = _train(out / "model", preset, device, train_overrides)
     methods = [*baselines, f"checkpoint:{checkpoint}"]
     reports = []
     for name in protocols or synth_protocols():
@@ -74,7 +76,7 @@ def run_demo(
     return DemoResult(checkpoint, tuple(reports), build_board(board))
 
 
-def _train(run_dir: Path, preset: str, device: str) -> Path:
+def _train(run_dir: Path, preset: str, device: str, overrides: Sequence[str]) -> Path:
     from dataset_adapters import open_dataset
     from groundbench.model import load_config
     from groundbench.model.train import train
@@ -86,7 +88,9 @@ def _train(run_dir: Path, preset: str, device: str) -> Path:
         return done
     captions = open_dataset("native", ensure_default_dataset()).load_captions("train")
     return Path(
-        train(load_config(preset), captions, run_dir, device=device, resume=True).checkpoint
+        train(
+            load_config(preset, overrides=overrides), captions, run_dir, device=device, resume=True
+        ).checkpoint
     )
 
 

@@ -24,12 +24,19 @@ import click
     "--preset", default="small-cpu", show_default=True, help="Reference-model preset to train."
 )
 @click.option("--device", default="cpu", show_default=True, help="torch device.")
-def demo_command(out, board, preset, device):
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a training setting, e.g. train.max_captions=2000.",
+)
+def demo_command(out, board, preset, device, overrides):
     """Generate the synthetic benchmark, train the reference model, evaluate it and the
     baselines on every synthetic protocol, and print the leaderboard."""
     from groundbench.demo import run_demo
 
-    result = run_demo(out, board=board, preset=preset, device=device)
+    result = run_demo(out, board=board, preset=preset, device=device, train_overrides=overrides)
     click.echo(result.board.markdown.read_text())
     click.echo(
         f"checkpoint: {result.checkpoint}\nreports: {out}/reports\nboard: {result.board.html}"

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
-from leaderboard_reports import populate_board
+
+# The tests import their report writer as a plain module; with `--import-mode=importlib`
+# that needs this folder on the path (conftest.py is imported before the test modules).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from leaderboard_reports import populate_board  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,7 @@ LAYERS = {
     "groundbench.model": 2,
     "groundbench.methods": 3,
     "groundbench.protocol": 3,
+    "groundbench.protocol_schema": 3,
     "groundbench.probes": 3,
     "groundbench.report": 4,
     "groundbench.evaluate": 5,
@@ -73,3 +74,16 @@ def test_only_cli_imports_click():
         if "click" in {i.split(".")[0] for i in imports_of(p)} and "cli" not in p.parts
     ]
     assert not offenders, offenders
+
+
+def test_every_module_has_a_layer():
+    entry_points = {"groundbench", "groundbench.__main__"}
+    unplaced = []
+    for pkg in ("groundbench", "dataset_adapters"):
+        for path in (ROOT / pkg).rglob("*.py"):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(
+                ".__init__"
+            )
+            if module not in entry_points and layer_of(module) is None:
+                unplaced.append(module)
+    assert not unplaced, f"modules missing from LAYERS: {unplaced}"

@@ -44,6 +44,13 @@ class ModelConfig:
             maps are the grounding read-out (``L`` in RawMaps).
         mlp_ratio: hidden width of every MLP as a multiple of ``dim``.
         max_words: longest caption in word tokens; longer captions are truncated.
+        local_values: cross-attention (and the gate's read-out) pools *local* visual features
+            (each patch's own embedding through a per-token MLP, no mixing between patches)
+            while keys stay contextual, so what a word reads is only what lies where it
+            attends: naming an object pays only when the attention is on it.
+        attend_hidden: cross-attention may attend to the tokens of masked patches (all
+            identical mask tokens). False excludes them, which closes a channel through which
+            a visible word can spell itself by where it puts its mass (``docs/model.md``).
     """
 
     image_size: int = 64
@@ -56,6 +63,8 @@ class ModelConfig:
     decoder_layers: int = 2
     mlp_ratio: float = 2.0
     max_words: int = 24
+    local_values: bool = False
+    attend_hidden: bool = True
 
     @property
     def grid(self) -> int:

@@ -28,9 +28,20 @@ class CrossAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(
-        self, x: torch.Tensor, context: torch.Tensor, *, need_weights: bool
+        self,
+        x: torch.Tensor,
+        context: torch.Tensor,
+        values: torch.Tensor | None = None,
+        hidden: torch.Tensor | None = None,
+        *,
+        need_weights: bool,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend from ``x (B, T, D)`` to ``context (B, N, D)``.
+
+        Keys come from ``context``; values from ``values (B, N, D)`` when given, else from
+        ``context`` too. ``hidden (B, N)`` bool marks tokens that get no attention (masked
+        patches): otherwise their identical mask tokens would let a query spell out a word by
+        where it puts its mass, instead of by what it looks at.
 
         Returns:
             ``(B, T, D)`` output and, when ``need_weights``, the ``(B, H, T, N)`` attention
@@ -40,13 +51,22 @@ class CrossAttention(nn.Module):
         N = context.shape[1]
         d = D // self.heads
         q = self.q(x).view(B, T, self.heads, d).transpose(1, 2)  # B H T d
-        k, v = self.kv(context).view(B, N, 2, self.heads, d).permute(2, 0, 3, 1, 4)  # B H N d
+        if values is None:
+            k, v = self.kv(context).view(B, N, 2, self.heads, d).permute(2, 0, 3, 1, 4)  # B H N d
+        else:
+            w, b = self.kv.weight, self.kv.bias
+            k = F.linear(context, w[:D], b[:D]).view(B, N, self.heads, d).transpose(1, 2)
+            v = F.linear(values, w[D:], b[D:]).view(B, N, self.heads, d).transpose(1, 2)
+        allowed = None if hidden is None else ~hidden[:, None, None, :]  # B 1 1 N
         if need_weights:
-            weights = torch.softmax((q @ k.transpose(-2, -1)) / math.sqrt(d), dim=-1)  # B H T N
+            logits = (q @ k.transpose(-2, -1)) / math.sqrt(d)  # B H T N
+            if allowed is not None:
+                logits = logits.masked_fill(~allowed, float("-inf"))
+            weights = torch.softmax(logits, dim=-1)
             y = weights @ v  # B H T d
         else:
             weights = None
-            y = F.scaled_dot_product_attention(q, k, v)  # B H T d
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # B H T d
         return self.proj(y.transpose(1, 2).reshape(B, T, D)), weights
 
 
@@ -63,10 +83,17 @@ class DecoderLayer(nn.Module):
         self.mlp = MLP(dim, mlp_ratio)
 
     def forward(
-        self, x: torch.Tensor, visual: torch.Tensor, text_pad: torch.Tensor, *, need_weights: bool
+        self,
+        x: torch.Tensor,
+        visual: torch.Tensor,
+        text_pad: torch.Tensor,
+        values: torch.Tensor | None = None,
+        hidden: torch.Tensor | None = None,
+        *,
+        need_weights: bool,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = x + self.self_attn(self.norm_self(x), text_pad)
-        y, weights = self.cross(self.norm_q(x), visual, need_weights=need_weights)
+        y, weights = self.cross(self.norm_q(x), visual, values, hidden, need_weights=need_weights)
         x = x + y
         return x + self.mlp(self.norm_mlp(x)), weights
 
@@ -85,10 +112,13 @@ class Decoder(nn.Module):
         text: torch.Tensor,
         visual: torch.Tensor,
         text_pad: torch.Tensor,
+        values: torch.Tensor | None = None,
+        hidden: torch.Tensor | None = None,
         *,
         need_weights: bool,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Decode ``text (B, T, D)`` against ``visual (B, N, D)``.
+        """Decode ``text (B, T, D)`` against ``visual (B, N, D)`` (keys; also values unless
+        ``values (B, N, D)`` is given); ``hidden (B, N)`` visual tokens are not attended.
 
         Returns:
             ``(B, T, D)`` states and ``(B, L, H, T, N)`` attention (None when not
@@ -98,7 +128,7 @@ class Decoder(nn.Module):
         maps = []
         x = text
         for layer in self.layers:
-            x, weights = layer(x, visual, text_pad, need_weights=need_weights)
+            x, weights = layer(x, visual, text_pad, values, hidden, need_weights=need_weights)
             maps.append(weights)
         attention = torch.stack(maps, dim=1) if need_weights else None  # B L H T N
         return self.norm(x), attention

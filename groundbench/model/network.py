@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from groundbench.model.blocks import MLP
 from groundbench.model.config import ModelConfig
 from groundbench.model.decoder import Decoder
 from groundbench.model.gate import HeadGate
@@ -53,6 +54,9 @@ class GroundingModel(nn.Module):
         self.word_head = nn.Linear(cfg.dim, vocab_size)
         self.patch_head = nn.Linear(cfg.dim, 3 * cfg.patch_size**2)
         self.gate = HeadGate(cfg.decoder_layers, cfg.heads, cfg.dim, vocab_size)
+        if cfg.local_values:
+            self.local_mlp = MLP(cfg.dim, cfg.mlp_ratio)
+            self.local_norm = nn.LayerNorm(cfg.dim)
         self.apply(_init_weights)
 
     def forward(
@@ -74,13 +78,21 @@ class GroundingModel(nn.Module):
             need_weights: return attention maps and the gated read-out (explicit attention
                 path); False uses the fused kernel.
         """
-        visual = self.vision(images, patch_mask)  # B N D
+        visual, local = self.vision(images, patch_mask)  # B N D each
+        values = None
+        if self.cfg.local_values:
+            values = self.local_norm(local + self.local_mlp(local))
         states, attention = self.decoder(
-            self.text(ids, pad), visual, pad, need_weights=need_weights
+            self.text(ids, pad),
+            visual,
+            pad,
+            values,
+            None if self.cfg.attend_hidden else patch_mask,
+            need_weights=need_weights,
         )
         gate_logits = gated = None
         if attention is not None:
-            gate_logits, gated = self.gate(attention, visual)
+            gate_logits, gated = self.gate(attention, visual if values is None else values)
         return ModelOutput(
             self.word_head(states), gate_logits, self.patch_head(visual), attention, gated
         )

@@ -50,15 +50,23 @@ class VisionEncoder(nn.Module):
         self.patch = cfg.patch_size
         c = cfg.stem_channels
         stem: list[nn.Module] = []
+        embed_in, embed_patch = 3, cfg.patch_size
         if c > 0:
+            if cfg.patch_size % 4:
+                raise ValueError(
+                    f"a convolutional stem needs patch_size % 4 == 0, got {cfg.patch_size}"
+                )
+            # two stride-2 3x3 convolutions (the "early convolutions" stem): each visual token
+            # still covers its own patch, plus a 3-pixel border of its neighbours
             stem = [
-                nn.Conv2d(3, c, 3, padding=1),
+                nn.Conv2d(3, c, 3, stride=2, padding=1),
                 nn.GELU(),
-                nn.Conv2d(c, c, 3, padding=1),
+                nn.Conv2d(c, c, 3, stride=2, padding=1),
                 nn.GELU(),
             ]
+            embed_in, embed_patch = c, cfg.patch_size // 4
         self.stem = nn.Sequential(*stem)
-        self.embed = nn.Conv2d(c if c > 0 else 3, cfg.dim, cfg.patch_size, stride=cfg.patch_size)
+        self.embed = nn.Conv2d(embed_in, cfg.dim, embed_patch, stride=embed_patch)
         self.pos = nn.Parameter(torch.zeros(1, cfg.grid * cfg.grid, cfg.dim))
         nn.init.normal_(self.pos, std=0.02)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
@@ -70,12 +78,18 @@ class VisionEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, images: torch.Tensor, patch_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Encode ``images (B, 3, height, width)`` in [0, 1] → tokens ``(B, N, D)``.
+    def forward(
+        self, images: torch.Tensor, patch_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode ``images (B, 3, height, width)`` in [0, 1].
 
         Args:
             images: float pixels in ``[0, 1]``.
             patch_mask: optional ``(B, N)`` bool, True on patches to hide.
+
+        Returns:
+            contextual tokens ``(B, N, D)`` (after the transformer) and local tokens
+            ``(B, N, D)`` (each patch's own embedding, before positions and mixing).
         """
         x = (images - self.mean) / self.std
         if patch_mask is not None:
@@ -86,10 +100,11 @@ class VisionEncoder(nn.Module):
         x = self.embed(self.stem(x)).flatten(2).transpose(1, 2)  # B N D
         if patch_mask is not None:
             x = torch.where(patch_mask[..., None], self.mask_token.to(x.dtype), x)
+        local = x
         x = x + self.pos
         for block in self.blocks:
             x = block(x)
-        return self.norm(x)
+        return self.norm(x), local
 
 
 def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -27,3 +27,31 @@ def test_decoder_returns_every_layer_in_one_pass():
     assert att.shape == (2, 3, 2, 4, 9)  # B L H T N
     assert no_att is None
     torch.testing.assert_close(states, fused_states, atol=1e-5, rtol=1e-5)
+
+
+def test_hidden_tokens_get_no_attention_on_both_paths():
+    torch.manual_seed(0)
+    attn = CrossAttention(32, 4)
+    x, ctx = torch.randn(2, 5, 32), torch.randn(2, 7, 32)
+    hidden = torch.zeros(2, 7, dtype=torch.bool)
+    hidden[0, [1, 4]] = True
+    hidden[1, 6] = True
+    with torch.no_grad():
+        fused, _ = attn(x, ctx, None, hidden, need_weights=False)
+        explicit, weights = attn(x, ctx, None, hidden, need_weights=True)
+    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-5)
+    assert float(weights[0, :, :, [1, 4]].abs().sum()) == 0.0
+    assert float(weights[1, :, :, 6].abs().sum()) == 0.0
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 4, 5))
+
+
+def test_separate_values_change_the_output_not_the_weights():
+    torch.manual_seed(0)
+    attn = CrossAttention(16, 2)
+    x, ctx = torch.randn(1, 3, 16), torch.randn(1, 5, 16)
+    same, w_same = attn(x, ctx, ctx, need_weights=True)
+    plain, w_plain = attn(x, ctx, need_weights=True)
+    torch.testing.assert_close(same, plain)  # values=context is the plain layer
+    other, w_other = attn(x, ctx, torch.randn(1, 5, 16), need_weights=True)
+    torch.testing.assert_close(w_other, w_plain)
+    assert not torch.allclose(other, plain)

@@ -50,7 +50,8 @@ def test_model_options_run_and_exclude_hidden_patches():
     ids = torch.tensor([[4, 5, 6]])
     hidden = torch.zeros(1, 16, dtype=torch.bool)
     hidden[0, :5] = True
-    out = model(torch.rand(1, 3, 32, 32), ids, ids == 0, hidden)
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 32, 32), ids, ids == 0, hidden)
     assert out.attention.shape == (1, cfg.decoder_layers, 2, 3, 16)
     assert float(out.attention[..., :5].abs().sum()) == 0.0
     assert out.gate_logits.shape == (1, 3, 12)

@@ -278,7 +278,9 @@ class RawMaps:
         object.__setattr__(self, "ids", tuple(self.ids))
         object.__setattr__(self, "maps", tuple(self.maps))
         if self.kind not in ("heatmap", "attention"):
-            raise DataFormatError(f"RawMaps.kind must be 'heatmap' or 'attention', got {self.kind!r}")
+            raise DataFormatError(
+                f"RawMaps.kind must be 'heatmap' or 'attention', got {self.kind!r}"
+            )
         if len(self.ids) != len(self.maps):
             raise DataFormatError(
                 f"RawMaps has {len(self.ids)} ids but {len(self.maps)} maps; they must align"
@@ -288,7 +290,11 @@ class RawMaps:
             if not isinstance(m, torch.Tensor):
                 raise DataFormatError(f"sample {sid!r}: map must be a torch.Tensor, got {type(m)}")
             if m.ndim not in ndims:
-                want = "(h, w) or (P, h, w)" if self.kind == "heatmap" else "(L, H, h, w) or (P, L, H, h, w)"
+                want = (
+                    "(h, w) or (P, h, w)"
+                    if self.kind == "heatmap"
+                    else "(L, H, h, w) or (P, L, H, h, w)"
+                )
                 raise DataFormatError(
                     f"sample {sid!r}: {self.kind} map must be {want}, got shape {tuple(m.shape)}"
                 )

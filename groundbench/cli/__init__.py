@@ -17,7 +17,15 @@ from groundbench import __version__
 from groundbench.errors import GroundbenchError
 
 # Each module defines ``COMMANDS``: the click commands or groups it adds to ``main``.
-_COMMAND_MODULES: tuple[str, ...] = ("leaderboard", "data", "train", "synth", "evaluate", "demo", "protocols")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "leaderboard",
+    "data",
+    "train",
+    "synth",
+    "evaluate",
+    "demo",
+    "protocols",
+)
 
 
 class _Group(click.Group):
@@ -36,7 +44,9 @@ class _Group(click.Group):
 def main(verbose: int) -> None:
     """Benchmark annotation-free visual grounding: evaluate, train, compare."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
 
 
 for _name in _COMMAND_MODULES:

@@ -16,8 +16,14 @@ from groundbench.types import (
 
 def make_sample(**kw):
     base = dict(
-        id="t/1", image_path="/nonexistent.png", width=8, height=6, text="the red ball",
-        phrase="red ball", span=(4, 12), boxes=[[1, 1, 3, 3]],
+        id="t/1",
+        image_path="/nonexistent.png",
+        width=8,
+        height=6,
+        text="the red ball",
+        phrase="red ball",
+        span=(4, 12),
+        boxes=[[1, 1, 3, 3]],
     )
     base.update(kw)
     return GroundingSample(**base)
@@ -69,7 +75,10 @@ def test_rasterise_matches_naive_loop(rng):
 def test_sample_validates_span_and_boxes():
     s = make_sample()
     assert s.boxes.shape == (1, 4) and not s.boxes.flags.writeable
-    with pytest.raises(DataFormatError, match=r"sample 't/1': span \(0, 3\) selects 'the' of the text, not the phrase 'red ball'"):
+    with pytest.raises(
+        DataFormatError,
+        match=r"sample 't/1': span \(0, 3\) selects 'the' of the text, not the phrase 'red ball'",
+    ):
         make_sample(span=(0, 3))
     with pytest.raises(DataFormatError, match=r"x1 >= x0"):
         make_sample(boxes=[[3, 1, 1, 3]])

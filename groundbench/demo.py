@@ -47,6 +47,7 @@ def run_demo(
     baselines: Sequence[str] = BASELINES,
     batch_size: int = 64,
     train_overrides: Sequence[str] = (),
+    data_root: str | Path | None = None,
 ) -> DemoResult:
     """Run the whole quick start; returns where everything went.
 
@@ -59,9 +60,11 @@ def run_demo(
         baselines: baseline method specs evaluated beside the model.
         batch_size: evaluation batch size.
         train_overrides: ``key=value`` overrides of the preset (e.g. ``train.max_captions=200``).
+        data_root: a synthetic dataset in the native format to train and evaluate on
+            (default: the generated default set, made on first use).
     """
     out = Path(out)
-    checkpoint = _train(out / "model", preset, device, train_overrides)
+    checkpoint = _train(out / "model", preset, device, train_overrides, data_root)
     methods = [*baselines, f"checkpoint:{checkpoint}"]
     reports = []
     for name in protocols or synth_protocols():
@@ -69,14 +72,25 @@ def run_demo(
         for spec in methods:
             report_dir = out / "reports" / name / spec.split(":")[0]
             result = evaluate(
-                protocol, spec, out_dir=report_dir, device=device, batch_size=batch_size
+                protocol,
+                spec,
+                out_dir=report_dir,
+                device=device,
+                batch_size=batch_size,
+                data_root=data_root,
             )
             _add(report_dir, result.report, board)
             reports.append(report_dir)
     return DemoResult(checkpoint, tuple(reports), build_board(board))
 
 
-def _train(run_dir: Path, preset: str, device: str, overrides: Sequence[str]) -> Path:
+def _train(
+    run_dir: Path,
+    preset: str,
+    device: str,
+    overrides: Sequence[str],
+    data_root: str | Path | None,
+) -> Path:
     from dataset_adapters import open_dataset
     from groundbench.model import load_config
     from groundbench.model.train import train
@@ -86,7 +100,8 @@ def _train(run_dir: Path, preset: str, device: str, overrides: Sequence[str]) ->
     if done.is_file():
         log.info("%s exists; skipping training (delete it to retrain)", done)
         return done
-    captions = open_dataset("native", ensure_default_dataset()).load_captions("train")
+    root = ensure_default_dataset() if data_root is None else data_root
+    captions = open_dataset("native", root).load_captions("train")
     return Path(
         train(
             load_config(preset, overrides=overrides), captions, run_dir, device=device, resume=True

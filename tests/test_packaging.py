@@ -32,3 +32,15 @@ def test_package_data_globs_match_files():
     assert data["groundbench.model"] == ["configs/*.yaml"] and any(
         (ROOT / "groundbench/model/configs").glob("*.yaml")
     )
+
+
+def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line.strip()]
+    assert len(commands) == 2
+    assert commands[0].endswith("&& groundbench demo")
+    test_command = commands[1].split("&& ", 1)[1]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert test_command in ci

@@ -31,12 +31,25 @@ import click
     metavar="KEY=VALUE",
     help="Override a training setting, e.g. train.max_captions=2000.",
 )
-def demo_command(out, board, preset, device, overrides):
+@click.option(
+    "--data-root",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    help="A synthetic dataset in the native format [default: the generated default set].",
+)
+def demo_command(out, board, preset, device, overrides, data_root):
     """Generate the synthetic benchmark, train the reference model, evaluate it and the
     baselines on every synthetic protocol, and print the leaderboard."""
     from groundbench.demo import run_demo
 
-    result = run_demo(out, board=board, preset=preset, device=device, train_overrides=overrides)
+    result = run_demo(
+        out,
+        board=board,
+        preset=preset,
+        device=device,
+        train_overrides=overrides,
+        data_root=data_root,
+    )
     click.echo(result.board.markdown.read_text())
     click.echo(
         f"checkpoint: {result.checkpoint}\nreports: {out}/reports\nboard: {result.board.html}"

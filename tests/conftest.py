@@ -1,10 +1,17 @@
-"""Shared fixtures: seeded generators, and the --update-golden switch."""
+"""Shared fixtures: seeded generators, the --update-golden switch, Hypothesis profiles."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import settings
+
+# The suite's property tests draw the same examples on every run, so a red CI always
+# reproduces; `pytest --hypothesis-profile=explore` draws new ones to look for bugs.
+settings.register_profile("deterministic", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile("deterministic")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

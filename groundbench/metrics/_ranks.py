@@ -94,12 +94,20 @@ def rank_stats(values: np.ndarray, positive: np.ndarray, *, ties: bool) -> RankS
 
 
 def map_threads(fn: Callable[[int], T], n: int) -> list[T]:
-    """Run ``fn(i)`` for ``i < n`` on as many threads as torch uses, in order."""
+    """Run ``fn(i)`` for ``i < n`` on as many threads as torch uses; results in order.
+
+    Each thread takes one contiguous block of indices: one task per thread, so small maps
+    do not pay a task hand-off each.
+    """
     workers = max(1, min(n, torch.get_num_threads()))
     if workers == 1:
         return [fn(i) for i in range(n)]
+    bounds = [n * k // workers for k in range(workers + 1)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, range(n)))
+        blocks = pool.map(
+            lambda k: [fn(i) for i in range(bounds[k], bounds[k + 1])], range(workers)
+        )
+        return [r for block in blocks for r in block]
 
 
 def per_map_arrays(

@@ -43,8 +43,15 @@ def test_rank_metrics_invariant_under_increasing_transforms(data):
 
 
 @SETTINGS
-@given(maps_and_regions(), st.floats(0.01, 100.0), st.floats(-100.0, 100.0))
+@given(
+    maps_and_regions(),
+    st.sampled_from([2.0**k for k in range(-6, 7)]),
+    st.integers(-100, 100),
+)
 def test_nss_and_soft_iou_invariant_under_positive_affine_maps(data, scale, shift):
+    # powers of two and integer shifts keep the integer maps exact in float32, so only the
+    # metric's own arithmetic is tested (a float32 map rounded near a large shift is not
+    # an affine image of the original)
     h, region = data
     g = h.double() * scale + shift
     for fn in (nss, soft_iou):

@@ -88,7 +88,7 @@ class Registry(Generic[T]):
             return self._entries[name]
         where = f" (asked for by {asked_by})" if asked_by else ""
         close = difflib.get_close_matches(name, self._entries, n=3)
-        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else "."
         valid = ", ".join(sorted(self._entries)) or "none"
         raise UnknownNameError(f"unknown {self.kind} {name!r}{where}{hint} Valid names: {valid}.")
 

@@ -6,8 +6,6 @@ import json
 
 import click
 
-from dataset_adapters import ADAPTERS, open_dataset
-from dataset_adapters.check import check_dataset, checks_to_dict, format_checks
 from groundbench.errors import GroundbenchError
 
 
@@ -21,7 +19,9 @@ def _options(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-_ADAPTER = click.argument("name", type=click.Choice(sorted(ADAPTERS.names())))
+# a plain argument, checked by the adapter registry, so that `groundbench --help` does not
+# import every adapter (and torch) just to list their names (`groundbench list adapters`)
+_ADAPTER = click.argument("name", metavar="ADAPTER")
 _ROOT = click.option(
     "--root", required=True, type=click.Path(exists=True, file_okay=False), help="Dataset root."
 )
@@ -50,6 +50,9 @@ def check(
     Exits 1 when a split has a malformed record or duplicate ids; missing images and odd
     boxes are reported but do not fail the check.
     """
+    from dataset_adapters import open_dataset
+    from dataset_adapters.check import check_dataset, checks_to_dict, format_checks
+
     adapter = open_dataset(name, root, **_options(option))
     checks = check_dataset(adapter, list(splits) or None)
     if as_json:
@@ -69,6 +72,8 @@ def check(
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def index(name: str, root: str, option: tuple[str, ...], quiet: bool) -> None:
     """Build (or rebuild) the adapter's on-disk index from its original files."""
+    from dataset_adapters import open_dataset
+
     adapter = open_dataset(name, root, **_options(option))
     build = getattr(adapter, "build_index", None)
     if build is None:

@@ -7,8 +7,6 @@ import math
 
 import click
 
-from groundbench.leaderboard import add_entry, build_board, compare_tables, read_any
-
 _BOARD = click.option(
     "--board",
     type=click.Path(file_okay=False),
@@ -38,6 +36,8 @@ def add(report_dirs: tuple[str, ...], board: str, replace: bool) -> None:
 
     Reports are added in order; the first refusal stops the command (earlier ones stay added).
     """
+    from groundbench.leaderboard import add_entry
+
     for report_dir in report_dirs:
         path = add_entry(report_dir, board, replace=replace)
         click.echo(f"added {path}")
@@ -53,6 +53,8 @@ def add(report_dirs: tuple[str, ...], board: str, replace: bool) -> None:
 )
 def build(board: str, in_distribution_split: str) -> None:
     """Write README.md, leaderboard.csv, leaderboard.html and robustness.png from the entries."""
+    from groundbench.leaderboard import build_board
+
     files = build_board(board, in_distribution_split=in_distribution_split)
     click.echo(f"built from {files.n_entries} entries:")
     for path in (files.markdown, files.csv, files.html, files.figure):
@@ -86,6 +88,8 @@ def compare(
 
     A and B are report directories or leaderboard entry files.
     """
+    from groundbench.leaderboard import compare_tables, read_any
+
     ea, eb = read_any(a), read_any(b)
     rows = compare_tables(
         ea.table,

@@ -110,6 +110,11 @@ class TrainConfig:
             the same pair (costs a second forward pass when > 0).
         loss_distractor: weight of the attention overlap between masked words of different
             noun phrases of one caption (each phrase names a different object).
+        loss_contrast: weight of the image contrast of the gated read-out: a word must be
+            predicted better from its own image than from another image of the batch seen
+            through the same query (costs a second forward pass when > 0). It leaves a query
+            nothing to gain from spelling its word by where it attends, since that works on
+            any image.
         log_every: optimiser steps between scalar log rows.
         save_every: optimiser steps between resumable snapshots (0 = at epoch ends only).
         precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``bf16`` or ``fp32``.
@@ -145,6 +150,7 @@ class TrainConfig:
     loss_head_consistency: float = 0.0
     loss_mask_consistency: float = 0.0
     loss_distractor: float = 0.1
+    loss_contrast: float = 0.0
     log_every: int = 10
     save_every: int = 0
     precision: str = "auto"

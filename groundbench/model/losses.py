@@ -119,3 +119,24 @@ def distractor_overlap(
     m = maps.float()
     overlap = torch.minimum(m[:, :, None, :], m[:, None, :, :]).sum(-1)  # B T T
     return overlap[pairs].mean()
+
+
+def image_contrast(
+    own: torch.Tensor, other: torch.Tensor, targets: torch.Tensor, select: torch.Tensor
+) -> torch.Tensor:
+    """Mean ``softplus(s_other - s_own)`` of the target word's logit over ``select`` positions.
+
+    ``own`` and ``other`` are ``(B, T, V)`` read-out logits of the same captions on their own
+    images and on other images. Returns 0 (with a gradient path) when nothing is selected.
+
+    Example:
+        >>> own = torch.tensor([[[0.0, 9.0]]]); other = torch.tensor([[[0.0, -9.0]]])
+        >>> round(float(image_contrast(own, other, torch.tensor([[1]]), torch.tensor([[True]]))), 4)
+        0.0
+    """
+    if not bool(select.any()):
+        return own.sum() * 0.0
+    idx = targets[select][:, None]
+    s_own = own[select].float().gather(1, idx)
+    s_other = other[select].float().gather(1, idx)
+    return F.softplus(s_other - s_own).mean()

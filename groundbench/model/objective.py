@@ -19,6 +19,7 @@ LOSS_NAMES: tuple[str, ...] = (
     "head_consistency",
     "mask_consistency",
     "distractor",
+    "contrast",
 )
 
 
@@ -86,12 +87,12 @@ def compute_loss(
     content, groups = content.to(device), groups.to(device)
     gate_select = word_mask | (content & ~pad) if t.gate_on_visible else word_mask
 
-    def forward(p_mask: torch.Tensor):
+    def forward(p_mask: torch.Tensor, pixels: torch.Tensor = images):
         with torch.autocast(
             device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
         ):
             return model(
-                images, ids.masked_fill(word_mask, MASK_ID), pad, p_mask, need_weights=True
+                pixels, ids.masked_fill(word_mask, MASK_ID), pad, p_mask, need_weights=True
             )
 
     out = forward(patch_mask)
@@ -115,6 +116,14 @@ def compute_loss(
         )
     else:
         terms["mask_consistency"] = out.gated.sum() * 0.0
+    if t.loss_contrast > 0:
+        # the batch's images shifted by one: each caption meets another caption's image
+        other = forward(patch_mask, images.roll(1, dims=0))
+        terms["contrast"] = losses.image_contrast(
+            out.gate_logits, other.gate_logits, ids, gate_select
+        )
+    else:
+        terms["contrast"] = out.gated.sum() * 0.0
     total = sum(getattr(t, f"loss_{name}") * terms[name] for name in LOSS_NAMES)
     logged = {name: float(v.detach()) for name, v in terms.items()}
     logged["loss"] = float(total.detach())

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from groundbench.model import losses
+from groundbench.model import load_config, losses
 
 
 def test_masked_word_loss_is_cross_entropy_on_selected_positions():
@@ -68,3 +69,55 @@ def test_distractor_overlap_only_across_phrases():
     assert (
         float(losses.distractor_overlap(maps, select, torch.zeros(1, 3, dtype=torch.long))) == 0.0
     )
+
+
+def test_image_contrast_rewards_own_image_evidence_only():
+    targets = torch.tensor([[1, 2]])
+    select = torch.tensor([[True, False]])
+    own = torch.zeros(1, 2, 3)
+    other = torch.zeros(1, 2, 3)
+    # equal evidence on both images: log 2, whatever the level
+    assert float(losses.image_contrast(own + 5.0, other + 5.0, targets, select)) == pytest.approx(
+        math.log(2.0)
+    )
+    own[0, 0, 1] = 20.0  # the target word only on its own image
+    assert float(losses.image_contrast(own, other, targets, select)) < 1e-8
+    other[0, 1, 2] = 50.0  # unselected positions do not count
+    assert float(losses.image_contrast(own, other, targets, select)) < 1e-8
+    nothing = torch.zeros(1, 2, dtype=torch.bool)
+    assert float(losses.image_contrast(own, other, targets, nothing)) == 0.0
+
+
+def test_contrast_term_costs_a_second_pass_and_enters_the_total():
+    from groundbench.model.network import GroundingModel
+    from groundbench.model.objective import LOSS_NAMES, compute_loss
+
+    assert "contrast" in LOSS_NAMES
+    assert load_config("tiny").train.loss_contrast == 0.0
+    torch.manual_seed(0)
+    words = [["a", "red", "square"], ["a", "blue", "square"]]
+    batch = {
+        "images": torch.rand(2, 3, 32, 32),
+        "ids": torch.tensor([[4, 5, 6], [4, 7, 6]]),
+        "pad": torch.zeros(2, 3, dtype=torch.bool),
+        "words": words,
+    }
+    totals = {}
+    for weight in (0.0, 1.0):
+        cfg = load_config("tiny", overrides=[f"train.loss_contrast={weight}"])
+        torch.manual_seed(0)
+        model = GroundingModel(cfg.model, vocab_size=8)
+        total, logged = compute_loss(
+            model,
+            batch,
+            cfg,
+            progress=0.0,
+            generator=torch.Generator().manual_seed(0),
+            device=torch.device("cpu"),
+            autocast_dtype=None,
+        )
+        totals[weight] = (float(total.detach()), logged)
+    assert totals[0.0][1]["contrast"] == 0.0
+    contrast = totals[1.0][1]["contrast"]
+    assert 0.0 < contrast < 5.0
+    assert totals[1.0][0] == pytest.approx(totals[0.0][0] + contrast, rel=1e-5)

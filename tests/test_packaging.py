@@ -44,3 +44,12 @@ def test_readme_quick_start_is_two_commands_and_ci_runs_the_second():
     test_command = commands[1].split("&& ", 1)[1]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert test_command in ci
+
+
+def test_readme_python_example_runs():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102
+    out = namespace["out"]
+    assert out.values.shape == (8,) and out.undefined.shape == (8,)

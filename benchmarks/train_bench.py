@@ -5,11 +5,16 @@ Usage (from the repository root):
     python benchmarks/train_bench.py throughput --preset small-cpu
     python benchmarks/train_bench.py quality --preset small-cpu --out runs/small --splits val
     python benchmarks/train_bench.py ablate --preset small-cpu --out runs/ablate --splits val
+    python benchmarks/train_bench.py words --out runs/small --splits val
 
 ``quality`` trains (unless the run directory already holds a checkpoint) and scores the
 albef pointing rule (bicubic upsampling to image size, argmax strictly inside a GT box)
 directly on the read-out, so it runs without the evaluate command; final numbers come from
-``groundbench evaluate``. Results print as one JSON line per measurement on stdout.
+``groundbench evaluate``. ``words`` reads an existing run's referent words one at a time
+(nothing hidden, mean over layers and heads) and prints, per word and per kind (the
+sample's ``colour=`` / ``shape=`` tag value, else ``other``), how often the visual token at
+the word's attention peak overlaps a GT box (``chance``: a uniformly random token). Results print as one JSON line per
+measurement on stdout.
 """
 
 from __future__ import annotations
@@ -155,6 +160,65 @@ def quality(args, overrides=(), name="main", readouts=(("gate", 4),)) -> None:
             )
 
 
+@torch.no_grad()
+def words(args) -> None:
+    """Per-word grounding of a trained run: does each referent word's attention peak hit?"""
+    from collections import defaultdict
+
+    from groundbench.model.data import image_to_tensor
+    from groundbench.model.infer import _encode, referent_tokens
+    from groundbench.model.text import PAD_ID
+
+    torch.set_num_threads(args.threads)
+    ckpt = load_checkpoint(Path(args.out) / "model.safetensors")
+    model, vocab, cfg = ckpt.model, ckpt.vocab, ckpt.model.cfg
+    adapter = _data(args.data)
+    g = cfg.grid
+    for split in args.splits:
+        samples = adapter.load_samples(split)[: args.limit or None]
+        hits = defaultdict(list)
+        for i in range(0, len(samples), 64):
+            chunk = samples[i : i + 64]
+            encoded = [_encode(s, vocab, cfg.max_words) for s in chunk]
+            ids = torch.full((len(chunk), max(len(e[0]) for e in encoded)), PAD_ID)
+            for b, e in enumerate(encoded):
+                ids[b, : len(e[0])] = torch.tensor(e[0])
+            images = torch.stack([image_to_tensor(s.load_image(), cfg.image_size) for s in chunk])
+            att = model(images, ids, ids == PAD_ID, None).attention.mean((1, 2))  # B T N
+            for b, (s, (_, phrase, tokens)) in enumerate(zip(chunk, encoded, strict=True)):
+                kinds = {t.split("=", 1)[1]: t.split("=", 1)[0] for t in s.tags if "=" in t}
+                bx = torch.tensor(s.boxes)
+                ys, xs = torch.arange(g) * s.height / g, torch.arange(g) * s.width / g
+                rows = (bx[:, None, 1] < ys + s.height / g) & (bx[:, None, 3] > ys)  # K g
+                cols = (bx[:, None, 0] < xs + s.width / g) & (bx[:, None, 2] > xs)  # K g
+                # a uniformly random token's chance of overlapping a box
+                hits["chance"].append(
+                    float((rows[:, :, None] & cols[:, None, :]).any(0).float().mean())
+                )
+                for t in referent_tokens(tokens, phrase):
+                    n = int(att[b, t].argmax())
+                    y0, x0 = (n // g) * s.height / g, (n % g) * s.width / g
+                    y1, x1 = y0 + s.height / g, x0 + s.width / g
+                    hit = float(
+                        (
+                            (bx[:, 0] < x1) & (bx[:, 2] > x0) & (bx[:, 1] < y1) & (bx[:, 3] > y0)
+                        ).any()
+                    )
+                    hits["kind:" + kinds.get(tokens[t], "other")].append(hit)
+                    hits["word:" + tokens[t]].append(hit)
+        for key in sorted(hits):
+            print(
+                json.dumps(
+                    {
+                        "split": split,
+                        "key": key,
+                        "n": len(hits[key]),
+                        "peak_overlaps_box": round(sum(hits[key]) / len(hits[key]), 3),
+                    }
+                )
+            )
+
+
 ABLATIONS = {
     "attention_losses_off": [
         "train.loss_entropy=0",
@@ -175,7 +239,7 @@ def ablate(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["throughput", "quality", "ablate"])
+    parser.add_argument("command", choices=["throughput", "quality", "ablate", "words"])
     parser.add_argument("--preset", default="small-cpu")
     parser.add_argument(
         "--set", action="append", default=[], help="config override section.key=value"
@@ -189,7 +253,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args()
-    {"throughput": throughput, "quality": quality, "ablate": ablate}[args.command](args)
+    {"throughput": throughput, "quality": quality, "ablate": ablate, "words": words}[args.command](
+        args
+    )
 
 
 if __name__ == "__main__":

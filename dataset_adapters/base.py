@@ -22,6 +22,12 @@ class DatasetAdapter(abc.ABC):
     Raises (from every method):
         DataFormatError: a file is missing or malformed; the message names the file, the
             record and the fix.
+
+    Attributes:
+        load_warnings: what the last :meth:`load_samples` / :meth:`load_captions` had to
+            leave out of well-formed files (records it cannot place), one line each, naming
+            the file, the count and the fix. Adapters also log them as warnings, and
+            ``groundbench data check`` prints them: nothing is dropped silently.
     """
 
     name: ClassVar[str]
@@ -29,6 +35,7 @@ class DatasetAdapter(abc.ABC):
     def __init__(self, root: Path, **options: Any) -> None:
         self.root = Path(root)
         self.options = options
+        self.load_warnings: list[str] = []
 
     @abc.abstractmethod
     def splits(self) -> tuple[str, ...]:

@@ -15,9 +15,17 @@ flags.
 
 One sample per phrase that has a box, id ``flickr30k/<split>/<image_id>/s<k>/p<entity_id>``
 (``k`` = 0-based caption line; a second mention of the same entity in one caption gets the
-suffix ``_2``, a third ``_3``...). Phrases of scene entities (``scene`` flag, no box) ground
-to the whole image ``[0, 0, width, height]`` and are tagged ``scene``; other phrases without
-a box (``notvisual`` and ``nobndbox``) are not samples and are counted in ``skipped``.
+suffix ``_2``, a third ``_3``...). Phrases of entities with only the XML ``scene`` flag (no
+box) ground to the whole image ``[0, 0, width, height]`` and are tagged ``whole_image``;
+the shipped protocols exclude them, as the standard boxed-phrase set does. The tag
+``scene`` is only ever the entity *type* of the markup (``[/EN#7/scene a stage]``), box or
+not. Other phrases without a box (``notvisual`` and ``nobndbox``) are not samples and are
+counted in ``skipped``.
+
+``<root>/UNRELATED_CAPTIONS`` (from the Flickr30k Entities repository; ``<image_id>
+<sentence number>`` per line, 1-based, ``#`` comments) lists captions that do not describe
+their image: they are left out of the training captions (counted in ``skipped``) and their
+phrases are tagged ``unrelated_caption`` (kept: the standard evaluation counts them).
 """
 
 from __future__ import annotations
@@ -43,6 +51,13 @@ log = logging.getLogger(__name__)
 
 #: Published image counts per split (Plummer et al. 2015).
 PUBLISHED_IMAGES = {"train": 29783, "val": 1000, "test": 1000}
+
+#: Tag of a phrase grounded to the whole image (XML ``scene`` flag, no box).
+WHOLE_IMAGE_TAG = "whole_image"
+#: Tag of a phrase of a caption listed in ``UNRELATED_CAPTIONS``.
+UNRELATED_TAG = "unrelated_caption"
+#: The official list of captions that do not describe their image, under the dataset root.
+UNRELATED_CAPTIONS = "UNRELATED_CAPTIONS"
 
 _MARKUP = re.compile(r"\[/EN#(\d+)((?:/[^\s/\]]+)+) ([^\]]*)\]")
 _BOX_MODES = ("any", "merged")
@@ -173,6 +188,43 @@ def parse_annotation(path: Path) -> ImageBoxes:
     )
 
 
+def read_unrelated_captions(path: Path) -> frozenset[tuple[str, int]]:
+    """Read ``UNRELATED_CAPTIONS``: ``(image_id, k)`` pairs, ``k`` the 0-based caption line.
+
+    The file says ``<image_id> <sentence number>`` per line, the number 1-based; lines
+    starting with ``#`` are comments. A missing file gives the empty set.
+
+    Raises:
+        DataFormatError: a line is not two integers with a sentence number >= 1.
+
+    Example:
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "UNRELATED_CAPTIONS")
+        >>> _ = open(path, "w").write("# format: <imageID> <sentence number>\\n129602216 5\\n")
+        >>> sorted(read_unrelated_captions(Path(path)))
+        [('129602216', 4)]
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return frozenset()
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(f"{path}: not UTF-8 text ({exc}); re-download it") from exc
+    out = set()
+    for n, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) != 2 or not parts[0].isdigit() or not parts[1].isdigit() or parts[1] == "0":
+            raise DataFormatError(
+                f"{path} line {n}: expected '<image_id> <sentence number>' (integers, the "
+                f"number 1-based), got {line.strip()!r:.80}; re-download the file from the "
+                "Flickr30k Entities repository"
+            )
+        out.add((parts[0], int(parts[1]) - 1))
+    return frozenset(out)
+
+
 @ADAPTERS.register("flickr30k_entities", formats="Sentences/*.txt + Annotations/*.xml")
 class Flickr30kEntitiesAdapter(DatasetAdapter):
     """Flickr30k Entities phrases with their boxes.
@@ -200,7 +252,7 @@ class Flickr30kEntitiesAdapter(DatasetAdapter):
         self.image_dir = (
             under_root(self.root, image_dir) if image_dir else self.root / "flickr30k-images"
         )
-        self.skipped: Counter = Counter()  # reason -> phrases left out by the last load
+        self.skipped: Counter = Counter()  # reason -> phrases or captions the last load left out
 
     def splits(self) -> tuple[str, ...]:
         return tuple(s for s in ("train", "val", "test") if (self.root / f"{s}.txt").is_file())
@@ -240,13 +292,29 @@ class Flickr30kEntitiesAdapter(DatasetAdapter):
         ]
 
     @cached_property
+    def _unrelated(self) -> frozenset[tuple[str, int]]:
+        path = self.root / UNRELATED_CAPTIONS
+        if not path.is_file():
+            log.info(
+                "flickr30k_entities: no %s under %s; every caption counts as related "
+                "(copy the file from the Flickr30k Entities repository)",
+                UNRELATED_CAPTIONS,
+                self.root,
+            )
+        return read_unrelated_captions(path)
+
+    @cached_property
     def _train_pairs(self) -> frozenset[tuple[str, str]]:
         return training_pairs(
             p.text for i in self.image_ids("train") for _, ps in self._sentences(i) for p in ps
         )
 
     def _boxes(self, entity_id: str, ann: ImageBoxes) -> np.ndarray | None:
-        """The entity's ``(k, 4)`` boxes per ``box_mode``; the whole image for a scene; or None."""
+        """The entity's ``(k, 4)`` boxes per ``box_mode``; the whole image for a scene; or None.
+
+        An entity with a box is grounded to it even when another XML object flags it
+        ``scene``; only scene entities without any box get the whole image.
+        """
         if entity_id in ann.boxes:
             boxes = ann.boxes[entity_id]
             if self.box_mode == "merged":
@@ -256,6 +324,19 @@ class Flickr30kEntitiesAdapter(DatasetAdapter):
             return np.array([[0.0, 0.0, ann.width, ann.height]])
         return None
 
+    @staticmethod
+    def _type_counts(sentences: list[tuple[str, list[Phrase]]], ann: ImageBoxes) -> Counter:
+        """Boxed entities of the image per type, each entity with the union of its mentions' types.
+
+        A chain can be typed differently in different captions (``people`` in one, ``other``
+        in another); the union makes the count independent of caption order.
+        """
+        types_by_entity: dict[str, set[str]] = {}
+        for _, phrases in sentences:
+            for p in phrases:
+                types_by_entity.setdefault(p.entity_id, set()).update(p.types)
+        return Counter(t for e, ts in types_by_entity.items() if e in ann.boxes for t in ts)
+
     def load_samples(self, split: str) -> list[GroundingSample]:
         seen_pairs = self._train_pairs if split != "train" and "train" in self.splits() else None
         self.skipped = Counter()
@@ -263,10 +344,7 @@ class Flickr30kEntitiesAdapter(DatasetAdapter):
         for image_id in self.image_ids(split):
             ann = parse_annotation(self.root / "Annotations" / f"{image_id}.xml")
             sentences = self._sentences(image_id)
-            types_by_entity = {p.entity_id: p.types for _, ps in sentences for p in ps}
-            type_counts = Counter(
-                t for e, ts in types_by_entity.items() if e in ann.boxes for t in set(ts)
-            )
+            type_counts = self._type_counts(sentences, ann)
             for k, (text, phrases) in enumerate(sentences):
                 mentions: Counter = Counter()
                 for p in phrases:
@@ -280,8 +358,10 @@ class Flickr30kEntitiesAdapter(DatasetAdapter):
                         max(type_counts[t] for t in p.types) if p.entity_id in ann.boxes else None
                     )
                     tags = set(p.types) | {f"split={split}"}
-                    if p.entity_id in ann.scene:
-                        tags.add("scene")
+                    if p.entity_id not in ann.boxes:
+                        tags.add(WHOLE_IMAGE_TAG)
+                    if (image_id, k) in self._unrelated:
+                        tags.add(UNRELATED_TAG)
                     tags |= probe_tags(
                         p.text, boxes, ann.width, ann.height,
                         same_category_count=same, seen_pairs=seen_pairs,
@@ -313,10 +393,15 @@ class Flickr30kEntitiesAdapter(DatasetAdapter):
         return samples
 
     def load_captions(self, split: str) -> list[CaptionRecord]:
+        """Return the split's captions, less those ``UNRELATED_CAPTIONS`` lists (see ``skipped``)."""
+        self.skipped = Counter()
         out = []
         for image_id in self.image_ids(split):
             ann = parse_annotation(self.root / "Annotations" / f"{image_id}.xml")
             for k, (text, _) in enumerate(self._sentences(image_id)):
+                if (image_id, k) in self._unrelated:
+                    self.skipped[UNRELATED_TAG] += 1
+                    continue
                 out.append(
                     CaptionRecord(
                         id=f"flickr30k/{split}/{image_id}/s{k}",
@@ -327,4 +412,11 @@ class Flickr30kEntitiesAdapter(DatasetAdapter):
                         tags=frozenset({f"split={split}"}),
                     )
                 )
+        if self.skipped:
+            log.info(
+                "flickr30k_entities %s: captions left out (listed in %s): %d",
+                split,
+                UNRELATED_CAPTIONS,
+                self.skipped[UNRELATED_TAG],
+            )
         return out

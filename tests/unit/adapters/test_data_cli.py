@@ -20,7 +20,7 @@ def test_check_table_lists_counts_and_missing_images(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "flickr30k_entities: OK"
-    assert lines[4].split() == ["test", "8", "0", "1", "1000", "ima", "(!)", "0", "0", "0", "0"]
+    assert lines[4].split() == ["test", "14", "0", "2", "1000", "ima", "(!)", "0", "0", "0", "0"]
     assert f"[val] missing images: {root / 'flickr30k-images' / '3000.jpg'}" in lines
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from adapter_files import write_flickr
+from adapter_files import FLICKR_UNRELATED, write_flickr
 
 from dataset_adapters import open_dataset
 from dataset_adapters.check import check_dataset
 from dataset_adapters.coords import corners_1based_to_xyxy
-from dataset_adapters.flickr30k_entities import parse_sentence
+from dataset_adapters.flickr30k_entities import parse_sentence, read_unrelated_captions
 from groundbench.errors import DataFormatError
 from groundbench.types import rasterise_boxes
 
@@ -64,6 +64,8 @@ def test_samples_ids_boxes_any_mode(root):
         "flickr30k/test/1000/s0/p1", "flickr30k/test/1000/s0/p2", "flickr30k/test/1000/s0/p3",
         "flickr30k/test/1000/s1/p1", "flickr30k/test/1000/s1/p3", "flickr30k/test/1000/s1/p4",
         "flickr30k/test/1000/s2/p1", "flickr30k/test/1000/s2/p1_2",
+        "flickr30k/test/4000/s0/p20", "flickr30k/test/4000/s0/p21", "flickr30k/test/4000/s0/p22",
+        "flickr30k/test/4000/s1/p20", "flickr30k/test/4000/s1/p23", "flickr30k/test/4000/s2/p24",
     ]  # fmt: skip
     by_id = {s.id: s for s in samples}
     man = by_id["flickr30k/test/1000/s0/p1"]
@@ -105,19 +107,61 @@ def test_tags(root):
         "clothing", "split=test", "attribute", "compositional", "small", "off-centre"
     }  # fmt: skip
     assert by_id["flickr30k/test/1000/s0/p3"].tags == {"people", "split=test", "distractors"}
-    assert by_id["flickr30k/test/1000/s1/p4"].tags == {"scene", "split=test"}
+    assert by_id["flickr30k/test/1000/s1/p4"].tags == {"scene", "whole_image", "split=test"}
     (dog,) = open_dataset("flickr30k_entities", root).load_samples("train")
     assert {"animals", "other"} <= dog.tags and "compositional" not in dog.tags
 
 
-def test_captions(root):
-    caps = open_dataset("flickr30k_entities", root).load_captions("test")
+def test_scene_type_and_whole_image_are_separate_tags(root):
+    by_id = {s.id: s for s in open_dataset("flickr30k_entities", root).load_samples("test")}
+    stage = by_id["flickr30k/test/4000/s0/p21"]  # entity type scene, with a real box
+    np.testing.assert_array_equal(stage.boxes, [[20, 20, 60, 40]])
+    assert "scene" in stage.tags and "whole_image" not in stage.tags
+    park = by_id["flickr30k/test/4000/s0/p22"]  # scene flag, no box: the whole image
+    np.testing.assert_array_equal(park.boxes, [[0, 0, 60, 40]])
+    assert {"scene", "whole_image"} <= park.tags
+    # the standard boxed-phrase set: every phrase whose entity has a box
+    boxed = [i for i, s in by_id.items() if "whole_image" not in s.tags]
+    assert len(by_id) == 14 and len(boxed) == 12
+
+
+def test_distractors_use_every_type_of_a_chain(root):
+    # chain 20 is "people" in caption 0 and "other" in caption 1: with chain 23 that makes two
+    # boxed people, whichever caption is read last
+    by_id = {s.id: s for s in open_dataset("flickr30k_entities", root).load_samples("test")}
+    assert "distractors" in by_id["flickr30k/test/4000/s1/p23"].tags
+    assert "distractors" in by_id["flickr30k/test/4000/s0/p20"].tags
+    assert "distractors" not in by_id["flickr30k/test/4000/s0/p21"].tags  # the only scene box
+
+
+def test_unrelated_captions_leave_training_and_tag_phrases(root):
+    ds = open_dataset("flickr30k_entities", root)
+    caps = ds.load_captions("test")
     assert [c.id for c in caps] == [
         "flickr30k/test/1000/s0",
         "flickr30k/test/1000/s1",
         "flickr30k/test/1000/s2",
+        "flickr30k/test/4000/s0",
+        "flickr30k/test/4000/s1",
     ]
     assert caps[2].text == "Someone watches him and his friend ."
+    assert ds.skipped == {"unrelated_caption": 1}
+    water = {s.id: s for s in ds.load_samples("test")}["flickr30k/test/4000/s2/p24"]
+    assert "unrelated_caption" in water.tags
+
+
+def test_read_unrelated_captions(tmp_path):
+    path = tmp_path / "UNRELATED_CAPTIONS"
+    path.write_text(FLICKR_UNRELATED + "129602216 5\n")
+    assert read_unrelated_captions(path) == {("4000", 2), ("129602216", 4)}
+    assert read_unrelated_captions(tmp_path / "absent") == frozenset()
+    path.write_text("4000 0\n")
+    with pytest.raises(DataFormatError) as err:
+        read_unrelated_captions(path)
+    assert str(err.value) == (
+        f"{path} line 1: expected '<image_id> <sentence number>' (integers, the number "
+        "1-based), got '4000 0'; re-download the file from the Flickr30k Entities repository"
+    )
 
 
 def test_truncated_xml_names_the_file(root):
@@ -140,7 +184,7 @@ def test_missing_box_coordinate(root):
 def test_check_reports_counts_and_missing_images(root):
     checks = {c.split: c for c in check_dataset(open_dataset("flickr30k_entities", root))}
     assert (checks["test"].images, checks["test"].published, checks["test"].unit) == (
-        1,
+        2,
         1000,
         "images",
     )

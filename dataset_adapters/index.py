@@ -101,11 +101,16 @@ def _num(record: dict, key: str, where: str) -> float:
     return float(value)
 
 
+#: Keys naming an object, in the order tried: v1.2+ ``names`` (list), v1.0 objects and
+#: relationships ``name`` (str), v1.0 attributes ``object_names`` (list).
+_NAME_KEYS = ("names", "name", "object_names")
+
+
 def _names(obj: Any) -> list[str]:
-    """Object names in v1.2+ (``names: [...]``) or v1.0 (``name: str``) form."""
+    """Object names in v1.2+ (``names: [...]``) or v1.0 (``name: str``, ``object_names``) form."""
     if not isinstance(obj, dict):
         return []
-    raw = obj.get("names", obj.get("name", []))
+    raw = next((obj[k] for k in _NAME_KEYS if k in obj), [])
     raw = [raw] if isinstance(raw, str) else raw
     return [n.strip().lower() for n in raw if isinstance(n, str) and n.strip()]
 
@@ -187,15 +192,37 @@ def _relation_rows(path: Path, progress: tqdm) -> Iterator[tuple]:
         yield from ((image_id, s, p, o) for s, p, o in sorted(triples) if p)
 
 
+#: The unique id of each table that has one (its first column), as error messages name it.
+_UNIQUE_IDS = {"images": "image id", "regions": "region id"}
+
+
+class DuplicateIdError(Exception):
+    """A row repeats the unique id of its table; ``value`` is that id."""
+
+    def __init__(self, table: str, value: Any) -> None:
+        super().__init__(f"duplicate {_UNIQUE_IDS.get(table, 'id')} {value}")
+        self.value = value
+
+
 def _insert(con: sqlite3.Connection, table: str, rows: Iterable[tuple]) -> int:
     n, batch = 0, []
+
+    def flush() -> None:
+        try:
+            con.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * len(batch[0]))})", batch)
+        except sqlite3.IntegrityError as exc:
+            # executemany stops at the first duplicate; the rows before it are in, so the
+            # row count since the last batch points at the offending row
+            (count,) = con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()
+            raise DuplicateIdError(table, batch[count - n][0]) from exc
+
     for row in rows:
         batch.append(row)
         if len(batch) >= _BATCH:
-            con.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * len(row))})", batch)
+            flush()
             n, batch = n + len(batch), []
     if batch:
-        con.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * len(batch[0]))})", batch)
+        flush()
     return n + len(batch)
 
 
@@ -236,8 +263,8 @@ def build_vg_index(
         Rows written per table.
 
     Raises:
-        DataFormatError: a required file is missing, a file is malformed, or a region
-            id repeats (the element is named).
+        DataFormatError: a required file is missing, a file is malformed, or an image or
+            region id repeats (the id is named).
     """
     root, index_path = Path(root), Path(index_path)
     for name in REQUIRED_FILES:
@@ -261,9 +288,10 @@ def build_vg_index(
                 table, rows = _LOADERS[name]
                 try:
                     counts[table] = _insert(con, table, rows(root / name, bar))
-                except sqlite3.IntegrityError as exc:
+                except DuplicateIdError as exc:
                     raise DataFormatError(
-                        f"{root / name}: duplicate id ({exc}); ids must be unique: re-download it"
+                        f"{root / name}: {_UNIQUE_IDS[table]} {exc.value} occurs more than "
+                        "once; ids must be unique: re-download the file"
                     ) from exc
                 log.info("indexed %s: %d rows", name, counts[table])
         con.executescript(_POST_DDL)

@@ -15,10 +15,15 @@ The JSON files are indexed once into ``<root>/groundbench_index/visual_genome.sq
 (``groundbench data index visual_genome --root ...``; built on first use otherwise).
 A region's ``x, y, width, height`` becomes ``[x, y, x + width, y + height]``.
 
-Splits: with ``test_image_ids`` (a text file of image ids, one per line, or a JSON list;
-e.g. the MG split, VG images that are in COCO val2014) the splits are ``train`` (every
-other image) and ``test``; without it, one split ``all``. Sample id
-``vg/<split>/<image_id>/r<region_id>``.
+Splits: with ``test_image_ids`` the splits are ``train`` (every other image) and ``test``;
+without it, one split ``all``. ``test_image_ids`` names the MG authors' split file
+``data_splits.pickle`` (a pickled dict of two sets of image ids, ``train`` and ``test``; read
+by the restricted unpickler of :mod:`dataset_adapters.safe_pickle`), a text file of image
+ids, one per line, or a JSON list. Sample id ``vg/<split>/<image_id>/r<region_id>``.
+
+Nothing is dropped silently: regions of images that ``image_data.json`` does not list (no
+image size, so no sample) and test ids without image metadata are counted in
+``load_warnings`` and logged.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from dataset_adapters.base import ADAPTERS, DatasetAdapter
 from dataset_adapters.coords import vg_region_to_xyxy
 from dataset_adapters.index import build_vg_index, index_is_current
 from dataset_adapters.probe_tags import probe_tags, words
+from dataset_adapters.safe_pickle import load_data_pickle
 from groundbench.errors import DataFormatError
 from groundbench.types import CaptionRecord, GroundingSample
 
@@ -47,27 +53,77 @@ log = logging.getLogger(__name__)
 _URL_TAIL = re.compile(r"([^/]+)/([^/]+)$")
 
 
+#: Suffixes of a pickled split file (the MG authors' ``data_splits.pickle``).
+PICKLE_SUFFIXES = (".pickle", ".pkl", ".p")
+#: What ``test_image_ids`` may name, for error messages.
+_ID_FILE_FORMS = "the MG data_splits.pickle, a text file of image ids (one per line) or a JSON list"
+
+
+def _split_pickle_ids(path: Path) -> list[Any]:
+    """The ``test`` ids of a pickled split dict (the MG ``data_splits.pickle``)."""
+    data = load_data_pickle(path)
+    ids = data.get("test") if isinstance(data, dict) else None
+    if not isinstance(ids, (set, frozenset, list, tuple)):
+        found = (
+            f"a dict with keys {', '.join(map(repr, data))}"
+            if isinstance(data, dict)
+            else f"a {type(data).__name__}"
+        )
+        raise DataFormatError(
+            f"{path}: expected the MG split pickle, a dict whose 'test' key holds a set of "
+            f"image ids, got {found}; pass {_ID_FILE_FORMS}"
+        )
+    return list(ids)
+
+
 def read_image_ids(path: Path) -> frozenset[int]:
-    """Read an image-id list: a JSON list of ints, or one integer per line.
+    """Read the test image ids: MG ``data_splits.pickle``, a JSON list, or one id per line.
+
+    A file ending in ``.pickle``, ``.pkl`` or ``.p``, or starting with a pickle's protocol
+    byte, is read as the MG split pickle (its ``test`` set); other files as text.
 
     Raises:
-        DataFormatError: the file is missing or holds something that is not an image id.
+        DataFormatError: the file is missing, unreadable, or holds something that is not an
+            image id.
+
+    Example:
+        >>> import pickle, tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "data_splits.pickle")
+        >>> with open(path, "wb") as f:
+        ...     pickle.dump({"train": {1, 2}, "test": {3}}, f, protocol=2)
+        >>> sorted(read_image_ids(Path(path)))
+        [3]
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError as exc:
         raise DataFormatError(f"test_image_ids file {path} does not exist") from exc
+    if path.suffix in PICKLE_SUFFIXES or data[:1] == b"\x80":
+        ids = _split_pickle_ids(path)
+    else:
+        ids = _text_ids(path, data)
+    try:
+        return frozenset(int(i) for i in ids)
+    except (TypeError, ValueError) as exc:
+        raise DataFormatError(f"{path}: image ids must be integers ({exc})") from exc
+
+
+def _text_ids(path: Path, data: bytes) -> list[Any]:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFormatError(
+            f"{path}: not a text list of image ids ({exc}); pass {_ID_FILE_FORMS}"
+        ) from exc
     if text.lstrip().startswith("["):
         try:
             ids = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataFormatError(f"{path}: malformed JSON list of image ids ({exc})") from exc
-    else:
-        ids = [line.strip() for line in text.splitlines() if line.strip()]
-    try:
-        return frozenset(int(i) for i in ids)
-    except (TypeError, ValueError) as exc:
-        raise DataFormatError(f"{path}: image ids must be integers ({exc})") from exc
+        if not isinstance(ids, list):
+            raise DataFormatError(f"{path}: expected a JSON list of image ids")
+        return ids
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _has_sequence(phrase_words: tuple[str, ...], target: tuple[str, ...]) -> bool:
@@ -104,9 +160,8 @@ class VisualGenomeAdapter(DatasetAdapter):
         super().__init__(
             root, test_image_ids=test_image_ids, index_path=index_path, image_dir=image_dir
         )
-        self.test_ids = (
-            read_image_ids(under_root(self.root, test_image_ids)) if test_image_ids else None
-        )
+        self.test_ids_path = under_root(self.root, test_image_ids) if test_image_ids else None
+        self.test_ids = read_image_ids(self.test_ids_path) if self.test_ids_path else None
         self.index_path = (
             under_root(self.root, index_path)
             if index_path
@@ -155,12 +210,48 @@ class VisualGenomeAdapter(DatasetAdapter):
         return f"{self.root}{os.sep}{folder}{os.sep}{name}"
 
     def _rows(self, split: str) -> list[tuple[Any, ...]]:
+        """The split's regions joined with their image's size; what the join drops is reported."""
         with closing(self._connect(split)) as con:
-            return con.execute(
+            rows = con.execute(
                 "SELECT r.region_id, r.image_id, r.phrase, r.x, r.y, r.width, r.height, "
                 "i.width, i.height, i.url FROM regions r JOIN images i USING (image_id) "
                 "WHERE r.image_id IN split_images ORDER BY r.image_id, r.region_id"
             ).fetchall()
+            self.load_warnings = self._unplaced(con, split)
+        for line in self.load_warnings:
+            log.warning("visual_genome %s: %s", split, line)
+        return rows
+
+    def _unplaced(self, con: sqlite3.Connection, split: str) -> list[str]:
+        """Say which regions and test ids of ``split`` have no image metadata (so no sample)."""
+        in_split = {
+            "all": "",
+            "test": "AND image_id IN test_ids",
+            "train": "AND image_id NOT IN test_ids",
+        }
+        regions, images = con.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT image_id) FROM regions "
+            f"WHERE image_id NOT IN (SELECT image_id FROM images) {in_split[split]}"
+        ).fetchone()
+        image_data = self.root / "image_data.json"
+        out = []
+        if regions:
+            out.append(
+                f"{self.root / 'region_descriptions.json'}: {regions} regions of {images} images "
+                f"that {image_data} does not list are left out (no image size); use the files "
+                "of one Visual Genome version"
+            )
+        if split == "test":
+            (unknown,) = con.execute(
+                "SELECT COUNT(*) FROM test_ids WHERE image_id NOT IN (SELECT image_id FROM images)"
+            ).fetchone()
+            if unknown:
+                out.append(
+                    f"{self.test_ids_path}: {unknown} of its {len(self.test_ids or ())} test "
+                    f"image ids are not in {image_data}, so they have no samples; use the files "
+                    "of one Visual Genome version"
+                )
+        return out
 
     def _image_knowledge(self, split: str) -> tuple[dict, dict, dict]:
         """Object-name counts, attribute pairs and relation triples of the split's images."""

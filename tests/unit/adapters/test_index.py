@@ -145,8 +145,28 @@ def test_duplicate_region_id(tmp_path):
     data = vg_files()["region_descriptions.json"]
     data[1]["regions"][0]["region_id"] = 11
     (root / "region_descriptions.json").write_text(json.dumps(data))
-    with pytest.raises(DataFormatError, match=r"region_descriptions.json: duplicate id \(UNIQUE"):
+    with pytest.raises(DataFormatError) as err:
         build_vg_index(root, tmp_path / "vg.sqlite", progress=False)
+    assert str(err.value) == (
+        f"{root / 'region_descriptions.json'}: region id 11 occurs more than once; ids must be "
+        "unique: re-download the file"
+    )
+
+
+def test_duplicate_id_is_named_past_the_first_batch(tmp_path, monkeypatch):
+    import dataset_adapters.index as index
+
+    monkeypatch.setattr(index, "_BATCH", 2)  # the duplicate sits in the second batch
+    root = write_vg(tmp_path / "vg")
+    data = vg_files()["image_data.json"]
+    data.append({**data[0], "width": 7})
+    (root / "image_data.json").write_text(json.dumps(data))
+    with pytest.raises(DataFormatError) as err:
+        build_vg_index(root, tmp_path / "vg.sqlite", progress=False)
+    assert str(err.value) == (
+        f"{root / 'image_data.json'}: image id 1 occurs more than once; ids must be unique: "
+        "re-download the file"
+    )
 
 
 def test_missing_required_file(tmp_path):

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import numpy as np
 import pytest
-from adapter_files import write_vg
+from adapter_files import CodeRunningPayload, add_vg_orphans, write_mg_splits, write_vg
 
 from dataset_adapters import open_dataset
 from dataset_adapters.check import check_dataset
 from dataset_adapters.coords import vg_region_to_xyxy
+from dataset_adapters.index import build_vg_index
 from groundbench.errors import DataFormatError
 
 
@@ -110,3 +112,99 @@ def test_stale_index_is_rebuilt(root):
 def test_check(root):
     (c,) = check_dataset(open_dataset("visual_genome", root))
     assert (c.split, c.samples, c.images, c.missing_images, c.published) == ("all", 4, 3, 2, None)
+
+
+def test_mg_split_pickle_is_read_directly(root):
+    ds = open_dataset("visual_genome", root, test_image_ids="data_splits.pickle")
+    assert ds.test_ids == {1, 3}
+    assert [s.id for s in ds.load_samples("test")] == [
+        "vg/test/1/r11",
+        "vg/test/1/r12",
+        "vg/test/3/r31",
+    ]
+    assert [s.id for s in ds.load_samples("train")] == ["vg/train/2/r21"]
+
+
+def test_mg_split_pickle_ids_as_strings_and_any_name(root):
+    # a pickle under another name is recognised by its protocol byte
+    with open(root / "splits.bin", "wb") as f:
+        pickle.dump({"train": {"2"}, "test": {"1", "3"}}, f, protocol=4)
+    assert open_dataset("visual_genome", root, test_image_ids="splits.bin").test_ids == {1, 3}
+
+
+def test_split_pickle_without_a_test_set(root):
+    path = root / "data_splits.pickle"
+    with open(path, "wb") as f:
+        pickle.dump({"train": {2}, "val": {1}}, f, protocol=2)
+    with pytest.raises(DataFormatError) as err:
+        open_dataset("visual_genome", root, test_image_ids="data_splits.pickle")
+    assert str(err.value) == (
+        f"{path}: expected the MG split pickle, a dict whose 'test' key holds a set of image "
+        "ids, got a dict with keys 'train', 'val'; pass the MG data_splits.pickle, a text file "
+        "of image ids (one per line) or a JSON list"
+    )
+
+
+def test_split_pickle_that_would_run_code_is_refused(root, tmp_path):
+    marker = tmp_path / "ran.txt"
+    path = root / "data_splits.pickle"
+    with open(path, "wb") as f:
+        pickle.dump({"train": {2}, "test": CodeRunningPayload(marker)}, f, protocol=2)
+    with pytest.raises(DataFormatError) as err:
+        open_dataset("visual_genome", root, test_image_ids="data_splits.pickle")
+    assert str(err.value) == (
+        f"{path}: refused to unpickle: the file asks for the global __builtin__.exec, but "
+        "dataset pickles may hold only lists, dicts, tuples, sets, strings and numbers; "
+        "re-download the file from its official source"
+    )
+    assert not marker.exists()
+
+
+def test_binary_id_file_that_is_not_a_pickle(root):
+    path = root / "ids.bin"
+    path.write_bytes(b"1\n\xff\xfe\n")
+    with pytest.raises(DataFormatError) as err:
+        open_dataset("visual_genome", root, test_image_ids="ids.bin")
+    assert str(err.value) == (
+        f"{path}: not a text list of image ids ('utf-8' codec can't decode byte 0xff in "
+        "position 2: invalid start byte); pass the MG data_splits.pickle, a text file of image "
+        "ids (one per line) or a JSON list"
+    )
+
+
+@pytest.mark.parametrize("version", ["1.0", "1.2"])
+def test_attribute_pairs_of_every_version(tmp_path, version):
+    # v1.0 attribute records say object_names, v1.2 names: both give the (white, fence) pair
+    root = write_vg(tmp_path / version, version)
+    counts = build_vg_index(root, tmp_path / f"{version}.sqlite", progress=False)
+    assert counts["attribute_pairs"] == 1
+
+
+def test_regions_and_test_ids_without_image_metadata_are_reported(root):
+    add_vg_orphans(root)
+    ds = open_dataset("visual_genome", root, test_image_ids="test_ids.txt")
+    assert [s.id for s in ds.load_samples("train")] == ["vg/train/2/r21"]
+    assert ds.load_warnings == [
+        f"{root / 'region_descriptions.json'}: 2 regions of 1 images that "
+        f"{root / 'image_data.json'} does not list are left out (no image size); use the files "
+        "of one Visual Genome version"
+    ]
+    assert len(ds.load_samples("test")) == 3
+    assert ds.load_warnings == [
+        f"{root / 'test_ids.txt'}: 1 of its 3 test image ids are not in "
+        f"{root / 'image_data.json'}, so they have no samples; use the files of one Visual "
+        "Genome version"
+    ]
+    whole = open_dataset("visual_genome", root)
+    assert len(whole.load_captions("all")) == 4
+    assert whole.load_warnings[0].startswith(
+        f"{root / 'region_descriptions.json'}: 2 regions of 1 images"
+    )
+
+
+def test_mg_split_pickle_fixture_round_trips(tmp_path):
+    path = write_mg_splits(tmp_path / "data_splits.pickle", train={5, 6}, test={7})
+    with open(path, "rb") as f:
+        assert f.read(2) == b"\x80\x02"
+    with open(path, "rb") as f:
+        assert pickle.load(f) == {"train": {5, 6}, "test": {7}}

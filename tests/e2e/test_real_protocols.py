@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 
-from adapter_files import write_flickr, write_refcoco, write_vg  # noqa: E402
+from adapter_files import write_flickr, write_mg_splits, write_refcoco, write_vg  # noqa: E402
 
 from groundbench.evaluate import evaluate  # noqa: E402
 from groundbench.protocol import list_protocols, load_protocol  # noqa: E402
@@ -30,7 +30,7 @@ def _write_root(protocol, root: Path) -> Path:
         return write_flickr(root)
     if dataset.adapter == "visual_genome":
         write_vg(root)
-        (root / options["test_image_ids"]).write_text("1\n2\n")  # the MG test images
+        write_mg_splits(root / options["test_image_ids"], train={3}, test={1, 2})
         return root
     raise AssertionError(f"no fixture for adapter {dataset.adapter!r}")
 

@@ -8,6 +8,7 @@ aggregate and write the report atomically.
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,20 +17,25 @@ import torch
 from tqdm import tqdm
 
 from groundbench import __version__
-from groundbench.evaluation.cache import RecordWriter, cache_dir, cache_key, read_records
+from groundbench.errors import GroundbenchError
+from groundbench.evaluation.cache import RecordWriter, cache_key, read_records
 from groundbench.evaluation.data import batches, dataset_fingerprint, load_samples
-from groundbench.evaluation.outputs import (
-    aggregate_records,
-    environment,
-    figure_writers,
-    render_samples_csv,
-    write_report_dir,
-)
-from groundbench.evaluation.ranks import join_world
+from groundbench.evaluation.gallery import GalleryKeeper
+from groundbench.evaluation.outputs import environment, figure_writers, write_report_dir
+from groundbench.evaluation.ranks import World, join_world
 from groundbench.evaluation.scoring import Scorer
+from groundbench.evaluation.workdir import (
+    OutputDirError,
+    RunLock,
+    check_out_dir,
+    remove_if_unused,
+    work_dir,
+)
 from groundbench.methods import Method, resolve_method
+from groundbench.metrics import METRICS
 from groundbench.protocol import Protocol, load_protocol
 from groundbench.report import headline_lines
+from groundbench.report.records import Records, aggregates_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -60,37 +66,48 @@ def evaluate(
     """Evaluate ``method`` under ``protocol`` and write the report to ``out_dir``.
 
     Returns the result on rank 0 and None on the other ``torchrun`` ranks.
+
+    Raises:
+        OutputDirError: ``out_dir`` exists and is not a report directory, or another
+            evaluation is writing it.
     """
     spec = method if isinstance(method, str) else method.name
     protocol = load_protocol(protocol, overrides) if isinstance(protocol, str) else protocol
     method = resolve_method(method) if isinstance(method, str) else method
-    out_dir, dev = Path(out_dir), torch.device(device)
+    out_dir, dev = check_out_dir(out_dir), torch.device(device)
+    scorer = Scorer(protocol, method, dev)
     world = join_world(dev)
+    lock = RunLock(out_dir)
+    work = work_dir(out_dir)
     try:
         samples = load_samples(protocol, data_root, limit)
         if limit is None and hasattr(method, "check_ids"):
             method.check_ids([s.id for s in samples])
         data_fp, method_fp = dataset_fingerprint(samples), method.fingerprint()
-        key, work = cache_key(protocol.hash, method_fp, data_fp), cache_dir(out_dir)
-        if not resume and world.is_main:
-            import shutil
-
-            shutil.rmtree(work, ignore_errors=True)
-        world.barrier()
-        done = read_records(work, key)
-        pending = [s for s in samples if s.id not in done][world.rank :: world.size]
+        key = cache_key(protocol.hash, method_fp, data_fp)
+        _take_lock(world, lock, work, key, resume)
+        done = read_records(work, key, scorer.keys)
+        world.barrier()  # every rank has read the cache before any rank appends to it
+        cached = set(done.ids)
+        pending = [s for s in samples if s.id not in cached][world.rank :: world.size]
         log.info(
             "%d of %d samples cached; scoring %d on rank %d",
-            len(done),
+            len(cached),
             len(samples),
             len(pending),
             world.rank,
         )
-        scorer = Scorer(protocol, method, dev)
+        first = scorer.suite.specs[0]
+        keeper = GalleryKeeper(
+            first.key,
+            METRICS.meta(first.name).get("higher_is_better", True),
+            protocol.bootstrap.seed,
+        )
         _score(
             scorer,
             pending,
             RecordWriter(work, key, world.rank),
+            keeper,
             batch_size,
             num_workers,
             progress and world.is_main,
@@ -98,17 +115,12 @@ def evaluate(
         world.barrier()
         if not world.is_main:
             return None
-        records = read_records(work, key)
-        records = [records[s.id] for s in samples]
-        tags = {s.id: s.tags for s in samples}
-        metrics = aggregate_records(
-            scorer.keys,
-            records,
-            [s.tags for s in samples],
-            resamples=protocol.bootstrap.resamples,
-            seed=protocol.bootstrap.seed,
+        records = _in_sample_order(read_records(work, key, scorer.keys), samples, work)
+        aggregates = records.aggregate(
+            resamples=protocol.bootstrap.resamples, seed=protocol.bootstrap.seed
         )
-        samples_csv = render_samples_csv(scorer.keys, records, tags)
+        metrics = aggregates_to_dict(aggregates)
+        samples_csv = records.to_csv()
         report = _report(
             protocol,
             method,
@@ -125,28 +137,71 @@ def evaluate(
             work,
             report,
             samples_csv,
-            figure_writers(scorer, samples, records, metrics, protocol.bootstrap.seed),
+            figure_writers(scorer, samples, records, metrics, protocol.bootstrap.seed, keeper),
         )
+        shutil.rmtree(work, ignore_errors=True)
         return EvaluationResult(out_dir, report, headline_lines(metrics))
+    except BaseException:
+        if world.is_main and lock.held:
+            remove_if_unused(work)
+        raise
     finally:
+        lock.release()
         world.close()
 
 
+def _take_lock(world: World, lock: RunLock, work: Path, key: str, resume: bool) -> None:
+    """Rank 0 takes the lock of ``--out`` (and clears the cache without resume); all ranks learn."""
+    error = None
+    if world.is_main:
+        try:
+            lock.acquire()
+            if not resume:
+                for path in work.glob("records.*.jsonl"):
+                    path.unlink()
+        except OutputDirError as exc:
+            error = str(exc)
+    error = world.share(error)
+    if error is not None:
+        raise OutputDirError(error)
+
+
+def _in_sample_order(records: Records, samples, work: Path) -> Records:
+    row = {sid: i for i, sid in enumerate(records.ids)}
+    missing = [s.id for s in samples if s.id not in row]
+    if missing:
+        raise GroundbenchError(
+            f"{work}: no record for {len(missing)} samples after scoring (first: "
+            f"{missing[:3]}); rerun the same command to score them"
+        )
+    return records.take([row[s.id] for s in samples])
+
+
 def _score(
-    scorer: Scorer, pending, writer: RecordWriter, batch_size: int, num_workers: int, progress: bool
+    scorer: Scorer,
+    pending,
+    writer: RecordWriter,
+    keeper: GalleryKeeper,
+    batch_size: int,
+    num_workers: int,
+    progress: bool,
 ) -> None:
     with tqdm(
         total=len(pending), unit="sample", disable=not progress, desc="evaluate", dynamic_ncols=True
     ) as bar:
-        for samples, images, errors in batches(
-            pending,
-            with_images=scorer.method.needs_images,
-            batch_size=batch_size,
-            num_workers=num_workers,
-        ):
-            writer.write(scorer.score(samples, images, errors))
-            bar.update(len(samples))
-    writer.close()
+        try:
+            for samples, images, errors in batches(
+                pending,
+                with_images=scorer.method.needs_images,
+                batch_size=batch_size,
+                num_workers=num_workers,
+            ):
+                scored = scorer.score(samples, images, errors)
+                writer.write(scored.records)
+                keeper.offer(scored.records, scored.maps)
+                bar.update(len(samples))
+        finally:
+            writer.close()
 
 
 def _report(

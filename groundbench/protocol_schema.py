@@ -15,12 +15,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-
 from groundbench.errors import GroundbenchError, ProtocolError
-from groundbench.metrics import METRICS, compute_metric, display_key, metric_params
+from groundbench.metrics import METRICS
+from groundbench.metrics.suite import check_specs
 from groundbench.postprocess import canonical_config
-from groundbench.types import HeatmapBatch
 
 SCHEMA_VERSION = 1
 TOP_LEVEL_KEYS: tuple[str, ...] = (
@@ -40,6 +38,10 @@ DATASET_KEYS: tuple[str, ...] = ("adapter", "name", "split", "options")
 SELECT_DEFAULTS: dict[str, Any] = {"include_tags": [], "exclude_tags": [], "min_area_fraction": 0.0}
 BOOTSTRAP_DEFAULTS: dict[str, int] = {"resamples": 1000, "seed": 0}
 REGIONS: tuple[str, ...] = ("boxes", "mask")
+#: Upper bounds that keep a valid protocol within memory: more resamples do not move a
+#: 95% interval's third digit, and larger evaluation grids only allocate.
+MAX_RESAMPLES = 1_000_000
+MAX_RESOLUTION_PX = 8192
 CONTROLS: tuple[str, ...] = ("blind",)
 
 #: Settings that cannot change a number: never in a protocol, always a CLI flag.
@@ -117,9 +119,11 @@ def _choice(where: str, value: Any, path: str, options: tuple[str, ...]) -> str:
     )
 
 
-def _integer(where: str, value: Any, path: str, low: int) -> int:
+def _integer(where: str, value: Any, path: str, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ProtocolError(f"{where}: {path} must be an integer >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ProtocolError(f"{where}: {path}: {value!r} is too large; use at most {high}")
     return int(value)
 
 
@@ -196,32 +200,30 @@ def _resolution(where: str, value: Any) -> str | list[int]:
         and len(value) == 2
         and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
     ):
+        if max(value) > MAX_RESOLUTION_PX:
+            raise ProtocolError(
+                f"{where}: resolution {value!r} is too large; each side must be at most "
+                f"{MAX_RESOLUTION_PX} pixels"
+            )
         return [int(value[0]), int(value[1])]
     raise ProtocolError(
         f"{where}: resolution must be 'image' or [height, width] in positive pixels, got {value!r}"
     )
 
 
-def _metric(where: str, index: int, value: Any, pipeline: Mapping[str, Any]) -> dict[str, Any]:
-    path = f"metrics.{index}"
-    if not isinstance(value, Mapping) or "name" not in value:
+def _metrics(where: str, value: Any, pipeline: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not value:
         raise ProtocolError(
-            f"{where}: {path} must be a mapping with a name and parameters, e.g. "
-            f"{{name: box_acc, iou: 0.5}}, got {value!r}"
+            f"{where}: metrics must be a non-empty list like [{{name: pointing, variant: albef}}], "
+            f"got {value!r}"
         )
-    name = value["name"]
-    try:
-        METRICS.entry(str(name), asked_by=f"{where} {path}.name")
-    except GroundbenchError as exc:
-        raise ProtocolError(str(exc)) from exc
-    defaults = metric_params(name)
-    reject_unknown(where, value, path, ["name", *defaults])
-    params = {}
-    for key, default in defaults.items():
-        given = value.get(key, default)
-        if isinstance(default, float) and isinstance(given, int) and not isinstance(given, bool):
-            given = float(given)
-        params[key] = given
+    for i, m in enumerate(value):
+        if isinstance(m, Mapping) and "name" in m and str(m["name"]) in METRICS:
+            _check_needs(where, f"metrics.{i}", str(m["name"]), pipeline)
+    return [spec.to_dict() for spec in check_specs(value, where=where)]
+
+
+def _check_needs(where: str, path: str, name: str, pipeline: Mapping[str, Any]) -> None:
     needs = METRICS.meta(name).get("needs", ())
     if "pred_mask" in needs and pipeline["threshold"] is None:
         raise ProtocolError(
@@ -233,43 +235,6 @@ def _metric(where: str, index: int, value: Any, pipeline: Mapping[str, Any]) -> 
             f"{where}: {path}: metric {name!r} reads the predicted box, but pipeline.regions "
             "is null; set a regions rule or drop the metric"
         )
-    try:
-        compute_metric(name, _PROBE_BATCH, **params)
-    except ProtocolError as exc:
-        raise ProtocolError(f"{where}: {path}: {exc}") from exc
-    return {"name": name, **params}
-
-
-# A 1×2×2 batch every metric can run on: lets a metric check its own parameters at load time.
-_PROBE_BATCH = HeatmapBatch(
-    ids=("probe",),
-    heatmap=torch.tensor([[[0.0, 1.0], [0.5, 0.25]]]),
-    valid=torch.ones(1, 2, 2, dtype=torch.bool),
-    region=torch.tensor([[[False, True], [False, False]]]),
-    boxes=torch.tensor([[[1.0, 0.0, 2.0, 1.0]]], dtype=torch.float64),
-    box_count=torch.tensor([1]),
-    pred_mask=torch.tensor([[[False, True], [False, False]]]),
-    pred_box=torch.tensor([[1.0, 0.0, 2.0, 1.0]], dtype=torch.float64),
-)
-
-
-def _metrics(where: str, value: Any, pipeline: Mapping[str, Any]) -> list[dict[str, Any]]:
-    if not isinstance(value, list) or not value:
-        raise ProtocolError(
-            f"{where}: metrics must be a non-empty list like [{{name: pointing, variant: albef}}], "
-            f"got {value!r}"
-        )
-    out = [_metric(where, i, m, pipeline) for i, m in enumerate(value)]
-    seen: dict[str, int] = {}
-    for i, m in enumerate(out):
-        key = display_key(m["name"], {k: v for k, v in m.items() if k != "name"})
-        if key in seen:
-            raise ProtocolError(
-                f"{where}: metrics.{i} repeats metrics.{seen[key]} (both report as {key!r}); "
-                "remove one"
-            )
-        seen[key] = i
-    return out
 
 
 def apply_presets(raw: dict[str, Any]) -> dict[str, Any]:
@@ -327,7 +292,13 @@ def canonicalise(where: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         "pipeline": pipeline,
         "metrics": _metrics(where, raw["metrics"], pipeline),
         "bootstrap": {
-            k: _integer(where, v, f"bootstrap.{k}", 1 if k == "resamples" else 0)
+            k: _integer(
+                where,
+                v,
+                f"bootstrap.{k}",
+                1 if k == "resamples" else 0,
+                MAX_RESAMPLES if k == "resamples" else None,
+            )
             for k, v in _mapping(
                 where, raw.get("bootstrap"), "bootstrap", BOOTSTRAP_DEFAULTS
             ).items()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,16 +63,131 @@ def load_samples(
 
 
 def dataset_fingerprint(samples: Sequence[GroundingSample]) -> str:
-    """sha256 over the samples' ids, phrases and boxes (certifies the data, wherever it lives)."""
+    """sha256 over what is scored of every sample, wherever the data lives.
+
+    Covers the id, text, phrase and span, image size, boxes, mask, tags and the sha256 of
+    the image file's bytes (:func:`file_sha256`), so two roots whose images differ never
+    share a fingerprint, a cache key or a leaderboard column.
+    """
     h = hashlib.sha256()
     for s in samples:
-        h.update(s.id.encode())
-        h.update(b"\0")
-        h.update(s.phrase.encode())
+        head = {
+            "id": s.id,
+            "text": s.text,
+            "phrase": s.phrase,
+            "span": list(s.span),
+            "size": [s.width, s.height],
+            "mask": None if s.mask is None else dict(s.mask),
+            "tags": sorted(s.tags),
+            "image": file_sha256(s.image_path),
+        }
+        h.update(json.dumps(head, sort_keys=True, ensure_ascii=False, default=str).encode())
         h.update(b"\0")
         h.update(np.ascontiguousarray(s.boxes, dtype="<f8").tobytes())
         h.update(b"\n")
+    flush_hash_cache()
     return h.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes, cached by (path, size, mtime) so unchanged files are read once.
+
+    The cache is a small SQLite file in the user cache folder
+    (``$GROUNDBENCH_CACHE`` or ``~/.cache/groundbench``); a missing file hashes as
+    ``"missing"`` (the sample is then scored as ``missing_image``).
+    """
+    path = os.path.abspath(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    stamp = (path, st.st_size, st.st_mtime_ns)
+    hit = _HASHES.get(stamp)
+    if hit is None:
+        hit = _hash_store().get(stamp)
+    if hit is None:
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+        except OSError:
+            return "missing"
+        hit = digest.hexdigest()
+        _hash_store().put(stamp, hit)
+    _HASHES[stamp] = hit
+    return hit
+
+
+_HASHES: dict[tuple[str, int, int], str] = {}
+
+
+class _HashStore:
+    """Persistent (path, size, mtime) → sha256 table; any failure only costs a re-hash."""
+
+    def __init__(self) -> None:
+        base = os.environ.get("GROUNDBENCH_CACHE") or os.path.join(
+            os.path.expanduser("~"), ".cache", "groundbench"
+        )
+        self._db = None
+        self._pending: list[tuple[str, int, int, str]] = []
+        try:
+            import sqlite3
+
+            os.makedirs(base, exist_ok=True)
+            self._db = sqlite3.connect(os.path.join(base, "file_hashes.sqlite"), timeout=30)
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS files (path TEXT, size INTEGER, mtime_ns INTEGER, "
+                "sha256 TEXT, PRIMARY KEY (path, size, mtime_ns))"
+            )
+            self._db.commit()
+        except Exception as exc:  # read-only home, locked or corrupt database: hash every time
+            log.info("file hash cache unavailable (%s); images are hashed on every run", exc)
+            self._db = None
+
+    def get(self, stamp: tuple[str, int, int]) -> str | None:
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute(
+                "SELECT sha256 FROM files WHERE path=? AND size=? AND mtime_ns=?", stamp
+            ).fetchone()
+        except Exception:
+            return None
+        return None if row is None else row[0]
+
+    def put(self, stamp: tuple[str, int, int], digest: str) -> None:
+        if self._db is None:
+            return
+        self._pending.append((*stamp, digest))
+        if len(self._pending) >= 512:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._db is None or not self._pending:
+            return
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)", self._pending)
+            self._db.commit()
+        except Exception as exc:
+            log.info("file hash cache not updated (%s)", exc)
+        self._pending.clear()
+
+
+_STORE: _HashStore | None = None
+
+
+def _hash_store() -> _HashStore:
+    global _STORE
+    if _STORE is None:
+        _STORE = _HashStore()
+    return _STORE
+
+
+def flush_hash_cache() -> None:
+    """Write the hashes computed so far to the persistent cache."""
+    if _STORE is not None:
+        _STORE.flush()
 
 
 class _ImageDataset(torch.utils.data.Dataset):

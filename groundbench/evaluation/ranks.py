@@ -27,6 +27,14 @@ class World:
         if self.size > 1:
             dist.barrier()
 
+    def share(self, obj):
+        """Return rank 0's ``obj`` on every rank (``obj`` itself for one process)."""
+        if self.size == 1:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def close(self) -> None:
         """Tear down the process group if this evaluation created it."""
         if self.owns_group:

@@ -1,13 +1,13 @@
-"""Score one batch: method → raw maps → pipeline → heatmaps + ground truth → per-sample records.
+"""Score one batch: method → raw maps → pipeline → heatmaps + ground truth → :class:`Records`.
 
-A record is a plain dict ``{"id", "values": {key: float | None}, "undefined": {key: label},
-"extras": {column: float}}``; everything is reduced in float64 per sample, so batch size and
-batch composition cannot change a digit.
+Every value is reduced in float64 per sample, so batch size and batch composition cannot
+change a digit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,10 +15,33 @@ import torch
 
 from groundbench.errors import DataFormatError, MethodError
 from groundbench.methods.base import Method
-from groundbench.metrics import compute_metric, display_key, shared_ranks
+from groundbench.metrics.suite import MetricSuite
 from groundbench.postprocess import Pipeline, ProcessedMaps
 from groundbench.protocol import Protocol
-from groundbench.types import GroundingSample, HeatmapBatch, Undefined, pad_boxes, rasterise_boxes
+from groundbench.report.records import Records
+from groundbench.types import (
+    GroundingSample,
+    HeatmapBatch,
+    RawMaps,
+    Undefined,
+    pad_boxes,
+    rasterise_boxes,
+)
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """The records of a batch and the post-processed maps of its samples that had an image.
+
+    Attributes:
+        records: one record per sample, in batch order.
+        maps: the pipeline's output for ``maps.ids`` (None when no image loaded).
+    """
+
+    records: Records
+    maps: ProcessedMaps | None
 
 
 class Scorer:
@@ -29,19 +52,12 @@ class Scorer:
         self.method = method
         self.device = device
         self.pipeline = Pipeline.from_config(protocol.pipeline)
-        self.specs = [
-            (
-                display_key(m["name"], {k: v for k, v in m.items() if k != "name"}),
-                m["name"],
-                {k: v for k, v in m.items() if k != "name"},
-            )
-            for m in protocol.metrics
-        ]
+        self.suite = MetricSuite(protocol.metrics)
 
     @property
     def keys(self) -> tuple[str, ...]:
         """Metric display keys, in protocol order."""
-        return tuple(k for k, _, _ in self.specs)
+        return self.suite.keys
 
     def size_of(self, sample: GroundingSample) -> tuple[int, int]:
         """(height, width) at which the sample is evaluated."""
@@ -51,15 +67,22 @@ class Scorer:
     def maps(
         self, samples: Sequence[GroundingSample], images: Sequence[np.ndarray | None]
     ) -> ProcessedMaps:
-        """Run the method and the pipeline on samples whose images (if needed) loaded."""
+        """Run the method and the pipeline on samples whose images (if needed) loaded.
+
+        Raises:
+            MethodError: the method returned other ids, an empty map, or finite values
+                beyond the float32 range.
+        """
         raw = self.method.predict(
             samples, list(images) if self.method.needs_images else None, device=self.device
         )
-        if raw.ids != tuple(s.id for s in samples):
+        if not isinstance(raw, RawMaps) or raw.ids != tuple(s.id for s in samples):
+            got = raw.ids[:3] if isinstance(raw, RawMaps) else type(raw).__name__
             raise MethodError(
-                f"method {self.method.name} returned maps for ids {raw.ids[:3]}... instead of the "
+                f"method {self.method.name} returned maps for ids {got}... instead of the "
                 f"batch's {tuple(s.id for s in samples)[:3]}...; it must keep the batch order"
             )
+        _check_maps(self.method.name, raw)
         return self.pipeline.run(raw, [self.size_of(s) for s in samples], device=self.device)
 
     def ground_truth(self, samples: Sequence[GroundingSample], Y: int, X: int):
@@ -73,9 +96,8 @@ class Scorer:
             return boxes, count, rasterise_boxes(boxes, count, Y, X)
         region = torch.zeros(len(samples), Y, X, dtype=torch.bool)
         for i, s in enumerate(samples):
-            region[i, : (h := self.size_of(s)[0]), : (w := self.size_of(s)[1])] = _decode_mask(
-                s, h, w
-            )
+            h, w = self.size_of(s)
+            region[i, :h, :w] = _decode_mask(s, h, w)
         return boxes, count, region
 
     def score(
@@ -83,48 +105,61 @@ class Scorer:
         samples: Sequence[GroundingSample],
         images: Sequence[np.ndarray | None],
         errors: Sequence[str | None],
-    ) -> list[dict[str, Any]]:
+    ) -> ScoredBatch:
         """Return one record per sample; samples whose image failed are all-undefined."""
+        n, k = len(samples), len(self.keys)
+        values = np.full((n, k), np.nan)
+        codes = np.full((n, k), int(Undefined.MISSING_IMAGE), dtype=np.int8)
+        extras: dict[str, np.ndarray] = {}
         ok = [i for i, e in enumerate(errors) if e is None]
-        records = {s.id: self._missing(s.id) for s, e in zip(samples, errors, strict=True) if e}
+        out = None
         if ok:
             good = [samples[i] for i in ok]
             out = self.maps(good, [images[i] for i in ok])
             Y, X = out.heatmap.shape[1:]
             boxes, count, region = self.ground_truth(good, Y, X)
+            valid = out.valid.cpu()
             batch = HeatmapBatch(
                 ids=out.ids,
                 heatmap=out.heatmap.cpu(),
-                valid=out.valid.cpu(),
-                region=region & out.valid.cpu(),
+                valid=valid,
+                region=region & valid,
                 boxes=boxes,
                 box_count=count,
                 pred_mask=None if out.pred_mask is None else out.pred_mask.cpu(),
                 pred_box=None if out.pred_box is None else out.pred_box.cpu(),
             )
-            for s in good:
-                records[s.id] = {"id": s.id, "values": {}, "undefined": {}, "extras": {}}
-            with shared_ranks():  # auc and spearman sort each map once between them
-                results = [compute_metric(name, batch, **params) for _, name, params in self.specs]
-            for (key, _, _), res in zip(self.specs, results, strict=True):
-                for j, s in enumerate(good):
-                    code = int(res.undefined[j])
-                    value = float(res.values[j])
-                    rec = records[s.id]
-                    rec["values"][key] = None if code else value
-                    rec["undefined"][key] = Undefined(code).label if code else ""
-                    for extra, tensor in res.extras.items():
-                        rec["extras"][f"{key}:{extra}"] = float(tensor[j])
-        return [records[s.id] for s in samples]
+            scores = self.suite.score(batch)
+            values[ok], codes[ok] = scores.values, scores.undefined
+            for column, v in scores.extras.items():
+                extras[column] = np.full(n, np.nan)
+                extras[column][ok] = v
+        records = Records(
+            self.keys,
+            tuple(s.id for s in samples),
+            values,
+            codes,
+            tuple(s.tags for s in samples),
+            extras,
+        )
+        return ScoredBatch(records, out)
 
-    def _missing(self, sample_id: str) -> dict[str, Any]:
-        label = Undefined.MISSING_IMAGE.label
-        return {
-            "id": sample_id,
-            "values": {k: None for k in self.keys},
-            "undefined": {k: label for k in self.keys},
-            "extras": {},
-        }
+
+def _check_maps(method: str, raw: RawMaps) -> None:
+    for sid, m in zip(raw.ids, raw.maps, strict=True):
+        if m.numel() == 0:
+            raise MethodError(
+                f"method {method}: the map of sample {sid!r} has shape {tuple(m.shape)} with no "
+                "element; return at least a 1×1 map"
+            )
+        if m.dtype == torch.float64:
+            finite = m[torch.isfinite(m)]
+            if finite.numel() and float(finite.abs().max()) > _FLOAT32_MAX:
+                raise MethodError(
+                    f"method {method}: the map of sample {sid!r} holds finite values up to "
+                    f"{float(finite.abs().max()):.3g}, beyond float32 (±{_FLOAT32_MAX:.3g}), "
+                    "where maps are evaluated; rescale the maps"
+                )
 
 
 def _decode_mask(sample: GroundingSample, height: int, width: int) -> torch.Tensor:

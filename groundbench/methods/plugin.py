@@ -63,7 +63,15 @@ class Plugin:
     def predict(
         self, samples: Sequence[GroundingSample], images, *, device: torch.device
     ) -> RawMaps:
-        out = self.fn(samples, images)
+        try:
+            out = self.fn(samples, images)
+        except Exception as exc:  # any bug of the plugin: name it and the batch
+            first = samples[0].id if samples else None
+            raise MethodError(
+                f"plugin:{self.target} raised {type(exc).__name__}: {exc} on a batch of "
+                f"{len(samples)} samples (first: {first!r}); fix the plugin or run it on that "
+                "sample to debug"
+            ) from exc
         if not isinstance(out, RawMaps):
             raise MethodError(
                 f"plugin:{self.target} returned {type(out).__name__}; it must return RawMaps"

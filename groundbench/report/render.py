@@ -1,40 +1,17 @@
 """Render a report's files as bytes: deterministic, so the same inputs give the same bytes.
 
-``report.json`` follows schema 1 (docs/reports.md); ``samples.csv`` has one row per sample,
-sorted by id; ``report.md`` is the human summary with COCOeval-style headline lines.
+``report.json`` follows schema 1 (docs/reports.md); ``samples.csv`` is written by
+:meth:`~groundbench.report.records.Records.to_csv`; ``report.md`` is the human summary with
+COCOeval-style headline lines.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 REPORT_SCHEMA = 1
-
-
-def render_samples_csv(
-    keys: Sequence[str], records: Sequence[Mapping[str, Any]], tags: Mapping[str, frozenset[str]]
-) -> bytes:
-    """One row per record (already sorted by id): id, tags, each metric and its undefined reason.
-
-    Floats are written with ``repr`` (round-trips float64 exactly); an undefined value is an
-    empty cell. Extra per-sample outputs (e.g. ``pointing[albef]:tie_count``) follow.
-    """
-    extras = sorted({c for r in records for c in r["extras"]})
-    header = ["id", "tags", *keys, *(f"{k}:undefined" for k in keys), *extras]
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    for r in records:
-        row = [r["id"], ";".join(sorted(tags[r["id"]]))]
-        row += ["" if r["values"].get(k) is None else repr(float(r["values"][k])) for k in keys]
-        row += [r["undefined"].get(k, "") for k in keys]
-        row += ["" if r["extras"].get(c) is None else repr(float(r["extras"][c])) for c in extras]
-        w.writerow(row)
-    return buf.getvalue().encode("utf-8")
 
 
 def render_report_json(report: Mapping[str, Any]) -> bytes:

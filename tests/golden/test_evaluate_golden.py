@@ -72,6 +72,9 @@ def _pinned_report(report_dir: Path) -> dict:
     report = json.loads((report_dir / "report.json").read_text(encoding="utf-8"))
     report.pop("environment")
     report.pop("groundbench_version")
+    # The fingerprint hashes the PNG files' bytes, which depend on the zlib that wrote them;
+    # tests/unit/evaluate/test_fingerprint.py pins what it covers.
+    assert len(report["dataset"].pop("fingerprint")) == 64
     return report
 
 

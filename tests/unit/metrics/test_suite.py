@@ -101,8 +101,11 @@ def test_suite_accumulates_and_resets():
 
 
 def test_suite_rejects_duplicates_and_nameless_specs():
-    with pytest.raises(ProtocolError, match=r"^metrics\[1\]: 'pointing\[mg\]' is listed twice"):
+    with pytest.raises(ProtocolError) as exc:
         MetricSuite([{"name": "pointing", "variant": "mg"}, {"name": "pointing", "variant": "mg"}])
+    assert str(exc.value) == (
+        "metrics.1 repeats metrics.0 (both report as 'pointing[mg]'); remove one"
+    )
     with pytest.raises(ProtocolError, match=r"^metrics\[0\]: every metric spec needs a 'name'"):
         MetricSuite([{"variant": "mg"}])
 
@@ -125,3 +128,21 @@ def test_shared_ranks_rank_each_map_once_and_change_no_value(monkeypatch):
     assert torch.equal(shared[0].nan_to_num(-9.0), plain[1].nan_to_num(-9.0))
     auc(h, region=region)
     assert len(calls) == 6  # outside the block nothing is shared
+
+
+def test_suite_bounds_distance_parameters_before_running_a_metric():
+    # a tolerance of a million pixels used to allocate a (2, 2000001, 2000001) offset grid
+    with pytest.raises(ProtocolError) as exc:
+        MetricSuite([{"name": "pointing", "tolerance_px": 1e6}])
+    assert str(exc.value) == (
+        "metrics.0.tolerance_px: 1000000.0 is out of range; use a distance in pixels in [0, 4096]"
+    )
+
+
+def test_suite_scores_a_batch_as_one_matrix():
+    suite = MetricSuite([{"name": "pointing", "variant": "mg"}, {"name": "box_acc"}])
+    scores = suite.score(_batch())
+    assert scores.values.shape == (2, 2) and scores.values.dtype.name == "float64"
+    assert scores.undefined.dtype.name == "int8"
+    assert scores.values[:, 0].tolist() == [1.0, 0.0]
+    assert set(scores.extras) == {"pointing[mg]:tie_count"}

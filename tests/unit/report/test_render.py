@@ -2,33 +2,31 @@ import csv
 import io
 import json
 
+import numpy as np
 import pytest
 
-from groundbench.report import headline_lines, render_report_json, render_samples_csv
+from groundbench.report import Records, headline_lines, parse_samples_csv, render_report_json
 
 
 def test_samples_csv_columns_and_exact_floats():
-    recs = [
-        {
-            "id": "a",
-            "values": {"m": 0.1, "n": None},
-            "undefined": {"m": "", "n": "empty_region"},
-            "extras": {"m:tie_count": 2.0},
-        },
-        {
-            "id": "b",
-            "values": {"m": 1 / 3, "n": 0.5},
-            "undefined": {"m": "", "n": ""},
-            "extras": {},
-        },
-    ]
-    text = render_samples_csv(
-        ["m", "n"], recs, {"a": frozenset({"y", "x"}), "b": frozenset()}
-    ).decode()
+    recs = Records(
+        ("m", "n"),
+        ("a", "b"),
+        np.array([[0.1, np.nan], [1 / 3, 0.5]]),
+        np.array([[0, 1], [0, 0]], np.int8),
+        (frozenset({"y", "x"}), frozenset()),
+        {"m:tie_count": np.array([2.0, np.nan])},
+    )
+    text = recs.to_csv().decode()
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0] == ["id", "tags", "m", "n", "m:undefined", "n:undefined", "m:tie_count"]
     assert rows[1] == ["a", "x;y", "0.1", "", "", "empty_region", "2.0"]
+    assert rows[2][-1] == ""
     assert float(rows[2][2]) == 1 / 3
+    back = parse_samples_csv(text, ["m", "n"], where="samples.csv")
+    assert back.ids == recs.ids and back.tags == recs.tags
+    np.testing.assert_array_equal(back.values, recs.values)
+    np.testing.assert_array_equal(back.undefined, recs.undefined)
 
 
 def test_report_json_refuses_nan_and_is_sorted():

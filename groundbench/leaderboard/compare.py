@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from groundbench.errors import GroundbenchError
-from groundbench.leaderboard.samples import SampleTable
+from groundbench.report.records import Records
 
 # relative size of float32 rounding in per-sample metric values
 FLOAT_NOISE = 1e-7
@@ -80,8 +80,8 @@ class PairedComparison:
 
 
 def compare_tables(
-    a: SampleTable,
-    b: SampleTable,
+    a: Records,
+    b: Records,
     *,
     metrics: Sequence[str] | None = None,
     resamples: int = 2000,
@@ -109,14 +109,15 @@ def compare_tables(
 
     Example:
         >>> ids = tuple(f"s{i}" for i in range(4))
-        >>> t = lambda v: SampleTable(ids, (frozenset(),) * 4, {"m": np.array(v)}, {"m": ("",) * 4})
+        >>> t = lambda v: Records.from_columns(ids, (frozenset(),) * 4, {"m": np.array(v)},
+        ...                                    {"m": ("",) * 4})
         >>> r = compare_tables(t([1.0, 1, 1, 0]), t([0.0, 0, 0, 0]), permutations=999)[0]
         >>> r.difference, r.n_paired
         (0.75, 4)
         >>> round(r.p_value, 1)  # exactly 0.25: 2 of the 8 sign patterns are as extreme
         0.3
     """
-    shared_keys = [k for k in a.metric_keys if k in b.values]
+    shared_keys = [k for k in a.metric_keys if k in b.metric_keys]
     if metrics is None:
         metrics = shared_keys
     missing = [m for m in metrics if m not in shared_keys]
@@ -136,7 +137,7 @@ def compare_tables(
     rows_b = np.array([index_b[s] for s in shared])
     out = []
     for key in metrics:
-        va, vb = a.values[key][rows_a], b.values[key][rows_b]
+        va, vb = a.column(key)[0][rows_a], b.column(key)[0][rows_b]
         both = ~np.isnan(va) & ~np.isnan(vb)
         va, vb = va[both], vb[both]
         diff = va - vb

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from groundbench.leaderboard.samples import SampleTable
 from groundbench.leaderboard.validate import (
     Submission,
     SubmissionError,
@@ -34,6 +33,7 @@ from groundbench.leaderboard.validate import (
     protocol_metric_keys,
     validate_report_dir,
 )
+from groundbench.report.records import Records
 
 ENTRY_SCHEMA = 1
 ENTRIES_DIR = "entries"
@@ -51,7 +51,7 @@ class Entry:
     """
 
     report: Mapping[str, Any]
-    table: SampleTable
+    table: Records
     path: Path | None = None
 
     @property

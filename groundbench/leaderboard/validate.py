@@ -8,8 +8,11 @@ A report is accepted only when everything that makes its numbers comparable hold
 - the protocol's dataset section names the report's dataset, and its metrics give exactly
   the report's metric display keys;
 - ``samples.csv`` exists, its sha256 equals ``samples.sha256``, it has ``samples.n`` =
-  ``dataset.n_samples`` rows, one per sample id, and every metric's overall ``n``,
-  ``n_defined`` and ``mean`` agree with its column (a truncated or altered file fails here).
+  ``dataset.n_samples`` rows, one per sample id (a truncated or altered file fails here);
+- every published number is recomputed from ``samples.csv``: for every metric and for
+  ``all`` and every tag, ``mean``, ``ci_low``/``ci_high`` (bootstrap with the protocol's
+  ``resamples`` and ``seed``), ``n``, ``n_defined`` and the undefined counts (an edited
+  aggregate fails here).
 """
 
 from __future__ import annotations
@@ -23,12 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from groundbench.errors import DataFormatError, GroundbenchError, ProtocolError
-from groundbench.leaderboard.samples import SampleTable, parse_samples_csv
 from groundbench.metrics import display_key
 from groundbench.protocol import protocol_hash
+from groundbench.protocol_schema import MAX_RESAMPLES
+from groundbench.report.records import Records, aggregates_to_dict, parse_samples_csv
 from groundbench.types import SUPERVISION_CLASSES
 
 REPORT_SCHEMA = 1
@@ -52,7 +54,7 @@ class Submission:
 
     report: Mapping[str, Any]
     samples_csv: bytes
-    table: SampleTable
+    table: Records
 
 
 def protocol_metric_keys(canonical: Mapping[str, Any], where: str) -> tuple[str, ...]:
@@ -227,26 +229,58 @@ def check_samples(report: Mapping[str, Any], data: bytes, where: str) -> Submiss
                 f"{where}: {len(table)} rows but report.json {field} is {n}; "
                 "the per-sample file is incomplete"
             )
-    for key in keys:
-        _check_aggregate(key, report["metrics"][key]["all"], table, where)
+    check_aggregates(report, table, where)
     return Submission(report=report, samples_csv=data, table=table)
 
 
-def _check_aggregate(key: str, agg: Mapping[str, Any], table: SampleTable, where: str) -> None:
-    values = table.values[key]
-    defined = values[~np.isnan(values)]
-    mean = float(defined.mean()) if len(defined) else None
-    ok = agg["n"] == len(table) and agg["n_defined"] == len(defined)
-    if mean is None or agg["mean"] is None:
-        ok = ok and mean is None and agg["mean"] is None
-    else:
-        ok = ok and math.isclose(mean, agg["mean"], rel_tol=1e-9, abs_tol=1e-12)
-    if not ok:
+def bootstrap_settings(report: Mapping[str, Any], where: str) -> tuple[int, int]:
+    """``(resamples, seed)`` of the report's protocol, checked like a protocol file's."""
+    boot = report["protocol"]["canonical"].get("bootstrap")
+    ok = isinstance(boot, Mapping) and all(
+        isinstance(boot.get(k), int) and not isinstance(boot.get(k), bool)
+        for k in ("resamples", "seed")
+    )
+    if not ok or not (1 <= boot["resamples"] <= MAX_RESAMPLES and boot["seed"] >= 0):
         raise SubmissionError(
-            f"{where}: column {key!r} gives n={len(table)}, n_defined={len(defined)}, mean={mean!r} "
-            f"but report.json metrics.{key}.all says n={agg['n']}, n_defined={agg['n_defined']}, "
-            f"mean={agg['mean']!r}; the report and its per-sample file disagree"
+            f"{where}: protocol.canonical.bootstrap must hold an integer resamples in "
+            f"[1, {MAX_RESAMPLES}] and an integer seed >= 0, got {boot!r}"
         )
+    return boot["resamples"], boot["seed"]
+
+
+def check_aggregates(report: Mapping[str, Any], table: Records, where: str) -> None:
+    """Recompute every aggregate of ``report`` from ``table``; refuse any that differs.
+
+    Means, intervals (with the protocol's bootstrap settings), ``n``, ``n_defined`` and
+    undefined counts, for ``all`` and every tag: a published number that the per-sample
+    file does not give is refused.
+    """
+    resamples, seed = bootstrap_settings(report, where)
+    expected = aggregates_to_dict(table.aggregate(resamples=resamples, seed=seed))
+    for key, by_tag in expected.items():
+        given = report["metrics"][key]
+        if sorted(given) != sorted(by_tag):
+            raise SubmissionError(
+                f"{where}: report.json metrics.{key} has tags {sorted(given)} but samples.csv "
+                f"gives {sorted(by_tag)}; the report and its per-sample file disagree"
+            )
+        for tag, agg in by_tag.items():
+            for name, value in agg.items():
+                if not _same(given[tag][name], value):
+                    raise SubmissionError(
+                        f"{where}: report.json metrics.{key}.{tag}.{name} is "
+                        f"{given[tag][name]!r} but samples.csv gives {value!r} (bootstrap "
+                        f"{resamples} resamples, seed {seed}); the report was changed after "
+                        "the run: re-run groundbench evaluate"
+                    )
+
+
+def _same(given: Any, expected: Any) -> bool:
+    if isinstance(expected, float) and isinstance(given, (int, float)):
+        return not isinstance(given, bool) and math.isclose(
+            given, expected, rel_tol=1e-9, abs_tol=1e-12
+        )
+    return type(given) is type(expected) and given == expected
 
 
 def _get(obj: Any, path: str) -> Any:

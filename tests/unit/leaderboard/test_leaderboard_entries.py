@@ -33,7 +33,9 @@ def test_add_stores_under_protocol_id_and_round_trips(tmp_path):
     assert entry.path == path
     direct = read_any(run)
     assert entry.table.ids == direct.table.ids
-    np.testing.assert_array_equal(entry.table.values["soft_iou"], direct.table.values["soft_iou"])
+    np.testing.assert_array_equal(
+        entry.table.column("soft_iou")[0], direct.table.column("soft_iou")[0]
+    )
     assert entry.metric_keys == ("pointing[albef]", "box_acc@0.5", "soft_iou")
     assert entry.table.metric_keys == entry.metric_keys  # protocol order, not the file's key order
     assert entry.supervision == "training-free" and entry.protocol_name == "synth_test.albef"

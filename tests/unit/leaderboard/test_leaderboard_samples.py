@@ -16,8 +16,8 @@ def test_parses_values_tags_and_extras():
     t = parse_samples_csv(HEADER + "a,x;y,0.25,,1\nb,,,nan_input,0\n", ["m"], where="s.csv")
     assert t.ids == ("a", "b")
     assert t.tags == (frozenset({"x", "y"}), frozenset())
-    assert t.values["m"][0] == 0.25 and math.isnan(t.values["m"][1])
-    assert t.undefined["m"] == ("", "nan_input")
+    assert t.column("m")[0][0] == 0.25 and math.isnan(t.column("m")[0][1])
+    assert t.labels("m") == ("", "nan_input")
     assert len(t) == 2 and t.metric_keys == ("m",)
 
 

@@ -30,7 +30,7 @@ def test_valid_report_is_accepted(report):
         "synth/test/00002",
         "synth/test/00003",
     )
-    assert sub.table.undefined["soft_iou"][2] == "empty_region"
+    assert sub.table.labels("soft_iou")[2] == "empty_region"
     assert sub.report["method"]["name"] == "centre_prior"
 
 
@@ -171,8 +171,68 @@ def test_row_count_against_dataset(report):
 
 def test_aggregate_disagrees_with_samples(report):
     rewrite_report(report, lambda r: r["metrics"]["box_acc@0.5"]["all"].update(mean=0.9))
-    with pytest.raises(SubmissionError, match="the report and its per-sample file disagree"):
+    with pytest.raises(SubmissionError) as exc:
         validate_report_dir(report)
+    assert str(exc.value) == (
+        f"{report / 'samples.csv'}: report.json metrics.box_acc@0.5.all.mean is 0.9 but "
+        "samples.csv gives 0.5 (bootstrap 200 resamples, seed 0); the report was changed "
+        "after the run: re-run groundbench evaluate"
+    )
+
+
+def _forge_interval(r):
+    r["metrics"]["soft_iou"]["all"].update(ci_low=0.9, ci_high=0.99)
+
+
+def _forge_tag_mean(r):
+    r["metrics"]["soft_iou"]["attribute"]["mean"] += 0.25
+
+
+def _forge_undefined(r):
+    r["metrics"]["soft_iou"]["all"]["undefined"] = {}
+
+
+def _forge_tag_n(r):
+    r["metrics"]["box_acc@0.5"]["relational"]["n_defined"] -= 1
+
+
+@pytest.mark.parametrize(
+    ("forge", "field"),
+    [
+        (_forge_interval, "soft_iou.all.ci_low"),
+        (_forge_tag_mean, "soft_iou.attribute.mean"),
+        (_forge_undefined, "soft_iou.all.undefined"),
+        (_forge_tag_n, "box_acc@0.5.relational.n_defined"),
+    ],
+)
+def test_every_published_number_is_recomputed(report, forge, field):
+    # Only all's n, n_defined and mean used to be checked: an edited interval, per-tag mean
+    # or undefined count was stored and published.
+    before = json.loads((report / "report.json").read_text())
+    rewrite_report(report, forge)
+    after = json.loads((report / "report.json").read_text())
+    key, tag, name = field.rsplit(".", 2)
+    given, expected = after["metrics"][key][tag][name], before["metrics"][key][tag][name]
+    with pytest.raises(SubmissionError) as exc:
+        validate_report_dir(report)
+    assert str(exc.value) == (
+        f"{report / 'samples.csv'}: report.json metrics.{field} is {given!r} but samples.csv "
+        f"gives {expected!r} (bootstrap 200 resamples, seed 0); the report was changed after "
+        "the run: re-run groundbench evaluate"
+    )
+
+
+def test_a_forged_tag_is_refused(report):
+    rewrite_report(
+        report, lambda r: r["metrics"]["soft_iou"].update(best=r["metrics"]["soft_iou"]["all"])
+    )
+    with pytest.raises(SubmissionError) as exc:
+        validate_report_dir(report)
+    assert str(exc.value) == (
+        f"{report / 'samples.csv'}: report.json metrics.soft_iou has tags ['all', 'attribute', "
+        "'best', 'relational'] but samples.csv gives ['all', 'attribute', 'relational']; the "
+        "report and its per-sample file disagree"
+    )
 
 
 def test_missing_column(tmp_path):

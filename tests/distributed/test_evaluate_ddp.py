@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +60,30 @@ def test_two_gloo_ranks_write_the_single_process_report(tmp_path):
     n = len(open_dataset("native", data).load_samples("test"))
     assert reports[0]["dataset"]["n_samples"] == n > 2
     assert not (tmp_path / "two.partial").exists()
+
+
+@pytest.mark.distributed
+@pytest.mark.slow
+def test_a_rank_that_reads_the_cache_late_still_gets_its_share(tmp_path):
+    # Rank 0 used to append its first records before rank 1 had read the cache; rank 1
+    # then partitioned a shorter pending list, a sample got no rank and rank 0 failed.
+    scenes = {"train": 1, "val": 1, "test": 4} | {name: 1 for name in PROBE_SPLITS}
+    data = generate(tmp_path / "synth", {"scenes": scenes}, seed=0, progress=False)
+    protocol = tmp_path / "tiny.yaml"
+    protocol.write_text(PROTOCOL, encoding="utf-8")
+    worker = Path(__file__).with_name("ddp_evaluate_worker.py")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    launcher += ["--nproc-per-node", "2", str(worker), "evaluate", "--protocol", str(protocol)]
+    launcher += ["--method", "random:7", "--data-root", str(data), "--batch-size", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LATE_READ_S": "4"}
+    done = subprocess.run(
+        [*launcher, "--out", str(tmp_path / "two")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    n = len(open_dataset("native", data).load_samples("test"))
+    rows = (tmp_path / "two" / "samples.csv").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == n + 1

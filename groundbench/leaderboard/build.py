@@ -29,6 +29,7 @@ from groundbench.leaderboard.tables import (
     render_markdown_table,
 )
 from groundbench.leaderboard.validate import SubmissionError
+from groundbench.report.render import md_code, md_text
 
 ROBUSTNESS_FIGURE = "robustness.png"
 
@@ -109,7 +110,7 @@ def render_markdown(
     for t in tables:
         if (t.dataset, t.variant) != heading:
             heading = (t.dataset, t.variant)
-            lines += [f"## {t.dataset} · pointing variant `{t.variant}`", ""]
+            lines += [f"## {md_text(t.dataset)} · pointing variant {md_code(t.variant)}", ""]
         lines += [render_markdown_table(t).rstrip("\n"), ""]
     if matrices:
         lines += ["## Robustness", "", f"![methods × probes]({ROBUSTNESS_FIGURE})", ""]
@@ -125,10 +126,10 @@ def render_markdown(
 
 def _matrix_markdown(m: RobustnessMatrix) -> str:
     lines = [
-        f"### {m.dataset} · pointing variant `{m.variant}` · `{m.metric}` · "
-        f"in-distribution protocol `{m.reference}`",
+        f"### {md_text(m.dataset)} · pointing variant {md_code(m.variant)} · "
+        f"{md_code(m.metric)} · in-distribution protocol {md_code(m.reference)}",
         "",
-        "| method | in-distribution | " + " | ".join(m.probes) + " |",
+        "| method | in-distribution | " + " | ".join(md_text(p) for p in m.probes) + " |",
         "|---|---:|" + "---:|" * len(m.probes),
     ]
     for fp, name in m.methods:
@@ -141,5 +142,5 @@ def _matrix_markdown(m: RobustnessMatrix) -> str:
             else:
                 score = "n/a" if cell.mean is None else f"{cell.mean:.3f}"
                 cells.append(score + ("" if cell.drop is None else f" ({cell.drop:+.3f})"))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {md_text(name)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -205,6 +205,12 @@ def load_entries(board: str | Path, *, protocol_id: str | None = None) -> list[E
     return [read_entry(p) for p in sorted(root.glob("**/*.json"))]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +218,7 @@ def write_atomic(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; board files are shared
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -16,6 +16,7 @@ from typing import Any
 from groundbench.leaderboard.entries import Entry
 from groundbench.leaderboard.robustness import PROBE_ORDER, pointing_variant, probe_label
 from groundbench.metrics import METRICS
+from groundbench.report.render import md_code, md_text
 
 
 @dataclass(frozen=True)
@@ -144,30 +145,35 @@ def table_heading(t: ProtocolTable) -> str:
     )
 
 
+def markdown_heading(t: ProtocolTable) -> str:
+    """:func:`table_heading` for Markdown: every name escaped (names come from report files)."""
+    what = "in-distribution" if t.probe is None else f"probe: {md_text(t.probe)}"
+    return (
+        f"{md_text(t.protocol_name)} · protocol {md_code(t.protocol_id)} · pointing variant "
+        f"{md_code(t.variant)} · split {md_code(t.split)} ({what})"
+    )
+
+
 def render_markdown_table(t: ProtocolTable) -> str:
     """Render one ranked table as GitHub Markdown (methods × metrics with 95% intervals)."""
     n = t.entries[0].report["samples"]["n"]
     lines = [
-        f"### {table_heading(t)}",
+        f"### {markdown_heading(t)}",
         "",
-        f"{n} samples; ranked by `{t.metrics[0]}`; mean [95% bootstrap interval].",
+        f"{n} samples; ranked by {md_code(t.metrics[0])}; mean [95% bootstrap interval].",
         "",
-        "| rank | method | supervision | " + " | ".join(f"`{k}`" for k in t.metrics) + " |",
+        "| rank | method | supervision | " + " | ".join(md_code(k) for k in t.metrics) + " |",
         "|---:|---|---|" + "---|" * len(t.metrics),
     ]
     for rank, e in zip(t.ranks, t.entries, strict=True):
         cells = [format_interval(e.aggregate(k)) for k in t.metrics]
         shown_rank = "–" if rank is None else str(rank)
         lines.append(
-            f"| {shown_rank} | {_md_escape(e.method_name)} | {e.supervision} | "
+            f"| {shown_rank} | {md_text(e.method_name)} | {md_text(e.supervision)} | "
             + " | ".join(cells)
             + " |"
         )
     return "\n".join(lines) + "\n"
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
 
 
 CSV_COLUMNS = (

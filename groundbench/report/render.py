@@ -13,6 +13,33 @@ from typing import Any
 
 REPORT_SCHEMA = 1
 
+_MD_PUNCTUATION = str.maketrans(
+    {c: "\\" + c for c in "\\`*_[]|~#"}
+    | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
+    | {"\n": " ", "\r": " "}
+)
+
+
+def md_text(text: object) -> str:
+    """Escape ``text`` for Markdown prose or a table cell: it renders as itself, never as markup.
+
+    Example:
+        >>> print(md_text("<img onerror=x> [a](javascript:b) | c_d"))
+        &lt;img onerror=x&gt; \\[a\\](javascript:b) \\| c\\_d
+    """
+    return str(text).translate(_MD_PUNCTUATION)
+
+
+def md_code(text: object) -> str:
+    """Quote ``text`` as a Markdown code span that no backtick, pipe or newline can leave.
+
+    Example:
+        >>> print(md_code("a`b|c"))
+        `a'b\\|c`
+    """
+    s = str(text).replace("`", "'").replace("\n", " ").replace("\r", " ").replace("|", "\\|")
+    return f"`{s}`"
+
 
 def render_report_json(report: Mapping[str, Any]) -> bytes:
     """Serialise a report dict: sorted keys, 2-space indent, UTF-8, no NaN."""
@@ -57,12 +84,13 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
     p, d, m = report["protocol"], report["dataset"], report["method"]
     metrics = report["metrics"]
     out = [
-        f"# {m['name']} on {p['name']}",
+        f"# {md_text(m['name'])} on {md_text(p['name'])}",
         "",
-        f"- protocol: `{p['name']}` id `{p['id']}` (sha256 `{p['hash']}`)",
-        f"- dataset: {d['name']} / {d['split']} via `{d['adapter']}`, {d['n_samples']} samples, "
-        f"fingerprint `{d['fingerprint'][:16]}`",
-        f"- method: `{m['spec']}` ({m['supervision']}), fingerprint `{m['fingerprint'][:16]}`",
+        f"- protocol: {md_code(p['name'])} id `{p['id']}` (sha256 `{p['hash']}`)",
+        f"- dataset: {md_text(d['name'])} / {md_text(d['split'])} via {md_code(d['adapter'])}, "
+        f"{d['n_samples']} samples, fingerprint `{d['fingerprint'][:16]}`",
+        f"- method: {md_code(m['spec'])} ({md_text(m['supervision'])}), fingerprint "
+        f"`{m['fingerprint'][:16]}`",
         f"- bootstrap: {p['canonical']['bootstrap']['resamples']} resamples, seed "
         f"{p['canonical']['bootstrap']['seed']}, 95% percentile intervals",
         "",
@@ -79,13 +107,13 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
         out += [
             "## By tag",
             "",
-            "| tag | n | " + " | ".join(keys) + " |",
+            "| tag | n | " + " | ".join(md_text(k) for k in keys) + " |",
             "|---|---:|" + "---:|" * len(keys),
         ]
         for t in tags:
             n = next((metrics[k][t]["n"] for k in keys if t in metrics[k]), 0)
             cells = [_interval(metrics[k][t]) if t in metrics[k] else "" for k in keys]
-            out.append(f"| {t} | {n} | " + " | ".join(cells) + " |")
+            out.append(f"| {md_text(t)} | {n} | " + " | ".join(cells) + " |")
         out.append("")
     if figures:
         out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]

@@ -8,13 +8,14 @@ import shutil
 
 import pytest
 
-from groundbench.leaderboard import build_board, load_entries
+from groundbench.leaderboard import add_entry, build_board, load_entries
 from groundbench.leaderboard.tables import (
     _competition_ranks,
     format_interval,
     protocol_tables,
     render_csv,
 )
+from groundbench.report.render import md_text
 
 
 def test_competition_ranks():
@@ -91,7 +92,8 @@ def test_markdown_names_protocol_id_and_variant(board):
     for e in entries:
         variant = e.canonical["metrics"][0]["variant"]
         assert (
-            f"{e.protocol_name} · protocol `{e.protocol_id}` · pointing variant `{variant}`" in text
+            f"{md_text(e.protocol_name)} · protocol `{e.protocol_id}` · pointing variant "
+            f"`{variant}`" in text
         )
     assert text.count("Generated from 8 entries.") == 1
     assert "| 1 | model | box-free | " in text
@@ -126,3 +128,39 @@ def test_lower_is_better_metric_ranks_ascending(board, monkeypatch):
     monkeypatch.setattr(tables.METRICS, "meta", lambda name: {"higher_is_better": False})
     first = protocol_tables(load_entries(board))[0]
     assert [e.method_name for e in first.entries] == ["centre_prior", "model"]
+
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "[click](javascript:alert(1))",
+    "a|b`c\n## injected",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_markdown_board_escapes_names_from_reports(tmp_path, name):
+    # Method and protocol names went raw into README.md (the HTML page escaped them).
+    from leaderboard_reports import write_report
+
+    values = {"pointing": [1.0, 0.0, 1.0, 1.0], "soft_iou": [0.5, 0.25, 0.5, 0.75]}
+    run = write_report(tmp_path / "run", values, method=name, name=name)
+    add_entry(run, tmp_path / "board")
+    text = build_board(tmp_path / "board").markdown.read_text(encoding="utf-8")
+    assert "<script" not in text and "<img" not in text and "[click](" not in text
+    assert "\n## injected" not in text
+    assert md_text(name) in text
+
+
+def test_board_files_follow_the_umask(board, tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        files = build_board(board)
+    finally:
+        os.umask(old)
+    for path in (files.markdown, files.csv, files.html):
+        assert path.stat().st_mode & 0o777 == 0o644, path.name
+    entry = next((board / "entries").glob("*/*.json"))
+    assert entry.stat().st_mode & 0o777 == 0o644

@@ -1,16 +1,20 @@
 """``groundbench data check``: what is on disk, next to what was published, and what is wrong.
 
 :func:`check_dataset` loads every split of an adapter and reports, per split: the sample
-and image counts next to the published count (caption counts for a captions-only split), missing image files (counted, never fatal:
-an evaluation reports them too), boxes reaching outside the image, degenerate boxes (zero
-width or height), duplicate sample ids, and the first malformed record (file and record
-named) when a split cannot be loaded at all.
+and image counts next to the published count (caption counts for a captions-only split),
+missing image files (counted, never fatal: an evaluation reports them too), boxes reaching
+outside the image, degenerate boxes (zero width or height), duplicate sample ids, what the
+adapter had to leave out of the files (its ``load_warnings``), the first malformed record
+(file and record named) when a split cannot be loaded at all, and, for each
+:class:`Expectation` given (the shipped protocols' sample sets), the count found next to
+the count expected on the full dataset.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,11 +22,49 @@ import numpy as np
 
 from dataset_adapters.base import DatasetAdapter
 from groundbench.errors import DataFormatError
+from groundbench.types import GroundingSample
 
 #: How many example ids each finding lists.
 EXAMPLES = 5
 #: Boxes may overshoot the image by this much (px) before counting as out of image.
 TOLERANCE_PX = 1e-6
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """A named sample set of one split and what it should count on the full dataset.
+
+    Attributes:
+        name: what is counted, e.g. the protocol ``flickr30k_test.albef``.
+        split: the split it reads.
+        expected: the full-dataset count, or None where none is published.
+        unit: ``samples`` or ``images``.
+        source: where ``expected`` comes from.
+        measure: the split's samples -> the count (e.g. the protocol's selection, counted).
+    """
+
+    name: str
+    split: str
+    expected: int | None
+    unit: str
+    source: str
+    measure: Callable[[list[GroundingSample]], int]
+
+
+@dataclass(frozen=True)
+class ExpectedCheck:
+    """An :class:`Expectation` measured: ``found`` next to ``expected``."""
+
+    name: str
+    expected: int | None
+    found: int
+    unit: str
+    source: str
+
+    @property
+    def differs(self) -> bool:
+        """Whether a published count exists and the data here gives another."""
+        return self.expected is not None and self.found != self.expected
 
 
 @dataclass(frozen=True)
@@ -41,6 +83,8 @@ class SplitCheck:
     duplicate_ids: int = 0
     error: str | None = None
     examples: dict[str, list[str]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    expected: tuple[ExpectedCheck, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -74,11 +118,20 @@ def _check_captions(adapter: DatasetAdapter, split: str) -> SplitCheck:
         missing_images=len(missing),
         duplicate_ids=len(dupes),
         examples={kind: v[:EXAMPLES] for kind, v in found if v},
+        warnings=tuple(getattr(adapter, "load_warnings", ())),
     )
 
 
-def check_split(adapter: DatasetAdapter, split: str) -> SplitCheck:
-    """Load one split and collect its findings (a malformed file becomes ``error``)."""
+def check_split(
+    adapter: DatasetAdapter, split: str, expectations: Sequence[Expectation] = ()
+) -> SplitCheck:
+    """Load one split and collect its findings (a malformed file becomes ``error``).
+
+    Args:
+        adapter: the opened dataset.
+        split: the split to load.
+        expectations: sample sets to count in this split (those of other splits are ignored).
+    """
     kind = getattr(adapter, "kind", None)
     if kind is not None and kind(split) == "captions":
         return _check_captions(adapter, split)
@@ -90,6 +143,12 @@ def check_split(adapter: DatasetAdapter, split: str) -> SplitCheck:
         samples = adapter.load_samples(split)
     except DataFormatError as exc:
         return SplitCheck(split, published=published, unit=unit, error=str(exc))
+    warnings = tuple(getattr(adapter, "load_warnings", ()))
+    expected = tuple(
+        ExpectedCheck(e.name, e.expected, e.measure(samples), e.unit, e.source)
+        for e in expectations
+        if e.split == split
+    )
     examples: dict[str, list[str]] = {}
 
     def note(kind: str, what: str) -> None:
@@ -131,11 +190,22 @@ def check_split(adapter: DatasetAdapter, split: str) -> SplitCheck:
         degenerate_boxes=degenerate,
         duplicate_ids=len(dupes),
         examples=examples,
+        warnings=warnings,
+        expected=expected,
     )
 
 
-def check_dataset(adapter: DatasetAdapter, splits: list[str] | None = None) -> list[SplitCheck]:
+def check_dataset(
+    adapter: DatasetAdapter,
+    splits: list[str] | None = None,
+    expectations: Sequence[Expectation] = (),
+) -> list[SplitCheck]:
     """Check ``splits`` (default: every split the adapter finds) of one dataset root.
+
+    Args:
+        adapter: the opened dataset.
+        splits: the splits to check; default every split found.
+        expectations: sample sets to count next to their expected full-dataset counts.
 
     Raises:
         DataFormatError: the dataset root provides no split at all.
@@ -145,34 +215,74 @@ def check_dataset(adapter: DatasetAdapter, splits: list[str] | None = None) -> l
         raise DataFormatError(
             f"{adapter.root}: no {adapter.name} split found; see docs/adapters.md for the layout"
         )
-    return [check_split(adapter, s) for s in splits]
+    return [check_split(adapter, s, expectations) for s in splits]
+
+
+def _count(n: int | None, unit: str) -> str:
+    return "-" if n is None else f"{n} {unit}"
 
 
 def format_checks(name: str, checks: list[SplitCheck]) -> str:
-    """Render findings as a plain-text table plus one line per problem."""
+    """Render findings as a plain-text table plus one line per problem.
+
+    A malformed file that breaks several splits (one ``instances.json`` for all of them) is
+    reported once, naming those splits.
+    """
     width = max(8, *(len(c.split) for c in checks))
+    n_warnings = sum(len(c.warnings) for c in checks)
+    verdict = "OK" if all(c.ok for c in checks) else "PROBLEMS FOUND"
+    if n_warnings:
+        verdict += f" ({n_warnings} warning{'s' * (n_warnings > 1)} below)"
     lines = [
-        f"{name}: {'OK' if all(c.ok for c in checks) else 'PROBLEMS FOUND'}",
-        f"{'split':<{width}} {'samples':>8} {'captions':>8} {'images':>7} {'published':>14} "
+        f"{name}: {verdict}",
+        f"{'split':<{width}} {'samples':>8} {'captions':>8} {'images':>7} {'published':>18} "
         f"{'missing img':>11} {'out-of-image':>12} {'degenerate':>10} {'dup ids':>7}",
     ]
     for c in checks:
-        pub = "-" if c.published is None else f"{c.published} {c.unit[:3]}"
+        pub = _count(c.published, c.unit)
         if c.published is not None and c.published != c.loaded:
             pub += " (!)"
         lines.append(
-            f"{c.split:<{width}} {c.samples:>8} {c.captions:>8} {c.images:>7} {pub:>14} "
+            f"{c.split:<{width}} {c.samples:>8} {c.captions:>8} {c.images:>7} {pub:>18} "
             f"{c.missing_images:>11} "
             f"{c.out_of_image_boxes:>12} {c.degenerate_boxes:>10} {c.duplicate_ids:>7}"
         )
+    lines += _expected_table(checks)
+    errors: dict[str, list[str]] = {}
     for c in checks:
         if c.error:
-            lines.append(f"[{c.split}] malformed: {c.error}")
+            errors.setdefault(c.error, []).append(c.split)
+    lines += [f"[{', '.join(splits)}] malformed: {error}" for error, splits in errors.items()]
+    for c in checks:
+        lines += [f"[{c.split}] warning: {w}" for w in c.warnings]
         for kind, ids in c.examples.items():
             lines.append(f"[{c.split}] {kind.replace('_', ' ')}: {', '.join(ids)}")
     return "\n".join(lines)
 
 
+def _expected_table(checks: list[SplitCheck]) -> list[str]:
+    rows = [(c.split, e) for c in checks for e in c.expected]
+    if not rows:
+        return []
+    pw = max(len("protocol"), *(len(e.name) for _, e in rows))
+    sw = max(len("split"), *(len(s) for s, _ in rows))
+    lines = [
+        "expected on the full dataset (docs/adapters.md) vs found here:",
+        f"{'protocol':<{pw}} {'split':<{sw}} {'expected':>15} {'found':>19}  source",
+    ]
+    for split, e in rows:
+        found = _count(e.found, e.unit) + (" (!)" if e.differs else "")
+        lines.append(
+            f"{e.name:<{pw}} {split:<{sw}} {_count(e.expected, e.unit):>15} {found:>19}  {e.source}"
+        )
+    return lines
+
+
 def checks_to_dict(checks: list[SplitCheck]) -> list[dict[str, Any]]:
     """Plain-data form of the findings (for ``--json``)."""
-    return [asdict(c) | {"ok": c.ok, "loaded": c.loaded} for c in checks]
+    return [
+        asdict(c)
+        | {"ok": c.ok, "loaded": c.loaded}
+        | {"expected": [asdict(e) | {"differs": e.differs} for e in c.expected]}
+        for c in checks
+    ]

@@ -36,6 +36,38 @@ def data() -> None:
     """Check dataset roots and build their indexes."""
 
 
+#: Adapter options that say where files are, not which samples: they never keep a shipped
+#: protocol's expected count from being compared.
+_PATH_OPTIONS = frozenset({"image_dir", "test_image_ids", "index_path"})
+
+
+def _protocol_expectations(adapter):
+    """The shipped protocols reading this adapter with these options, as check expectations."""
+    from dataset_adapters.check import Expectation
+    from dataset_adapters.expected_counts import EXPECTED_COUNTS
+    from groundbench.probes import select_samples
+    from groundbench.protocol import list_protocols, load_protocol
+
+    out = []
+    for name in list_protocols():
+        expected = EXPECTED_COUNTS.get(name)
+        protocol = load_protocol(name)
+        ds = protocol.dataset
+        same_data = all(
+            adapter.options.get(k) == v for k, v in ds.options.items() if k not in _PATH_OPTIONS
+        )
+        if expected is None or ds.adapter != adapter.name or not same_data:
+            continue
+        if expected.unit == "images":
+            measure = lambda samples: len({s.image_path for s in samples})  # noqa: E731
+        else:
+            measure = lambda samples, sel=protocol.select: len(select_samples(samples, sel))  # noqa: E731
+        out.append(
+            Expectation(name, ds.split, expected.count, expected.unit, expected.source, measure)
+        )
+    return out
+
+
 @data.command("check")
 @_ADAPTER
 @_ROOT
@@ -47,14 +79,16 @@ def check(
 ) -> None:
     """Count samples per split next to the published counts and list what is wrong.
 
-    Exits 1 when a split has a malformed record or duplicate ids; missing images and odd
-    boxes are reported but do not fail the check.
+    Each shipped protocol reading this dataset shows the count it selects here next to the
+    count expected on the full dataset (docs/adapters.md). Exits 1 when a split has a
+    malformed record or duplicate ids; missing images, odd boxes, records the adapter had to
+    leave out and counts that differ are reported but do not fail the check.
     """
     from dataset_adapters import open_dataset
     from dataset_adapters.check import check_dataset, checks_to_dict, format_checks
 
     adapter = open_dataset(name, root, **_options(option))
-    checks = check_dataset(adapter, list(splits) or None)
+    checks = check_dataset(adapter, list(splits) or None, _protocol_expectations(adapter))
     if as_json:
         click.echo(
             json.dumps({"adapter": name, "root": root, "splits": checks_to_dict(checks)}, indent=2)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from adapter_files import write_flickr, write_refcoco, write_vg
+from adapter_files import add_vg_orphans, write_flickr, write_refcoco, write_vg
 from click.testing import CliRunner
 
 from dataset_adapters.base import DatasetAdapter
@@ -20,8 +20,101 @@ def test_check_table_lists_counts_and_missing_images(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "flickr30k_entities: OK"
-    assert lines[4].split() == ["test", "14", "0", "2", "1000", "ima", "(!)", "0", "0", "0", "0"]
+    assert lines[1].split()[:5] == ["split", "samples", "captions", "images", "published"]
+    assert lines[4].split() == ["test", "14", "0", "2", "1000", "images", "(!)", "0", "0", "0", "0"]
     assert f"[val] missing images: {root / 'flickr30k-images' / '3000.jpg'}" in lines
+
+
+def test_check_compares_each_shipped_protocol_with_its_expected_count(tmp_path):
+    root = write_flickr(tmp_path / "f30k")
+    result = CliRunner().invoke(main, ["data", "check", "flickr30k_entities", "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    source = (
+        "Flickr30k Entities test, phrases whose entity has a box (Plummer et al., IJCV 2017; "
+        "the set MDETR's flickr_eval.py evaluates)"
+    )
+    i = lines.index("expected on the full dataset (docs/adapters.md) vs found here:")
+    assert lines[i + 1].split() == ["protocol", "split", "expected", "found", "source"]
+    assert lines[i + 2].split(maxsplit=6) == [
+        "flickr30k_test.albef", "test", "14481", "samples", "12", "samples", "(!)  " + source
+    ]  # fmt: skip
+    assert lines[i + 3].split()[:5] == ["flickr30k_test.mg", "test", "-", "9", "samples"]
+    assert lines[i + 4].split()[:7] == [
+        "flickr30k_test.zhang2016", "test", "14481", "samples", "12", "samples", "(!)"
+    ]  # fmt: skip
+
+
+def test_check_compares_only_the_protocols_of_the_chosen_data(tmp_path):
+    root = write_refcoco(tmp_path / "data", "refcocog", "umd")
+    result = CliRunner().invoke(
+        main, ["data", "check", "refcoco", "--root", str(root), "-o", "dataset=refcocog"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    i = lines.index("expected on the full dataset (docs/adapters.md) vs found here:")
+    assert [line.split()[:6] for line in lines[i + 2 : i + 4]] == [
+        ["refcocog_val.albef", "val", "4896", "samples", "1", "samples"],
+        ["refcocog_test.albef", "test", "9602", "samples", "3", "samples"],
+    ]
+    assert lines[i + 4].startswith("[")  # no RefCOCO or RefCOCO+ protocol follows
+
+
+def test_check_json_has_expected_counts_and_warnings(tmp_path):
+    root = add_vg_orphans(write_vg(tmp_path / "vg"))
+    result = CliRunner().invoke(
+        main,
+        ["data", "check", "visual_genome", "--root", str(root), "-o",
+         "test_image_ids=test_ids.txt", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    train, test = json.loads(result.stdout)["splits"]
+    assert train["warnings"] == [
+        f"{root / 'region_descriptions.json'}: 2 regions of 1 images that "
+        f"{root / 'image_data.json'} does not list are left out (no image size); use the files "
+        "of one Visual Genome version"
+    ]
+    assert test["expected"] == [
+        {
+            "name": "visual_genome_test.mg",
+            "expected": 17478,
+            "found": 2,
+            "unit": "images",
+            "source": "the 'test' set of the MG authors' data_splits.pickle (Akbari et al. "
+            "2019); no published count of its regions",
+            "differs": True,
+        }
+    ]
+
+
+def test_check_table_says_ok_with_warnings(tmp_path):
+    root = add_vg_orphans(write_vg(tmp_path / "vg"))
+    result = CliRunner().invoke(
+        main,
+        ["data", "check", "visual_genome", "--root", str(root), "-o",
+         "test_image_ids=test_ids.txt"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "visual_genome: OK (2 warnings below)"
+    assert (
+        f"[test] warning: {root / 'test_ids.txt'}: 1 of its 3 test image ids are not in "
+        f"{root / 'image_data.json'}, so they have no samples; use the files of one Visual "
+        "Genome version"
+    ) in lines
+
+
+def test_one_broken_file_of_every_split_is_reported_once(tmp_path):
+    root = write_refcoco(tmp_path / "data")
+    instances = root / "refcoco" / "instances.json"
+    instances.write_text(instances.read_text()[:40])
+    result = CliRunner().invoke(main, ["data", "check", "refcoco", "--root", str(root)])
+    assert result.exit_code == 1
+    malformed = [line for line in result.output.splitlines() if "malformed" in line]
+    assert malformed == [
+        f"[train, val, testA, testB] malformed: {instances}: malformed JSON at line 1 column "
+        "36 (Unterminated string starting at); the file is truncated or corrupt: re-download it"
+    ]
 
 
 def test_check_json_with_options(tmp_path):

@@ -72,7 +72,7 @@ def bbox_field(record: Any, key: str, where: str) -> list[float]:
 def under_root(root: Path, value: str | Path) -> Path:
     """Resolve an option path: absolute as given, relative to the dataset ``root`` otherwise.
 
-    Relative paths keep protocols portable: ``test_image_ids: mg_test_ids.txt`` means the
+    Relative paths keep protocols portable: ``test_image_ids: data_splits.pickle`` means the
     file next to the data, wherever the data lives.
     """
     path = Path(value).expanduser()

@@ -32,12 +32,24 @@ def _id_to_filename(sample_id: str) -> str:
     return sample_id.replace("/", "__") + ".npy"
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_SAFETENSORS_REFUSED = {"BOOL": "bool"}
+
+
 class HeatmapFile:
     """Serve maps from a file or directory keyed by sample id.
+
+    Every entry's shape and dtype are read from its header when the file is opened (no
+    map is loaded), so a bad entry or a file mixing heatmaps and attention is refused
+    before any scoring, whatever the batch size.
 
     Args:
         path: ``.npz``, ``.safetensors`` or a directory of ``.npy`` files.
         supervision: the supervision class of the model that made the maps.
+
+    Raises:
+        MethodError: the path is missing or unreadable, holds no map, a member twice, an
+            entry that is not a non-empty real-number map of a supported shape, or both kinds.
     """
 
     needs_images = False
@@ -49,14 +61,19 @@ class HeatmapFile:
         if not self.path.exists():
             raise MethodError(f"heatmaps:{path}: no such file or directory")
         if self.path.is_dir():
-            self._keys = {p.name[:-4].replace("__", "/") for p in self.path.glob("*.npy")}
+            headers = {
+                p.name[:-4].replace("__", "/"): _npy_header(
+                    p.open("rb"), f"heatmaps:{path}", p.name
+                )
+                for p in sorted(self.path.glob("*.npy"))
+            }
             self._reader = None
         elif self.path.suffix == ".npz":
+            headers = _npz_headers(self.path, f"heatmaps:{path}")
             try:
                 self._reader = np.load(self.path, allow_pickle=False)
             except (OSError, ValueError, zipfile.BadZipFile) as exc:
                 raise MethodError(f"heatmaps:{path}: not a readable .npz archive ({exc})") from exc
-            self._keys = set(self._reader.files)
         elif self.path.suffix == ".safetensors":
             from safetensors import safe_open
 
@@ -66,13 +83,19 @@ class HeatmapFile:
                 raise MethodError(
                     f"heatmaps:{path}: not a readable .safetensors file ({exc})"
                 ) from exc
-            self._keys = set(self._reader.keys())
+            headers = {}
+            for key in self._reader.keys():
+                sl = self._reader.get_slice(key)
+                dtype = sl.get_dtype()
+                headers[key] = (tuple(sl.get_shape()), _SAFETENSORS_REFUSED.get(dtype, "real"))
         else:
             raise MethodError(
                 f"heatmaps:{path}: expected a .npz or .safetensors file or a directory of .npy files"
             )
-        if not self._keys:
+        if not headers:
             raise MethodError(f"heatmaps:{path}: holds no maps")
+        self._keys = set(headers)
+        self.kind = _check_headers(f"heatmaps:{path}", headers)
 
     def fingerprint(self) -> str:
         """sha256 of the file bytes (of every .npy file, in name order, for a directory)."""
@@ -103,19 +126,19 @@ class HeatmapFile:
                 + ". Write one map per sample id of the protocol's split (see docs/formats.md)."
             )
 
-    def _read(self, sample_id: str) -> np.ndarray:
+    def _read(self, sample_id: str) -> np.ndarray | torch.Tensor:
         if sample_id not in self._keys:
             raise MethodError(f"heatmaps:{self.path}: no map for sample {sample_id!r}")
         if self._reader is None:
             return np.load(self.path / _id_to_filename(sample_id), allow_pickle=False)
         if isinstance(self._reader, np.lib.npyio.NpzFile):
             return self._reader[sample_id]
-        return self._reader.get_tensor(sample_id).float().numpy()
+        return self._reader.get_tensor(sample_id)
 
     def predict(
         self, samples: Sequence[GroundingSample], images, *, device: torch.device
     ) -> RawMaps:
-        maps, kinds = [], set()
+        maps = []
         for s in samples:
             try:
                 arr = self._read(s.id)
@@ -123,20 +146,78 @@ class HeatmapFile:
                 raise MethodError(
                     f"heatmaps:{self.path}: map {s.id!r} is unreadable ({exc})"
                 ) from exc
-            if arr.ndim not in _KINDS or not np.issubdtype(arr.dtype, np.number):
+            t = torch.from_numpy(np.ascontiguousarray(arr)) if isinstance(arr, np.ndarray) else arr
+            if t.dtype == torch.float64:
+                finite = t[torch.isfinite(t)]
+                if finite.numel() and float(finite.abs().max()) > _FLOAT32_MAX:
+                    raise MethodError(
+                        f"heatmaps:{self.path}: map {s.id!r} holds finite values up to "
+                        f"{float(finite.abs().max()):.3g}, beyond float32 (±{_FLOAT32_MAX:.3g}), "
+                        "where maps are evaluated; rescale the maps"
+                    )
+            maps.append(t.to(torch.float32).to(device))
+        return RawMaps(tuple(s.id for s in samples), tuple(maps), kind=self.kind)
+
+
+def _npy_header(f, where: str, member: str) -> tuple[tuple[int, ...], str]:
+    """(shape, "real" | the refused dtype's name) from a .npy header, without the data."""
+    with f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        except (ValueError, OSError, EOFError) as exc:
+            raise MethodError(f"{where}: {member} is not a readable .npy array ({exc})") from exc
+    return tuple(shape), ("real" if dtype.kind in "fiu" else str(dtype))
+
+
+def _npz_headers(path: Path, where: str) -> dict[str, tuple[tuple[int, ...], str]]:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise MethodError(f"{where}: not a readable .npz archive ({exc})") from exc
+    with archive:
+        names = archive.namelist()
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
                 raise MethodError(
-                    f"heatmaps:{self.path}: map {s.id!r} has shape {arr.shape} and dtype {arr.dtype}; "
-                    "expected numbers shaped (h, w), (P, h, w), (L, H, h, w) or (P, L, H, h, w)"
+                    f"{where}: the archive holds member {name!r} twice, so which map is meant "
+                    "is ambiguous; rewrite it with numpy.savez (one entry per sample id)"
                 )
-            kinds.add(_KINDS[arr.ndim])
-            maps.append(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32)).to(device))
-        if len(kinds) > 1:
+            seen.add(name)
+        return {
+            name[:-4]: _npy_header(archive.open(name), where, name)
+            for name in names
+            if name.endswith(".npy")
+        }
+
+
+def _check_headers(where: str, headers: dict[str, tuple[tuple[int, ...], str]]) -> str:
+    """Check every entry's shape and dtype; return the file's one kind."""
+    kinds: dict[str, str] = {}
+    for sid, (shape, dtype) in sorted(headers.items()):
+        if len(shape) not in _KINDS or dtype != "real":
+            shown = dtype if dtype != "real" else "numbers"
             raise MethodError(
-                f"heatmaps:{self.path}: mixes heatmaps (2-3 dims) and attention (4-5 dims); use one kind"
+                f"{where}: map {sid!r} has shape {shape} and dtype {shown}; expected real "
+                "numbers (float or int, not bool or complex) shaped (h, w), (P, h, w), "
+                "(L, H, h, w) or (P, L, H, h, w)"
             )
-        return RawMaps(
-            tuple(s.id for s in samples), tuple(maps), kind=kinds.pop() if kinds else "heatmap"
+        if 0 in shape:
+            raise MethodError(
+                f"{where}: map {sid!r} has shape {shape} with no element; every map needs at "
+                "least one value per axis"
+            )
+        kinds.setdefault(_KINDS[len(shape)], sid)
+    if len(kinds) > 1:
+        raise MethodError(
+            f"{where}: mixes heatmaps (2-3 dims, e.g. {kinds['heatmap']!r}) and attention "
+            f"(4-5 dims, e.g. {kinds['attention']!r}); use one kind"
         )
+    return next(iter(kinds))
 
 
 @METHODS.register(

@@ -79,18 +79,112 @@ def test_heatmap_npz_round_trip_and_id_checks(tmp_path):
 
 def test_heatmap_directory_attention_and_bad_shape(tmp_path):
     np.save(tmp_path / "t__0.npy", np.ones((2, 2, 4, 4), np.float32))
+    assert resolve_method(f"heatmaps:{tmp_path}").predict([sample(0)], None, device=CPU).kind == (
+        "attention"
+    )
     np.save(tmp_path / "t__1.npy", np.ones((4,), np.float32))
-    m = resolve_method(f"heatmaps:{tmp_path}")
-    assert m.predict([sample(0)], None, device=CPU).kind == "attention"
-    with pytest.raises(MethodError, match=r"map 't/1' has shape \(4,\)"):
-        m.predict([sample(1)], None, device=CPU)
+    with pytest.raises(MethodError) as exc:
+        resolve_method(f"heatmaps:{tmp_path}")
+    assert str(exc.value) == (
+        f"heatmaps:{tmp_path}: map 't/1' has shape (4,) and dtype numbers; expected real "
+        "numbers (float or int, not bool or complex) shaped (h, w), (P, h, w), (L, H, h, w) "
+        "or (P, L, H, h, w)"
+    )
 
 
 def test_heatmap_file_refuses_pickles(tmp_path):
     path = tmp_path / "maps.npz"
-    np.savez(path, **{"t/0": np.array([object()], dtype=object)})
-    with pytest.raises(MethodError, match="unreadable"):
-        resolve_method(f"heatmaps:{path}").predict([sample(0)], None, device=CPU)
+    np.savez(path, **{"t/0": np.array([[object()]], dtype=object)})
+    with pytest.raises(MethodError) as exc:
+        resolve_method(f"heatmaps:{path}")
+    assert str(exc.value) == (
+        f"heatmaps:{path}: map 't/0' has shape (1, 1) and dtype object; expected real numbers "
+        "(float or int, not bool or complex) shaped (h, w), (P, h, w), (L, H, h, w) or "
+        "(P, L, H, h, w)"
+    )
+
+
+def test_a_file_mixing_kinds_is_refused_whatever_the_batch(tmp_path):
+    # The one-kind check ran per batch: with 4 samples per batch a mixed file passed.
+    path = tmp_path / "maps.npz"
+    maps = {f"t/{i}": np.ones((3, 3), np.float32) for i in range(4)}
+    maps |= {f"t/{i}": np.ones((1, 1, 3, 3), np.float32) for i in range(4, 8)}
+    np.savez(path, **maps)
+    with pytest.raises(MethodError) as exc:
+        resolve_method(f"heatmaps:{path}")
+    assert str(exc.value) == (
+        f"heatmaps:{path}: mixes heatmaps (2-3 dims, e.g. 't/0') and attention (4-5 dims, "
+        "e.g. 't/4'); use one kind"
+    )
+
+
+@pytest.mark.parametrize(
+    ("array", "dtype"),
+    [(np.ones((2, 2), bool), "bool"), (np.ones((2, 2), np.complex64), "complex64")],
+)
+def test_bool_and_complex_maps_are_refused(tmp_path, array, dtype):
+    # Complex maps silently lost their imaginary part.
+    path = tmp_path / "maps.npz"
+    np.savez(path, **{"t/0": array})
+    with pytest.raises(MethodError) as exc:
+        resolve_method(f"heatmaps:{path}")
+    assert str(exc.value) == (
+        f"heatmaps:{path}: map 't/0' has shape (2, 2) and dtype {dtype}; expected real numbers "
+        "(float or int, not bool or complex) shaped (h, w), (P, h, w), (L, H, h, w) or "
+        "(P, L, H, h, w)"
+    )
+
+
+def test_bool_maps_are_refused_in_safetensors_too(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "maps.safetensors"
+    save_file({"t/0": torch.ones(2, 2, dtype=torch.bool)}, str(path))
+    with pytest.raises(MethodError) as exc:
+        resolve_method(f"heatmaps:{path}")
+    assert str(exc.value) == (
+        f"heatmaps:{path}: map 't/0' has shape (2, 2) and dtype bool; expected real numbers "
+        "(float or int, not bool or complex) shaped (h, w), (P, h, w), (L, H, h, w) or "
+        "(P, L, H, h, w)"
+    )
+
+
+def test_zero_size_maps_are_refused(tmp_path):
+    path = tmp_path / "maps.npz"
+    np.savez(path, **{"t/0": np.ones((0, 4), np.float32)})
+    with pytest.raises(MethodError) as exc:
+        resolve_method(f"heatmaps:{path}")
+    assert str(exc.value) == (
+        f"heatmaps:{path}: map 't/0' has shape (0, 4) with no element; every map needs at "
+        "least one value per axis"
+    )
+
+
+def test_a_duplicated_zip_member_is_refused(tmp_path):
+    import zipfile
+
+    path = tmp_path / "maps.npz"
+    np.savez(path, **{"t/0": np.ones((2, 2), np.float32)})
+    with zipfile.ZipFile(path, "a") as z, pytest.warns(UserWarning, match="Duplicate name"):
+        z.writestr("t/0.npy", b"")
+    with pytest.raises(MethodError) as exc:
+        resolve_method(f"heatmaps:{path}")
+    assert str(exc.value) == (
+        f"heatmaps:{path}: the archive holds member 't/0.npy' twice, so which map is meant is "
+        "ambiguous; rewrite it with numpy.savez (one entry per sample id)"
+    )
+
+
+def test_finite_maps_beyond_float32_are_refused_not_called_nan(tmp_path):
+    path = tmp_path / "maps.npz"
+    np.savez(path, **{"t/0": np.array([[0.0, 1e300], [1.0, 2.0]])})
+    m = resolve_method(f"heatmaps:{path}")
+    with pytest.raises(MethodError) as exc:
+        m.predict([sample(0)], None, device=CPU)
+    assert str(exc.value) == (
+        f"heatmaps:{path}: map 't/0' holds finite values up to 1e+300, beyond float32 "
+        "(±3.4e+38), where maps are evaluated; rescale the maps"
+    )
 
 
 def test_heatmap_safetensors(tmp_path):

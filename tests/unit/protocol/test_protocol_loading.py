@@ -318,3 +318,34 @@ def test_protocol_from_mapping_matches_the_file(tmp_path):
 
     path = write(tmp_path, BASE)
     assert protocol_from_mapping(yaml.safe_load(BASE)).hash == load_protocol(str(path)).hash
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            # used to fail only after every sample was scored, in the bootstrap
+            "bootstrap: {resamples: 100000000000000000000}\n",
+            "bootstrap.resamples: 100000000000000000000 is too large; use at most 1000000",
+        ),
+        (
+            # used to try to allocate 160 GB while upsampling the first batch
+            "resolution: [100000, 100000]\n",
+            "resolution [100000, 100000] is too large; each side must be at most 8192 pixels",
+        ),
+    ],
+)
+def test_settings_that_cannot_fit_in_memory_are_refused_at_load(tmp_path, extra, message):
+    path = write(tmp_path, BASE + extra)
+    assert error_of(path) == f"{path}: {message}"
+
+
+def test_a_huge_pointing_tolerance_is_refused_without_running_the_metric(tmp_path):
+    path = write(
+        tmp_path,
+        BASE.replace("{name: box_acc, iou: 0.5}", "{name: pointing, tolerance_px: 1000000}"),
+    )
+    assert error_of(path) == (
+        f"{path}: metrics.1.tolerance_px: 1000000.0 is out of range; use a distance in pixels "
+        "in [0, 4096]"
+    )

@@ -32,7 +32,6 @@ from groundbench.evaluation.workdir import (
     work_dir,
 )
 from groundbench.methods import Method, resolve_method
-from groundbench.metrics import METRICS
 from groundbench.protocol import Protocol, load_protocol
 from groundbench.report import headline_lines
 from groundbench.report.records import Records, aggregates_to_dict
@@ -98,11 +97,7 @@ def evaluate(
             world.rank,
         )
         first = scorer.suite.specs[0]
-        keeper = GalleryKeeper(
-            first.key,
-            METRICS.meta(first.name).get("higher_is_better", True),
-            protocol.bootstrap.seed,
-        )
+        keeper = GalleryKeeper(first.key, first.higher_is_better, protocol.bootstrap.seed)
         _score(
             scorer,
             pending,

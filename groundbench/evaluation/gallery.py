@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from groundbench.errors import GroundbenchError
-from groundbench.metrics import METRICS
 from groundbench.postprocess import ProcessedMaps
 from groundbench.report.figures import GalleryItem
 from groundbench.report.records import Records
@@ -32,12 +31,11 @@ def draw_key(seed: int, sample_id: str) -> bytes:
 
 
 def gallery_choice(
-    records: Records, key: str, seed: int, k: int = GALLERY_K
+    records: Records, key: str, higher_is_better: bool, seed: int, k: int = GALLERY_K
 ) -> list[tuple[int, str]]:
     """Return ``(row, label)`` of the best, worst and random samples by metric ``key``."""
-    higher = METRICS.meta(_metric_name(records, key)).get("higher_is_better", True)
     values, codes = records.column(key)
-    sign = -1.0 if higher else 1.0
+    sign = -1.0 if higher_is_better else 1.0
     defined = [i for i in range(len(records)) if codes[i] == 0]
     order = sorted(defined, key=lambda i: (values[i] * sign, records.ids[i]))
     best = order[:k]
@@ -53,11 +51,6 @@ def gallery_choice(
     )
 
 
-def _metric_name(records: Records, key: str) -> str:
-    name = key.split("[")[0].split("@")[0]
-    return name if name in METRICS else "pointing"
-
-
 class GalleryKeeper:
     """Keeps the maps of the samples the gallery may still pick, batch by batch.
 
@@ -70,6 +63,7 @@ class GalleryKeeper:
 
     def __init__(self, key: str, higher_is_better: bool, seed: int, k: int = GALLERY_K) -> None:
         self.key, self.seed, self.k = key, seed, k
+        self.higher_is_better = higher_is_better
         self._sign = -1.0 if higher_is_better else 1.0
         # heaps of (priority, tie, id): the root is the first to drop out
         self._best: list = []

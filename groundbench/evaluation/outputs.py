@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from groundbench import __version__
-from groundbench.evaluation.gallery import gallery_choice, gallery_items
+from groundbench.evaluation.gallery import GalleryKeeper, gallery_choice, gallery_items
 from groundbench.evaluation.workdir import replace_out_dir
 from groundbench.report import render_markdown, render_report_json
 from groundbench.report.figures import plot_gallery, plot_tag_bars
@@ -64,13 +64,13 @@ def write_report_dir(
     replace_out_dir(out_dir, final, work)
 
 
-def figure_writers(scorer, samples, records: Records, metrics, seed: int, keeper=None):
+def figure_writers(scorer, samples, records: Records, metrics, seed: int, keeper: GalleryKeeper):
     """(file name, writer) pairs for the report's figures."""
     first = records.keys[0]
     writers = [
         (f"figures/tags_{_slug(first)}.png", lambda p: plot_tag_bars(p, first, metrics[first]))
     ]
-    chosen = gallery_choice(records, first, seed)
+    chosen = gallery_choice(records, first, keeper.higher_is_better, seed)
 
     def gallery(path: Path):
         items = gallery_items(scorer, samples, records, chosen, keeper)

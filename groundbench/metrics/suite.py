@@ -47,6 +47,11 @@ class MetricSpec:
         """``{"name": ..., **params}`` as a protocol's canonical form writes it."""
         return {"name": self.name, **self.params}
 
+    @property
+    def higher_is_better(self) -> bool:
+        """The metric's registered direction."""
+        return bool(METRICS.meta(self.name).get("higher_is_better", True))
+
 
 @dataclass(frozen=True)
 class BatchScores:

@@ -36,7 +36,7 @@ def test_the_keeper_holds_every_sample_the_gallery_picks(seed, batch):
         maps = ProcessedMaps(part.ids, torch.full((len(rows), 2, 2), float(start)),
                              torch.ones(len(rows), 2, 2, dtype=torch.bool), None, None)  # fmt: skip
         keeper.offer(part, maps)
-    chosen = gallery_choice(records, "m", seed)
+    chosen = gallery_choice(records, "m", True, seed)
     assert len(chosen) == 9
     assert all(keeper.get(records.ids[i]) is not None for i, _ in chosen)
     assert len(keeper._maps) <= 15

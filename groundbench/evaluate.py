@@ -73,7 +73,7 @@ def evaluate(
     spec = method if isinstance(method, str) else method.name
     protocol = load_protocol(protocol, overrides) if isinstance(protocol, str) else protocol
     method = resolve_method(method) if isinstance(method, str) else method
-    out_dir, dev = check_out_dir(out_dir), torch.device(device)
+    shown, out_dir, dev = Path(out_dir), check_out_dir(out_dir), torch.device(device)
     scorer = Scorer(protocol, method, dev)
     world = join_world(dev)
     lock = RunLock(out_dir)
@@ -135,7 +135,7 @@ def evaluate(
             figure_writers(scorer, samples, records, metrics, protocol.bootstrap.seed, keeper),
         )
         shutil.rmtree(work, ignore_errors=True)
-        return EvaluationResult(out_dir, report, headline_lines(metrics))
+        return EvaluationResult(shown, report, headline_lines(metrics))
     except BaseException:
         if world.is_main and lock.held:
             remove_if_unused(work)

@@ -25,7 +25,8 @@ import click
     "out_dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="Report directory to write.",
+    help="Report directory to write: a new path, an empty folder or an earlier report "
+    "(anything else is refused and left untouched).",
 )
 @click.option(
     "--set",

@@ -14,18 +14,21 @@ from typing import Any
 REPORT_SCHEMA = 1
 
 _MD_PUNCTUATION = str.maketrans(
-    {c: "\\" + c for c in "\\`*_[]|~#"}
+    {c: "\\" + c for c in "\\`*[]|~"}
     | {"<": "&lt;", ">": "&gt;", "&": "&amp;"}
     | {"\n": " ", "\r": " "}
 )
 
 
 def md_text(text: object) -> str:
-    """Escape ``text`` for Markdown prose or a table cell: it renders as itself, never as markup.
+    """Escape ``text`` for Markdown prose or a table cell: never a link, image, HTML or new cell.
+
+    Line breaks become spaces, so a name cannot start a heading; an underscore is kept (it
+    can only italicise, and keeps ``synth_test.albef`` readable).
 
     Example:
         >>> print(md_text("<img onerror=x> [a](javascript:b) | c_d"))
-        &lt;img onerror=x&gt; \\[a\\](javascript:b) \\| c\\_d
+        &lt;img onerror=x&gt; \\[a\\](javascript:b) \\| c_d
     """
     return str(text).translate(_MD_PUNCTUATION)
 

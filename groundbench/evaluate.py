@@ -22,7 +22,6 @@ from groundbench.evaluation.cache import RecordWriter, cache_key, read_records
 from groundbench.evaluation.data import batches, dataset_fingerprint, load_samples
 from groundbench.evaluation.gallery import GalleryKeeper
 from groundbench.evaluation.outputs import environment, figure_writers, write_report_dir
-from groundbench.evaluation.ranks import World, join_world
 from groundbench.evaluation.scoring import Scorer
 from groundbench.evaluation.workdir import (
     OutputDirError,
@@ -31,6 +30,7 @@ from groundbench.evaluation.workdir import (
     remove_if_unused,
     work_dir,
 )
+from groundbench.evaluation.world import World, join_world
 from groundbench.methods import Method, resolve_method
 from groundbench.protocol import Protocol, load_protocol
 from groundbench.report import headline_lines

@@ -1,1 +1,1 @@
-"""Stages of ``groundbench.evaluate``: data, scoring, the per-sample record cache, ranks."""
+"""Stages of ``groundbench.evaluate``: data, scoring, records cache, gallery, output folder, world."""

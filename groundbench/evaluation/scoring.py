@@ -59,6 +59,11 @@ class Scorer:
         """Metric display keys, in protocol order."""
         return self.suite.keys
 
+    @property
+    def specs(self) -> tuple[tuple[str, str, dict[str, Any]], ...]:
+        """``(display key, metric name, params)`` per metric: a view of ``suite.specs``."""
+        return tuple((s.key, s.name, dict(s.params)) for s in self.suite.specs)
+
     def size_of(self, sample: GroundingSample) -> tuple[int, int]:
         """(height, width) at which the sample is evaluated."""
         res = self.protocol.resolution

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from groundbench import __version__
 from groundbench.errors import GroundbenchError
 from groundbench.evaluation.cache import RecordWriter, cache_key, read_records
-from groundbench.evaluation.data import batches, dataset_fingerprint, load_samples
+from groundbench.evaluation.data import LoadedSplit, batches, dataset_fingerprint, load_split
 from groundbench.evaluation.gallery import GalleryKeeper
 from groundbench.evaluation.outputs import environment, figure_writers, write_report_dir
 from groundbench.evaluation.scoring import Scorer
@@ -79,7 +79,8 @@ def evaluate(
     lock = RunLock(out_dir)
     work = work_dir(out_dir)
     try:
-        samples = load_samples(protocol, data_root, limit)
+        loaded = load_split(protocol, data_root, limit)
+        samples = loaded.samples
         if limit is None and hasattr(method, "check_ids"):
             method.check_ids([s.id for s in samples])
         data_fp, method_fp = dataset_fingerprint(samples), method.fingerprint()
@@ -120,7 +121,7 @@ def evaluate(
             protocol,
             method,
             spec,
-            samples,
+            loaded,
             data_fp,
             method_fp,
             metrics,
@@ -200,11 +201,11 @@ def _score(
 
 
 def _report(
-    protocol, method, spec, samples, data_fp, method_fp, metrics, samples_csv, env
+    protocol, method, spec, loaded: LoadedSplit, data_fp, method_fp, metrics, samples_csv, env
 ) -> dict[str, Any]:
     import hashlib
 
-    ds = protocol.dataset
+    ds, samples = protocol.dataset, loaded.samples
     return {
         "schema": 1,
         "groundbench_version": __version__,
@@ -220,6 +221,8 @@ def _report(
             "split": ds.split,
             "fingerprint": data_fp,
             "n_samples": len(samples),
+            "warnings": list(loaded.warnings),
+            "skipped": dict(loaded.skipped),
         },
         "method": {
             "spec": spec,

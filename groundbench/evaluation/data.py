@@ -6,7 +6,9 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +37,41 @@ def dataset_root(protocol: Protocol, data_root: str | Path | None) -> Path:
     )
 
 
+@dataclass(frozen=True)
+class LoadedSplit:
+    """A protocol's samples and what the adapter had to leave out of the split's files.
+
+    Attributes:
+        samples: selected, controlled, sorted by id, limited.
+        warnings: the adapter's ``load_warnings`` in its order, paths under the dataset root
+            written relative to it (so the report does not depend on where the data lives).
+        skipped: reason -> count of records the adapter leaves out by rule (Flickr30k
+            Entities' phrases without a box), sorted by reason; empty when it reports none.
+    """
+
+    samples: list[GroundingSample]
+    warnings: tuple[str, ...] = ()
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
 def load_samples(
     protocol: Protocol, data_root: str | Path | None, limit: int | None = None
 ) -> list[GroundingSample]:
     """Return the protocol's samples: selected, controlled, sorted by id, limited.
+
+    Raises:
+        DataFormatError: duplicate ids, or no sample left after selection.
+    """
+    return load_split(protocol, data_root, limit).samples
+
+
+def load_split(
+    protocol: Protocol, data_root: str | Path | None, limit: int | None = None
+) -> LoadedSplit:
+    """Load the protocol's split: its samples (as :func:`load_samples`) and the adapter's notes.
+
+    The notes describe the split's files, before selection and ``limit``; the adapter logs
+    its warnings as it loads, so they are not logged again here.
 
     Raises:
         DataFormatError: duplicate ids, or no sample left after selection.
@@ -59,7 +92,32 @@ def load_samples(
             f"protocol {protocol.name}: no sample of {ds.name}/{ds.split} is left after selection "
             f"{protocol.canonical['select']}; check the dataset root and the select keys"
         )
-    return samples
+    root = getattr(adapter, "root", None)
+    warnings = tuple(
+        root_relative(str(w), root) for w in getattr(adapter, "load_warnings", None) or ()
+    )
+    skipped = getattr(adapter, "skipped", None)
+    counts = (
+        {str(k): int(v) for k, v in sorted(skipped.items(), key=lambda kv: str(kv[0])) if v}
+        if isinstance(skipped, Mapping)
+        else {}
+    )
+    return LoadedSplit(samples, warnings, counts)
+
+
+def root_relative(text: str, root: str | Path | None) -> str:
+    """Write the paths under ``root`` that ``text`` names relative to it.
+
+    Only a path that starts a word (after a space, a quote or a bracket) is rewritten.
+
+    Example:
+        >>> root_relative("/data/vg/test_ids.txt: 1 of /data/vg2/x and /old/data/vg/y", "/data/vg")
+        'test_ids.txt: 1 of /data/vg2/x and /old/data/vg/y'
+    """
+    if root is None or str(root) in ("", "."):
+        return text
+    prefix = re.escape(os.path.join(str(root), ""))
+    return re.sub(rf"(?<![^\s'\"(\[]){prefix}", "", text)
 
 
 def dataset_fingerprint(samples: Sequence[GroundingSample]) -> str:

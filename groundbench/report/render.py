@@ -82,6 +82,16 @@ def headline_lines(
     return lines
 
 
+def _dataset_notes(dataset: Mapping[str, Any]) -> list[str]:
+    """Sub-items of the dataset line: the adapter's warnings, then what it left out by rule."""
+    lines = [f"  - warning: {md_text(w)}" for w in dataset.get("warnings") or ()]
+    skipped = dataset.get("skipped") or {}
+    if skipped:
+        counts = ", ".join(f"{md_text(reason)} {n}" for reason, n in sorted(skipped.items()))
+        lines.append(f"  - left out by the adapter: {counts}")
+    return lines
+
+
 def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
     """The human summary: what was run, headline lines, the per-tag table, the figures."""
     p, d, m = report["protocol"], report["dataset"], report["method"]
@@ -92,6 +102,7 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
         f"- protocol: {md_code(p['name'])} id `{p['id']}` (sha256 `{p['hash']}`)",
         f"- dataset: {md_text(d['name'])} / {md_text(d['split'])} via {md_code(d['adapter'])}, "
         f"{d['n_samples']} samples, fingerprint `{d['fingerprint'][:16]}`",
+        *_dataset_notes(d),
         f"- method: {md_code(m['spec'])} ({md_text(m['supervision'])}), fingerprint "
         f"`{m['fingerprint'][:16]}`",
         f"- bootstrap: {p['canonical']['bootstrap']['resamples']} resamples, seed "

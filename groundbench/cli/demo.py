@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -15,10 +17,10 @@ import click
 )
 @click.option(
     "--board",
-    default="leaderboard",
-    show_default=True,
+    default=None,
     type=click.Path(file_okay=False),
-    help="Leaderboard folder.",
+    help="Leaderboard folder to add the reports to and build [default: OUT/board]. The "
+    "committed leaderboard/ changes only when named here.",
 )
 @click.option(
     "--preset", default="small-cpu", show_default=True, help="Reference-model preset to train."
@@ -35,11 +37,15 @@ import click
     "--data-root",
     default=None,
     type=click.Path(file_okay=False, exists=True),
-    help="A synthetic dataset in the native format [default: the generated default set].",
+    help="A synthetic dataset in the native format [default: the generated default set in "
+    "$GROUNDBENCH_DATA/synth, else ~/.cache/groundbench/synth].",
 )
 def demo_command(out, board, preset, device, overrides, data_root):
     """Generate the synthetic benchmark, train the reference model, evaluate it and the
-    baselines on every synthetic protocol, and print the leaderboard."""
+    baselines on every synthetic protocol, build the run's leaderboard and print a summary.
+
+    Stages are announced on stderr; a rerun reuses the checkpoint when its config matches
+    and skips every report that is up to date."""
     from groundbench.demo import run_demo
 
     result = run_demo(
@@ -49,10 +55,13 @@ def demo_command(out, board, preset, device, overrides, data_root):
         device=device,
         train_overrides=overrides,
         data_root=data_root,
+        announce=lambda line: click.echo(f"groundbench demo: {line}", err=True),
     )
-    click.echo(result.board.markdown.read_text())
+    click.echo(result.board.summary, nl=False)
     click.echo(
-        f"checkpoint: {result.checkpoint}\nreports: {out}/reports\nboard: {result.board.html}"
+        f"\ncheckpoint: {result.checkpoint}\n"
+        f"reports:    {Path(out) / 'reports'} (PROTOCOL/METHOD/report.md, with figures)\n"
+        f"board:      {result.board.html}"
     )
 
 

@@ -8,10 +8,16 @@ deterministically (the only varying line is "generated from N entries"):
 - ``leaderboard.csv``: every aggregate in long format;
 - ``leaderboard.html``: a self-contained sortable page with inline SVG charts;
 - ``robustness.png``: the methods × probes figure (only when a family has probes).
+
+It also renders a compact plain-text summary for a terminal (:func:`render_summary`): the
+headline metric per protocol and method, and the robustness differences, at most 120
+columns wide, pointing to these files for the rest.
 """
 
 from __future__ import annotations
 
+import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +25,7 @@ from groundbench.leaderboard.entries import ENTRIES_DIR, load_entries, write_ato
 from groundbench.leaderboard.html import render_html
 from groundbench.leaderboard.robustness import (
     RobustnessMatrix,
+    display_names,
     plot_robustness,
     robustness_matrices,
 )
@@ -44,6 +51,7 @@ class BoardFiles:
         html: ``leaderboard.html``.
         figure: ``robustness.png``, or None when no family has probes.
         n_entries: entries the board was built from.
+        summary: plain-text summary for a terminal (:func:`render_summary`).
     """
 
     markdown: Path
@@ -51,6 +59,7 @@ class BoardFiles:
     html: Path
     figure: Path | None
     n_entries: int
+    summary: str = ""
 
 
 def build_board(board: str | Path, *, in_distribution_split: str = "test") -> BoardFiles:
@@ -87,7 +96,10 @@ def build_board(board: str | Path, *, in_distribution_split: str = "test") -> Bo
     write_atomic(csv_path, render_csv(tables).encode("utf-8"))
     html_path = board / "leaderboard.html"
     write_atomic(html_path, render_html(tables, matrices, n_entries=len(entries)).encode("utf-8"))
-    return BoardFiles(markdown, csv_path, html_path, figure if matrices else None, len(entries))
+    figure_path = figure if matrices else None
+    files = [markdown, csv_path, html_path, *([figure_path] if figure_path else [])]
+    summary = render_summary(tables, matrices, n_entries=len(entries), files=files)
+    return BoardFiles(markdown, csv_path, html_path, figure_path, len(entries), summary)
 
 
 def render_markdown(
@@ -144,3 +156,114 @@ def _matrix_markdown(m: RobustnessMatrix) -> str:
                 cells.append(score + ("" if cell.drop is None else f" ({cell.drop:+.3f})"))
         lines.append(f"| {md_text(name)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+SUMMARY_WIDTH = 120
+
+
+def render_summary(
+    tables: list[ProtocolTable],
+    matrices: list[RobustnessMatrix],
+    *,
+    n_entries: int,
+    files: Sequence[Path] = (),
+    width: int = SUMMARY_WIDTH,
+) -> str:
+    """Render a compact plain-text board for a terminal, no line wider than ``width``.
+
+    One grid of headline means (each protocol's first metric; rows are protocols, columns
+    methods), then per robustness matrix the signed difference of every probe from the
+    in-distribution protocol, then the files that hold the rest (intervals, every metric).
+    Grids too wide for ``width`` are split into column blocks.
+
+    Args:
+        tables: ranked protocol tables.
+        matrices: robustness matrices.
+        n_entries: entries the board was built from.
+        files: the board files to point to.
+        width: the widest line allowed, in characters.
+    """
+    methods = _method_columns(tables)
+    lines = textwrap.wrap(
+        f"Leaderboard: {n_entries} entries, {len(tables)} protocols. Each protocol's headline "
+        "metric (the one it ranks by), mean over its samples:",
+        width,
+    )
+    lines.append("")
+    rows = []
+    for t in tables:
+        names = dict(display_names({e.method_fingerprint: e.method_name for e in t.entries}))
+        means = {names[e.method_fingerprint]: _summary_mean(e, t.metrics[0]) for e in t.entries}
+        label = [_clip(t.protocol_name, 32), _clip(t.metrics[0], 20)]
+        rows.append((label, [means.get(m, "–") for m in methods]))
+    lines += _grid(["protocol", "metric"], methods, rows, width)
+    protocol_names = {t.protocol_id: t.protocol_name for t in tables}
+    for m in matrices:
+        lines.append("")
+        lines += textwrap.wrap(
+            f"Robustness ({m.dataset}, {m.metric}): each probe's score minus the score on the "
+            f"in-distribution {protocol_names.get(m.reference, m.reference)}; negative = worse "
+            "on the probe:",
+            width,
+        )
+        lines.append("")
+        rows = []
+        for fp, name in m.methods:
+            cells = []
+            for p in m.probes:
+                cell = m.cells.get((fp, p))
+                cells.append("–" if cell is None or cell.drop is None else f"{cell.drop:+.3f}")
+            rows.append(([_clip(name, 28)], cells))
+        lines += _grid(["method"], list(m.probes), rows, width)
+    if files:
+        lines += ["", *textwrap.wrap("Intervals, every metric and per-tag scores:", width)]
+        lines += [_clip(f"  {path}", width) for path in files]
+    return "\n".join(lines) + "\n"
+
+
+def _method_columns(tables: list[ProtocolTable]) -> list[str]:
+    """Method display names in order of first appearance (the first table's ranking first)."""
+    order: list[str] = []
+    for t in tables:
+        names = dict(display_names({e.method_fingerprint: e.method_name for e in t.entries}))
+        for e in t.entries:
+            if names[e.method_fingerprint] not in order:
+                order.append(names[e.method_fingerprint])
+    return order
+
+
+def _summary_mean(entry, key: str) -> str:
+    agg = entry.aggregate(key)
+    if agg is None:
+        return "–"
+    return "n/a" if agg["mean"] is None else f"{agg['mean']:.3f}"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _grid(
+    heads: list[str], columns: list[str], rows: list[tuple[list[str], list[str]]], width: int
+) -> list[str]:
+    """Left-aligned label columns, then right-aligned value columns split into blocks."""
+    label_w = [max(len(h), *(len(r[0][i]) for r in rows)) for i, h in enumerate(heads)]
+    col_w = [max(len(c), *(len(r[1][j]) for r in rows)) for j, c in enumerate(columns)]
+    lead = sum(w + 2 for w in label_w)
+    blocks: list[list[int]] = [[]]
+    used = lead
+    for j, w in enumerate(col_w):
+        if blocks[-1] and used + w + 2 > width:
+            blocks.append([])
+            used = lead
+        blocks[-1].append(j)
+        used += w + 2
+    out: list[str] = []
+    for b, block in enumerate(blocks):
+        if b:
+            out.append("")
+        for labels, values in [(heads, columns), *rows]:
+            left = "".join(f"{x:<{w}}  " for x, w in zip(labels, label_w, strict=True))
+            right = "  ".join(f"{values[j]:>{col_w[j]}}" for j in block)
+            out.append((left + right).rstrip())
+    return out

@@ -171,7 +171,7 @@ def _matrix(refs: list[Entry], probes: list[Entry], split: str) -> RobustnessMat
         cells[(e.method_fingerprint, label)] = RobustnessCell(e.protocol_id, mean, low, high, drop)
     labels = {label for _, label in cells}
     order = [p for p in PROBE_ORDER if p in labels] + sorted(labels - set(PROBE_ORDER))
-    methods = _display_names(names)
+    methods = display_names(names)
     return RobustnessMatrix(
         dataset=ref.report["dataset"]["name"],
         variant=pointing_variant(ref.canonical),
@@ -184,7 +184,7 @@ def _matrix(refs: list[Entry], probes: list[Entry], split: str) -> RobustnessMat
     )
 
 
-def _display_names(names: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+def display_names(names: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     """Sort methods by name; a name shared by several fingerprints gets the fingerprint prefix."""
     counts: dict[str, int] = {}
     for name in names.values():

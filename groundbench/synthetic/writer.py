@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -121,7 +122,7 @@ def generate(
     out = Path(out).absolute()  # "." or "data/" still have a name and a parent
     _check_target(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = _make_temp_dir(out)
     try:
         _write(tmp, settings, seed, progress, workers)
         if out.exists() and any(out.iterdir()):
@@ -155,7 +156,13 @@ def _write(root: Path, settings: Settings, seed: int, progress: bool, workers: i
     total = sum(settings.scenes.values())
     digests: dict[str, str] = {}
     counts: dict[str, dict[str, Any]] = {}
-    bar = tqdm(total=total, desc="synth scenes", unit="scene", disable=not progress)
+    bar = tqdm(
+        total=total,
+        desc="synth scenes",
+        unit="scene",
+        disable=not progress,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,  # a log file gets a line per 30 s
+    )
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
         for split in SPLITS:
@@ -217,6 +224,15 @@ def content_fingerprint(digests: Mapping[str, str]) -> str:
     return h.hexdigest()
 
 
+def _make_temp_dir(target: Path) -> Path:
+    """A fresh folder beside ``target`` to write into, then rename; it follows the umask."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o777 & ~mask)  # mkdtemp makes 0700; the dataset is meant to be shared
+    return tmp
+
+
 def default_root() -> Path:
     """``$GROUNDBENCH_DATA/synth`` if that variable is set, else ``~/.cache/groundbench/synth``."""
     base = os.environ.get("GROUNDBENCH_DATA")
@@ -247,7 +263,7 @@ def ensure_default_dataset(root: str | os.PathLike[str] | None = None) -> Path:
             f"{root} is not empty and holds no dataset.yaml; remove it or pass another root"
         )
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    tmp = _make_temp_dir(root)
     try:
         _write(tmp, Settings(), 0, progress=True, workers=min(2, os.cpu_count() or 1))
         try:

@@ -18,7 +18,8 @@ import numpy as np
 
 from groundbench.errors import GroundbenchError
 from groundbench.postprocess import ProcessedMaps
-from groundbench.report.figures import GalleryItem
+from groundbench.probes import BLIND_TAG
+from groundbench.report.figures import GalleryItem, shorten
 from groundbench.report.records import Records
 from groundbench.types import GroundingSample
 
@@ -152,6 +153,13 @@ def gallery_items(
 
             image = (skimage.transform.resize(image, (h, w), order=1) * 255).astype(np.uint8)
         boxes = sample.boxes * np.array([w / sample.width, h / sample.height] * 2)
-        title = f"{label} {key}={values[i]:.2f}\n{sample.phrase[:40]}"
+        title = f"{label} {key}={values[i]:.2f}\n{_phrase_line(sample)}"
         items.append(GalleryItem(image=image, heatmap=heat[:h, :w], boxes=boxes, title=title))
     return items
+
+
+def _phrase_line(sample: GroundingSample) -> str:
+    """The phrase as the method saw it; under the blind control, said to be swapped in."""
+    if BLIND_TAG in sample.tags:
+        return f"blind control, phrase swapped in: “{shorten(sample.phrase, 36)}”"
+    return f"“{shorten(sample.phrase, 60)}”"

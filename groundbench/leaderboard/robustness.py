@@ -1,4 +1,4 @@
-"""The robustness view: methods × probes, each score and its drop from in-distribution.
+"""The robustness view: methods × probes, each score and its difference from in-distribution.
 
 Entries are grouped into **families**: protocols identical except for the dataset split,
 the sample selection (``select``) and the ``control``. Within a family the
@@ -6,8 +6,8 @@ the sample selection (``select``) and the ``control``. Within a family the
 with no control and no ``include_tags`` filter; every other protocol is a **probe**,
 labelled by its control (``blind``), else its split (``compositional``), else its included
 tags. Entries are matched across protocols by method fingerprint, so a row is one method.
-A cell holds the probe score on the family's first metric and the **drop**
-``probe mean − in-distribution mean`` (negative = worse on the probe).
+A cell holds the probe score on the family's first metric and the signed **difference**
+``probe mean − in-distribution mean`` (negative = worse on the probe), stored as ``drop``.
 """
 
 from __future__ import annotations
@@ -201,7 +201,10 @@ def _agg(entry: Entry, metric: str) -> tuple[float | None, float | None, float |
 
 
 def plot_robustness(matrices: Sequence[RobustnessMatrix], path: str | Path) -> Path:
-    """Draw every matrix as a heat map of drops (annotated with scores) into one PNG.
+    """Draw every matrix as a heat map of differences (annotated with scores) into one PNG.
+
+    Each cell is coloured by the signed difference ``probe − in-distribution`` (red worse,
+    blue better; a colour bar per matrix) and shows the probe score with that difference.
 
     Args:
         matrices: from :func:`robustness_matrices` (at least one).
@@ -244,7 +247,11 @@ def _draw(ax: Any, m: RobustnessMatrix) -> None:
             if cell is not None and cell.drop is not None:
                 drops[i, j] = cell.drop
     limit = float(np.nanmax(np.abs(drops))) if np.isfinite(drops).any() else 1.0
-    ax.imshow(drops, cmap="RdBu", vmin=-max(limit, 1e-9), vmax=max(limit, 1e-9), aspect="auto")
+    limit = max(limit, 1e-3)  # an all-zero matrix still gets a readable colour bar
+    image = ax.imshow(drops, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+    bar = ax.figure.colorbar(image, ax=ax, fraction=0.035, pad=0.02)
+    bar.set_label("difference\n(probe − in-distribution)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     for i, (fp, _) in enumerate(m.methods):
         for j, probe in enumerate(m.probes):
             cell = m.cells.get((fp, probe))
@@ -254,7 +261,8 @@ def _draw(ax: Any, m: RobustnessMatrix) -> None:
     ax.set_xticks(range(len(m.probes)), m.probes, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(m.methods)), [name for _, name in m.methods], fontsize=8)
     ax.set_title(
-        f"{m.dataset} · {m.metric}: probe score\n(drop vs in-distribution protocol {m.reference})",
+        f"{m.dataset} · {m.metric}: probe score and, in parentheses, its difference from the\n"
+        f"in-distribution protocol {m.reference} (red = worse on the probe, blue = better)",
         fontsize=9,
     )
 

@@ -49,6 +49,10 @@ class ScalarLog:
 def plot_loss_curve(csv_path: Path, png_path: Path) -> Path | None:
     """Plot every loss column of ``csv_path`` against the step into ``png_path``.
 
+    Every column but ``step``, ``epoch``, ``lr`` and ``images_per_s`` is a loss term. The
+    y axis is logarithmic when every value is positive, with ticks written as plain numbers
+    (``2.9``, ``3``, ``5``, not ``3 × 10⁰``).
+
     Returns:
         ``png_path``, or None when the log has no rows.
     """
@@ -56,19 +60,32 @@ def plot_loss_curve(csv_path: Path, png_path: Path) -> Path | None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullLocator
 
     with csv_path.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         return None
     steps = [float(r["step"]) for r in rows]
+    keys = [k for k in rows[0] if k not in ("step", "epoch", "lr", "images_per_s")]
+    series = {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in keys}
     fig, ax = plt.subplots(figsize=(7, 4))
-    for key in rows[0]:
-        if key in ("loss", "word", "gate", "patch"):
-            ax.plot(steps, [float(r[key]) for r in rows], label=key)
+    for key in keys:
+        if len(series[key]) == len(steps):
+            ax.plot(steps, series[key], label=key)
+    values = [v for vs in series.values() for v in vs if v == v]  # NaN left out
+    if values and min(values) > 0:
+        ax.set_yscale("log")
+        ax.set_ylabel("loss (log scale)")
+        if max(values) / min(values) < 10:  # under a decade: evenly spaced plain ticks
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=6))
+        else:
+            ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.4g}"))
+    else:
+        ax.set_ylabel("loss")
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel("loss")
-    ax.set_yscale("log")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -129,3 +129,23 @@ def test_ambiguous_reference_is_skipped_with_a_warning(tmp_path, caplog):
     )
     assert robustness_matrices(load_entries(board)) == []
     assert "all look in-distribution for one family; skipping it" in caplog.text
+
+
+def test_figure_says_difference_and_has_a_colour_bar(board):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from groundbench.leaderboard.robustness import _draw
+
+    fig, ax = plt.subplots()
+    try:
+        _draw(ax, robustness_matrices(load_entries(board))[0])
+        title = ax.get_title()
+        colour_bars = [a for a in fig.axes if a is not ax]
+        assert len(colour_bars) == 1
+        assert "difference" in colour_bars[0].get_ylabel()
+    finally:
+        plt.close(fig)
+    assert "difference from the" in title and "drop" not in title

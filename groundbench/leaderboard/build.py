@@ -127,7 +127,7 @@ def render_markdown(
     if matrices:
         lines += ["## Robustness", "", f"![methods × probes]({ROBUSTNESS_FIGURE})", ""]
         lines += [
-            "Probe score on the first metric, and in parentheses its drop from the "
+            "Probe score on the first metric, and in parentheses its difference from the "
             "in-distribution protocol (negative = worse on the probe).",
             "",
         ]

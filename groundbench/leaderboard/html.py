@@ -1,8 +1,11 @@
 """A self-contained HTML leaderboard: inline CSS and JavaScript, inline SVG charts.
 
-The page needs no network: every table is sortable by clicking a column header (click
-again to reverse), each protocol gets an SVG chart of its first metric with 95% intervals,
-and each robustness matrix is a table coloured by the drop from in-distribution.
+The page needs no network. Every table sits in a box that scrolls sideways when the window
+is narrower than the table. Every column header is a button (reachable with Tab, pressed
+with Enter or Space, state in ``aria-sort``): the first press sorts best rows first for a
+metric (its registered direction) and A–Z for text, the next reverses. Each protocol gets
+an SVG chart of its first metric with 95% intervals, and each robustness matrix is a table
+of probe scores (sorted by score) coloured by the difference from in-distribution.
 """
 
 from __future__ import annotations
@@ -12,26 +15,35 @@ import math
 import re
 from collections.abc import Sequence
 
-from groundbench.leaderboard.robustness import RobustnessMatrix
+from groundbench.leaderboard.robustness import RobustnessMatrix, metric_higher_is_better
 from groundbench.leaderboard.tables import ProtocolTable, format_interval, table_heading
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#1b1f24}
 h1{font-size:1.6em}h2{margin-top:2em;border-bottom:1px solid #d0d7de}h3{font-size:1em;margin-top:1.6em}
+.scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
 th,td{border:1px solid #d0d7de;padding:.3em .6em;text-align:left;white-space:nowrap}
-th{background:#f6f8fa;cursor:pointer;user-select:none;white-space:nowrap}
-th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
+th{background:#f6f8fa;white-space:nowrap;vertical-align:bottom}
+th button{font:inherit;font-weight:600;color:inherit;background:none;border:0;padding:0;cursor:pointer;text-align:inherit}
+th button:focus-visible{outline:2px solid #0969da;outline-offset:2px}
+th[aria-sort=ascending] button::after{content:" \\25B2"}th[aria-sort=descending] button::after{content:" \\25BC"}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
-.note{color:#57606a;font-size:.85em}svg.chart{display:block;margin:.4em 0 1.2em}
+td .ci{display:block;color:#57606a;font-size:.8em}
+.note{color:#57606a;font-size:.85em}svg.chart{display:block;margin:.4em 0 1.2em;max-width:100%;height:auto}
 """
 
+# Sorting: a header's button sorts its column. The first press takes the header's
+# data-first direction (best rows first for a metric), later presses reverse it.
 _JS = """
 function sortTable(th){
   const table=th.closest('table'),body=table.tBodies[0],col=th.cellIndex;
-  const asc=th.getAttribute('aria-sort')!=='ascending';
+  const now=th.getAttribute('aria-sort');
+  const dir=(now==='ascending'||now==='descending')?(now==='ascending'?'descending':'ascending')
+    :(th.dataset.first||'ascending');
+  const asc=dir==='ascending';
   for(const other of th.parentNode.children){other.removeAttribute('aria-sort');}
-  th.setAttribute('aria-sort',asc?'ascending':'descending');
+  th.setAttribute('aria-sort',dir);
   const numeric=th.dataset.type==='num';
   const key=r=>{const c=r.cells[col],v=c.dataset.value!==undefined?c.dataset.value:c.textContent;
     return numeric?(v===''?NaN:parseFloat(v)):v;};
@@ -42,7 +54,8 @@ function sortTable(th){
     return asc?x.localeCompare(y):y.localeCompare(x);});
   for(const r of rows){body.appendChild(r);}
 }
-document.querySelectorAll('table.sortable th').forEach(th=>th.addEventListener('click',()=>sortTable(th)));
+document.querySelectorAll('table.sortable th button').forEach(
+  b=>b.addEventListener('click',()=>sortTable(b.closest('th'))));
 """
 
 _BAR = "#4c72b0"
@@ -66,8 +79,9 @@ def render_html(
         f"<style>{_CSS}</style></head><body>",
         "<h1>groundbench leaderboard</h1>",
         f'<p class="note">Generated from {n_entries} entries by <code>groundbench leaderboard build</code>. '
-        "Rows in one table share a protocol hash; values are means with 95% bootstrap intervals. "
-        "Click a column header to sort.</p>",
+        "Rows in one table share a protocol hash; values are means with 95% bootstrap intervals "
+        "below them. Click a column header (or Tab to it and press Enter) to sort: the first "
+        "press puts the best rows first.</p>",
     ]
     dataset = None
     for t in tables:
@@ -78,8 +92,9 @@ def render_html(
     if matrices:
         parts.append("<h2>Robustness</h2>")
         parts.append(
-            '<p class="note">Probe score on the family\'s first metric and, in parentheses, its drop '
-            "from the in-distribution protocol (negative = worse on the probe).</p>"
+            '<p class="note">Probe score on the family\'s first metric and, below it, its '
+            "difference from the in-distribution protocol (negative = worse on the probe; red "
+            "worse, blue better). Probe columns sort by the score.</p>"
         )
         parts.extend(_matrix_section(m) for m in matrices)
     parts.append(f"<script>{_JS}</script></body></html>")
@@ -87,16 +102,22 @@ def render_html(
 
 
 def _protocol_section(t: ProtocolTable) -> str:
+    canonical = t.entries[0].canonical
     head = (
-        '<tr><th data-type="num">rank</th><th data-type="text">method</th>'
-        '<th data-type="text">supervision</th>'
-        + "".join(f'<th data-type="num">{_e(k)}</th>' for k in t.metrics)
+        "<tr>"
+        + _th("rank", "num", "ascending", sort="ascending")
+        + _th("method", "text", "ascending")
+        + _th("supervision", "text", "ascending")
+        + "".join(
+            _th(k, "num", _best_first(metric_higher_is_better(canonical, i)))
+            for i, k in enumerate(t.metrics)
+        )
         + "</tr>"
     )
     rows = []
     for rank, e in zip(t.ranks, t.entries, strict=True):
         cells = "".join(
-            f'<td class="num" data-value="{_value(e.aggregate(k))}">{_e(format_interval(e.aggregate(k)))}</td>'
+            f'<td class="num" data-value="{_value(e.aggregate(k))}">{_interval_cell(e.aggregate(k))}</td>'
             for k in t.metrics
         )
         rows.append(
@@ -106,9 +127,41 @@ def _protocol_section(t: ProtocolTable) -> str:
     bars = [(e.method_name, e.aggregate(t.metrics[0])) for e in t.entries]
     return (
         f'<section id="p-{_e(t.protocol_id)}"><h3>{_code(table_heading(t))}</h3>'
-        f'<table class="sortable"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+        f"{_scroll(t.protocol_name, head, rows)}"
         f"{_bar_chart(bars, title=t.metrics[0])}</section>"
     )
+
+
+def _th(label: str, kind: str, first: str, *, sort: str | None = None) -> str:
+    """A sortable header: a button (keyboard-reachable) inside ``th``; ``first`` = first press."""
+    aria = f' aria-sort="{sort}"' if sort else ""
+    return (
+        f'<th scope="col" data-type="{kind}" data-first="{first}"{aria}>'
+        f'<button type="button">{_e(label)}</button></th>'
+    )
+
+
+def _best_first(higher_is_better: bool) -> str:
+    return "descending" if higher_is_better else "ascending"
+
+
+def _scroll(name: str, head: str, rows: Sequence[str]) -> str:
+    """The table in a box that scrolls sideways when the page is narrower than the table."""
+    return (
+        f'<div class="scroll" role="region" tabindex="0" aria-label="{_e(name)} table">'
+        f'<table class="sortable"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table></div>'
+    )
+
+
+def _interval_cell(agg: dict | None) -> str:
+    """Mean on the first line, the interval (and undefined count) smaller below it."""
+    text = format_interval(agg)
+    mean, sep, rest = text.partition(" ")
+    if not sep:
+        return _e(text)
+    if mean == "n/a":  # "n/a (0/602 defined)"
+        rest = rest.strip("()")
+    return f'{_e(mean)}<span class="ci">{_e(rest)}</span>'
 
 
 def _value(agg: dict | None) -> str:
@@ -130,7 +183,8 @@ def _bar_chart(bars: Sequence[tuple[str, dict | None]], *, title: str) -> str:
     height = top + row_h * len(bars) + 8
     out = [
         f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{label_w + plot_w + 60}" '
-        f'height="{height}" role="img" aria-label="{_e(title)} by method">',
+        f'height="{height}" viewBox="0 0 {label_w + plot_w + 60} {height}" role="img" '
+        f'aria-label="{_e(title)} by method">',
         f'<text x="{label_w}" y="16" font-size="12">{_e(title)} (bars: mean, whiskers: 95% interval)</text>',
         f'<line x1="{x(0):.1f}" y1="{top - 4}" x2="{x(0):.1f}" y2="{height - 6}" stroke="#8c959f"/>',
     ]
@@ -160,9 +214,12 @@ def _bar_chart(bars: Sequence[tuple[str, dict | None]], *, title: str) -> str:
 
 
 def _matrix_section(m: RobustnessMatrix) -> str:
+    first = _best_first(m.higher_is_better)
     head = (
-        '<tr><th data-type="text">method</th><th data-type="num">in-distribution</th>'
-        + "".join(f'<th data-type="num">{_e(p)}</th>' for p in m.probes)
+        "<tr>"
+        + _th("method", "text", "ascending", sort="ascending")
+        + _th("in-distribution", "num", first)
+        + "".join(_th(p, "num", first) for p in m.probes)
         + "</tr>"
     )
     rows = []
@@ -177,16 +234,16 @@ def _matrix_section(m: RobustnessMatrix) -> str:
             if cell is None:
                 cells.append('<td class="num" data-value="">–</td>')
                 continue
-            text = _score(cell.mean) + ("" if cell.drop is None else f" ({cell.drop:+.3f})")
+            difference = "" if cell.drop is None else f'<span class="ci">{cell.drop:+.3f}</span>'
             cells.append(
-                f'<td class="num" data-value="{_num(cell.drop)}" style="background:{_drop_colour(cell.drop)}">'
-                f"{_e(text)}</td>"
+                f'<td class="num" data-value="{_num(cell.mean)}" style="background:{_drop_colour(cell.drop)}">'
+                f"{_e(_score(cell.mean))}{difference}</td>"
             )
         rows.append("<tr>" + "".join(cells) + "</tr>")
     return (
         f'<section id="r-{_e(m.reference)}"><h3>{_e(m.dataset)} · pointing variant <code>{_e(m.variant)}</code> · '
         f"{_e(m.metric)} · in-distribution protocol {_e(m.reference)}</h3>"
-        f'<table class="sortable"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table></section>'
+        f"{_scroll(f'robustness {m.dataset} {m.metric}', head, rows)}</section>"
     )
 
 

@@ -70,6 +70,7 @@ class RobustnessMatrix:
         reference_means: method fingerprint → in-distribution mean (None if undefined).
         probes: probe labels, in display order.
         cells: ``(method fingerprint, probe label)`` → cell (absent when not evaluated).
+        higher_is_better: the direction of ``metric`` (from its registered metadata).
     """
 
     dataset: str
@@ -80,6 +81,7 @@ class RobustnessMatrix:
     reference_means: Mapping[str, float | None]
     probes: tuple[str, ...]
     cells: Mapping[tuple[str, str], RobustnessCell]
+    higher_is_better: bool = True
 
 
 def pointing_variant(canonical: Mapping[str, Any]) -> str:
@@ -181,7 +183,15 @@ def _matrix(refs: list[Entry], probes: list[Entry], split: str) -> RobustnessMat
         reference_means=reference_means,
         probes=tuple(order),
         cells=cells,
+        higher_is_better=metric_higher_is_better(ref.canonical, 0),
     )
+
+
+def metric_higher_is_better(canonical: Mapping[str, Any], index: int) -> bool:
+    """Whether a higher value of the protocol's ``index``-th metric is better (registry metadata)."""
+    from groundbench.metrics import METRICS
+
+    return bool(METRICS.meta(canonical["metrics"][index]["name"]).get("higher_is_better", True))
 
 
 def display_names(names: Mapping[str, str]) -> tuple[tuple[str, str], ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,7 @@ def evaluate(
             batch_size,
             num_workers,
             progress and world.is_main,
+            f"evaluate {protocol.name} × {method.name}",
         )
         world.barrier()
         if not world.is_main:
@@ -181,9 +183,15 @@ def _score(
     batch_size: int,
     num_workers: int,
     progress: bool,
+    desc: str,
 ) -> None:
     with tqdm(
-        total=len(pending), unit="sample", disable=not progress, desc="evaluate", dynamic_ncols=True
+        total=len(pending),
+        unit="sample",
+        disable=not progress,
+        desc=desc,
+        dynamic_ncols=True,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,  # a log file gets a line per 30 s
     ) as bar:
         try:
             for samples, images, errors in batches(

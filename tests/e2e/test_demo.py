@@ -61,6 +61,7 @@ def test_demo_builds_its_own_board_then_reuses_everything(run, tmp_path, monkeyp
     assert "groundbench demo: training: preset tiny, 20 steps" in first.stderr
     assert "evaluation 1 of 10: synth_test.albef × uniform →" in first.stderr
     assert "evaluation 10 of 10: synth_compositional.albef × checkpoint →" in first.stderr
+    assert "evaluate synth_compositional.albef × checkpoint: 100%" in first.stderr  # bars named
     assert f"groundbench demo: board: adding 10 reports to {board}" in first.stderr
     # stdout: the compact summary, no Markdown, and where the files are
     assert "Leaderboard: 10 entries, 2 protocols." in first.stdout
@@ -169,3 +170,24 @@ def test_demo_board_defaults_to_the_run_folder():
     board = next(p for p in demo_command.params if p.name == "board")
     assert board.default is None
     assert "OUT/board" in board.help and "leaderboard/" in board.help
+
+
+@pytest.mark.parametrize(("tty", "interval"), [(True, 0.5), (False, 30.0)])
+def test_evaluate_bar_is_named_and_rare_off_a_terminal(data, tmp_path, monkeypatch, tty, interval):
+    import groundbench.evaluate as evaluate_module
+
+    bars = []
+
+    class Bar(evaluate_module.tqdm):
+        def __init__(self, *args, **kwargs):
+            bars.append(kwargs)
+            super().__init__(*args, **{**kwargs, "disable": True})
+
+    monkeypatch.setattr(evaluate_module, "tqdm", Bar)
+    monkeypatch.setattr(evaluate_module.sys.stderr, "isatty", lambda: tty, raising=False)
+    evaluate_module.evaluate(
+        "synth_test.albef", "uniform", out_dir=tmp_path / "r", data_root=data, progress=True
+    )
+    (bar,) = bars
+    assert bar["desc"] == "evaluate synth_test.albef × uniform"
+    assert bar["mininterval"] == interval

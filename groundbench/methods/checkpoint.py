@@ -1,4 +1,4 @@
-"""The ``checkpoint:PATH`` method: the reference model's masked-phrase attention read-out.
+"""The ``checkpoint:PATH`` method: the reference model's grounding-attention read-out.
 
 Example spec: ``checkpoint:runs/small/model.safetensors``. The method is box-free (trained
 on captions only), reads pixels, and its fingerprint is the sha256 of the checkpoint bytes
@@ -18,22 +18,20 @@ from groundbench.errors import MethodError
 from groundbench.methods.base import METHODS
 from groundbench.types import GroundingSample, RawMaps
 
-READOUT_PASSES = 4
-
 
 class CheckpointMethod:
     """A trained :mod:`groundbench.model` checkpoint used as an evaluation method.
 
     Args:
         path: the ``model.safetensors`` file written by ``groundbench train``.
-        passes: read-out passes with different context masks (see
-            :func:`groundbench.model.infer.read_out`).
+        passes: ``full`` (one query with every referent word) or ``masked`` (the mean of
+            passes that each hide one word); see :func:`groundbench.model.infer.read_out`.
     """
 
     supervision = "box-free"
     needs_images = True
 
-    def __init__(self, path: str | Path, *, passes: int = READOUT_PASSES) -> None:
+    def __init__(self, path: str | Path, *, passes: str = "full") -> None:
         from groundbench.model.checkpoint import load_checkpoint
 
         self.path = Path(path)
@@ -58,7 +56,7 @@ class CheckpointMethod:
         *,
         device: torch.device,
     ) -> RawMaps:
-        """Return ``(P, L, H, h, w)`` attention per sample with the gate's ``(L, H)`` weights."""
+        """Return ``(1, H, h, w)`` attention per sample (``(P, 1, H, h, w)`` with masked passes)."""
         from groundbench.model.infer import read_out
 
         if images is None:

@@ -1,11 +1,14 @@
 """Checkpoints: one safetensors file holding the weights, with the run's facts as JSON metadata.
 
 The file's safetensors header carries, under the key ``groundbench``, a JSON object:
-``format`` (1), ``config`` (the :class:`~groundbench.model.config.Config` as a plain dict),
-``vocab`` (the word list), ``groundbench_version`` and ``data_fingerprint`` (sha256 of the
-training captions' ids and texts). Loading parses JSON and tensors only, so it never runs
-code from the file; a pickle, a truncated file or weights that do not fit the stored
-config raise :class:`~groundbench.errors.CheckpointError` naming the file and the fix.
+``format`` (2), ``config`` (the :class:`~groundbench.model.config.Config` as a plain dict),
+``vocab`` (the word list, ``<unk>`` first), ``word_types`` (one learned type per word),
+``groundbench_version`` and ``data_fingerprint`` (sha256 of the training captions' ids and
+texts). Loading parses JSON and tensors only, so it never runs code from the file. The
+stored config is range-checked and every tensor's shape in the header is compared with
+the model that config describes *before* anything is allocated, so a crafted file cannot
+ask for gigabytes; a pickle, a truncated file or weights that do not fit the stored config
+raise :class:`~groundbench.errors.CheckpointError` naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from groundbench import __version__
 from groundbench.errors import CheckpointError
 from groundbench.model.config import Config, ConfigError, config_from_dict
 from groundbench.model.network import GroundingModel
-from groundbench.model.text import Vocabulary
+from groundbench.model.language import Vocabulary
 
-FORMAT = 1
+FORMAT = 2
 _KEY = "groundbench"
+_MAX_VOCAB = 1_000_000
 _FIX = "point to a model.safetensors written by `groundbench train`, or train a new one"
 
 
@@ -57,6 +61,7 @@ def save_checkpoint(
         "format": FORMAT,
         "config": config.to_dict(),
         "vocab": vocab.words,
+        "word_types": vocab.types,
         "groundbench_version": __version__,
         "data_fingerprint": data_fingerprint,
     }
@@ -65,11 +70,18 @@ def save_checkpoint(
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={_KEY: json.dumps(meta, sort_keys=True)})
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; the file follows the umask
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
@@ -116,24 +128,36 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     meta = read_metadata(path)
     try:
         config = config_from_dict(meta["config"], where=f"checkpoint {path}: config")
-        vocab = Vocabulary(meta["vocab"])
+        vocab = Vocabulary(meta["vocab"], meta["word_types"])
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise CheckpointError(
             f"checkpoint {path}: malformed config or vocabulary ({exc}); {_FIX}"
         ) from exc
+    if len(vocab) > _MAX_VOCAB:
+        raise CheckpointError(
+            f"checkpoint {path}: a vocabulary of {len(vocab)} words exceeds {_MAX_VOCAB}; {_FIX}"
+        )
+    with torch.device("meta"):  # shapes only: nothing is allocated
+        expected = {
+            k: tuple(v.shape) for k, v in GroundingModel(config.model, vocab.types).state_dict().items()
+        }
+    with safe_open(str(path), framework="pt") as f:
+        stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    if stored != expected:
+        wrong = sorted(set(stored) ^ set(expected)) or sorted(
+            k for k in expected if stored[k] != expected[k]
+        )
+        raise CheckpointError(
+            f"checkpoint {path}: weights do not match its config (first mismatch: {wrong[0]!r}, "
+            f"stored {stored.get(wrong[0])}, expected {expected.get(wrong[0])}); the file was "
+            f"edited or written by another version; {_FIX}"
+        )
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path}: weights cannot be read ({exc}); {_FIX}") from exc
-    model = GroundingModel(config.model, len(vocab))
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise CheckpointError(
-            f"checkpoint {path}: weights do not match its config ({' '.join(first[:3])}); "
-            f"the file was edited or written by another version; {_FIX}"
-        ) from exc
+    model = GroundingModel(config.model, vocab.types)
+    model.load_state_dict(state, strict=True)
     model.to(device).eval()
     return Checkpoint(
         model,

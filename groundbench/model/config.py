@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,133 +29,93 @@ class ConfigError(GroundbenchError):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture of the grounding model.
+    """Architecture of the grounding model (``docs/model.md`` has the measured choices).
 
     Attributes:
         image_size: images are resized to ``image_size × image_size`` pixels.
-        patch_size: side of a visual token's patch in pixels; the grid is
-            ``image_size // patch_size`` tokens per side.
-        stem_channels: channels of the convolutional stem run before patchifying (0 = none);
-            a local stem keeps visual tokens about their own patch, which keeps attention local.
-        dim: width of every token embedding.
-        heads: attention heads in every attention layer.
-        vision_layers: transformer blocks over the visual tokens.
-        text_layers: transformer blocks over the word tokens.
-        decoder_layers: cross-attention blocks (text queries, visual keys); their attention
-            maps are the grounding read-out (``L`` in RawMaps).
-        mlp_ratio: hidden width of every MLP as a multiple of ``dim``.
-        max_words: longest caption in word tokens; longer captions are truncated.
-        local_values: cross-attention (and the gate's read-out) pools *local* visual features
-            (each patch's own embedding through a per-token MLP, no mixing between patches)
-            while keys stay contextual, so what a word reads is only what lies where it
-            attends: naming an object pays only when the attention is on it.
-        attend_hidden: cross-attention may attend to the tokens of masked patches (all
-            identical mask tokens). False excludes them, which closes a channel through which
-            a visible word can spell itself by where it puts its mass (``docs/model.md``).
+        width: channels of the convolutional token encoder.
+        token_stride: pixels per visual token side: 4 gives a 16 × 16 grid on 64 px images;
+            8 gives 8 × 8 (an ablation: a coarse grid caps pointing accuracy).
+        dim: width of queries and keys.
+        value_dim: width of the values the attention pools.
+        heads: attention heads; the read-out map is their mean.
+        mixing_layers: global self-attention layers over the visual tokens before the
+            grounding attention (0 = none, so a token describes only its neighbourhood).
+        relations: learn a displacement kernel per relation word that moves a landmark's
+            attention onto its target (``the ring left of the star``).
+        head: ``typed`` predicts a hidden word among the words of its learned type;
+            ``vocabulary`` among all words (an ablation).
+        max_phrase_words: words kept per noun phrase.
+        max_pairs_per_image: (phrase, hidden word) pairs trained per image per step; an
+            image with more keeps a fixed, seeded subset.
     """
 
     image_size: int = 64
-    patch_size: int = 8
-    stem_channels: int = 32
-    dim: int = 128
-    heads: int = 4
-    vision_layers: int = 1
-    text_layers: int = 1
-    decoder_layers: int = 2
-    mlp_ratio: float = 2.0
-    max_words: int = 24
-    local_values: bool = False
-    attend_hidden: bool = True
+    width: int = 64
+    token_stride: int = 4
+    dim: int = 64
+    value_dim: int = 64
+    heads: int = 1
+    mixing_layers: int = 0
+    relations: bool = True
+    head: str = "typed"
+    max_phrase_words: int = 8
+    max_pairs_per_image: int = 48
 
     @property
     def grid(self) -> int:
         """Visual tokens per side (``h == w``)."""
-        return self.image_size // self.patch_size
+        return self.image_size // self.token_stride
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation, masking and loss settings.
+    """Optimisation and loss settings.
 
     Attributes:
-        epochs: passes over the training captions.
-        batch_size: captions per optimiser micro-batch (per process under DDP).
-        accumulation: micro-batches per optimiser step.
-        lr: peak AdamW learning rate, reached after the warm-up, then cosine to ``lr * min_lr_ratio``.
+        steps: optimiser steps.
+        images_per_step: images per step (per process under DDP), each with all its
+            caption pairs; each image is encoded once per step.
+        lr: peak AdamW learning rate, after a linear warm-up, then cosine to
+            ``lr * min_lr_ratio``.
         min_lr_ratio: final learning rate as a fraction of ``lr``.
-        warmup_fraction: fraction of the optimiser steps spent in linear warm-up.
+        warmup_steps: steps of linear warm-up.
         weight_decay: AdamW weight decay (not applied to norms, biases and embeddings).
         grad_clip: maximum global gradient norm (0 = no clipping).
-        seed: seeds initialisation, shuffling and masking.
-        compile: wrap the model in ``torch.compile``.
-        num_workers: DataLoader worker processes.
+        seed: seeds initialisation, the image order and pair subsets.
+        min_word_count: a word enters the vocabulary after this many training occurrences.
         max_captions: use at most this many training captions (0 = all).
-        masking: ``joint`` (words and patches), ``language`` (words only) or ``visual``
-            (patches only; word targets are then whole phrases masked at the same rate).
-        word_rate: ``[start, end]`` fraction of words masked, annealed start → end.
-        patch_rate: ``[start, end]`` fraction of patches masked, annealed start → end.
-        curriculum: anneal the rates easy → hard over training; if False the ``end`` rates
-            are used from the first step.
-        target_weights: relative probability of masking a word of each class
-            (``content``: attribute and noun words, ``relation``, ``other``).
-        group_prob: probability that a caption hides one whole noun phrase's content words
-            instead of words drawn at ``word_rate`` (inference hides whole phrases).
-        gate_on_visible: also train the gated read-out on visible content words, so the
-            attention of a word that is shown points at its object too.
-        loss_word: weight of the masked-word cross-entropy.
-        loss_gate: weight of the gated read-out cross-entropy (trains the head gate).
-        loss_patch: weight of the masked-patch MSE on normalised patches.
-        loss_entropy: weight of the attention entropy of masked words (sparsity).
-        loss_head_consistency: weight of the heads' disagreement with their mean map.
-        loss_mask_consistency: weight of the gated-map divergence between two maskings of
-            the same pair (costs a second forward pass when > 0).
-        loss_distractor: weight of the attention overlap between masked words of different
-            noun phrases of one caption (each phrase names a different object).
-        loss_contrast: weight of the image contrast of the gated read-out: a word must be
-            predicted better from its own image than from another image of the batch seen
-            through the same query (costs a second forward pass when > 0). It leaves a query
-            nothing to gain from spelling its word by where it attends, since that works on
-            any image.
-        log_every: optimiser steps between scalar log rows.
-        save_every: optimiser steps between resumable snapshots (0 = at epoch ends only).
+        loss_entropy: weight of the attention entropy (a sparsity term; an ablation).
+        loss_contrast: weight of an image-contrast term: the hidden word must be predicted
+            worse through the same query on another image of the step (an ablation).
+        grayscale_prob: probability that a step's image is shown in grey (the mean of its
+            channels): shape evidence must then work without colour, which carries over to
+            colour–shape pairs never seen in training.
         precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``bf16`` or ``fp32``.
-        threads: torch intra-op CPU threads for the run (0 = leave torch's default); on a
-            busy machine 1 thread avoids OpenMP oversubscription, which can cost 10×.
+        threads: torch intra-op CPU threads for the run (0 = leave torch's default).
+        compile: wrap the model's step in ``torch.compile``.
+        log_every: steps between scalar log rows.
+        save_every: steps between resumable snapshots (0 = only at the end).
     """
 
-    epochs: int = 4
-    batch_size: int = 64
-    accumulation: int = 1
+    steps: int = 4000
+    images_per_step: int = 32
     lr: float = 2e-3
-    min_lr_ratio: float = 0.05
-    warmup_fraction: float = 0.05
-    weight_decay: float = 0.05
+    min_lr_ratio: float = 0.0
+    warmup_steps: int = 100
+    weight_decay: float = 1e-4
     grad_clip: float = 1.0
     seed: int = 0
-    compile: bool = False
-    num_workers: int = 0
+    min_word_count: int = 5
     max_captions: int = 0
-    masking: str = "joint"
-    word_rate: tuple[float, float] = (0.15, 0.3)
-    patch_rate: tuple[float, float] = (0.15, 0.4)
-    curriculum: bool = True
-    group_prob: float = 0.5
-    gate_on_visible: bool = True
-    target_weights: dict[str, float] = field(
-        default_factory=lambda: {"content": 1.0, "relation": 0.2, "other": 0.02}
-    )
-    loss_word: float = 1.0
-    loss_gate: float = 1.0
-    loss_patch: float = 0.5
-    loss_entropy: float = 0.01
-    loss_head_consistency: float = 0.0
-    loss_mask_consistency: float = 0.0
-    loss_distractor: float = 0.1
+    loss_entropy: float = 0.0
     loss_contrast: float = 0.0
-    log_every: int = 10
-    save_every: int = 0
+    grayscale_prob: float = 0.0
     precision: str = "auto"
     threads: int = 0
+    compile: bool = False
+    log_every: int = 50
+    save_every: int = 0
 
 
 @dataclass(frozen=True)
@@ -174,7 +135,37 @@ class Config:
         return out
 
 
-_MASKINGS = ("joint", "language", "visual")
+_HEADS = ("typed", "vocabulary")
+_PRECISIONS = ("auto", "bf16", "fp32")
+# Inclusive ranges of every numeric field: a checkpoint's stored config is checked against
+# them before any tensor is allocated, so a crafted file cannot ask for 51 GB.
+_RANGES: dict[str, tuple[float, float]] = {
+    "image_size": (8, 1024),
+    "width": (1, 1024),
+    "token_stride": (1, 64),
+    "dim": (1, 2048),
+    "value_dim": (1, 2048),
+    "heads": (1, 64),
+    "mixing_layers": (0, 12),
+    "max_phrase_words": (1, 64),
+    "max_pairs_per_image": (1, 4096),
+    "steps": (1, 10_000_000),
+    "images_per_step": (1, 1_000_000),
+    "lr": (0.0, 10.0),
+    "min_lr_ratio": (0.0, 1.0),
+    "warmup_steps": (0, 10_000_000),
+    "weight_decay": (0.0, 10.0),
+    "grad_clip": (0.0, 1e6),
+    "seed": (0, 2**63 - 1),
+    "min_word_count": (1, 1_000_000),
+    "max_captions": (0, 2**63 - 1),
+    "loss_entropy": (0.0, 1e3),
+    "loss_contrast": (0.0, 1e3),
+    "grayscale_prob": (0.0, 1.0),
+    "threads": (0, 1024),
+    "log_every": (1, 10_000_000),
+    "save_every": (0, 10_000_000),
+}
 
 
 def list_models() -> list[str]:
@@ -213,17 +204,6 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             return int(value)
         if isinstance(default, float):
             return float(value)
-        if isinstance(default, tuple):
-            if isinstance(value, str):
-                value = yaml.safe_load(value)
-            out = tuple(float(v) for v in value)
-            if len(out) != len(default):
-                raise ValueError(value)
-            return out
-        if isinstance(default, dict):
-            if isinstance(value, str):
-                value = yaml.safe_load(value)
-            return {str(k): float(v) for k, v in dict(value).items()}
         return str(value)
     except (TypeError, ValueError) as exc:
         raise ConfigError(
@@ -232,31 +212,31 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
 
 
 def _validate(obj: Any, where: str) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in _RANGES and not isinstance(value, bool):
+            lo, hi = _RANGES[f.name]
+            if not (math.isfinite(value) and lo <= value <= hi):
+                raise ConfigError(f"{where}.{f.name}: {value!r} is outside [{lo:g}, {hi:g}]")
     if isinstance(obj, ModelConfig):
-        if obj.image_size % obj.patch_size:
+        if obj.image_size % obj.token_stride:
             raise ConfigError(
-                f"{where}.image_size: {obj.image_size} is not a multiple of patch_size "
-                f"{obj.patch_size}; pick sizes that divide"
+                f"{where}.image_size: {obj.image_size} is not a multiple of token_stride "
+                f"{obj.token_stride}; pick sizes that divide"
             )
-        if obj.dim % obj.heads:
-            raise ConfigError(f"{where}.dim: {obj.dim} must be divisible by heads {obj.heads}")
-        if obj.decoder_layers < 1:
-            raise ConfigError(f"{where}.decoder_layers: need at least 1, got {obj.decoder_layers}")
-    if isinstance(obj, TrainConfig):
-        if obj.masking not in _MASKINGS:
-            raise ConfigError(
-                f"{where}.masking: {obj.masking!r} is not one of {', '.join(_MASKINGS)}"
-            )
-        for key in ("word_rate", "patch_rate"):
-            lo, hi = getattr(obj, key)
-            if not 0.0 <= lo <= 1.0 or not 0.0 <= hi <= 1.0:
-                raise ConfigError(f"{where}.{key}: rates must lie in [0, 1], got {[lo, hi]}")
-        if obj.precision not in ("auto", "bf16", "fp32"):
-            raise ConfigError(
-                f"{where}.precision: {obj.precision!r} is not one of auto, bf16, fp32"
-            )
-        if obj.epochs < 1 or obj.batch_size < 1 or obj.accumulation < 1:
-            raise ConfigError(f"{where}: epochs, batch_size and accumulation must be >= 1")
+        if obj.token_stride not in (4, 8):
+            raise ConfigError(f"{where}.token_stride: {obj.token_stride} is not one of 4, 8")
+        for key in ("dim", "value_dim"):
+            if getattr(obj, key) % obj.heads:
+                raise ConfigError(
+                    f"{where}.{key}: {getattr(obj, key)} must be divisible by heads {obj.heads}"
+                )
+        if obj.head not in _HEADS:
+            raise ConfigError(f"{where}.head: {obj.head!r} is not one of {', '.join(_HEADS)}")
+    if isinstance(obj, TrainConfig) and obj.precision not in _PRECISIONS:
+        raise ConfigError(
+            f"{where}.precision: {obj.precision!r} is not one of {', '.join(_PRECISIONS)}"
+        )
 
 
 def config_from_dict(data: Mapping[str, Any] | None, *, where: str = "config") -> Config:
@@ -343,12 +323,12 @@ def load_config(
     return config_from_dict(data, where=f"preset {preset}" if preset else "config")
 
 
-def create_model(name_or_config: str | Config | ModelConfig, vocab_size: int):
+def create_model(name_or_config: str | Config | ModelConfig, vocab):
     """Build an untrained :class:`~groundbench.model.network.GroundingModel`.
 
     Args:
         name_or_config: a preset name, a :class:`Config` or a :class:`ModelConfig`.
-        vocab_size: number of word ids (from the :class:`~groundbench.model.text.Vocabulary`).
+        vocab: the :class:`~groundbench.model.language.Vocabulary` it reads and predicts.
     """
     from groundbench.model.network import GroundingModel
 
@@ -357,4 +337,4 @@ def create_model(name_or_config: str | Config | ModelConfig, vocab_size: int):
         cfg = load_config(cfg)
     if isinstance(cfg, Config):
         cfg = cfg.model
-    return GroundingModel(cfg, vocab_size)
+    return GroundingModel(cfg, vocab.types)

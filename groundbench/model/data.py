@@ -1,21 +1,28 @@
-"""The training data path: CaptionRecords → image tensors + words. It never sees a box.
+"""Training data, decoded once: a uint8 image tensor and (phrase, hidden word) pairs as index tensors.
 
-:class:`CaptionDataset` accepts only :class:`~groundbench.types.CaptionRecord` (which has no
-box field) and refuses anything else, so no grounding annotation can leak into training.
+:func:`build_training_data` accepts only :class:`~groundbench.types.CaptionRecord` (which has
+no box field), so no grounding annotation can reach training. Every caption is chunked
+(:func:`~groundbench.model.language.parse`); each known word of each noun phrase gives one
+pair: the word is the target, the phrase's *other* words are the query, and a related phrase
+(if any) with its relation code shifts the attention. A step then only indexes these
+tensors: its Python work does not grow with the batch, and on a GPU everything stays there.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 
 from groundbench.errors import DataFormatError
-from groundbench.model.text import PAD_ID, Vocabulary, tokenize
+from groundbench.model.config import Config
+from groundbench.model.grounding import NO_RELATION, relation_code
+from groundbench.model.language import Parse, Vocabulary, parse
 from groundbench.types import CaptionRecord
 
 
@@ -27,64 +34,141 @@ def captions_fingerprint(records: Sequence[CaptionRecord]) -> str:
     return h.hexdigest()
 
 
-def image_to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
-    """Resize a ``(height, width, 3)`` uint8 RGB image to ``(3, size, size)`` float in [0, 1]."""
+def image_to_uint8(image: np.ndarray, size: int) -> torch.Tensor:
+    """Resize a ``(height, width, 3)`` uint8 RGB image to a ``(3, size, size)`` uint8 tensor."""
     pil = Image.fromarray(image)
     if pil.size != (size, size):
         pil = pil.resize((size, size), Image.BILINEAR)
-    return torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(np.asarray(pil, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
 
 
-class CaptionDataset(torch.utils.data.Dataset):
-    """Image–caption pairs for training.
+def pad_words(ids: Sequence[int], length: int) -> list[int]:
+    """Cut or zero-pad word ids to ``length``."""
+    ids = list(ids)[:length]
+    return ids + [0] * (length - len(ids))
 
-    Args:
-        records: CaptionRecords only.
-        vocab: the vocabulary that encodes the words.
-        image_size: side of the square model input, pixels.
-        max_words: captions are truncated to this many words.
 
-    Raises:
-        DataFormatError: an element is not a CaptionRecord (e.g. a GroundingSample with boxes).
+def phrase_pairs(p: Parse, vocab: Vocabulary, words: int) -> list[tuple[list, int, list, int]]:
+    """Return ``(query, target, partner, relation)`` for each known word of each phrase of ``p``."""
+    out = []
+    for k, phrase in enumerate(p.phrases):
+        ids = vocab.ids(phrase)[:words]
+        partner, code = [], NO_RELATION
+        for r in p.relations:
+            if r.target == k:
+                partner, code = vocab.ids(p.phrases[r.landmark]), relation_code(r.word, inverse=False)
+                break
+            if r.landmark == k:
+                partner, code = vocab.ids(p.phrases[r.target]), relation_code(r.word, inverse=True)
+                break
+        for i, target in enumerate(ids):
+            if target:
+                query = ids[:i] + ids[i + 1 :]
+                out.append((pad_words(query, words), target, pad_words(partner, words), code))
+    return out
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Decoded training images and their pairs, padded to ``Q`` pairs per image.
+
+    Attributes:
+        images: ``(I, 3, S, S)`` uint8.
+        query: ``(I, Q, P)`` word ids of each pair's query (0 = none).
+        target: ``(I, Q)`` the hidden word's id (0 = padding pair).
+        partner: ``(I, Q, P)`` word ids of the related phrase.
+        relation: ``(I, Q)`` relation codes (``NO_RELATION`` = none).
+        vocab: the vocabulary, learned from these captions.
+        fingerprint: :func:`captions_fingerprint` of the records.
     """
 
-    def __init__(
-        self, records: Sequence[CaptionRecord], vocab: Vocabulary, image_size: int, max_words: int
-    ) -> None:
-        for r in records:
-            if type(r) is not CaptionRecord:
-                raise DataFormatError(
-                    f"training data must be CaptionRecords (image + caption, no boxes), got "
-                    f"{type(r).__name__} for {getattr(r, 'id', '?')!r}; load it with "
-                    "adapter.load_captions(split), never load_samples"
-                )
-        self.records = list(records)
-        self.vocab = vocab
-        self.image_size = image_size
-        self.max_words = max_words
+    images: torch.Tensor
+    query: torch.Tensor
+    target: torch.Tensor
+    partner: torch.Tensor
+    relation: torch.Tensor
+    vocab: Vocabulary
+    fingerprint: str
 
     def __len__(self) -> int:
-        return len(self.records)
+        return self.images.shape[0]
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        r = self.records[index]
-        words = tokenize(r.text)[0][: self.max_words]
+    @property
+    def pairs(self) -> int:
+        """Number of real (non-padding) pairs."""
+        return int((self.target > 0).sum())
+
+    def to(self, device: torch.device) -> TrainingData:
+        """Move every tensor to ``device`` (done once, before training)."""
+        return replace(
+            self,
+            **{
+                k: getattr(self, k).to(device)
+                for k in ("images", "query", "target", "partner", "relation")
+            },
+        )
+
+    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gather a step's images (as float in ``[0, 1]``) and pairs by image ``index (B,)``."""
         return {
-            "image": image_to_tensor(r.load_image(), self.image_size),
-            "words": words,
-            "ids": [self.vocab.id(w) for w in words],
+            "images": self.images[index].float().div_(255.0),
+            "query": self.query[index].long(),
+            "target": self.target[index].long(),
+            "partner": self.partner[index].long(),
+            "relation": self.relation[index].long(),
         }
 
 
-def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Stack images ``(B, 3, S, S)``, pad ids to ``(B, T)`` with ``pad (B, T)`` bool."""
-    T = max(1, max(len(it["ids"]) for it in items))
-    ids = torch.full((len(items), T), PAD_ID, dtype=torch.long)
-    for b, it in enumerate(items):
-        ids[b, : len(it["ids"])] = torch.tensor(it["ids"], dtype=torch.long)
-    return {
-        "images": torch.stack([it["image"] for it in items]),
-        "ids": ids,
-        "pad": ids == PAD_ID,
-        "words": [it["words"] for it in items],
-    }
+def build_training_data(
+    records: Sequence[CaptionRecord], config: Config, *, progress: bool = True
+) -> TrainingData:
+    """Learn the vocabulary, decode each image once and turn every caption into pairs.
+
+    Raises:
+        DataFormatError: an element is not a CaptionRecord, or no caption has a known word.
+    """
+    for r in records:
+        if type(r) is not CaptionRecord:
+            raise DataFormatError(
+                f"training data must be CaptionRecords (image + caption, no boxes), got "
+                f"{type(r).__name__} for {getattr(r, 'id', '?')!r}; load it with "
+                "adapter.load_captions(split), never load_samples"
+            )
+    m, t = config.model, config.train
+    vocab = Vocabulary.build((r.text for r in records), min_count=t.min_word_count)
+    by_image: dict[str, list[CaptionRecord]] = {}
+    for r in records:
+        by_image.setdefault(r.image_path, []).append(r)
+    rng = np.random.default_rng(t.seed)
+    P = m.max_phrase_words
+    images, pairs = [], []
+    for path, group in tqdm(
+        by_image.items(), desc="decode images", unit="image", disable=not progress, leave=False
+    ):
+        images.append(image_to_uint8(group[0].load_image(), m.image_size))
+        mine = [pair for r in group for pair in phrase_pairs(parse(r.text), vocab, P)]
+        if len(mine) > m.max_pairs_per_image:
+            keep = np.sort(rng.choice(len(mine), m.max_pairs_per_image, replace=False))
+            mine = [mine[i] for i in keep]
+        pairs.append(mine)
+    Q = max((len(p) for p in pairs), default=0)
+    if Q == 0:
+        raise DataFormatError(
+            f"none of the {len(records)} training captions has a word seen "
+            f"{t.min_word_count} times; lower train.min_word_count or add captions"
+        )
+    query = torch.zeros(len(pairs), Q, P, dtype=torch.int32)
+    partner = torch.zeros(len(pairs), Q, P, dtype=torch.int32)
+    target = torch.zeros(len(pairs), Q, dtype=torch.int32)
+    relation = torch.full((len(pairs), Q), NO_RELATION, dtype=torch.int16)
+    for i, mine in enumerate(pairs):
+        if mine:
+            q, tg, pa, rel = zip(*mine, strict=True)
+            n = len(mine)
+            query[i, :n] = torch.tensor(q, dtype=torch.int32)
+            target[i, :n] = torch.tensor(tg, dtype=torch.int32)
+            partner[i, :n] = torch.tensor(pa, dtype=torch.int32)
+            relation[i, :n] = torch.tensor(rel, dtype=torch.int16)
+    return TrainingData(
+        torch.stack(images), query, target, partner, relation, vocab, captions_fingerprint(records)
+    )

@@ -1,105 +1,70 @@
-"""Read grounding out of the model: the referent's cross-attention over several masked passes.
+"""Read grounding out of the model: the referent phrase's attention over the visual tokens.
 
-For each sample the phrase is located in ``sample.text`` by ``sample.span``; its referent
-is the content words of its first noun phrase (``white star`` in ``the white star over the
-ring``). The map is the decoder's cross-attention from the referent's positions to the
-visual tokens, averaged over those positions, in P passes that hide different parts of
-the referent (see :func:`pass_masks`): hidden words must be found from the context, as in
-training, and visible ones point at what they name. Random choices come from a generator
-seeded by the sample id, so a read-out is reproducible and independent of the batch.
+The sample's phrase is chunked (:func:`~groundbench.model.language.parse`); its referent
+noun phrase, with every word visible, is one query, and when a relation links it to a
+landmark (``the ring left of the star``) the landmark's attention shifts the logits through
+the relation kernel, as in training. The map is that attention, ``(1, H, h, w)`` per sample
+(``L = 1`` grounding attention, ``H`` heads), for the protocol's pipeline to aggregate,
+upsample and score.
+
+``passes="masked"`` instead averages several passes, each hiding one referent word (the
+training-time query); it is a measured option (``docs/model.md``), not the default.
+
+Each sample is encoded on its own, so a map never depends on the batch it came in.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
 
 from groundbench.errors import MethodError
-from groundbench.model.data import image_to_tensor
+from groundbench.model.data import image_to_uint8, pad_words
+from groundbench.model.grounding import NO_RELATION, relation_code
+from groundbench.model.language import Vocabulary, parse
 from groundbench.model.network import GroundingModel
-from groundbench.model.text import (
-    MASK_ID,
-    PAD_ID,
-    Vocabulary,
-    phrase_groups,
-    token_indices_in_span,
-    tokenize,
-    word_class,
-)
 from groundbench.types import GroundingSample, RawMaps
 
-
-def sample_seed(sample_id: str, seed: int) -> int:
-    """Return a 63-bit seed derived from a sample id and a base seed (stable across runs)."""
-    digest = hashlib.sha256(f"{seed}:{sample_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+Passes = Literal["full", "masked"]
 
 
-def _encode(
-    sample: GroundingSample, vocab: Vocabulary, max_words: int
-) -> tuple[list[int], list[int], list[str]]:
-    words, spans = tokenize(sample.text)
-    phrase = token_indices_in_span(spans, sample.span)
-    if not phrase:
-        raise MethodError(
-            f"sample {sample.id!r}: the phrase {sample.phrase!r} has no word token to read out"
+def phrase_queries(
+    phrase: str, vocab: Vocabulary, words: int, passes: Passes = "full"
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Return the read-out queries of ``phrase``: ``(P, words)`` query ids, ``(words,)``
+    landmark ids and the relation code.
+
+    Example:
+        >>> v = Vocabulary(["<unk>", "ring", "star", "red"], [0, 1, 1, 2])
+        >>> q, landmark, code = phrase_queries("the red ring left of the star", v, 3)
+        >>> q.tolist(), landmark.tolist(), code
+        ([[3, 1, 0]], [2, 0, 0], 0)
+    """
+    p = parse(phrase)
+    if p.referent < 0:
+        ids: list[int] = []
+    else:
+        ids = vocab.ids(p.phrases[p.referent])[:words]
+    relation = p.relation_of(p.referent) if p.referent >= 0 else None
+    landmark, code = [], NO_RELATION
+    if relation is not None:
+        landmark, code = vocab.ids(p.phrases[relation.landmark]), relation_code(
+            relation.word, inverse=False
         )
-    start = max(0, phrase[-1] + 1 - max_words)  # keep the whole phrase inside the window
-    words = words[start : start + max_words]
-    phrase = [i - start for i in phrase if 0 <= i - start < len(words)]
-    return [vocab.id(w) for w in words], phrase, words
-
-
-def referent_tokens(words: Sequence[str], phrase: Sequence[int]) -> list[int]:
-    """Return the content words of the phrase's first noun phrase (its referent).
-
-    In ``the star over the ring`` the referent is ``star``; ``ring`` names a landmark.
-    Falls back to every phrase token when the first noun phrase has no content word.
-
-    Example:
-        >>> referent_tokens("the white star over the ring".split(), [0, 1, 2, 3, 4, 5])
-        [1, 2]
-    """
-    groups = phrase_groups(words)
-    first = groups[phrase[0]]
-    out = [i for i in phrase if groups[i] == first and word_class(words[i]) == "content"]
-    return out or list(phrase)
-
-
-def pass_masks(
-    words: Sequence[str], target: Sequence[int], *, passes: int, generator: torch.Generator
-) -> torch.Tensor:
-    """Return ``(P, T)`` bool word masks, one per read-out pass.
-
-    Pass 0 hides nothing: the referent's words point at what they name. When the text has
-    content words besides the referent (a relation's landmark, say), pass 1 hides the whole
-    referent, so the context alone must find it, and later passes hide a random non-empty
-    part of it (``the white <mask> under the star``). Without such context every pass
-    hides nothing, since hiding the referent would leave nothing to read.
-
-    Example:
-        >>> words = "the white star over the ring".split()
-        >>> pass_masks(words, [1, 2], passes=2, generator=torch.Generator()).int().tolist()
-        [[0, 0, 0, 0, 0, 0], [0, 1, 1, 0, 0, 0]]
-    """
-    T = len(words)
-    masks = torch.zeros(passes, T, dtype=torch.bool)
-    context = [
-        i for i, w in enumerate(words) if word_class(w) == "content" and i not in set(target)
-    ]
-    if not context:
-        return masks
-    for p in range(1, passes):
-        if p == 1 or len(target) < 2:
-            masks[p, list(target)] = True
-            continue
-        k = 1 + int(torch.randint(len(target) - 1, (), generator=generator))
-        pick = torch.randperm(len(target), generator=generator)[:k]
-        masks[p, [target[int(i)] for i in pick]] = True
-    return masks
+    if passes == "masked" and sum(1 for i in ids if i) >= 2:
+        queries = [ids[:k] + ids[k + 1 :] for k, i in enumerate(ids) if i]
+    elif passes in ("full", "masked"):
+        queries = [ids]
+    else:
+        raise MethodError(f"read-out passes must be 'full' or 'masked', got {passes!r}")
+    return (
+        torch.tensor([pad_words(q, words) for q in queries], dtype=torch.long),
+        torch.tensor(pad_words(landmark, words), dtype=torch.long),
+        code,
+    )
 
 
 @torch.no_grad()
@@ -110,53 +75,38 @@ def read_out(
     images: Sequence[np.ndarray],
     *,
     device: str | torch.device = "cpu",
-    passes: int = 4,
-    seed: int = 0,
+    passes: Passes = "full",
 ) -> RawMaps:
-    """Return ``kind="attention"`` RawMaps ``(P, L, H, h, w)`` per sample and the gate's ``(L, H)`` weights.
+    """Return ``kind="attention"`` RawMaps: ``(1, H, h, w)`` per sample, or ``(P, 1, H, h, w)``
+    with ``passes="masked"``.
 
     Args:
         model: a trained model (put in eval mode here).
         vocab: its vocabulary.
-        samples: the phrases to ground.
+        samples: the phrases to ground (``sample.phrase`` is read; a phrase with no known
+            word gives the query of the learned bias alone).
         images: ``(height, width, 3)`` uint8 RGB per sample.
         device: where to compute.
-        passes: read-out passes P with different context masks.
-        seed: base seed of the per-sample pass masks.
+        passes: ``full`` (one query, every referent word visible) or ``masked``.
     """
-    if passes < 1:
-        raise MethodError(f"read-out passes must be >= 1, got {passes}")
+    if len(images) != len(samples):
+        raise MethodError(f"read_out got {len(images)} images for {len(samples)} samples")
     model.eval()
     device = torch.device(device)
     cfg = model.cfg
-    encoded = [_encode(s, vocab, cfg.max_words) for s in samples]
-    T = max(len(e[0]) for e in encoded)
-    B = len(samples)
-    ids = torch.full((B, passes, T), PAD_ID, dtype=torch.long)
-    select = torch.zeros(B, passes, T, dtype=torch.bool)
-    for b, (s, (word_ids, phrase, words)) in enumerate(zip(samples, encoded, strict=True)):
-        gen = torch.Generator().manual_seed(sample_seed(s.id, seed))
-        target = referent_tokens(words, phrase)
-        masks = pass_masks(words, target, passes=passes, generator=gen)
-        row = (
-            torch.tensor(word_ids, dtype=torch.long).expand(passes, -1).masked_fill(masks, MASK_ID)
-        )
-        ids[b, :, : len(word_ids)] = row
-        select[b, :, target] = True
-    pixels = torch.stack([image_to_tensor(im, cfg.image_size) for im in images]).to(device)
-    pixels = pixels[:, None].expand(-1, passes, -1, -1, -1).reshape(B * passes, *pixels.shape[1:])
-    flat_ids = ids.view(B * passes, T).to(device)
-    out = model(pixels, flat_ids, flat_ids == PAD_ID, None, need_weights=True)
-    att = out.attention.float().view(B, passes, cfg.decoder_layers, cfg.heads, T, -1)  # B P L H T N
-    weights = select.to(device, torch.float32)
-    weights = weights / weights.sum(-1, keepdim=True)
-    maps = torch.einsum("bplhtn,bpt->bplhn", att, weights)  # B P L H N
-    maps = maps.reshape(
-        B, passes, cfg.decoder_layers, cfg.heads, cfg.grid, cfg.grid
-    ).cpu()  # B P L H h w
-    return RawMaps(
-        tuple(s.id for s in samples),
-        tuple(maps.unbind(0)),
-        kind="attention",
-        head_weights=model.gate.weights().detach().float().cpu(),
-    )
+    maps = []
+    for sample, image in zip(samples, images, strict=True):
+        query, landmark, code = phrase_queries(sample.phrase, vocab, cfg.max_phrase_words, passes)
+        P = query.shape[0]
+        pixels = image_to_uint8(image, cfg.image_size)[None].to(device).float().div_(255.0)
+        keys, values = model.encode(pixels)
+        attention, _ = model.ground(
+            keys,
+            values,
+            query[None].to(device),
+            landmark.expand(P, -1)[None].to(device),
+            torch.full((1, P), code, dtype=torch.long, device=device),
+        )  # 1 P H N
+        grid = attention.float().view(P, 1, cfg.heads, cfg.grid, cfg.grid).cpu()  # P L H h w
+        maps.append(grid[0] if passes == "full" else grid)
+    return RawMaps(tuple(s.id for s in samples), tuple(maps), kind="attention")

@@ -1,130 +1,66 @@
-"""One training step's objective: draw the masks, run the model, weigh the losses."""
+"""One training step's objective: reconstruct each hidden word through the grounding attention.
+
+``word`` is the cross-entropy of the hidden word, over the real (non-padding) pairs. Two
+optional terms exist for ablations (``docs/model.md`` has their measurements):
+``entropy`` (attention sparsity) and ``contrast`` (the hidden word must be less likely
+through the same query on another image: ``softplus(log p_other − log p_own)``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
 
 import torch
+import torch.nn.functional as F
 
-from groundbench.model import losses
 from groundbench.model.config import Config
-from groundbench.model.masking import anneal, mask_patches, mask_words
-from groundbench.model.text import MASK_ID, phrase_groups, word_class
-
-LOSS_NAMES: tuple[str, ...] = (
-    "word",
-    "gate",
-    "patch",
-    "entropy",
-    "head_consistency",
-    "mask_consistency",
-    "distractor",
-    "contrast",
-)
-
-
-def word_tensors(words: Sequence[Sequence[str]], length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Return ``(B, T)`` bool content-word flags and ``(B, T)`` long phrase-group indices."""
-    content = torch.zeros(len(words), length, dtype=torch.bool)
-    groups = torch.zeros(len(words), length, dtype=torch.long)
-    for b, caption in enumerate(words):
-        caption = list(caption[:length])
-        content[b, : len(caption)] = torch.tensor(
-            [word_class(w) == "content" for w in caption], dtype=torch.bool
-        )
-        groups[b, : len(caption)] = torch.tensor(phrase_groups(caption), dtype=torch.long)
-    return content, groups
-
-
-def draw_masks(
-    batch: dict, cfg: Config, progress: float, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Draw ``(B, T)`` word and ``(B, N)`` patch masks for the configured strategy at ``progress``."""
-    t, m = cfg.train, cfg.model
-    B, T = batch["ids"].shape
-    word_mask = torch.zeros(B, T, dtype=torch.bool)
-    if t.masking in ("joint", "language"):
-        word_mask = mask_words(
-            batch["words"],
-            T,
-            rate=anneal(t.word_rate, progress, t.curriculum),
-            class_weights=t.target_weights,
-            group_prob=t.group_prob,
-            generator=generator,
-        )
-    rate = anneal(t.patch_rate, progress, t.curriculum) if t.masking in ("joint", "visual") else 0.0
-    return word_mask, mask_patches(B, m.grid * m.grid, rate=rate, generator=generator)
 
 
 def compute_loss(
     model: torch.nn.Module,
-    batch: dict,
+    batch: dict[str, torch.Tensor],
     cfg: Config,
     *,
-    progress: float,
-    generator: torch.Generator,
-    device: torch.device,
-    autocast_dtype: torch.dtype | None,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Return the weighted total loss and each term's value (floats, for logging).
+    autocast_dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Return the weighted loss and its detached parts (``word``, optional ``entropy``, ``contrast``).
 
     Args:
-        model: the (possibly DDP-wrapped) :class:`~groundbench.model.network.GroundingModel`.
-        batch: a :func:`~groundbench.model.data.collate` batch.
-        cfg: the run configuration (loss weights, masking).
-        progress: fraction of training done, in [0, 1] (drives the curriculum).
-        generator: mask randomness.
-        device: where to compute.
-        autocast_dtype: ``torch.bfloat16`` for mixed precision, None for fp32.
+        model: a :class:`~groundbench.model.network.GroundingModel` (or its DDP wrapper).
+        batch: :meth:`~groundbench.model.data.TrainingData.batch` output, on the model's device.
+        cfg: the run configuration (loss weights).
+        autocast_dtype: bf16 autocast dtype, or None for full precision.
     """
     t = cfg.train
-    word_mask, patch_mask = draw_masks(batch, cfg, progress, generator)
-    content, groups = word_tensors(batch["words"], batch["ids"].shape[1])
-    images = batch["images"].to(device, non_blocking=True)
-    ids = batch["ids"].to(device)
-    pad = batch["pad"].to(device)
-    word_mask, patch_mask = word_mask.to(device), patch_mask.to(device)
-    content, groups = content.to(device), groups.to(device)
-    gate_select = word_mask | (content & ~pad) if t.gate_on_visible else word_mask
-
-    def forward(p_mask: torch.Tensor, pixels: torch.Tensor = images):
-        with torch.autocast(
-            device.type, dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None
-        ):
-            return model(
-                pixels, ids.masked_fill(word_mask, MASK_ID), pad, p_mask, need_weights=True
-            )
-
-    out = forward(patch_mask)
-    terms = {
-        "word": losses.masked_word_loss(out.word_logits, ids, word_mask),
-        "gate": losses.masked_word_loss(out.gate_logits, ids, gate_select),
-        "patch": losses.masked_patch_loss(out.patch_pred, images, patch_mask, cfg.model.patch_size),
-        "entropy": losses.attention_entropy(out.gated, gate_select),
-        "head_consistency": losses.head_consistency(out.attention, gate_select),
-        "distractor": losses.distractor_overlap(out.gated, gate_select & content, groups),
-    }
-    if t.loss_mask_consistency > 0:
-        other = mask_patches(
-            patch_mask.shape[0],
-            patch_mask.shape[1],
-            rate=float(patch_mask.float().mean()),
-            generator=generator,
-        ).to(device)
-        terms["mask_consistency"] = losses.mask_consistency(
-            out.gated, forward(other).gated, word_mask
+    images = batch["images"]
+    ctx = (
+        torch.autocast(images.device.type, dtype=autocast_dtype)
+        if autocast_dtype is not None
+        else contextlib.nullcontext()
+    )
+    with ctx:
+        out = model(
+            images,
+            batch["query"],
+            batch["target"],
+            batch["partner"],
+            batch["relation"],
+            contrast=t.loss_contrast > 0,
         )
-    else:
-        terms["mask_consistency"] = out.gated.sum() * 0.0
-    if t.loss_contrast > 0:
-        # the batch's images shifted by one: each caption meets another caption's image
-        other = forward(patch_mask, images.roll(1, dims=0))
-        terms["contrast"] = losses.image_contrast(
-            out.gate_logits, other.gate_logits, ids, gate_select
-        )
-    else:
-        terms["contrast"] = out.gated.sum() * 0.0
-    total = sum(getattr(t, f"loss_{name}") * terms[name] for name in LOSS_NAMES)
-    logged = {name: float(v.detach()) for name, v in terms.items()}
-    logged["loss"] = float(total.detach())
-    return total, logged
+    target = batch["target"]
+    real = target > 0  # B Q
+    log_p = out.word_logits.float().log_softmax(-1).gather(-1, target[..., None])[..., 0]  # B Q
+    word = -log_p[real].mean()
+    loss, parts = word, {"word": word.detach()}
+    if t.loss_entropy > 0:
+        att = out.attention.float().clamp_min(1e-12)
+        entropy = -(att * att.log()).sum(-1).mean(-1)[real].mean()  # nats
+        loss = loss + t.loss_entropy * entropy
+        parts["entropy"] = entropy.detach()
+    if out.contrast_logits is not None:
+        log_q = out.contrast_logits.float().log_softmax(-1).gather(-1, target[..., None])[..., 0]
+        contrast = F.softplus(log_q - log_p)[real].mean()
+        loss = loss + t.loss_contrast * contrast
+        parts["contrast"] = contrast.detach()
+    parts["loss"] = loss.detach()
+    return loss, parts

@@ -1,20 +1,22 @@
-"""Training: AdamW, warm-up + cosine, clipping, accumulation, bf16 autocast, DDP, resume.
+"""Training: data decoded once, steps that only index tensors, AdamW + warm-up + cosine, DDP.
 
-:func:`train` is the orchestrator; :func:`train_one_epoch` is one pass over the captions.
-Under ``torchrun`` (``WORLD_SIZE > 1``) each process trains on its share of every epoch's
-permutation with DDP (NCCL on CUDA, gloo on CPU); rank 0 writes the checkpoint and logs.
-A run directory holds ``model.safetensors`` (the checkpoint), ``train_state.pt`` (weights,
-optimiser and position in one atomically replaced file, loaded with ``weights_only=True``), ``log.csv`` and ``loss.png``.
+:func:`train` is the orchestrator; :func:`train_steps` runs the optimiser steps. Each step
+takes ``images_per_step`` images (per process) from a seeded per-epoch permutation and all
+their (phrase, hidden word) pairs, so step ``s`` sees the same images whatever the restart.
+Under ``torchrun`` (``WORLD_SIZE > 1``) each process takes its slice of the step's images
+with DDP (NCCL on CUDA, gloo on CPU); rank 0 writes the files. A run directory holds
+``model.safetensors`` (the checkpoint), ``train_state.pt`` (weights, optimiser and step in
+one atomically replaced file, loaded with ``weights_only=True``), ``log.csv`` and ``loss.png``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
+import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +28,10 @@ from tqdm.auto import tqdm
 from groundbench.errors import CheckpointError, DataFormatError
 from groundbench.model.checkpoint import save_checkpoint
 from groundbench.model.config import Config
-from groundbench.model.data import CaptionDataset, captions_fingerprint, collate
+from groundbench.model.data import TrainingData, build_training_data
 from groundbench.model.network import GroundingModel
 from groundbench.model.objective import compute_loss
 from groundbench.model.runlog import ScalarLog, plot_loss_curve
-from groundbench.model.text import Vocabulary
 from groundbench.types import CaptionRecord
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ STATE_NAME = "train_state.pt"
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Where a run left its files, and how it went (``seconds`` is this process's wall time)."""
+    """Where a run left its files, and how it went (``seconds``: this process's step time)."""
 
     checkpoint: Path
     steps: int
@@ -48,27 +49,6 @@ class TrainResult:
     first_loss: float
     seconds: float
     images_per_s: float
-
-
-class EpochSampler(torch.utils.data.Sampler[int]):
-    """Seeded permutation per epoch, split across ranks, skipping already-done indices."""
-
-    def __init__(self, n: int, seed: int, rank: int, world: int) -> None:
-        self.n, self.seed, self.rank, self.world = n, seed, rank, world
-        self.epoch, self.skip = 0, 0
-
-    def indices(self) -> list[int]:
-        perm = torch.randperm(
-            self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch)
-        )
-        per_rank = self.n // self.world  # equal shares keep DDP ranks in lock-step
-        return perm[self.rank * per_rank : (self.rank + 1) * per_rank].tolist()[self.skip :]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.indices())
-
-    def __len__(self) -> int:
-        return len(self.indices())
 
 
 def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
@@ -84,14 +64,38 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p))
 
 
+def step_images(
+    step: int, n_images: int, per_step: int, rank: int, world: int, seed: int
+) -> torch.Tensor:
+    """Return the image indices ``(per_step,)`` of ``step`` for ``rank``.
+
+    Each epoch is a permutation seeded by ``(seed, epoch)``; an epoch holds
+    ``n_images // (per_step * world)`` steps, and the ranks take disjoint slices.
+
+    Example:
+        >>> step_images(0, 10, 2, 0, 1, 0).tolist() != step_images(1, 10, 2, 0, 1, 0).tolist()
+        True
+    """
+    per_epoch = n_images // (per_step * world)
+    epoch, within = divmod(step, per_epoch)
+    perm = torch.randperm(n_images, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+    start = (within * world + rank) * per_step
+    return perm[start : start + per_step]
+
+
+def grey_some(images: torch.Tensor, prob: float, *, seed: int, step: int) -> torch.Tensor:
+    """Replace each image ``(B, 3, S, S)`` by its channel mean with probability ``prob``
+    (seeded by ``seed`` and ``step``, so a resumed run draws the same images)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    pick = (torch.rand(images.shape[0], generator=g) < prob).to(images.device)
+    grey = images.mean(1, keepdim=True).expand_as(images)
+    return torch.where(pick[:, None, None, None], grey, images)
+
+
 def _optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.AdamW:
     decay, no_decay = [], []
     for name, p in model.named_parameters():
-        (
-            no_decay
-            if p.ndim < 2 or "embed" in name or "pos" in name or "logits" in name
-            else decay
-        ).append(p)
+        (no_decay if p.ndim < 2 or "embed" in name or "kernels" in name else decay).append(p)
     groups = [
         {"params": decay, "weight_decay": cfg.train.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -112,88 +116,79 @@ def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
     return dist.get_rank(), world, torch.device(device)
 
 
-def _autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(cfg: Config, device: torch.device) -> torch.dtype | None:
+    """bf16 under ``precision: bf16``, or ``auto`` on CUDA; None (fp32) otherwise."""
     p = cfg.train.precision
     return torch.bfloat16 if p == "bf16" or (p == "auto" and device.type == "cuda") else None
 
 
-def train_one_epoch(
+def train_steps(
     model: torch.nn.Module,
-    loader: torch.utils.data.DataLoader,
+    data: TrainingData,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LambdaLR,
     cfg: Config,
     *,
-    step: int,
-    total_steps: int,
-    device: torch.device,
-    rank: int,
-    scalar_log: ScalarLog | None,
-    on_step=None,
+    start: int,
+    rank: int = 0,
+    world: int = 1,
+    scalar_log: ScalarLog | None = None,
+    on_step: Callable[[int], None] | None = None,
     progress: bool = True,
-) -> tuple[int, list[float]]:
-    """Run one epoch; return the new optimiser step count and the logged total losses.
+) -> list[float]:
+    """Run optimiser steps ``start .. cfg.train.steps``; return the logged losses.
 
-    ``on_step(step)`` is called after each optimiser step (for snapshots).
+    ``on_step(step)`` is called after each step (snapshots, validation). Losses stay on the
+    device between log rows, so a step waits for the host only to size its relation groups.
     """
     t = cfg.train
+    device = data.images.device
+    dtype = autocast_dtype(cfg, device)
     model.train()
-    acc, sums, count, tic, images = 0, {}, 0, time.perf_counter(), 0
-    losses: list[float] = []
     bar = tqdm(
-        loader, disable=not progress or rank != 0, desc=f"epoch {scheduler.last_epoch}", leave=False
+        total=t.steps,
+        initial=start,
+        desc="train",
+        unit="step",
+        disable=not progress or rank != 0,
+        mininterval=0.5 if sys.stderr.isatty() else 30.0,
     )
-    for batch in bar:
-        gen = torch.Generator().manual_seed(
-            t.seed * 1_000_003 + (step * t.accumulation + acc) * 7919 + rank
-        )
-        sync = acc == t.accumulation - 1
-        ctx = (
-            model.no_sync()
-            if isinstance(model, DistributedDataParallel) and not sync
-            else contextlib.nullcontext()
-        )
-        with ctx:
-            loss, parts = compute_loss(
-                model,
-                batch,
-                cfg,
-                progress=step / max(1, total_steps),
-                generator=gen,
-                device=device,
-                autocast_dtype=_autocast_dtype(cfg, device),
-            )
-            (loss / t.accumulation).backward()
-        for k, v in parts.items():
-            sums[k] = sums.get(k, 0.0) + v
-        count += 1
-        images += batch["images"].shape[0]
-        acc += 1
-        if not sync:
-            continue
-        acc = 0
+    sums: dict[str, torch.Tensor] = {}
+    count, tic, logged = 0, time.perf_counter(), []
+    for step in range(start, t.steps):
+        index = step_images(step, len(data), t.images_per_step, rank, world, t.seed)
+        batch = data.batch(index.to(device))
+        if t.grayscale_prob > 0:
+            batch["images"] = grey_some(batch["images"], t.grayscale_prob, seed=t.seed, step=step)
+        loss, parts = compute_loss(model, batch, cfg, autocast_dtype=dtype)
+        loss.backward()
         if t.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
-        step += 1
-        if step % t.log_every == 0 or step == total_steps:
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + v
+        count += 1
+        done = step + 1
+        bar.update(1)
+        if done % t.log_every == 0 or done == t.steps:
             elapsed = time.perf_counter() - tic
             row = {
-                "step": step,
+                "step": done,
                 "lr": scheduler.get_last_lr()[0],
-                **{k: v / count for k, v in sums.items()},
-                "images_per_s": images / max(elapsed, 1e-9),
+                **{k: float(v) / count for k, v in sums.items()},
+                "images_per_s": count * t.images_per_step * world / max(elapsed, 1e-9),
             }
-            losses.append(row["loss"])
-            bar.set_postfix(loss=f"{row['loss']:.3f}")
+            logged.append(row["loss"])
+            bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
             if scalar_log is not None:
                 scalar_log.write(row)
-            sums, count, tic, images = {}, 0, time.perf_counter(), 0
+            sums, count, tic = {}, 0, time.perf_counter()
         if on_step is not None:
-            on_step(step)
-    return step, losses
+            on_step(done)
+    bar.close()
+    return logged
 
 
 def train(
@@ -204,6 +199,7 @@ def train(
     device: str = "cpu",
     resume: bool = False,
     progress: bool = True,
+    on_step: Callable[[int, GroundingModel, TrainingData], None] | None = None,
 ) -> TrainResult:
     """Train a model on image–caption records and write its checkpoint to ``out_dir``.
 
@@ -213,10 +209,13 @@ def train(
         out_dir: run directory (created).
         device: ``cpu``, ``cuda`` or ``cuda:N`` (under torchrun each rank takes its LOCAL_RANK).
         resume: continue from ``out_dir``'s last snapshot if there is one.
-        progress: show a tqdm bar on stderr (rank 0).
+        progress: show progress bars on stderr (rank 0).
+        on_step: called as ``on_step(step, model, data)`` after every step (rank 0), e.g. to
+            validate during a benchmark; the model is left in train mode afterwards.
 
     Raises:
         CheckpointError: ``resume`` found a snapshot that does not match ``config`` or the data.
+        DataFormatError: too few captions for one step.
     """
     out = Path(out_dir)
     t = config.train
@@ -224,89 +223,77 @@ def train(
         torch.set_num_threads(t.threads)
     rank, world, dev = _setup_distributed(device)
     records = list(records)[: t.max_captions or None]
-    vocab = Vocabulary.build(r.text for r in records)
-    fingerprint = captions_fingerprint(records)
+    data = build_training_data(records, config, progress=progress and rank == 0).to(dev)
+    if len(data) < t.images_per_step * world:
+        raise DataFormatError(
+            f"{len(data)} training images are too few for images_per_step "
+            f"{t.images_per_step} × {world} process(es); lower train.images_per_step"
+        )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(t.seed)
-        model = GroundingModel(config.model, len(vocab)).to(dev)
-    sampler = EpochSampler(len(records), t.seed, rank, world)
-    dataset = CaptionDataset(records, vocab, config.model.image_size, config.model.max_words)
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=t.batch_size,
-        sampler=sampler,
-        collate_fn=collate,
-        num_workers=t.num_workers,
-        drop_last=True,
-    )
-    steps_per_epoch = (len(records) // world // t.batch_size) // t.accumulation
-    if steps_per_epoch < 1:
-        raise DataFormatError(
-            f"{len(records)} captions are too few for batch_size {t.batch_size} × "
-            f"accumulation {t.accumulation} × {world} process(es); lower train.batch_size"
-        )
-    total = steps_per_epoch * t.epochs
+        model = GroundingModel(config.model, data.vocab.types).to(dev)
     optimizer = _optimizer(model, config)
-    warm = max(1, round(t.warmup_fraction * total))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total, warm, t.min_lr_ratio)
+        optimizer, lambda s: lr_factor(s, t.steps, t.warmup_steps, t.min_lr_ratio)
     )
-    step = _resume(out, model, optimizer, scheduler, config, fingerprint, dev) if resume else 0
-    if t.compile:
-        model = torch.compile(model)
-    wrapped = DistributedDataParallel(model) if world > 1 else model
-    scalar_log = ScalarLog(out, resume=resume and step > 0) if rank == 0 else None
+    start = _resume(out, model, optimizer, scheduler, config, data.fingerprint, dev) if resume else 0
+    wrapped: torch.nn.Module = torch.compile(model) if t.compile else model
+    if world > 1:
+        # a step without relation words leaves the kernels unused: let DDP find them
+        wrapped = DistributedDataParallel(wrapped, find_unused_parameters=True)
+    scalar_log = ScalarLog(out, resume=resume and start > 0) if rank == 0 else None
     out.mkdir(parents=True, exist_ok=True)
-    base = getattr(model, "_orig_mod", model)
 
-    def snapshot(at: int) -> None:
-        if rank == 0 and (at % steps_per_epoch == 0 or (t.save_every and at % t.save_every == 0)):
-            state = {
-                "step": at,
-                "model": base.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "config": config.to_dict(),
-                "data_fingerprint": fingerprint,
-            }
-            torch.save(state, out / f".{STATE_NAME}.tmp")
-            os.replace(out / f".{STATE_NAME}.tmp", out / STATE_NAME)  # one atomic resume point
-            save_checkpoint(out / CHECKPOINT_NAME, base, config, vocab, fingerprint)
+    def after_step(step: int) -> None:
+        if rank != 0:
+            return
+        if step == t.steps or (t.save_every and step % t.save_every == 0):
+            _snapshot(out, step, model, optimizer, scheduler, config, data)
+        if on_step is not None:
+            on_step(step, model, data)
+            model.train()
 
-    tic, all_losses, start_step = time.perf_counter(), [], step
-    while step < total:
-        sampler.epoch, sampler.skip = (
-            step // steps_per_epoch,
-            (step % steps_per_epoch) * t.batch_size * t.accumulation,
-        )
-        step, losses = train_one_epoch(
-            wrapped,
-            loader,
-            optimizer,
-            scheduler,
-            config,
-            step=step,
-            total_steps=total,
-            device=dev,
-            rank=rank,
-            scalar_log=scalar_log,
-            on_step=snapshot,
-            progress=progress,
-        )
-        all_losses += losses
+    tic = time.perf_counter()
+    losses = train_steps(
+        wrapped,
+        data,
+        optimizer,
+        scheduler,
+        config,
+        start=start,
+        rank=rank,
+        world=world,
+        scalar_log=scalar_log,
+        on_step=after_step,
+        progress=progress,
+    )
     seconds = time.perf_counter() - tic
     if scalar_log is not None:
         scalar_log.close()
         plot_loss_curve(scalar_log.path, out / "loss.png")
-    done = (step - start_step) * t.batch_size * t.accumulation * world
+    images = (t.steps - start) * t.images_per_step * world
     return TrainResult(
         out / CHECKPOINT_NAME,
-        step,
-        all_losses[-1] if all_losses else float("nan"),
-        all_losses[0] if all_losses else float("nan"),
+        t.steps,
+        losses[-1] if losses else float("nan"),
+        losses[0] if losses else float("nan"),
         seconds,
-        done / max(seconds, 1e-9),
+        images / max(seconds, 1e-9),
     )
+
+
+def _snapshot(out, step, model, optimizer, scheduler, config, data) -> None:
+    state = {
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "config": config.to_dict(),
+        "data_fingerprint": data.fingerprint,
+    }
+    torch.save(state, out / f".{STATE_NAME}.tmp")
+    os.replace(out / f".{STATE_NAME}.tmp", out / STATE_NAME)  # one atomic resume point
+    save_checkpoint(out / CHECKPOINT_NAME, model, config, data.vocab, data.fingerprint)
 
 
 def _resume(

@@ -35,7 +35,7 @@ def main(workdir: str) -> None:
     root = Path(workdir)
     images = root / "images" / os.environ["RANK"]  # each process writes its own copy
     images.mkdir(parents=True, exist_ok=True)
-    cfg = load_config("tiny", overrides=["train.epochs=2", "train.batch_size=4"])
+    cfg = load_config("tiny", overrides=["train.steps=8", "train.images_per_step=4"])
     result = train(cfg, records(images, 32), root / "run", progress=False)
     rank = torch.distributed.get_rank()
     log_rows = (root / "run" / "log.csv").read_text().count("\n") - 1 if rank == 0 else None

@@ -30,7 +30,7 @@ def test_two_gloo_ranks_train_in_lock_step(tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    # 32 captions / 2 ranks / batch 4 = 4 steps per epoch, 2 epochs
+    # 32 images / (2 ranks x 4 images) = 4 steps per epoch; 8 steps
     assert ranks[0]["steps"] == ranks[1]["steps"] == 8
     assert ranks[0]["world"] == ranks[1]["world"] == 2
     assert ranks[0]["log_rows"] == 8 and ranks[1]["log_rows"] is None  # only rank 0 logs

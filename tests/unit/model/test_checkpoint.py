@@ -12,7 +12,7 @@ from groundbench.errors import CheckpointError
 from groundbench.model import load_config
 from groundbench.model.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from groundbench.model.network import GroundingModel
-from groundbench.model.text import Vocabulary
+from groundbench.model.language import Vocabulary
 
 FIX = "point to a model.safetensors written by `groundbench train`, or train a new one"
 
@@ -20,9 +20,9 @@ FIX = "point to a model.safetensors written by `groundbench train`, or train a n
 @pytest.fixture
 def saved(tmp_path):
     cfg = load_config("tiny")
-    vocab = Vocabulary.build(["a red square", "a blue circle"])
+    vocab = Vocabulary(["<unk>", "blue", "circle", "red", "square"], [0, 1, 2, 1, 2])
     torch.manual_seed(0)
-    model = GroundingModel(cfg.model, len(vocab)).eval()
+    model = GroundingModel(cfg.model, vocab.types).eval()
     path = save_checkpoint(tmp_path / "model.safetensors", model, cfg, vocab, "f" * 64)
     return path, model, cfg, vocab
 
@@ -31,13 +31,26 @@ def test_round_trip_gives_the_same_model(saved):
     path, model, cfg, vocab = saved
     ckpt = load_checkpoint(path)
     assert ckpt.config == cfg
-    assert ckpt.vocab.words == vocab.words
+    assert ckpt.vocab.words == vocab.words and ckpt.vocab.types == vocab.types
     assert ckpt.data_fingerprint == "f" * 64
-    images, ids = torch.rand(2, 3, 32, 32), torch.tensor([[3, 4, 5], [2, 6, 0]])
-    a = model(images, ids, ids == 0)
-    b = ckpt.model(images, ids, ids == 0)
+    images = torch.rand(2, 3, 32, 32)
+    query = torch.tensor([[[3, 0, 0, 0]], [[1, 0, 0, 0]]])
+    pairs = (query, torch.tensor([[4], [2]]), torch.zeros_like(query), torch.tensor([[0], [-1]]))
+    a = model(images, *pairs)
+    b = ckpt.model(images, *pairs)
     torch.testing.assert_close(a.attention, b.attention, rtol=0, atol=0)
     torch.testing.assert_close(a.word_logits, b.word_logits, rtol=0, atol=0)
+
+
+def test_written_file_follows_the_umask(tmp_path, saved):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "m.safetensors", saved[1], saved[2], saved[3], "0" * 64)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_truncated_file_is_refused(saved):
@@ -95,13 +108,63 @@ def test_weights_that_do_not_fit_the_config_are_refused(saved):
 
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads(f.metadata()["groundbench"])
-    meta["config"]["model"]["dim"] = 64  # the stored weights are 32 wide
+    meta["config"]["model"]["dim"] = 32  # the stored weights are 16 wide
     save_file(tensors, str(path), metadata={"groundbench": json.dumps(meta)})
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(path)
-    message = str(err.value)
-    assert message.startswith(f"checkpoint {path}: weights do not match its config (")
-    assert message.endswith(f"the file was edited or written by another version; {FIX}")
+    assert str(err.value) == (
+        f"checkpoint {path}: weights do not match its config (first mismatch: "
+        "'grounding.embed.weight', stored (5, 16), expected (5, 32)); the file was edited or "
+        f"written by another version; {FIX}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("dim", 65536, "config.model.dim: 65536 is outside [1, 2048]"),
+        ("width", -32, "config.model.width: -32 is outside [1, 1024]"),
+        ("mixing_layers", 64, "config.model.mixing_layers: 64 is outside [0, 12]"),
+    ],
+)
+def test_crafted_configs_are_refused_before_anything_is_built(saved, monkeypatch, key, value, problem):
+    path = saved[0]
+    tensors = load_file(str(path))
+    from safetensors import safe_open
+
+    import groundbench.model.checkpoint as ckpt_mod
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["groundbench"])
+    meta["config"]["model"][key] = value
+    save_file(tensors, str(path), metadata={"groundbench": json.dumps(meta)})
+
+    def never(*args, **kwargs):
+        raise AssertionError("a model was built from a crafted config")
+
+    monkeypatch.setattr(ckpt_mod, "GroundingModel", never)
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert str(err.value) == (
+        f"checkpoint {path}: malformed config or vocabulary (checkpoint {path}: {problem}); {FIX}"
+    )
+
+
+def test_word_types_that_do_not_fit_the_vocabulary_are_refused(saved):
+    path = saved[0]
+    tensors = load_file(str(path))
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["groundbench"])
+    meta["word_types"] = [0, 1]
+    save_file(tensors, str(path), metadata={"groundbench": json.dumps(meta)})
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert str(err.value) == (
+        f"checkpoint {path}: malformed config or vocabulary (a vocabulary needs one "
+        f"non-negative type per word: 5 words, 2 types); {FIX}"
+    )
 
 
 def test_unknown_config_key_in_metadata_is_refused(saved):

@@ -3,22 +3,22 @@ from __future__ import annotations
 import pytest
 
 from groundbench.model import ConfigError, create_model, list_models, load_config
+from groundbench.model.language import Vocabulary
 
 
 def test_presets_are_listed_and_load():
     assert {"tiny", "small-cpu", "base-gpu"} <= set(list_models())
     for name in list_models():
         cfg = load_config(name)
-        assert cfg.model.image_size % cfg.model.patch_size == 0
+        assert cfg.model.image_size % cfg.model.token_stride == 0
+    assert load_config("small-cpu").model.grid >= 16  # a coarser grid caps pointing
 
 
 def test_overrides_are_typed():
-    cfg = load_config(
-        "tiny", overrides=["train.lr=0.01", "train.word_rate=[0.1, 0.2]", "train.curriculum=false"]
-    )
+    cfg = load_config("tiny", overrides=["train.lr=0.01", "model.relations=false", "train.steps=7"])
     assert cfg.train.lr == 0.01
-    assert cfg.train.word_rate == (0.1, 0.2)
-    assert cfg.train.curriculum is False
+    assert cfg.model.relations is False
+    assert cfg.train.steps == 7 and isinstance(cfg.train.steps, int)
 
 
 def test_unknown_key_names_path_and_closest_match():
@@ -38,13 +38,27 @@ def test_unknown_preset_and_bad_override():
         load_config("tiny", overrides=["lr=1"])
 
 
-def test_invalid_values_are_refused():
-    with pytest.raises(ConfigError, match="not a multiple of patch_size"):
-        load_config("tiny", overrides=["model.image_size=33"])
-    with pytest.raises(ConfigError, match="masking: 'both' is not one of joint, language, visual"):
-        load_config("tiny", overrides=["train.masking=both"])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.image_size=34", "preset tiny.model.image_size: 34 is not a multiple of token_stride 4; pick sizes that divide"),
+        ("model.token_stride=2", "preset tiny.model.token_stride: 2 is not one of 4, 8"),
+        ("model.head=gated", "preset tiny.model.head: 'gated' is not one of typed, vocabulary"),
+        ("model.dim=65536", "preset tiny.model.dim: 65536 is outside [1, 2048]"),
+        ("model.dim=-32", "preset tiny.model.dim: -32 is outside [1, 2048]"),
+        ("train.lr=.nan", "preset tiny.train.lr: nan is outside [0, 10]"),
+        ("model.heads=3", "preset tiny.model.dim: 16 must be divisible by heads 3"),
+        ("train.precision=fp8", "preset tiny.train.precision: 'fp8' is not one of auto, bf16, fp32"),
+    ],
+)
+def test_invalid_values_are_refused(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config("tiny", overrides=[override])
+    assert str(err.value) == message
 
 
 def test_create_model_from_name():
-    model = create_model("tiny", vocab_size=10)
-    assert model.gate.weights().shape == (2, 2)
+    vocab = Vocabulary(["<unk>", "red", "blue", "square"], [0, 1, 1, 2])
+    model = create_model("tiny", vocab)
+    assert model.head[-1].out_features == 4
+    assert model.word_types.tolist() == [0, 1, 1, 2]

@@ -1,4 +1,4 @@
-"""The no-boxes guarantee: the training data path cannot receive a GroundingSample or a box."""
+"""The no-boxes guarantee and the pair tensors of the training data."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import pytest
 
 import groundbench.model as model_pkg
 from groundbench.errors import DataFormatError
-from groundbench.model.data import CaptionDataset, captions_fingerprint, collate
-from groundbench.model.text import Vocabulary
+from groundbench.model import load_config
+from groundbench.model.data import build_training_data, captions_fingerprint, phrase_pairs
+from groundbench.model.grounding import NO_RELATION, relation_code
+from groundbench.model.language import Vocabulary, parse
 from groundbench.types import CaptionRecord, GroundingSample
 
-TRAINING_MODULES = ("data", "train", "objective", "masking", "losses", "config", "runlog")
+TRAINING_MODULES = ("data", "train", "objective", "config", "runlog", "language", "network")
 
 
 def test_caption_record_has_no_box_field():
@@ -23,7 +25,7 @@ def test_caption_record_has_no_box_field():
     assert not fields & {"boxes", "mask", "phrase", "span"}
 
 
-def test_dataset_refuses_grounding_samples(square_records):
+def test_training_data_refuses_grounding_samples(square_records):
     sample = GroundingSample(
         "g/1",
         square_records[0].image_path,
@@ -35,7 +37,7 @@ def test_dataset_refuses_grounding_samples(square_records):
         np.array([[0.0, 0.0, 16.0, 16.0]]),
     )
     with pytest.raises(DataFormatError) as err:
-        CaptionDataset([square_records[0], sample], Vocabulary.build(["a"]), 32, 8)
+        build_training_data([square_records[0], sample], load_config("tiny"), progress=False)
     assert str(err.value) == (
         "training data must be CaptionRecords (image + caption, no boxes), got GroundingSample for 'g/1'; "
         "load it with adapter.load_captions(split), never load_samples"
@@ -55,14 +57,42 @@ def test_training_modules_never_name_boxes_or_grounding_samples():
         assert not {"boxes", "load_samples", "mask_rle"} & attrs, name
 
 
-def test_batches_hold_pixels_and_words_only(square_records):
-    vocab = Vocabulary.build(r.text for r in square_records)
-    ds = CaptionDataset(square_records[:3], vocab, 16, 8)
-    batch = collate([ds[i] for i in range(3)])
-    assert set(batch) == {"images", "ids", "pad", "words"}
-    assert batch["images"].shape == (3, 3, 16, 16)
-    assert float(batch["images"].max()) <= 1.0
-    assert batch["words"][0] == ["a", "red", "square"]
+def test_a_hidden_word_never_reaches_its_own_query():
+    vocab = Vocabulary(["<unk>", "red", "ring", "star", "small"], [0, 1, 2, 2, 3])
+    pairs = phrase_pairs(parse("the small red ring left of the star"), vocab, 4)
+    assert [(q, t) for q, t, _, _ in pairs] == [
+        ([1, 2, 0, 0], 4),
+        ([4, 2, 0, 0], 1),
+        ([4, 1, 0, 0], 2),
+        ([0, 0, 0, 0], 3),
+    ]
+    left = relation_code("left", inverse=False)
+    assert [(p, r) for _, _, p, r in pairs] == [([3, 0, 0, 0], left)] * 3 + [
+        ([4, 1, 2, 0], relation_code("left", inverse=True))
+    ]
+    assert phrase_pairs(parse("a zebra"), vocab, 4) == []
+    assert phrase_pairs(parse("a star"), vocab, 2)[0][3] == NO_RELATION
+
+
+def test_images_are_decoded_once_per_image(square_records):
+    extra = [dataclasses.replace(r, id=r.id + "/c1", text="the square") for r in square_records[:4]]
+    data = build_training_data([*square_records[:8], *extra], load_config("tiny"), progress=False)
+    assert data.images.shape == (8, 3, 32, 32) and data.images.dtype.is_floating_point is False
+    assert data.query.shape[:2] == data.target.shape == data.relation.shape
+    # "a red square" gives 2 pairs; "the square" gives 1 (an empty query)
+    assert (data.target > 0).sum(1).tolist() == [3, 3, 3, 3, 2, 2, 2, 2]
+    batch = data.batch(np.array([0, 5]))
+    assert set(batch) == {"images", "query", "target", "partner", "relation"}
+    assert float(batch["images"].max()) <= 1.0 and batch["images"].shape == (2, 3, 32, 32)
+
+
+def test_no_known_word_is_a_clear_error(square_records):
+    with pytest.raises(DataFormatError) as err:
+        build_training_data(square_records[:4], load_config("small-cpu"), progress=False)
+    assert str(err.value) == (
+        "none of the 4 training captions has a word seen 5 times; lower "
+        "train.min_word_count or add captions"
+    )
 
 
 def test_fingerprint_depends_on_text(square_records):

@@ -6,10 +6,13 @@ import torch
 
 from groundbench.errors import MethodError
 from groundbench.model import load_config
-from groundbench.model.infer import pass_masks, read_out, referent_tokens
+from groundbench.model.grounding import NO_RELATION, relation_code
+from groundbench.model.infer import phrase_queries, read_out
+from groundbench.model.language import Vocabulary
 from groundbench.model.network import GroundingModel
-from groundbench.model.text import Vocabulary
 from groundbench.types import GroundingSample
+
+VOCAB = Vocabulary(["<unk>", "blue", "circle", "red", "square"], [0, 1, 2, 1, 2])
 
 
 def _sample(i: int, text: str, phrase: str) -> GroundingSample:
@@ -27,57 +30,47 @@ def _sample(i: int, text: str, phrase: str) -> GroundingSample:
 
 
 @pytest.fixture(scope="module")
-def model_and_vocab():
-    vocab = Vocabulary.build(["a red circle left of a blue square"])
+def model():
     torch.manual_seed(0)
-    return GroundingModel(load_config("tiny").model, len(vocab)).eval(), vocab
+    return GroundingModel(load_config("tiny").model, VOCAB.types).eval()
 
 
-def test_referent_is_the_first_noun_phrase():
-    words = "the small white star over the red ring".split()
-    assert referent_tokens(words, list(range(8))) == [1, 2, 3]
-    assert referent_tokens(["the", "ring"], [0, 1]) == [1]
+def test_the_referent_is_one_query_with_its_landmark():
+    q, landmark, code = phrase_queries("the red circle left of a blue square", VOCAB, 4)
+    assert q.tolist() == [[3, 2, 0, 0]] and landmark.tolist() == [1, 4, 0, 0]
+    assert code == relation_code("left", inverse=False)
+    q, landmark, code = phrase_queries("under the blue square, the red circle", VOCAB, 4)
+    assert q.tolist() == [[3, 2, 0, 0]] and landmark.tolist() == [1, 4, 0, 0]
+    assert code == relation_code("under", inverse=False)
+    q, landmark, code = phrase_queries("they", VOCAB, 4)
+    assert q.tolist() == [[0, 0, 0, 0]] and code == NO_RELATION
 
 
-def test_pass_masks_hide_the_referent_only_when_context_remains():
-    words = "the small white star over the ring".split()
-    masks = pass_masks(words, [1, 2, 3], passes=5, generator=torch.Generator().manual_seed(0))
-    assert not masks[0].any()  # pass 0: every word visible
-    assert masks[1].nonzero().flatten().tolist() == [1, 2, 3]  # pass 1: the whole referent
-    for p in range(2, 5):  # later: a non-empty strict part of the referent, nothing else
-        hidden = set(masks[p].nonzero().flatten().tolist())
-        assert hidden and hidden < {1, 2, 3}
-    alone = pass_masks(
-        ["the", "red", "ring"], [1, 2], passes=3, generator=torch.Generator().manual_seed(0)
-    )
-    assert not alone.any()  # no context: hiding the referent would leave nothing to read
+def test_masked_passes_hide_one_word_each():
+    q, _, _ = phrase_queries("the red circle", VOCAB, 3, "masked")
+    assert q.tolist() == [[2, 0, 0], [3, 0, 0]]
+    q, _, _ = phrase_queries("the circle", VOCAB, 3, "masked")
+    assert q.tolist() == [[2, 0, 0]]  # one word: nothing left to hide it behind
+    with pytest.raises(MethodError, match="read-out passes must be 'full' or 'masked', got 'all'"):
+        phrase_queries("the circle", VOCAB, 3, "all")
 
 
-def test_read_out_shapes_determinism_and_gate(model_and_vocab):
-    model, vocab = model_and_vocab
-    samples = [
-        _sample(0, "a red circle left of a blue square", "a red circle"),
-        _sample(1, "a blue square", "blue square"),
-    ]
-    images = [np.zeros((30, 40, 3), np.uint8), np.full((30, 40, 3), 200, np.uint8)]
-    maps = read_out(model, vocab, samples, images, passes=3)
-    assert maps.kind == "attention" and maps.ids == ("s/0", "s/1")
-    assert maps.maps[0].shape == (3, 2, 2, 4, 4)  # P L H h w
-    torch.testing.assert_close(maps.maps[0].sum((-2, -1)), torch.ones(3, 2, 2))
-    torch.testing.assert_close(maps.head_weights.sum(), torch.tensor(1.0))
-    again = read_out(
-        model, vocab, samples[::-1], images[::-1], passes=3
-    )  # batch order does not matter
-    torch.testing.assert_close(again.maps[1], maps.maps[0], rtol=1e-5, atol=1e-6)
+def test_read_out_shapes_and_batch_invariance(model):
+    text = "a red circle left of a blue square"
+    samples = [_sample(i, text, p) for i, p in enumerate(["red circle", "blue square", text])]
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (30, 40, 3), dtype=np.uint8) for _ in samples]
+    raw = read_out(model, VOCAB, samples, images)
+    assert raw.kind == "attention" and raw.ids == ("s/0", "s/1", "s/2")
+    assert all(m.shape == (1, 1, 8, 8) for m in raw.maps)
+    torch.testing.assert_close(raw.maps[0].sum(), torch.tensor(1.0))
+    one_by_one = [read_out(model, VOCAB, [s], [im]).maps[0] for s, im in zip(samples, images, strict=True)]
+    for a, b in zip(raw.maps, one_by_one, strict=True):
+        assert torch.equal(a, b)
+    masked = read_out(model, VOCAB, samples, images, passes="masked")
+    assert masked.maps[0].shape == (2, 1, 1, 8, 8)
 
 
-def test_read_out_refuses_bad_passes(model_and_vocab):
-    model, vocab = model_and_vocab
-    with pytest.raises(MethodError, match="read-out passes must be >= 1, got 0"):
-        read_out(
-            model,
-            vocab,
-            [_sample(0, "a red circle", "red")],
-            [np.zeros((30, 40, 3), np.uint8)],
-            passes=0,
-        )
+def test_read_out_refuses_misaligned_images(model):
+    with pytest.raises(MethodError, match="read_out got 0 images for 1 samples"):
+        read_out(model, VOCAB, [_sample(0, "a red circle", "red circle")], [])

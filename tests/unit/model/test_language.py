@@ -1,0 +1,143 @@
+"""The generic text side: chunking, the vocabulary, learned word types."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import groundbench.model as model_pkg
+from groundbench.model.language import (
+    CLOSED_CLASS,
+    Relation,
+    Vocabulary,
+    learn_word_types,
+    parse,
+)
+from groundbench.synthetic.language import Desc, Expression, paraphrases, realise
+from groundbench.synthetic.settings import Settings
+
+
+@pytest.mark.parametrize(
+    ("text", "phrases", "relations", "referent"),
+    [
+        ("the small yellow ring to the left of the purple star",
+         [["small", "yellow", "ring"], ["purple", "star"]], [(0, "left", 1)], 0),
+        ("the red star is above the white ring", [["red", "star"], ["white", "ring"]],
+         [(0, "above", 1)], 0),
+        ("a blue cross, a small heart and a yellow ring",
+         [["blue", "cross"], ["small", "heart"], ["yellow", "ring"]], [], 0),
+        ("the ring which is large", [["large", "ring"]], [], 0),
+        ("the square that is blue and large", [["blue", "large", "square"]], [], 0),
+        ("under the yellow heart, the orange heart", [["yellow", "heart"], ["orange", "heart"]],
+         [(1, "under", 0)], 1),
+        ("the circle between the two squares", [["circle"], ["squares"]], [(0, "between", 1)], 0),
+        ("a man in a blue shirt", [["man"], ["blue", "shirt"]], [], 0),
+        ("it", [], [], -1),
+    ],
+)
+def test_parse(text, phrases, relations, referent):
+    p = parse(text)
+    assert [list(ph) for ph in p.phrases] == phrases
+    assert [(r.target, r.word, r.landmark) for r in p.relations] == relations
+    assert p.referent == referent
+
+
+def _random_expressions(n: int, seed: int = 0) -> list[Expression]:
+    s = Settings()
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        def desc():
+            return Desc(
+                str(rng.choice(s.shapes)),
+                str(rng.choice(s.colours)) if rng.random() < 0.7 else None,
+                str(rng.choice(["small", "large"])) if rng.random() < 0.5 else None,
+            )
+        rel = rng.choice(["left of", "right of", "above", "below", "next to", "between", "none"])
+        out.append(Expression(desc(), None if rel == "none" else str(rel), None if rel == "none" else desc()))
+    return out
+
+
+SYNONYMS = {"little": "small", "big": "large", "shape": None, "picture": None}
+
+
+def _words(phrase) -> list[str]:
+    return sorted(SYNONYMS.get(w, w) for w in phrase if SYNONYMS.get(w, w))
+
+
+def test_every_paraphrase_parses_to_its_source_referent_and_landmark():
+    vocab_free = 0
+    for expr in _random_expressions(200):
+        source = parse(realise(expr))
+        want_ref = _words(source.phrases[source.referent])
+        for text in paraphrases(expr):
+            p = parse(text)
+            assert _words(p.phrases[p.referent]) == want_ref, text
+            if expr.relation is None:
+                assert p.relation_of(p.referent) is None, text
+            else:
+                rel = p.relation_of(p.referent)
+                assert rel is not None, text
+                assert _words(p.phrases[rel.landmark]) == _words(
+                    source.phrases[source.relation_of(source.referent).landmark]
+                ), text
+            vocab_free += 1
+    assert vocab_free >= 600
+
+
+def test_the_text_side_knows_no_generator_words():
+    s = Settings()
+    generator_words = set(s.colours) | set(s.shapes) | {"small", "large", "big", "little"}
+    assert not generator_words & CLOSED_CLASS
+    root = Path(model_pkg.__file__).parent
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        modules |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not any(m and m.startswith("groundbench.synthetic") for m in modules), path.name
+
+
+def test_vocabulary_counts_open_class_words_only_and_reduces_plurals():
+    vocab = Vocabulary.build(["the red ring left of a star"] * 5 + ["two rings"] * 2)
+    assert vocab.words == ["<unk>", "red", "ring", "star"]
+    assert vocab.id("rings") == vocab.id("ring") and vocab.id("zebra") == 0
+
+
+def test_vocabulary_refuses_malformed_lists():
+    with pytest.raises(ValueError, match="a vocabulary starts with '<unk>'"):
+        Vocabulary(["red"], [0])
+    with pytest.raises(ValueError, match="one non-negative type per word: 2 words, 1 types"):
+        Vocabulary(["<unk>", "red"], [0])
+
+
+def test_word_types_recover_slots_without_being_told():
+    colours, shapes, sizes = ["red", "blue", "green", "white"], ["ring", "star", "cross"], ["small", "large"]
+    held_out = {("red", "ring")}
+    rng = np.random.default_rng(0)
+    captions = []
+    for _ in range(3000):
+        c, s = str(rng.choice(colours)), str(rng.choice(shapes))
+        if (c, s) in held_out:
+            continue
+        size = [str(rng.choice(sizes))] if rng.random() < 0.5 else []
+        captions.append(" ".join(["a", *size, c, s]))
+    vocab = Vocabulary.build(captions)
+    groups = {}
+    for w, t in zip(vocab.words[1:], vocab.types[1:], strict=True):
+        groups.setdefault(t, set()).add(w)
+    assert sorted(map(sorted, groups.values())) == sorted(
+        [sorted(colours), sorted(shapes), sorted(sizes)]
+    )
+    assert vocab.types[vocab.id("red")] != vocab.types[vocab.id("ring")]  # never co-occur
+
+
+def test_unlinked_words_share_the_open_type():
+    assert learn_word_types([[1, 2], [1, 2]], 3) == [0, 0, 0]
+
+
+def test_relation_lookup():
+    p = parse("the ring left of the star")
+    assert p.relation_of(0) == Relation(0, "left", 1) and p.relation_of(1) is None

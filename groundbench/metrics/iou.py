@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from groundbench.metrics import METRICS
+from groundbench.metrics import METRICS, _inputs
 from groundbench.metrics._inputs import (
     check_inputs,
     count,
@@ -23,7 +24,46 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
+from groundbench.metrics._permap import extremes, map_views, sum64
+from groundbench.metrics._ranks import map_threads
 from groundbench.types import MetricOutput, Undefined
+
+
+def _miou_numpy(
+    h: torch.Tensor, valid: torch.Tensor | None, region: torch.Tensor, pred_mask: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """CPU path: per map ``nonfinite``, ``|M ∩ R|``, ``|R|`` and ``|M ∪ R|`` over the valid pixels."""
+    view = map_views(h, valid, region, pred_mask)
+
+    def one(i: int) -> tuple[bool, int, int, int]:
+        mv = view(i)
+        reg, pm = mv.masks
+        inter, n_pos = int(np.count_nonzero(reg & pm)), int(np.count_nonzero(reg))
+        return extremes(mv.values)[2], inter, n_pos, n_pos + int(np.count_nonzero(pm)) - inter
+
+    done = map_threads(one, h.shape[0])
+    nonfinite = torch.tensor([d[0] for d in done], dtype=torch.bool)
+    return nonfinite, *(torch.tensor([d[k] for d in done], dtype=torch.long) for k in (1, 2, 3))
+
+
+def _soft_iou_numpy(
+    h: torch.Tensor, valid: torch.Tensor | None, region: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """CPU path: per map ``min``, ``max``, ``nonfinite``, valid and region pixel counts, and the
+    float64 sums of the valid and the region values."""
+    view = map_views(h, valid, region)
+
+    def one(i: int) -> tuple:
+        mv = view(i)
+        lo, hi, nonfinite = extremes(mv.values)
+        reg = mv.masks[0]
+        n_pos = int(np.count_nonzero(reg))
+        return lo, hi, nonfinite, mv.values.size, n_pos, sum64(mv.values), sum64(mv.values[reg])
+
+    done = map_threads(one, h.shape[0])
+    kinds = (torch.float64, torch.float64, torch.bool, torch.long, torch.long)
+    kinds += (torch.float64, torch.float64)
+    return tuple(torch.tensor([d[k] for d in done], dtype=t) for k, t in enumerate(kinds))
 
 
 @METRICS.register(
@@ -69,10 +109,13 @@ def miou(
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
         reg, pm = inputs.region[rows], inputs.pred_mask[rows]
-        _, _, nonfinite = masked_minmax(h, v)
-        inter = count(reg, pm, v)
-        n_pos = count(reg, v)
-        union = n_pos + count(pm, v) - inter
+        if _inputs.use_numpy(h):
+            nonfinite, inter, n_pos, union = _miou_numpy(h, v, reg, pm)
+        else:
+            _, _, nonfinite = masked_minmax(h, v)
+            inter = count(reg, pm, v)
+            n_pos = count(reg, v)
+            union = n_pos + count(pm, v) - inter
         code = reasons((nonfinite, Undefined.NAN_INPUT), (n_pos == 0, Undefined.EMPTY_REGION))
         values.append(finish(inter.double() / union.clamp(min=1).double(), code))
         codes.append(code)
@@ -117,18 +160,22 @@ def soft_iou(
     )
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
-        reg = restrict(inputs.region[rows], v)
-        lo, hi, nonfinite = masked_minmax(h, v)
-        n_pos = count(reg, None)
+        if _inputs.use_numpy(h):
+            lo, hi, nonfinite, n, n_pos, s_all, s_pos = _soft_iou_numpy(h, v, inputs.region[rows])
+        else:
+            reg = restrict(inputs.region[rows], v)
+            lo, hi, nonfinite = masked_minmax(h, v)
+            n, n_pos = n_valid(h, v), count(reg, None)
+            s_all, s_pos = masked_sum(h, v), masked_sum(h, reg)
         code = reasons(
             (nonfinite, Undefined.NAN_INPUT),
             (n_pos == 0, Undefined.EMPTY_REGION),
-            (n_pos == n_valid(h, v), Undefined.FULL_REGION),
+            (n_pos == n, Undefined.FULL_REGION),
             (lo == hi, Undefined.CONSTANT_MAP),
         )
         # Σ_V (H - min) and Σ_R (H - min), in float64
-        s_all = masked_sum(h, v) - n_valid(h, v).double() * lo.double()
-        s_pos = masked_sum(h, reg) - n_pos.double() * lo.double()
+        s_all = s_all - n.double() * lo.double()
+        s_pos = s_pos - n_pos.double() * lo.double()
         span = hi.double() - lo.double()
         score = s_pos / (n_pos.double() * span + s_all - s_pos)
         values.append(finish(score, code))

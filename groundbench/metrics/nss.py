@@ -8,9 +8,10 @@ a large offset of the map does not cancel digits.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from groundbench.metrics import METRICS
+from groundbench.metrics import METRICS, _inputs
 from groundbench.metrics._inputs import (
     check_inputs,
     count,
@@ -23,7 +24,33 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
+from groundbench.metrics._permap import extremes, map_views, moments64, sum64
+from groundbench.metrics._ranks import map_threads
 from groundbench.types import MetricOutput, Undefined
+
+
+def _nss_numpy(
+    h: torch.Tensor, valid: torch.Tensor | None, region: torch.Tensor
+) -> tuple[torch.Tensor, ...]:
+    """CPU path: per map ``min``, ``max``, ``nonfinite``, valid and region pixel counts, mean,
+    region mean minus mean, and population variance (two passes, in float64)."""
+    view = map_views(h, valid, region)
+
+    def one(i: int) -> tuple:
+        mv = view(i)
+        x, reg = mv.values, mv.masks[0]
+        lo, hi, nonfinite = extremes(x)
+        n, n_pos = x.size, int(np.count_nonzero(reg))
+        total, sq_dev = moments64(x)
+        mean = total / max(n, 1)
+        lift = sum64(x[reg]) / max(n_pos, 1) - mean
+        var = sq_dev / max(n, 1)
+        return lo, hi, nonfinite, n, n_pos, mean, lift, var
+
+    done = map_threads(one, h.shape[0])
+    kinds = (torch.float64, torch.float64, torch.bool, torch.long, torch.long)
+    kinds += (torch.float64,) * 3
+    return tuple(torch.tensor([d[k] for d in done], dtype=t) for k, t in enumerate(kinds))
 
 
 @METRICS.register(
@@ -61,19 +88,20 @@ def nss(
     inputs = check_inputs("nss", heatmap, needs=("heatmap", "region"), region=region, valid=valid)
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
-        reg = restrict(inputs.region[rows], v)
-        lo, hi, nonfinite = masked_minmax(h, v)
-        n = n_valid(h, v)
-        n_pos = count(reg, None)
+        if _inputs.use_numpy(h):
+            lo, hi, nonfinite, n, n_pos, mean, lift, var = _nss_numpy(h, v, inputs.region[rows])
+        else:
+            reg = restrict(inputs.region[rows], v)
+            lo, hi, nonfinite = masked_minmax(h, v)
+            n, n_pos = n_valid(h, v), count(reg, None)
+            mean = masked_sum(h, v) / n.clamp(min=1).double()
+            lift = masked_sum(h, reg) / n_pos.clamp(min=1).double() - mean
+            var = masked_sq_dev(h, v, mean) / n.clamp(min=1).double()  # two passes, in float64
         code = reasons(
             (nonfinite, Undefined.NAN_INPUT),
             (n_pos == 0, Undefined.EMPTY_REGION),
             (n_pos == n, Undefined.FULL_REGION),
         )
-        nd = n.clamp(min=1).double()
-        mean = masked_sum(h, v) / nd
-        lift = masked_sum(h, reg) / n_pos.clamp(min=1).double() - mean
-        var = masked_sq_dev(h, v, mean) / nd  # two passes, in float64
         score = torch.where(lo == hi, 0.0, lift / var.sqrt())
         values.append(finish(score, code))
         codes.append(code)

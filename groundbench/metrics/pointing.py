@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from groundbench.errors import ProtocolError
-from groundbench.metrics import METRICS
+from groundbench.metrics import METRICS, _inputs
 from groundbench.metrics._inputs import (
     check_inputs,
     count,
@@ -40,6 +40,8 @@ from groundbench.metrics._inputs import (
     restrict,
     true_coords,
 )
+from groundbench.metrics._permap import map_views, peak
+from groundbench.metrics._ranks import map_threads
 from groundbench.types import MetricOutput, Undefined
 
 POINTING_VARIANTS: tuple[str | None, ...] = (None, "zhang2016", "mg", "albef")
@@ -80,55 +82,95 @@ def _disc_offsets(tolerance_px: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _hits_near_region(
-    tied: torch.Tensor, region: torch.Tensor, tie_count: torch.Tensor, tolerance_px: float
+    coords: tuple[np.ndarray, np.ndarray, np.ndarray],
+    region: np.ndarray,
+    tie_count: np.ndarray,
+    tolerance_px: float,
 ) -> torch.Tensor:
     """Per map, the number of tied pixels within ``tolerance_px`` of a region pixel (CPU int64).
 
-    Runs on the CPU with numpy: a few gathers per tied pixel, or an exact Euclidean distance
-    transform for maps with many ties.
+    ``coords`` are the ``(b, y, x)`` of the tied pixels, ``region`` the ``(B, Y, X)`` valid
+    region. A few gathers per tied pixel, or an exact Euclidean distance transform for maps
+    with many ties.
     """
     from scipy.ndimage import distance_transform_edt
 
-    tied_np = tied.cpu().numpy()
-    reg_np = region.cpu().numpy()
-    B, Y, X = reg_np.shape
+    B, Y, X = region.shape
     hits = np.zeros(B, dtype=np.int64)
-    few = tie_count.cpu().numpy() <= _GATHER_TIE_LIMIT
-    b, y, x = np.unravel_index(np.flatnonzero(tied_np), tied_np.shape)
+    few = tie_count <= _GATHER_TIE_LIMIT
+    b, y, x = coords
     keep = few[b]
-    b, y, x = b[keep], y[keep], x[keep]
-    if len(b):
+    if keep.any():
+        bk, yk, xk = b[keep], y[keep], x[keep]
         dy, dx = _disc_offsets(tolerance_px)
-        ny, nx = y[:, None] + dy, x[:, None] + dx  # T D
+        ny, nx = yk[:, None] + dy, xk[:, None] + dx  # T D
         inside = (ny >= 0) & (ny < Y) & (nx >= 0) & (nx < X)
-        near = (reg_np[b[:, None], ny.clip(0, Y - 1), nx.clip(0, X - 1)] & inside).any(axis=1)
-        np.add.at(hits, b, near)
+        near = (region[bk[:, None], ny.clip(0, Y - 1), nx.clip(0, X - 1)] & inside).any(axis=1)
+        np.add.at(hits, bk, near)
     for i in np.flatnonzero(~few):
-        if reg_np[i].any():
+        if region[i].any():
             # distance from each pixel centre to the nearest region pixel centre
-            near = distance_transform_edt(~reg_np[i]) <= tolerance_px
-            hits[i] = np.count_nonzero(tied_np[i] & near)
+            near = distance_transform_edt(~region[i]) <= tolerance_px
+            mine = b == i
+            hits[i] = np.count_nonzero(near[y[mine], x[mine]])
     return torch.from_numpy(hits)
 
 
 def _hits_in_boxes(
-    tied: torch.Tensor, boxes: torch.Tensor, box_count: torch.Tensor, strict: bool
+    coords: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    B: int,
+    boxes: torch.Tensor,
+    box_count: torch.Tensor,
+    strict: bool,
 ) -> torch.Tensor:
-    """Per map, the number of tied pixels whose centre is in a real box (closed or open)."""
-    b, y, x = true_coords(tied)
+    """Per map, the number of tied pixels whose centre is in a real box (closed or open).
+
+    ``coords`` are the ``(b, y, x)`` int64 of the tied pixels, on the device of the result.
+    """
+    b, y, x = coords
+    dev = b.device
     cy = (y.double() + 0.5)[:, None]
     cx = (x.double() + 0.5)[:, None]
-    bx = boxes.to(tied.device, torch.float64)[b]  # T K 4
-    real = (
-        torch.arange(bx.shape[1], device=tied.device)[None, :] < box_count.to(tied.device)[b, None]
-    )
+    bx = boxes.to(dev, torch.float64)[b]  # T K 4
+    real = torch.arange(bx.shape[1], device=dev)[None, :] < box_count.to(dev)[b, None]
     if strict:
         inside = (bx[..., 0] < cx) & (cx < bx[..., 2]) & (bx[..., 1] < cy) & (cy < bx[..., 3])
     else:
         inside = (bx[..., 0] <= cx) & (cx <= bx[..., 2]) & (bx[..., 1] <= cy) & (cy <= bx[..., 3])
     hit = (inside & real).any(dim=1)
-    hits = torch.zeros(tied.shape[0], dtype=torch.long, device=tied.device)
+    hits = torch.zeros(B, dtype=torch.long, device=dev)
     return hits.index_add_(0, b, hit.long())
+
+
+def _peaks_numpy(
+    h: torch.Tensor, valid: torch.Tensor | None, region: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[np.ndarray, ...]]:
+    """CPU path: per map ``nonfinite``, ``tie_count``, tied pixels in the region, valid region
+    pixels (the last two 0 without ``region``), and the ``(b, y, x)`` of every tied pixel."""
+    view = map_views(h, valid, *([] if region is None else [region]))
+
+    def one(i: int) -> tuple[bool, np.ndarray, int, int]:
+        mv = view(i)
+        _, _, nonfinite, tied = peak(mv.values)
+        if region is None:
+            return nonfinite, mv.pixels(tied), 0, 0
+        reg = mv.masks[0]
+        return (
+            nonfinite,
+            mv.pixels(tied),
+            int(np.count_nonzero(reg[tied])),
+            int(np.count_nonzero(reg)),
+        )
+
+    done = map_threads(one, h.shape[0])
+    nonfinite = torch.tensor([d[0] for d in done], dtype=torch.bool)
+    tie_count = torch.tensor([d[1].size for d in done], dtype=torch.long)
+    in_region = torch.tensor([d[2] for d in done], dtype=torch.long)
+    n_pos = torch.tensor([d[3] for d in done], dtype=torch.long)
+    flat = np.concatenate([d[1] for d in done]) if done else np.zeros(0, dtype=np.int64)
+    b = np.repeat(np.arange(len(done)), tie_count.numpy())
+    y, x = np.divmod(flat, h.shape[2])
+    return nonfinite, tie_count, in_region, n_pos, (b, y, x)
 
 
 @METRICS.register(
@@ -190,20 +232,28 @@ def pointing(
     )
     values, codes, ties = [], [], []
     for rows, h, v in iter_chunks(inputs):
-        _, hi, nonfinite = masked_minmax(h, v)
-        tied = equal_to(h, torch.where(nonfinite, torch.nan, hi), v)
-        tie_count = count(tied, None)
+        reg = inputs.region[rows] if rule == "region" else None
+        if _inputs.use_numpy(h):
+            nonfinite, tie_count, hits, n_pos, coords = _peaks_numpy(h, v, reg)
+        else:
+            _, hi, nonfinite = masked_minmax(h, v)
+            tied = equal_to(h, torch.where(nonfinite, torch.nan, hi), v)
+            tie_count = count(tied, None)
+            hits = count(tied, reg) if reg is not None else None
+            n_pos = count(reg, v) if reg is not None else None
+            coords = true_coords(tied)
         if rule == "region":
-            reg = inputs.region[rows]
-            if tol == 0:
-                hits = count(tied, reg)
-            else:
-                reg = restrict(reg, v)
-                hits = _hits_near_region(tied, reg, tie_count, tol)
-            missing = (count(reg, v) == 0, Undefined.EMPTY_REGION)
+            if tol != 0:
+                b, y, x = (c.cpu().numpy() if isinstance(c, torch.Tensor) else c for c in coords)
+                reg_np = restrict(reg, v).cpu().numpy()
+                hits = _hits_near_region((b, y, x), reg_np, tie_count.cpu().numpy(), tol)
+            missing = (n_pos == 0, Undefined.EMPTY_REGION)
         else:
             bc = inputs.box_count[rows]
-            hits = _hits_in_boxes(tied, inputs.boxes[rows], bc, strict=rule == "open_box").cpu()
+            coords = tuple(torch.as_tensor(c, device=inputs.boxes.device) for c in coords)
+            hits = _hits_in_boxes(
+                coords, h.shape[0], inputs.boxes[rows], bc, strict=rule == "open_box"
+            ).cpu()
             missing = (bc.cpu() == 0, Undefined.NO_BOX)
         no_pixel = (tie_count == 0) & ~nonfinite
         code = reasons(

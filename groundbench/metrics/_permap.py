@@ -1,0 +1,130 @@
+"""The CPU path of the metrics: numpy kernels over one map at a time, maps spread on threads.
+
+A batched torch pass materialises a ``(B, Y, X)`` temporary per step (the tied mask, the
+masked copy, the float64 cast), each written and read back from memory. One map of 480×640
+float32 (1.2 MB) stays in the cache between the kernels that read it, so working map by map
+reads each map from memory about once. numpy releases the GIL inside its kernels, so the
+maps run in parallel on :func:`~groundbench.metrics._ranks.map_threads`.
+
+A map's numbers depend on that map alone (never on its batch): a map whose pixels are all
+valid is read whole, any other is first compressed to its valid pixels.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+# Pixels per block of the peak search: the maximum of each block, then the blocks that hold
+# the overall maximum are searched again for its ties (one block, unless the map is flat).
+_PEAK_BLOCK = 4096
+# float64 scratch buffers, reused across calls: at most one per thread at a time
+_FREE: list[np.ndarray] = []
+_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class MapView:
+    """One map's valid pixels, flat: ``values`` (float32/64), ``masks`` (bool, same length).
+
+    ``index`` maps each value to its flat pixel index ``y * X + x`` (None: every pixel, in
+    order, so position = index).
+    """
+
+    values: np.ndarray
+    index: np.ndarray | None
+    masks: tuple[np.ndarray, ...]
+
+    def pixels(self, positions: np.ndarray) -> np.ndarray:
+        """Flat pixel indices of value ``positions``."""
+        return positions if self.index is None else self.index[positions]
+
+
+def map_views(
+    h: torch.Tensor, valid: torch.Tensor | None, *masks: torch.Tensor
+) -> Callable[[int], MapView]:
+    """Return ``i -> MapView`` of map ``i`` of CPU ``h`` with the same pixels of ``masks``."""
+    B = h.shape[0]
+    h_np = h.detach().numpy().reshape(B, -1)
+    m_np = [m.numpy().reshape(B, -1) for m in masks]
+    v_np = None if valid is None else valid.numpy().reshape(B, -1)
+
+    def view(i: int) -> MapView:
+        if v_np is None or v_np[i].all():
+            return MapView(h_np[i], None, tuple(m[i] for m in m_np))
+        keep = v_np[i]
+        return MapView(h_np[i][keep], np.flatnonzero(keep), tuple(m[i][keep] for m in m_np))
+
+    return view
+
+
+def extremes(x: np.ndarray) -> tuple[float, float, bool]:
+    """``(min, max, nonfinite)`` of 1-D ``x``; NaN and ±Inf reach min or max, so they flag it.
+
+    An empty ``x`` gives ``(inf, -inf, False)``.
+    """
+    if x.size == 0:
+        return np.inf, -np.inf, False
+    lo, hi = float(x.min()), float(x.max())
+    return lo, hi, not (np.isfinite(lo) and np.isfinite(hi))
+
+
+def peak(x: np.ndarray) -> tuple[float, float, bool, np.ndarray]:
+    """``(min, max, nonfinite, tied)``: ``tied`` the positions of ``x`` equal to its maximum.
+
+    ``tied`` is empty when ``x`` is empty or holds NaN/Inf. The maximum comes from per-block
+    maxima, so the tie search re-reads only the blocks that reach it.
+    """
+    if x.size == 0:
+        return np.inf, -np.inf, False, np.zeros(0, dtype=np.int64)
+    full = x.size - x.size % _PEAK_BLOCK
+    block_max = x[:full].reshape(-1, _PEAK_BLOCK).max(axis=1)
+    if full < x.size:
+        block_max = np.append(block_max, x[full:].max())
+    hi = float(block_max.max())
+    lo = float(x.min())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return lo, hi, True, np.zeros(0, dtype=np.int64)
+    found = [
+        np.flatnonzero(x[b * _PEAK_BLOCK : (b + 1) * _PEAK_BLOCK] == hi) + b * _PEAK_BLOCK
+        for b in np.flatnonzero(block_max == hi)
+    ]
+    return lo, hi, False, np.concatenate(found)
+
+
+def sum64(x: np.ndarray) -> float:
+    """Pairwise float64 sum of 1-D ``x`` (a float32 ``x`` is cast in a reused buffer)."""
+    if x.dtype == np.float64:
+        return float(x.sum())
+    with scratch64(x) as d:
+        return float(d.sum())
+
+
+def moments64(x: np.ndarray) -> tuple[float, float]:
+    """``(Σ x, Σ (x - mean)²)`` of 1-D ``x`` in float64: a two-pass variance, pairwise sums."""
+    with scratch64(x) as d, np.errstate(invalid="ignore", over="ignore"):
+        total = float(d.sum())
+        d -= total / max(x.size, 1)
+        np.square(d, out=d)
+        return total, float(d.sum())
+
+
+@contextmanager
+def scratch64(x: np.ndarray) -> Iterator[np.ndarray]:
+    """A float64 copy of 1-D ``x`` in a reused buffer (one per concurrent caller)."""
+    with _LOCK:
+        buf = _FREE.pop() if _FREE else None
+    if buf is None or buf.size < x.size:
+        buf = np.empty(max(x.size, 1 << 16))  # fresh pages cost more than the cast
+    try:
+        out = buf[: x.size]
+        np.copyto(out, x)
+        yield out
+    finally:
+        with _LOCK:
+            _FREE.append(buf)

@@ -1,0 +1,100 @@
+"""The per-map CPU kernels agree with the batched torch kernels and with the sort-based ranks."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from groundbench.metrics import METRICS, _inputs
+from groundbench.metrics._permap import peak
+from groundbench.metrics._ranks import rank_stats, sortable_keys
+from groundbench.types import rasterise_boxes
+
+CASES = [
+    ("pointing", {}),
+    ("pointing", {"tolerance_px": 2.5}),
+    ("pointing", {"variant": "mg"}),
+    ("pointing", {"variant": "albef"}),
+    ("miou", {}),
+    ("soft_iou", {}),
+    ("nss", {}),
+    ("auc", {}),
+    ("spearman", {}),
+    ("spearman", {"sigma_px": 1.5}),
+]
+
+
+def _hard_batch(Y=9, X=11):
+    """Maps with ties, flat maps, -0.0 beside +0.0, NaN and -Inf, one with padding."""
+    g = torch.Generator().manual_seed(3)
+    heat = (torch.rand(8, Y, X, generator=g) * 4).floor()  # many ties
+    heat[1] = 2.0  # flat
+    heat[2, :, :5] = -0.0
+    heat[2, :, 5:] = 0.0
+    heat[3, 4, 4] = -math.inf
+    heat[4, 0, 0] = math.nan
+    heat[5] = torch.rand(Y, X, generator=g)  # distinct values
+    boxes = torch.tensor([[[1.0, 1.0, 5.0, 4.0], [6.0, 5.0, 10.0, 9.0]]] * 8, dtype=torch.float64)
+    count = torch.tensor([1 + i % 2 for i in range(8)])
+    valid = torch.ones(8, Y, X, dtype=torch.bool)
+    valid[6, :, 8:] = False
+    return {
+        "heatmap": heat,
+        "region": rasterise_boxes(boxes, count, Y, X) & valid,
+        "valid": valid,
+        "boxes": boxes,
+        "box_count": count,
+        "pred_mask": heat > 1.5,
+    }
+
+
+@pytest.mark.parametrize(("name", "params"), CASES)
+@pytest.mark.parametrize("with_valid", [True, False])
+def test_numpy_kernels_match_torch_kernels_on_ties_and_flat_maps(
+    name, params, with_valid, monkeypatch
+):
+    inputs = _hard_batch()
+    if not with_valid:
+        inputs = {k: v[[0, 1, 2, 3, 4, 5, 7]] for k, v in inputs.items() if k != "valid"}
+    fn = METRICS.get(name)
+    kw = {k: v for k, v in inputs.items() if k != "heatmap"}
+    numpy_out = fn(inputs["heatmap"], **kw, **params)
+    monkeypatch.setattr(_inputs, "use_numpy", lambda t: False)
+    torch_out = fn(inputs["heatmap"], **kw, **params)
+    assert torch.equal(numpy_out.undefined, torch_out.undefined)
+    assert torch.allclose(numpy_out.values, torch_out.values, equal_nan=True, rtol=0, atol=1e-12)
+    for key, value in numpy_out.extras.items():
+        assert torch.equal(value, torch_out.extras[key]), key
+
+
+def test_peak_finds_every_tie_across_blocks():
+    x = np.zeros(3 * 4096 + 7, dtype=np.float32)
+    x[[5, 4096 + 1, 3 * 4096 + 6]] = 2.0
+    lo, hi, nonfinite, tied = peak(x)
+    assert (lo, hi, nonfinite) == (0.0, 2.0, False)
+    assert tied.tolist() == [5, 4097, 3 * 4096 + 6]
+
+
+def test_sortable_keys_order_floats_and_tie_signed_zeros():
+    x = np.array([-np.inf, -3.5, -1e-40, -0.0, 0.0, 1e-40, 2.0, np.inf], dtype=np.float32)
+    keys = sortable_keys(x).astype(np.int64)
+    assert (np.diff(keys) > 0).sum() == len(x) - 2 and keys[3] == keys[4]
+
+
+def test_radix_ranks_equal_sorted_ranks():
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        n = int(rng.integers(2, 2000))
+        x = rng.integers(-5, 6, n).astype(np.float32)
+        if rng.random() < 0.5:
+            x += rng.random(n).astype(np.float32) * (rng.random() < 0.5)
+        x[rng.random(n) < 0.2] = -0.0
+        positive = rng.random(n) < rng.random()
+        if positive.all() or not positive.any():
+            continue
+        radix = rank_stats(x, positive, ties=True)
+        sorted_ = rank_stats(x.astype(np.float64), positive, ties=True)
+        assert radix == sorted_

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -98,7 +99,13 @@ OURS: dict[str, Callable[[dict], torch.Tensor]] = {
     "auc": lambda d: auc(d["heatmap"], region=d["region"]).values,
     "nss": lambda d: nss(d["heatmap"], region=d["region"]).values,
     "spearman": lambda d: spearman(d["heatmap"], region=d["region"]).values,
+    "pointing[albef]": lambda d: (
+        pointing(d["heatmap"], boxes=d["boxes"], box_count=d["box_count"], variant="albef").values
+    ),
+    "spearman@sigma10px": lambda d: spearman(d["heatmap"], region=d["region"], sigma_px=10).values,
 }
+# the battery MetricSuite runs in the rows below: the first seven metrics
+BATTERY = ("pointing", "pointing@15px", "miou", "soft_iou", "auc", "nss", "spearman")
 
 
 # ------------------------------------------------------------------------ reference
@@ -111,6 +118,26 @@ def _ref_pointing(h: np.ndarray, r: np.ndarray, tol: float) -> float:
     pts = np.argwhere(r)
     hits = [np.min((pts[:, 0] - y) ** 2 + (pts[:, 1] - x) ** 2) <= tol * tol for y, x in peaks]
     return float(np.mean(hits))
+
+
+def _ref_albef(h: np.ndarray, boxes: np.ndarray, k: int) -> float:
+    peaks = np.argwhere(h == h.max()) + 0.5  # pixel centres (y, x)
+    b = boxes[:k]
+    inside = (
+        (b[None, :, 0] < peaks[:, 1:2])
+        & (peaks[:, 1:2] < b[None, :, 2])
+        & (b[None, :, 1] < peaks[:, 0:1])
+        & (peaks[:, 0:1] < b[None, :, 3])
+    )
+    return float(np.mean(inside.any(axis=1)))
+
+
+def _ref_spearman_blurred(h: np.ndarray, r: np.ndarray, sigma_px: float) -> float:
+    from scipy.ndimage import gaussian_filter
+    from scipy.stats import spearmanr
+
+    target = gaussian_filter(r.astype(np.float64), sigma_px, mode="constant")
+    return float(spearmanr(h.ravel(), target.ravel()).statistic)
 
 
 def _ref_soft_iou(h: np.ndarray, r: np.ndarray) -> float:
@@ -148,6 +175,10 @@ def reference() -> dict[str, Callable[[dict], np.ndarray]]:
         "auc": loop(lambda h, r, d, i: roc_auc_score(r.ravel(), h.ravel())),
         "nss": loop(lambda h, r, d, i: _ref_nss(h, r)),
         "spearman": loop(lambda h, r, d, i: spearmanr(h.ravel(), r.ravel()).statistic),
+        "pointing[albef]": loop(
+            lambda h, r, d, i: _ref_albef(h, d["boxes"][i].numpy(), int(d["box_count"][i]))
+        ),
+        "spearman@sigma10px": loop(lambda h, r, d, i: _ref_spearman_blurred(h, r, 10.0)),
     }
 
 
@@ -279,8 +310,8 @@ def measure_memory(n: int, distinct: int, seed: int) -> None:
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the peak (VmHWM) to the current RSS
     before = _rss_gib("VmRSS")
-    for fn in OURS.values():
-        fn(data)
+    for name in BATTERY:
+        OURS[name](data)
     peak = _rss_gib("VmHWM")
     print(
         f"battery on {n} maps of {HEIGHT}×{WIDTH}: inputs {inputs_gib:.2f} GiB; RSS {before:.2f} GiB "
@@ -310,6 +341,7 @@ def main() -> None:
     if args.memory:
         measure_memory(args.memory, args.maps, args.seed)
         return
+    load_before = os.getloadavg()
     data = make_maps(args.maps, args.seed)
     dev = {k: v.to(args.device) for k, v in data.items()}
     small = {k: v[: args.reference_maps] for k, v in data.items()}
@@ -335,8 +367,9 @@ def main() -> None:
         ours_small = OURS[name]({k: v.to(args.device) for k, v in small.items()}).cpu().numpy()
         err = float(np.max(np.abs(ours_small - refs[name](small))))
         rate, ref_rate = args.maps / t_ours, args.reference_maps / t_ref
-        total_ours += 1 / rate
-        total_ref += 1 / ref_rate
+        if name in BATTERY:
+            total_ours += 1 / rate
+            total_ref += 1 / ref_rate
         peer_cells = []
         for peer, pfn in peer_fns.get(name, {}).items():
             t_peer = best_time(lambda pfn=pfn: pfn(small), 1)
@@ -345,7 +378,8 @@ def main() -> None:
                 f"{peer} {args.reference_maps / t_peer:,.0f}/s "
                 f"({rate * t_peer / args.reference_maps:.0f}×, max diff {diff:.1e})"
             )
-        total_cpu += cpu_ours / args.maps
+        if name in BATTERY:
+            total_cpu += cpu_ours / args.maps
         rows.append(
             f"| {name} | {rate:,.0f} | {1e3 * cpu_ours / args.maps:.2f} | {ref_rate:,.1f} | {rate / ref_rate:,.0f}× | "
             f"{(args.maps / floor) / rate:.1f}× | {err:.1e} | {'; '.join(peer_cells) or '—'} |"
@@ -354,11 +388,17 @@ def main() -> None:
 
     def battery(d):
         with shared_ranks():  # as MetricSuite runs a batch: AUC and Spearman rank once
-            return [fn(d) for fn in OURS.values()]
+            return [OURS[name](d) for name in BATTERY]
 
     t_shared, cpu_shared = timed(battery, dev)
     print(
         f"device: {args.device}; maps: {args.maps} at {HEIGHT}×{WIDTH}; torch threads: {torch.get_num_threads()}"
+    )
+    print(
+        "load average (1, 5, 15 min): before "
+        + ", ".join(f"{x:.2f}" for x in load_before)
+        + "; after "
+        + ", ".join(f"{x:.2f}" for x in os.getloadavg())
     )
     print(
         f"read floor: {args.maps / floor:,.0f} maps/s ({1e3 * floor_cpu / args.maps:.3f} CPU ms/map)\n"

@@ -121,6 +121,26 @@ def radix_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return by_low[second], order[second]
 
 
+def midranks(values: np.ndarray) -> np.ndarray:
+    """1-based mid-ranks of 1-D finite ``values`` (float64), as ``scipy.stats.rankdata``.
+
+    float32 values are ordered by :func:`radix_order`; others by a stable argsort.
+    """
+    if values.dtype == np.float32:
+        sorted_keys, order = radix_order(sortable_keys(values))
+    else:
+        order = np.argsort(values, kind="stable")
+        sorted_keys = values[order]
+    n = values.size
+    change = np.ones(n, dtype=bool)
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=change[1:])
+    start = np.flatnonzero(change)
+    stop = np.append(start[1:], n)
+    ranks = np.empty(n)
+    ranks[order] = ((start + stop + 1) / 2)[np.cumsum(change) - 1]
+    return ranks
+
+
 def _rank_float32(values: np.ndarray, positive: np.ndarray, *, ties: bool) -> RankStats:
     """:func:`rank_stats` of float32 ``values``: one sort, then integer sums of positions.
 

@@ -39,6 +39,7 @@ from groundbench.metrics._ranks import (
     RankStats,
     chunk_rank_stats,
     map_threads,
+    midranks,
     per_map_arrays,
 )
 from groundbench.types import MetricOutput, Undefined
@@ -54,10 +55,8 @@ def _rho_from_ranks(s: RankStats) -> float:
 
 
 def _rho_blurred(values: np.ndarray, target: np.ndarray) -> float:
-    from scipy.stats import rankdata
-
-    rh = rankdata(values)
-    rt = rankdata(target)
+    rh = midranks(values)
+    rt = midranks(target)
     rh -= rh.mean()
     rt -= rt.mean()
     # elementwise products and pairwise sums: np.dot would call a threaded BLAS

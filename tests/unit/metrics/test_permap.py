@@ -98,3 +98,19 @@ def test_radix_ranks_equal_sorted_ranks():
         radix = rank_stats(x, positive, ties=True)
         sorted_ = rank_stats(x.astype(np.float64), positive, ties=True)
         assert radix == sorted_
+
+
+def test_midranks_equal_scipy_rankdata():
+    from scipy.stats import rankdata
+
+    from groundbench.metrics._ranks import midranks
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n = int(rng.integers(1, 3000))
+        x = rng.integers(-3, 4, n).astype(np.float32)
+        x[rng.random(n) < 0.2] = -0.0
+        if rng.random() < 0.5:
+            x += rng.random(n).astype(np.float32)
+        assert np.array_equal(midranks(x), rankdata(x))
+        assert np.array_equal(midranks(x.astype(np.float64)), rankdata(x.astype(np.float64)))

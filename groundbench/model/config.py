@@ -179,7 +179,7 @@ def _section(cls: type, values: Mapping[str, Any], where: str) -> Any:
     for key, value in values.items():
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f"; did you mean {close[0]!r}?" if close else "."
             raise ConfigError(
                 f"{where}.{key}: unknown key{hint} Valid keys: {', '.join(sorted(names))}."
             )

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import logging
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from groundbench import __version__
 from groundbench.errors import GroundbenchError
@@ -33,6 +31,7 @@ from groundbench.evaluation.workdir import (
 )
 from groundbench.evaluation.world import World, join_world
 from groundbench.methods import Method, resolve_method
+from groundbench.progress import progress_bar
 from groundbench.protocol import Protocol, load_protocol
 from groundbench.report import headline_lines
 from groundbench.report.records import Records, aggregates_to_dict
@@ -185,13 +184,12 @@ def _score(
     progress: bool,
     desc: str,
 ) -> None:
-    with tqdm(
+    with progress_bar(
         total=len(pending),
         unit="sample",
         disable=not progress,
         desc=desc,
         dynamic_ncols=True,
-        mininterval=0.5 if sys.stderr.isatty() else 30.0,  # a log file gets a line per 30 s
     ) as bar:
         try:
             for samples, images, errors in batches(

@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # layer index per top-level module/package; a module may import only equal-or-lower layers
 LAYERS = {
     "groundbench.errors": 0,
+    "groundbench.progress": 0,
     "groundbench.types": 1,
     "groundbench.registry": 1,
     "dataset_adapters": 2,

@@ -17,12 +17,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from groundbench.errors import DataFormatError
 from groundbench.model.config import Config
 from groundbench.model.grounding import NO_RELATION, relation_code
 from groundbench.model.language import Parse, Vocabulary, parse
+from groundbench.progress import progress_bar
 from groundbench.types import CaptionRecord
 
 
@@ -142,7 +142,7 @@ def build_training_data(
     rng = np.random.default_rng(t.seed)
     P = m.max_phrase_words
     images, pairs = [], []
-    for path, group in tqdm(
+    for path, group in progress_bar(
         by_image.items(), desc="decode images", unit="image", disable=not progress, leave=False
     ):
         images.append(image_to_uint8(group[0].load_image(), m.image_size))

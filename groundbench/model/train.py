@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from groundbench.errors import CheckpointError, DataFormatError
 from groundbench.model.checkpoint import save_checkpoint
@@ -32,6 +30,7 @@ from groundbench.model.data import TrainingData, build_training_data
 from groundbench.model.network import GroundingModel
 from groundbench.model.objective import compute_loss
 from groundbench.model.runlog import ScalarLog, plot_loss_curve
+from groundbench.progress import progress_bar
 from groundbench.types import CaptionRecord
 
 log = logging.getLogger(__name__)
@@ -145,13 +144,12 @@ def train_steps(
     device = data.images.device
     dtype = autocast_dtype(cfg, device)
     model.train()
-    bar = tqdm(
+    bar = progress_bar(
         total=t.steps,
         initial=start,
         desc="train",
         unit="step",
         disable=not progress or rank != 0,
-        mininterval=0.5 if sys.stderr.isatty() else 30.0,
     )
     sums: dict[str, torch.Tensor] = {}
     count, tic, logged = 0, time.perf_counter(), []

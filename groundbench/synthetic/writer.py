@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -23,8 +22,8 @@ from typing import Any
 
 import numpy as np
 import yaml
-from tqdm import tqdm
 
+from groundbench.progress import progress_bar
 from groundbench.synthetic.render import paint, png_bytes
 from groundbench.synthetic.scene import sample_scene
 from groundbench.synthetic.settings import SPLITS, Settings, SynthesisError
@@ -156,12 +155,11 @@ def _write(root: Path, settings: Settings, seed: int, progress: bool, workers: i
     total = sum(settings.scenes.values())
     digests: dict[str, str] = {}
     counts: dict[str, dict[str, Any]] = {}
-    bar = tqdm(
+    bar = progress_bar(
         total=total,
         desc="synth scenes",
         unit="scene",
         disable=not progress,
-        mininterval=0.5 if sys.stderr.isatty() else 30.0,  # a log file gets a line per 30 s
     )
     pool = ProcessPoolExecutor(workers) if workers > 1 else None
     try:

@@ -175,16 +175,17 @@ def test_demo_board_defaults_to_the_run_folder():
 @pytest.mark.parametrize(("tty", "interval"), [(True, 0.5), (False, 30.0)])
 def test_evaluate_bar_is_named_and_rare_off_a_terminal(data, tmp_path, monkeypatch, tty, interval):
     import groundbench.evaluate as evaluate_module
+    import groundbench.progress as progress_module
 
     bars = []
 
-    class Bar(evaluate_module.tqdm):
+    class Bar(progress_module.tqdm):
         def __init__(self, *args, **kwargs):
             bars.append(kwargs)
             super().__init__(*args, **{**kwargs, "disable": True})
 
-    monkeypatch.setattr(evaluate_module, "tqdm", Bar)
-    monkeypatch.setattr(evaluate_module.sys.stderr, "isatty", lambda: tty, raising=False)
+    monkeypatch.setattr(progress_module, "tqdm", Bar)
+    monkeypatch.setattr(progress_module.sys.stderr, "isatty", lambda: tty, raising=False)
     evaluate_module.evaluate(
         "synth_test.albef", "uniform", out_dir=tmp_path / "r", data_root=data, progress=True
     )

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from groundbench.errors import DataFormatError, MethodError
-from groundbench.methods.base import Method
+from groundbench.methods.base import Method, check_float32_range
 from groundbench.metrics.suite import MetricSuite
 from groundbench.postprocess import Pipeline, ProcessedMaps
 from groundbench.protocol import Protocol
@@ -27,8 +27,6 @@ from groundbench.types import (
     pad_boxes,
     rasterise_boxes,
 )
-
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass(frozen=True)
@@ -157,14 +155,7 @@ def _check_maps(method: str, raw: RawMaps) -> None:
                 f"method {method}: the map of sample {sid!r} has shape {tuple(m.shape)} with no "
                 "element; return at least a 1×1 map"
             )
-        if m.dtype == torch.float64:
-            finite = m[torch.isfinite(m)]
-            if finite.numel() and float(finite.abs().max()) > _FLOAT32_MAX:
-                raise MethodError(
-                    f"method {method}: the map of sample {sid!r} holds finite values up to "
-                    f"{float(finite.abs().max()):.3g}, beyond float32 (±{_FLOAT32_MAX:.3g}), "
-                    "where maps are evaluated; rescale the maps"
-                )
+        check_float32_range(m, f"method {method}: the map of sample {sid!r}")
 
 
 def _decode_mask(sample: GroundingSample, height: int, width: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 import torch
 
+from groundbench.errors import MethodError
 from groundbench.registry import Registry
 from groundbench.types import GroundingSample, RawMaps
 
@@ -54,3 +55,26 @@ class Method(Protocol):
 
 MethodFactory = Callable[[str | None], Method]
 METHODS: Registry[MethodFactory] = Registry("methods")
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def check_float32_range(m: torch.Tensor, what: str) -> None:
+    """Refuse a float64 map whose finite values overflow float32, where maps are evaluated.
+
+    Args:
+        m: a map of any shape.
+        what: how the error names the map (``"method X: the map of sample 'a'"``).
+
+    Raises:
+        MethodError: a finite value beyond ±float32 max.
+    """
+    if m.dtype != torch.float64:
+        return
+    finite = m[torch.isfinite(m)]
+    if finite.numel() and float(finite.abs().max()) > FLOAT32_MAX:
+        raise MethodError(
+            f"{what} holds finite values up to {float(finite.abs().max()):.3g}, beyond float32 "
+            f"(±{FLOAT32_MAX:.3g}), where maps are evaluated; rescale the maps"
+        )

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from groundbench.errors import MethodError
-from groundbench.methods.base import METHODS
+from groundbench.methods.base import METHODS, check_float32_range
 from groundbench.types import GroundingSample, RawMaps
 
 _KINDS = {2: "heatmap", 3: "heatmap", 4: "attention", 5: "attention"}
@@ -32,7 +32,6 @@ def _id_to_filename(sample_id: str) -> str:
     return sample_id.replace("/", "__") + ".npy"
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
 _SAFETENSORS_REFUSED = {"BOOL": "bool"}
 
 
@@ -147,14 +146,7 @@ class HeatmapFile:
                     f"heatmaps:{self.path}: map {s.id!r} is unreadable ({exc})"
                 ) from exc
             t = torch.from_numpy(np.ascontiguousarray(arr)) if isinstance(arr, np.ndarray) else arr
-            if t.dtype == torch.float64:
-                finite = t[torch.isfinite(t)]
-                if finite.numel() and float(finite.abs().max()) > _FLOAT32_MAX:
-                    raise MethodError(
-                        f"heatmaps:{self.path}: map {s.id!r} holds finite values up to "
-                        f"{float(finite.abs().max()):.3g}, beyond float32 (±{_FLOAT32_MAX:.3g}), "
-                        "where maps are evaluated; rescale the maps"
-                    )
+            check_float32_range(t, f"heatmaps:{self.path}: map {s.id!r}")
             maps.append(t.to(torch.float32).to(device))
         return RawMaps(tuple(s.id for s in samples), tuple(maps), kind=self.kind)
 

@@ -81,7 +81,11 @@ def otsu_thresholds(maps: torch.Tensor, valid: torch.Tensor | None = None) -> to
     counts = torch.zeros(x.shape[0], OTSU_BINS, device=x.device, dtype=torch.float64)
     ones = torch.ones((), device=x.device, dtype=torch.float64).expand(idx.shape)
     counts.scatter_add_(1, idx, ones if v is None else v.to(torch.float64))
-    centres = (edges[:, :-1] + edges[:, 1:]) / 2
+    # The running sums below depend on the order of summation: a CUDA scan rounds
+    # differently from numpy's sequential cumsum and could move the argmax on near-ties,
+    # so this small (B, 256) stage always runs on the CPU, in numpy's order.
+    counts = counts.cpu()
+    centres = ((edges[:, :-1] + edges[:, 1:]) / 2).cpu()
     c64 = centres.to(torch.float64)
     w1 = counts.cumsum(1)
     w2 = counts.flip(1).cumsum(1).flip(1)
@@ -89,7 +93,7 @@ def otsu_thresholds(maps: torch.Tensor, valid: torch.Tensor | None = None) -> to
     m2 = ((counts * c64).flip(1).cumsum(1) / w2.flip(1)).flip(1)
     between = w1[:, :-1] * w2[:, 1:] * (m1[:, :-1] - m2[:, 1:]) ** 2
     between = torch.nan_to_num(between, nan=-1.0)  # empty classes never win
-    t = centres.gather(1, between.argmax(dim=1, keepdim=True))[:, 0]
+    t = centres.gather(1, between.argmax(dim=1, keepdim=True))[:, 0].to(x.device)
     return torch.where(constant, lo[:, 0], t)
 
 

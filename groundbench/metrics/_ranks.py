@@ -10,6 +10,7 @@ the GIL, so maps run in parallel on a thread pool.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -103,10 +104,14 @@ def sortable_keys(values: np.ndarray) -> np.ndarray:
     """uint32 keys of float32 ``values`` in the same order, equal exactly where the values are.
 
     ``-0.0`` becomes ``+0.0`` first (they compare equal); then a negative float's bits are
-    flipped and a positive one's sign bit set. NaN gets a key too: callers exclude it.
+    flipped and a positive one's sign bit set. NaN gets a key too: callers exclude it. The
+    keys are a new array, which callers may modify.
     """
     bits = (values + np.float32(0.0)).view(np.int32)
-    return (bits ^ ((bits >> 31) | np.int32(-(2**31)))).view(np.uint32)
+    mask = bits >> 31
+    mask |= np.int32(-(2**31))
+    bits ^= mask
+    return bits.view(np.uint32)
 
 
 def radix_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,19 +146,38 @@ def midranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
+# where the high 16 bits of a native uint32 lie when viewed as two uint16
+_HIGH_HALF = 1 if sys.byteorder == "little" else 0
+
+
 def _rank_float32(values: np.ndarray, positive: np.ndarray, *, ties: bool) -> RankStats:
     """:func:`rank_stats` of float32 ``values``: one sort, then integer sums of positions.
 
-    With ``p`` the 0-based sorted positions of the region pixels, each taking the mid
-    position of its group of equal values, ``U = Σ p - P (P - 1) / 2``; sums run in int64
-    (exact), doubled where half-integers arise.
+    The sort is an LSD radix sort as :func:`radix_order`, by the low then the high 16 bits of
+    the keys, that moves each key with its lowest bit replaced by the region flag: one uint32
+    gather per pass and no index composition. Equal keys end up next to each other, so equal
+    neighbours (all bits but the flag, then the lowest bit looked up) give the tie groups.
+    With ``p`` the 0-based sorted positions of the region pixels, each taking the mid position
+    of its group of equal values, ``U = Σ p - P (P - 1) / 2``; sums run in int64 (exact),
+    doubled where half-integers arise.
     """
-    sorted_keys, order = radix_order(sortable_keys(values))
-    at = np.flatnonzero(positive[order])  # sorted positions of the region pixels
+    keys = sortable_keys(values)
+    low = keys.astype(np.uint16)
+    by_low = np.argsort(low, kind="stable")
+    keys &= np.uint32(0xFFFFFFFE)
+    keys |= positive  # the region flag in place of the lowest key bit
+    moved = keys[by_low]
+    order = np.argsort(moved.view(np.uint16)[_HIGH_HALF::2], kind="stable")
+    moved = moved[order]  # sorted by key (lowest bit aside), region flag in the lowest bit
+    at = np.flatnonzero((moved & np.uint32(1)).astype(np.bool_))  # sorted region positions
     n, n_pos = values.size, at.size
     twice_u = 2 * int(at.sum(dtype=np.int64)) - n_pos * (n_pos - 1)
     tie_sum = 0
-    equal = np.flatnonzero(sorted_keys[1:] == sorted_keys[:-1])
+    equal = np.flatnonzero((moved[1:] ^ moved[:-1]) < 2)
+    if equal.size:
+        # equal but for the lowest bit, which the flag hid: compare that bit in the keys
+        left, right = low[by_low[order[equal]]], low[by_low[order[equal + 1]]]
+        equal = equal[((left ^ right) & np.uint16(1)) == 0]
     if equal.size:
         # a run of consecutive equal-neighbour positions is one group [start, stop)
         breaks = np.flatnonzero(np.diff(equal) != 1) + 1

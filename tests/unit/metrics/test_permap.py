@@ -100,6 +100,23 @@ def test_radix_ranks_equal_sorted_ranks():
         assert radix == sorted_
 
 
+def test_radix_ranks_tell_apart_floats_one_ulp_apart():
+    # the radix sort carries the region flag in the keys' lowest bit: neighbouring floats,
+    # whose keys differ only there, must still rank apart, and equal ones tie
+    rng = np.random.default_rng(2)
+    base = np.float32(0.75)
+    ulps = np.array([base, np.nextafter(base, np.float32(1)), np.nextafter(base, np.float32(0))])
+    for _ in range(200):
+        n = int(rng.integers(2, 400))
+        x = rng.choice(np.append(ulps, -ulps).astype(np.float32), n)
+        positive = rng.random(n) < rng.random()
+        if positive.all() or not positive.any():
+            continue
+        assert rank_stats(x, positive, ties=True) == rank_stats(
+            x.astype(np.float64), positive, ties=True
+        )
+
+
 def test_midranks_equal_scipy_rankdata():
     from scipy.stats import rankdata
 

@@ -128,3 +128,61 @@ def scratch64(x: np.ndarray) -> Iterator[np.ndarray]:
     finally:
         with _LOCK:
             _FREE.append(buf)
+
+
+@dataclass(frozen=True)
+class MapSummary:
+    """What pointing, soft-IoU, NSS, AUC and Spearman read of one map and its region.
+
+    ``lo, hi, nonfinite`` as :func:`extremes`; ``n`` valid and ``n_pos`` region pixels;
+    ``tied`` the flat pixel indices of the maximum's ties (as :func:`peak`) and
+    ``tied_in_region`` how many are region pixels; ``total`` and ``sq_dev`` as
+    :func:`moments64`; ``region_total`` the float64 sum of the region values.
+    """
+
+    lo: float
+    hi: float
+    nonfinite: bool
+    n: int
+    n_pos: int
+    tied: np.ndarray
+    tied_in_region: int
+    total: float
+    sq_dev: float
+    region_total: float
+
+
+def summarise(mv: MapView) -> MapSummary:
+    """The :class:`MapSummary` of one map, in one visit while it is in the cache.
+
+    Each field comes from the same kernel, on the same values, as in the metric that reads
+    it alone, so a shared summary gives bit-identical scores.
+    """
+    x, reg = mv.values, mv.masks[0]
+    lo, hi, nonfinite = extremes(x)
+    tied = peak(x)[3]
+    total, sq_dev = moments64(x)
+    return MapSummary(
+        lo=lo,
+        hi=hi,
+        nonfinite=nonfinite,
+        n=x.size,
+        n_pos=int(np.count_nonzero(reg)),
+        tied=mv.pixels(tied),
+        tied_in_region=int(np.count_nonzero(reg[tied])),
+        total=total,
+        sq_dev=sq_dev,
+        region_total=sum64(x[reg]),
+    )
+
+
+_COLUMN_KINDS = {"nonfinite": torch.bool, "n": torch.long, "n_pos": torch.long}
+_COLUMN_KINDS["tied_in_region"] = torch.long
+
+
+def columns(summaries: list[MapSummary], *fields: str) -> tuple[torch.Tensor, ...]:
+    """``(B,)`` CPU tensors of ``fields`` of the summaries (float64 but for counts and flags)."""
+    return tuple(
+        torch.tensor([getattr(s, f) for s in summaries], dtype=_COLUMN_KINDS.get(f, torch.float64))
+        for f in fields
+    )

@@ -22,10 +22,12 @@ import numpy as np
 import torch
 
 from groundbench.metrics._inputs import Inputs
+from groundbench.metrics._permap import MapSummary, map_views, summarise
 
 T = TypeVar("T")
-# chunk key -> (the keyed tensors, kept alive so their ids stay theirs; stats per map)
-_SHARED: ContextVar[dict[tuple, tuple[list[Any], list[RankStats | None]]] | None] = ContextVar(
+# chunk key -> (the keyed tensors, kept alive so their ids stay theirs; rank stats or summaries
+# per map)
+_SHARED: ContextVar[dict[tuple, tuple[list[Any], list[Any]]] | None] = ContextVar(
     "groundbench_shared_ranks", default=None
 )
 
@@ -240,8 +242,12 @@ def shared_ranks() -> Iterator[None]:
 
     Inside the block, a rank metric called on the same ``heatmap``, ``region`` and ``valid``
     tensor objects as an earlier one reuses that call's per-map rank statistics, which halves
-    the cost of the battery. The tensors must not be modified in place inside the block.
-    :class:`~groundbench.metrics.suite.MetricSuite` uses it for each batch.
+    the cost of the battery. On the CPU, the first of ``pointing`` (region rules), ``soft_iou``,
+    ``nss``, ``auc`` and ``spearman`` to run also summarises each map once for all of them
+    (:class:`~groundbench.metrics._permap.MapSummary`: extremes, the peak's ties, counts and
+    float64 sums), so a battery reads each map about once beyond its sort. Scores are
+    bit-identical to separate calls. The tensors must not be modified in place inside the
+    block. :class:`~groundbench.metrics.suite.MetricSuite` uses it for each batch.
 
     Example:
         >>> from groundbench.metrics import auc, spearman
@@ -256,6 +262,21 @@ def shared_ranks() -> Iterator[None]:
         yield
     finally:
         _SHARED.reset(token)
+
+
+def shared_summaries(
+    inputs: Inputs, rows: slice, h: torch.Tensor, valid: torch.Tensor | None
+) -> list[MapSummary] | None:
+    """Per-map summaries of one CPU chunk inside :func:`shared_ranks` (computed once), else None."""
+    cache = _SHARED.get()
+    if cache is None or inputs.region is None or h.device.type != "cpu":
+        return None
+    key = ("summary", id(inputs.heatmap), id(inputs.region), id(inputs.valid), rows.start, rows.stop)
+    if key not in cache:
+        view = map_views(h, valid, inputs.region[rows])
+        done = map_threads(lambda i: summarise(view(i)), h.shape[0])
+        cache[key] = ([inputs.heatmap, inputs.region, inputs.valid], done)
+    return cache[key][1]
 
 
 def chunk_rank_stats(

@@ -23,7 +23,8 @@ from groundbench.metrics._inputs import (
     n_valid,
     reasons,
 )
-from groundbench.metrics._ranks import chunk_rank_stats
+from groundbench.metrics._permap import columns
+from groundbench.metrics._ranks import chunk_rank_stats, shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
 
@@ -61,13 +62,16 @@ def auc(
     inputs = check_inputs("auc", heatmap, needs=("heatmap", "region"), region=region, valid=valid)
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
-        reg = inputs.region[rows]
-        _, _, nonfinite = masked_minmax(h, v)
-        n_pos = count(reg, v)
+        shared = shared_summaries(inputs, rows, h, v)
+        if shared is not None:
+            nonfinite, n_pos, n = columns(shared, "nonfinite", "n_pos", "n")
+        else:
+            _, _, nonfinite = masked_minmax(h, v)
+            n_pos, n = count(inputs.region[rows], v), n_valid(h, v)
         code = reasons(
             (nonfinite, Undefined.NAN_INPUT),
             (n_pos == 0, Undefined.EMPTY_REGION),
-            (n_pos == n_valid(h, v), Undefined.FULL_REGION),
+            (n_pos == n, Undefined.FULL_REGION),
         )
         stats = chunk_rank_stats(inputs, rows, h, v, (code == 0).tolist())
         auc_values = [math.nan if s is None else s.u / (s.n_pos * s.n_neg) for s in stats]

@@ -24,8 +24,8 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
-from groundbench.metrics._permap import extremes, map_views, sum64
-from groundbench.metrics._ranks import map_threads
+from groundbench.metrics._permap import columns, extremes, map_views, sum64
+from groundbench.metrics._ranks import map_threads, shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
 
@@ -160,7 +160,12 @@ def soft_iou(
     )
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
-        if _inputs.use_numpy(h):
+        shared = shared_summaries(inputs, rows, h, v)
+        if shared is not None:
+            lo, hi, nonfinite, n, n_pos, s_all, s_pos = columns(
+                shared, "lo", "hi", "nonfinite", "n", "n_pos", "total", "region_total"
+            )
+        elif _inputs.use_numpy(h):
             lo, hi, nonfinite, n, n_pos, s_all, s_pos = _soft_iou_numpy(h, v, inputs.region[rows])
         else:
             reg = restrict(inputs.region[rows], v)

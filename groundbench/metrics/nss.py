@@ -24,8 +24,8 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
-from groundbench.metrics._permap import extremes, map_views, moments64, sum64
-from groundbench.metrics._ranks import map_threads
+from groundbench.metrics._permap import columns, extremes, map_views, moments64, sum64
+from groundbench.metrics._ranks import map_threads, shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
 
@@ -88,7 +88,15 @@ def nss(
     inputs = check_inputs("nss", heatmap, needs=("heatmap", "region"), region=region, valid=valid)
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
-        if _inputs.use_numpy(h):
+        shared = shared_summaries(inputs, rows, h, v)
+        if shared is not None:
+            lo, hi, nonfinite, n, n_pos, total, sq_dev, region_total = columns(
+                shared, "lo", "hi", "nonfinite", "n", "n_pos", "total", "sq_dev", "region_total"
+            )
+            mean = total / n.clamp(min=1).double()
+            lift = region_total / n_pos.clamp(min=1).double() - mean
+            var = sq_dev / n.clamp(min=1).double()
+        elif _inputs.use_numpy(h):
             lo, hi, nonfinite, n, n_pos, mean, lift, var = _nss_numpy(h, v, inputs.region[rows])
         else:
             reg = restrict(inputs.region[rows], v)

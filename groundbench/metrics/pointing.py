@@ -40,8 +40,8 @@ from groundbench.metrics._inputs import (
     restrict,
     true_coords,
 )
-from groundbench.metrics._permap import map_views, peak
-from groundbench.metrics._ranks import map_threads
+from groundbench.metrics._permap import columns, map_views, peak
+from groundbench.metrics._ranks import map_threads, shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
 POINTING_VARIANTS: tuple[str | None, ...] = (None, "zhang2016", "mg", "albef")
@@ -164,13 +164,21 @@ def _peaks_numpy(
 
     done = map_threads(one, h.shape[0])
     nonfinite = torch.tensor([d[0] for d in done], dtype=torch.bool)
-    tie_count = torch.tensor([d[1].size for d in done], dtype=torch.long)
     in_region = torch.tensor([d[2] for d in done], dtype=torch.long)
     n_pos = torch.tensor([d[3] for d in done], dtype=torch.long)
-    flat = np.concatenate([d[1] for d in done]) if done else np.zeros(0, dtype=np.int64)
-    b = np.repeat(np.arange(len(done)), tie_count.numpy())
-    y, x = np.divmod(flat, h.shape[2])
-    return nonfinite, tie_count, in_region, n_pos, (b, y, x)
+    nonfinite, tie_count, coords = _peak_coords(nonfinite, [d[1] for d in done], h.shape[2])
+    return nonfinite, tie_count, in_region, n_pos, coords
+
+
+def _peak_coords(
+    nonfinite: torch.Tensor, tied: list[np.ndarray], X: int
+) -> tuple[torch.Tensor, torch.Tensor, tuple[np.ndarray, ...]]:
+    """``(nonfinite, tie_count, (b, y, x))`` from each map's flat tied pixel indices."""
+    tie_count = torch.tensor([t.size for t in tied], dtype=torch.long)
+    flat = np.concatenate(tied) if tied else np.zeros(0, dtype=np.int64)
+    b = np.repeat(np.arange(len(tied)), tie_count.numpy())
+    y, x = np.divmod(flat, X)
+    return nonfinite, tie_count, (b, y, x)
 
 
 @METRICS.register(
@@ -233,7 +241,11 @@ def pointing(
     values, codes, ties = [], [], []
     for rows, h, v in iter_chunks(inputs):
         reg = inputs.region[rows] if rule == "region" else None
-        if _inputs.use_numpy(h):
+        shared = shared_summaries(inputs, rows, h, v) if reg is not None else None
+        if shared is not None:
+            nonfinite, hits, n_pos = columns(shared, "nonfinite", "tied_in_region", "n_pos")
+            nonfinite, tie_count, coords = _peak_coords(nonfinite, [s.tied for s in shared], h.shape[2])
+        elif _inputs.use_numpy(h):
             nonfinite, tie_count, hits, n_pos, coords = _peaks_numpy(h, v, reg)
         else:
             _, hi, nonfinite = masked_minmax(h, v)

@@ -35,12 +35,14 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
+from groundbench.metrics._permap import columns
 from groundbench.metrics._ranks import (
     RankStats,
     chunk_rank_stats,
     map_threads,
     midranks,
     per_map_arrays,
+    shared_summaries,
 )
 from groundbench.types import MetricOutput, Undefined
 
@@ -108,12 +110,16 @@ def spearman(
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
         reg = inputs.region[rows]
-        lo, hi, nonfinite = masked_minmax(h, v)
-        n_pos = count(reg, v)
+        shared = shared_summaries(inputs, rows, h, v)
+        if shared is not None:
+            lo, hi, nonfinite, n_pos, n = columns(shared, "lo", "hi", "nonfinite", "n_pos", "n")
+        else:
+            lo, hi, nonfinite = masked_minmax(h, v)
+            n_pos, n = count(reg, v), n_valid(h, v)
         code = reasons(
             (nonfinite, Undefined.NAN_INPUT),
             (n_pos == 0, Undefined.EMPTY_REGION),
-            (n_pos == n_valid(h, v), Undefined.FULL_REGION),
+            (n_pos == n, Undefined.FULL_REGION),
             (lo == hi, Undefined.CONSTANT_MAP),
         )
         usable = (code == 0).tolist()

@@ -152,39 +152,55 @@ def midranks(values: np.ndarray) -> np.ndarray:
 _HIGH_HALF = 1 if sys.byteorder == "little" else 0
 
 
-def _rank_float32(values: np.ndarray, positive: np.ndarray, *, ties: bool) -> RankStats:
-    """:func:`rank_stats` of float32 ``values``: one sort, then integer sums of positions.
+def sort_flagged(
+    values: np.ndarray, flag: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sort float32 ``values`` once and say where the ``flag`` pixels and the ties fall.
 
-    The sort is an LSD radix sort as :func:`radix_order`, by the low then the high 16 bits of
-    the keys, that moves each key with its lowest bit replaced by the region flag: one uint32
-    gather per pass and no index composition. Equal keys end up next to each other, so equal
-    neighbours (all bits but the flag, then the lowest bit looked up) give the tie groups.
-    With ``p`` the 0-based sorted positions of the region pixels, each taking the mid position
-    of its group of equal values, ``U = Σ p - P (P - 1) / 2``; sums run in int64 (exact),
-    doubled where half-integers arise.
+    An LSD radix sort as :func:`radix_order`, by the low then the high 16 bits of the keys,
+    that moves each key with its lowest bit replaced by the flag: one uint32 gather per pass
+    and no index composition. Equal keys end up next to each other, so equal neighbours (all
+    bits but the flag, then the lowest bit looked up) give the tie groups.
+
+    Returns:
+        ``(at, start, stop, pixel)``: the 0-based sorted positions of the flagged pixels
+        (increasing), the tie groups ``[start, stop)`` of two or more equal values (int64,
+        increasing), and the index in ``values`` of each flagged pixel, in sorted order.
     """
     keys = sortable_keys(values)
     low = keys.astype(np.uint16)
     by_low = np.argsort(low, kind="stable")
     keys &= np.uint32(0xFFFFFFFE)
-    keys |= positive  # the region flag in place of the lowest key bit
+    keys |= flag  # the flag in place of the lowest key bit
     moved = keys[by_low]
     order = np.argsort(moved.view(np.uint16)[_HIGH_HALF::2], kind="stable")
-    moved = moved[order]  # sorted by key (lowest bit aside), region flag in the lowest bit
-    at = np.flatnonzero((moved & np.uint32(1)).astype(np.bool_))  # sorted region positions
-    n, n_pos = values.size, at.size
-    twice_u = 2 * int(at.sum(dtype=np.int64)) - n_pos * (n_pos - 1)
-    tie_sum = 0
+    moved = moved[order]  # sorted by key (lowest bit aside), flag in the lowest bit
+    at = np.flatnonzero((moved & np.uint32(1)).astype(np.bool_))
     equal = np.flatnonzero((moved[1:] ^ moved[:-1]) < 2)
     if equal.size:
         # equal but for the lowest bit, which the flag hid: compare that bit in the keys
         left, right = low[by_low[order[equal]]], low[by_low[order[equal + 1]]]
         equal = equal[((left ^ right) & np.uint16(1)) == 0]
-    if equal.size:
-        # a run of consecutive equal-neighbour positions is one group [start, stop)
-        breaks = np.flatnonzero(np.diff(equal) != 1) + 1
-        start = equal[np.concatenate(([0], breaks))]
-        stop = equal[np.concatenate((breaks - 1, [equal.size - 1]))] + 2
+    # a run of consecutive equal-neighbour positions is one group [start, stop)
+    breaks = np.flatnonzero(np.diff(equal) != 1) + 1
+    start = equal[np.concatenate(([0], breaks))] if equal.size else equal
+    stop = equal[np.concatenate((breaks - 1, [equal.size - 1]))] + 2 if equal.size else equal
+    return at, start, stop, by_low[order[at]]
+
+
+def _rank_float32(values: np.ndarray, positive: np.ndarray, *, ties: bool) -> RankStats:
+    """:func:`rank_stats` of float32 ``values``: one sort (:func:`sort_flagged`), then integer
+    sums of positions.
+
+    With ``p`` the 0-based sorted positions of the region pixels, each taking the mid position
+    of its group of equal values, ``U = Σ p - P (P - 1) / 2``; sums run in int64 (exact),
+    doubled where half-integers arise.
+    """
+    at, start, stop, _ = sort_flagged(values, positive)
+    n, n_pos = values.size, at.size
+    twice_u = 2 * int(at.sum(dtype=np.int64)) - n_pos * (n_pos - 1)
+    tie_sum = 0
+    if start.size:
         first = np.searchsorted(at, start)
         last = np.searchsorted(at, stop)
         prefix = np.concatenate(([0], np.cumsum(at, dtype=np.int64)))

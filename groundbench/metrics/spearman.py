@@ -43,6 +43,7 @@ from groundbench.metrics._ranks import (
     midranks,
     per_map_arrays,
     shared_summaries,
+    sort_flagged,
 )
 from groundbench.types import MetricOutput, Undefined
 
@@ -56,14 +57,108 @@ def _rho_from_ranks(s: RankStats) -> float:
     return cov / math.sqrt(var_r * var_g)
 
 
+def blur_region(region: np.ndarray, sigma_px: float) -> np.ndarray:
+    """``gaussian_filter(region, sigma_px, mode="constant")`` in float64, bit for bit, faster.
+
+    The filter is two 1-D passes, each reading ``int(4 sigma + 0.5)`` pixels either side
+    (scipy's truncation), with zeros outside the image. Past that radius around the region's
+    bounding box every output is an exact 0, and inside it each output sums the same terms in
+    the same order whether the image is cropped there or not, so only the crop is filtered.
+    """
+    from scipy.ndimage import gaussian_filter
+
+    out = np.zeros(region.shape)
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    if rows.size == 0:
+        return out
+    radius = int(4.0 * float(sigma_px) + 0.5)
+    y0, y1 = max(rows[0] - radius, 0), min(rows[-1] + radius + 1, region.shape[0])
+    x0, x1 = max(cols[0] - radius, 0), min(cols[-1] + radius + 1, region.shape[1])
+    crop = region[y0:y1, x0:x1].astype(np.float64)
+    out[y0:y1, x0:x1] = gaussian_filter(crop, sigma_px, mode="constant")
+    return out
+
+
+def _target_midranks(target: np.ndarray) -> np.ndarray:
+    """:func:`midranks` of a blurred indicator: its zeros (most pixels) form one tie group."""
+    if target.size == 0 or target.min() < 0:
+        return midranks(target)
+    positive = np.flatnonzero(target)
+    zeros = target.size - positive.size
+    ranks = np.full(target.size, (zeros + 1) / 2)
+    if positive.size:
+        ranks[positive] = midranks(target[positive]) + zeros
+    return ranks
+
+
+def _twice_midranks(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(2 × mid-ranks (int64), Σ (t³ - t) over tie groups)`` of 1-D ``values``."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    n = values.size
+    change = np.ones(n, dtype=bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=change[1:])
+    start = np.flatnonzero(change)
+    stop = np.append(start[1:], n)
+    twice = np.empty(n, dtype=np.int64)
+    twice[order] = (start + stop + 1)[np.cumsum(change) - 1]
+    t = stop - start
+    return twice, int((t**3 - t).sum(dtype=np.int64))
+
+
+# above this many pixels the int64 sum of products of doubled ranks could overflow
+_EXACT_RHO_PIXELS = 1 << 20
+
+
 def _rho_blurred(values: np.ndarray, target: np.ndarray) -> float:
+    if (
+        values.dtype == np.float32
+        and 0 < values.size <= _EXACT_RHO_PIXELS
+        and target.min() >= 0
+    ):
+        return _rho_blurred_exact(values, target)
     rh = midranks(values)
-    rt = midranks(target)
+    rt = _target_midranks(target)
     rh -= rh.mean()
     rt -= rt.mean()
     # elementwise products and pairwise sums: np.dot would call a threaded BLAS
     denom = math.sqrt(float(np.sum(rh * rh)) * float(np.sum(rt * rt)))
     return float(np.sum(rh * rt)) / denom if denom > 0 else float("nan")
+
+
+def _rho_blurred_exact(values: np.ndarray, target: np.ndarray) -> float:
+    """Spearman's rho of float32 ``values`` and a target ``>= 0`` whose zeros tie, in integers.
+
+    With doubled mid-ranks ``a = 2 r_H`` and ``b = 2 r_G`` (integers), ``n`` pixels and tie sums
+    ``T_H``, ``T_G``: ``rho = 3 C / sqrt(D_H D_G)`` where ``C = Σ a b - n (n + 1)²`` and
+    ``D = n³ - n - T``. The target's zeros share ``b = z + 1``, so ``Σ a b`` needs the ranks
+    of the map at the target's other pixels only: one sort of the map flags them.
+    """
+    n = values.size
+    at, start, stop, pixel = sort_flagged(values, target > 0)
+    z = n - at.size  # target zeros
+    a = 2 * at + 2
+    tie_h = 0
+    if start.size:
+        group = np.searchsorted(start, at, side="right") - 1
+        inside = group >= 0
+        inside[inside] = at[inside] < stop[group[inside]]
+        a[inside] = (start + stop + 1)[group[inside]]
+        t = stop - start
+        tie_h = int((t**3 - t).sum(dtype=np.int64))
+    # rank the target's positive values in raster order, where a blur leaves long sorted runs
+    positive = np.flatnonzero(target)
+    b_raster, tie_g = _twice_midranks(target[positive])
+    b_all = np.empty(n, dtype=np.int64)
+    b_all[positive] = b_raster
+    b = b_all[pixel] + 2 * z
+    sum_a = int(a.sum(dtype=np.int64))
+    cross = int(np.dot(a, b)) + (z + 1) * (n * (n + 1) - sum_a) - n * (n + 1) ** 2
+    tie_g += z**3 - z
+    d_h, d_g = n**3 - n - tie_h, n**3 - n - tie_g
+    if d_h <= 0 or d_g <= 0:
+        return float("nan")
+    return 3 * cross / math.sqrt(d_h * d_g)
 
 
 @METRICS.register("spearman", needs=("heatmap", "region"), higher_is_better=True, range=(-1.0, 1.0))
@@ -127,8 +222,6 @@ def spearman(
             stats = chunk_rank_stats(inputs, rows, h, v, usable)
             rho = [math.nan if s is None else _rho_from_ranks(s) for s in stats]
         else:
-            from scipy.ndimage import gaussian_filter
-
             get = per_map_arrays(h, reg, v, usable)
             reg_np = restrict(reg, v).cpu().numpy()
             v_np = None if v is None else v.cpu().numpy()
@@ -137,7 +230,7 @@ def spearman(
                 arrays = get(i)
                 if arrays is None:
                     return float("nan")
-                target = gaussian_filter(reg_np[i].astype(np.float64), sigma_px, mode="constant")
+                target = blur_region(reg_np[i], sigma_px)
                 target = target.ravel() if v_np is None else target[v_np[i]]
                 return _rho_blurred(arrays[0], target)
 

@@ -74,3 +74,37 @@ def test_negative_sigma_is_an_error():
         ProtocolError, match=r"^spearman: sigma_px must be a finite number >= 0, got -1.0$"
     ):
         spearman(torch.rand(1, 2, 2), region=torch.ones(1, 2, 2, dtype=torch.bool), sigma_px=-1)
+
+
+def test_cropped_blur_is_bit_identical_to_scipy():
+    from groundbench.metrics.spearman import blur_region
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        Y, X = int(rng.integers(1, 90)), int(rng.integers(1, 90))
+        region = np.zeros((Y, X), dtype=bool)
+        for _ in range(int(rng.integers(0, 4))):
+            y0, x0 = rng.integers(0, Y), rng.integers(0, X)
+            region[y0 : y0 + rng.integers(1, 25), x0 : x0 + rng.integers(1, 25)] = True
+        sigma = float(rng.choice([0.3, 1.0, 2.5, 3.7, 10.0]))
+        expected = gaussian_filter(region.astype(np.float64), sigma, mode="constant")
+        assert blur_region(region, sigma).tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("levels", [0, 3])
+def test_blurred_target_agrees_with_scipy_on_tied_maps(levels):
+    # the integer path: doubled mid-ranks of the map at the target's non-zero pixels
+    rng = np.random.default_rng(4)
+    for _ in range(40):
+        Y, X = int(rng.integers(4, 50)), int(rng.integers(4, 50))
+        h = rng.standard_normal((1, Y, X)).astype(np.float32)
+        if levels:
+            h = np.round(h * levels).astype(np.float32) / levels
+        h[0, 0, :2] = [0.0, -0.0]
+        region = np.zeros((1, Y, X), dtype=bool)
+        y0, x0 = rng.integers(0, Y - 2), rng.integers(0, X - 2)
+        region[0, y0 : y0 + rng.integers(1, 12), x0 : x0 + rng.integers(1, 12)] = True
+        target = gaussian_filter(region[0].astype(np.float64), 2.0, mode="constant")
+        expected = spearmanr(h[0].ravel().astype(np.float64), target.ravel()).statistic
+        got = spearman(torch.from_numpy(h), region=torch.from_numpy(region), sigma_px=2.0)
+        assert got.values.item() == pytest.approx(expected, abs=1e-12)

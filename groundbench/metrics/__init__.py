@@ -10,7 +10,8 @@ live on any device; outputs are CPU tensors (values float64, NaN where undefined
 int8 :class:`~groundbench.types.Undefined` reason code per sample).
 :func:`compute_metric` feeds a metric from a :class:`~groundbench.types.HeatmapBatch`, and
 :func:`display_key` names the report column of a metric with its parameters, and
-:func:`shared_ranks` lets ``auc`` and ``spearman`` on the same batch rank each map once.
+:func:`shared_ranks` lets ``auc`` and ``spearman`` on the same batch rank each map once (and, on
+the CPU, the other metrics read one summary of each map).
 """
 
 from __future__ import annotations

@@ -177,7 +177,7 @@ class MetricSuite:
 
     def score(self, batch: HeatmapBatch) -> BatchScores:
         """Compute every metric on ``batch`` (stateless): ``(B, K)`` values and codes, extras."""
-        with shared_ranks():  # auc and spearman sort each map once between them
+        with shared_ranks():  # one sort and one summary of each map for all the metrics
             outs = [compute_metric(s.name, batch, **s.params) for s in self.specs]
         values = np.stack([o.values.double().numpy() for o in outs], axis=1).reshape(-1, len(outs))
         codes = np.stack([o.undefined.numpy() for o in outs], axis=1).reshape(-1, len(outs))

@@ -131,3 +131,37 @@ def test_midranks_equal_scipy_rankdata():
             x += rng.random(n).astype(np.float32)
         assert np.array_equal(midranks(x), rankdata(x))
         assert np.array_equal(midranks(x.astype(np.float64)), rankdata(x.astype(np.float64)))
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_shared_summaries_give_the_scores_of_separate_calls(padded):
+    from groundbench.metrics import auc, nss, pointing, shared_ranks, soft_iou, spearman
+
+    rng = np.random.default_rng(5)
+    h = torch.from_numpy(rng.random((6, 24, 32), dtype=np.float32))
+    h[1] = torch.round(h[1] * 4) / 4  # ties, the peak's too
+    h[2, 3, 3] = float("nan")
+    h[3] = 0.5  # constant
+    region = torch.zeros(6, 24, 32, dtype=torch.bool)
+    region[:, 5:12, 8:20] = True
+    region[4] = False  # empty
+    valid = torch.ones_like(region)
+    if padded:
+        valid[5, :, 25:] = False
+    calls = [
+        lambda **kw: pointing(h, region=region, **kw),
+        lambda **kw: pointing(h, region=region, tolerance_px=3, **kw),
+        lambda **kw: soft_iou(h, region=region, **kw),
+        lambda **kw: nss(h, region=region, **kw),
+        lambda **kw: auc(h, region=region, **kw),
+        lambda **kw: spearman(h, region=region, **kw),
+    ]
+    apart = [call(valid=valid) for call in calls]
+    with shared_ranks():
+        shared = [call(valid=valid) for call in calls]
+    for a, b in zip(apart, shared, strict=True):
+        assert torch.equal(a.undefined, b.undefined)
+        assert torch.equal(a.values.nan_to_num(-9.0), b.values.nan_to_num(-9.0))
+        assert a.extras.keys() == b.extras.keys()
+        for key in a.extras:
+            assert torch.equal(a.extras[key], b.extras[key])

@@ -287,7 +287,14 @@ def shared_summaries(
     cache = _SHARED.get()
     if cache is None or inputs.region is None or h.device.type != "cpu":
         return None
-    key = ("summary", id(inputs.heatmap), id(inputs.region), id(inputs.valid), rows.start, rows.stop)
+    key = (
+        "summary",
+        id(inputs.heatmap),
+        id(inputs.region),
+        id(inputs.valid),
+        rows.start,
+        rows.stop,
+    )
     if key not in cache:
         view = map_views(h, valid, inputs.region[rows])
         done = map_threads(lambda i: summarise(view(i)), h.shape[0])

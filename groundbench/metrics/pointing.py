@@ -244,7 +244,9 @@ def pointing(
         shared = shared_summaries(inputs, rows, h, v) if reg is not None else None
         if shared is not None:
             nonfinite, hits, n_pos = columns(shared, "nonfinite", "tied_in_region", "n_pos")
-            nonfinite, tie_count, coords = _peak_coords(nonfinite, [s.tied for s in shared], h.shape[2])
+            nonfinite, tie_count, coords = _peak_coords(
+                nonfinite, [s.tied for s in shared], h.shape[2]
+            )
         elif _inputs.use_numpy(h):
             nonfinite, tie_count, hits, n_pos, coords = _peaks_numpy(h, v, reg)
         else:

@@ -111,11 +111,7 @@ _EXACT_RHO_PIXELS = 1 << 20
 
 
 def _rho_blurred(values: np.ndarray, target: np.ndarray) -> float:
-    if (
-        values.dtype == np.float32
-        and 0 < values.size <= _EXACT_RHO_PIXELS
-        and target.min() >= 0
-    ):
+    if values.dtype == np.float32 and 0 < values.size <= _EXACT_RHO_PIXELS and target.min() >= 0:
         return _rho_blurred_exact(values, target)
     rh = midranks(values)
     rt = _target_midranks(target)

@@ -5,6 +5,9 @@ Every message says what is wrong, where (file, key path, sample id) and how to f
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class GroundbenchError(Exception):
     """Base class of every error groundbench raises on purpose."""
@@ -31,3 +34,14 @@ class UnknownNameError(GroundbenchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+def did_you_mean(word: object, options: Iterable[str]) -> str:
+    """Return ``"; did you mean 'x'?"`` for the closest option to ``word``, or ``""``.
+
+    Example:
+        >>> did_you_mean("lrr", ["lr", "seed"]), did_you_mean("zzz", ["lr"])
+        ("; did you mean 'lr'?", '')
+    """
+    close = difflib.get_close_matches(str(word), list(options), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

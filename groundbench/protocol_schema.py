@@ -9,13 +9,12 @@ how it was written (key order, ``1`` vs ``1.0``, defaults spelled out or left im
 from __future__ import annotations
 
 import copy
-import difflib
 import inspect
 import math
 from collections.abc import Mapping
 from typing import Any
 
-from groundbench.errors import GroundbenchError, ProtocolError
+from groundbench.errors import GroundbenchError, ProtocolError, did_you_mean
 from groundbench.metrics import METRICS
 from groundbench.metrics.suite import check_specs
 from groundbench.postprocess import canonical_config
@@ -66,11 +65,6 @@ VARIANT_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _hint(word: Any, options: list[str]) -> str:
-    close = difflib.get_close_matches(str(word), options, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def reject_unknown(where: str, cfg: Mapping[str, Any], path: str, valid: list[str]) -> None:
     """Raise :class:`ProtocolError` on the first key of ``cfg`` not in ``valid``.
 
@@ -89,7 +83,7 @@ def reject_unknown(where: str, cfg: Mapping[str, Any], path: str, valid: list[st
             )
         under = f"under {path}" if path else "at the top level"
         raise ProtocolError(
-            f"{where}: unknown key {full}; valid keys {under}: {', '.join(valid)}{_hint(key, valid)}"
+            f"{where}: unknown key {full}; valid keys {under}: {', '.join(valid)}{did_you_mean(key, valid)}"
         )
 
 
@@ -115,7 +109,7 @@ def _choice(where: str, value: Any, path: str, options: tuple[str, ...]) -> str:
         return value
     raise ProtocolError(
         f"{where}: {path}: {value!r} is not a valid value; valid values: {', '.join(options)}"
-        f"{_hint(value, list(options))}"
+        f"{did_you_mean(value, list(options))}"
     )
 
 

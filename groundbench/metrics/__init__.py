@@ -20,7 +20,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from groundbench.errors import ProtocolError
+from groundbench.errors import ProtocolError, did_you_mean
 from groundbench.registry import Registry
 from groundbench.types import HeatmapBatch, MetricOutput
 
@@ -53,10 +53,7 @@ def check_params(name: str, params: Mapping[str, Any]) -> None:
     known = metric_params(name)
     for key in params:
         if key not in known:
-            import difflib
-
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, known)
             valid = ", ".join(sorted(known)) or "none"
             raise ProtocolError(
                 f"metrics.{name}.{key}: unknown parameter of metric {name!r}{hint} "

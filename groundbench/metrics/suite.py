@@ -10,7 +10,6 @@ per-sample values, so means, undefined counts and intervals all come from
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from groundbench.errors import GroundbenchError, ProtocolError
+from groundbench.errors import GroundbenchError, ProtocolError, did_you_mean
 from groundbench.metrics import (
     METRICS,
     check_params,
@@ -89,8 +88,7 @@ def check_spec(spec: Any, *, path: str = "metrics.0", where: str = "") -> Metric
     valid = ["name", *defaults]
     for key in spec:
         if key not in valid:
-            close = difflib.get_close_matches(str(key), valid, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, valid)
             raise ProtocolError(
                 f"{where or 'metric spec'}: unknown key {path}.{key}; valid keys under {path}: "
                 f"{', '.join(valid)}{hint}"

@@ -27,8 +27,8 @@ from safetensors.torch import load_file, safe_open, save_file
 from groundbench import __version__
 from groundbench.errors import CheckpointError
 from groundbench.model.config import Config, ConfigError, config_from_dict
-from groundbench.model.network import GroundingModel
 from groundbench.model.language import Vocabulary
+from groundbench.model.network import GroundingModel
 
 FORMAT = 2
 _KEY = "groundbench"
@@ -139,7 +139,8 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
         )
     with torch.device("meta"):  # shapes only: nothing is allocated
         expected = {
-            k: tuple(v.shape) for k, v in GroundingModel(config.model, vocab.types).state_dict().items()
+            k: tuple(v.shape)
+            for k, v in GroundingModel(config.model, vocab.types).state_dict().items()
         }
     with safe_open(str(path), framework="pt") as f:
         stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}

@@ -9,7 +9,6 @@ what it changes, and ``--set train.lr=1e-3`` overrides one key.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from groundbench.errors import GroundbenchError
+from groundbench.errors import GroundbenchError, did_you_mean
 
 _CONFIG_DIR = Path(__file__).with_name("configs")
 
@@ -178,8 +177,7 @@ def _section(cls: type, values: Mapping[str, Any], where: str) -> Any:
     kwargs = {}
     for key, value in values.items():
         if key not in names:
-            close = difflib.get_close_matches(key, names, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else "."
+            hint = did_you_mean(key, names) or "."
             raise ConfigError(
                 f"{where}.{key}: unknown key{hint} Valid keys: {', '.join(sorted(names))}."
             )
@@ -304,8 +302,7 @@ def load_config(
     data: dict[str, Any] = {}
     if preset is not None:
         if preset not in list_models():
-            close = difflib.get_close_matches(preset, list_models(), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(preset, list_models())
             raise ConfigError(
                 f"unknown model preset {preset!r}{hint} Valid presets: {', '.join(list_models())}."
             )

@@ -56,7 +56,10 @@ def phrase_pairs(p: Parse, vocab: Vocabulary, words: int) -> list[tuple[list, in
         partner, code = [], NO_RELATION
         for r in p.relations:
             if r.target == k:
-                partner, code = vocab.ids(p.phrases[r.landmark]), relation_code(r.word, inverse=False)
+                partner, code = (
+                    vocab.ids(p.phrases[r.landmark]),
+                    relation_code(r.word, inverse=False),
+                )
                 break
             if r.landmark == k:
                 partner, code = vocab.ids(p.phrases[r.target]), relation_code(r.word, inverse=True)
@@ -142,8 +145,8 @@ def build_training_data(
     rng = np.random.default_rng(t.seed)
     P = m.max_phrase_words
     images, pairs = [], []
-    for path, group in progress_bar(
-        by_image.items(), desc="decode images", unit="image", disable=not progress, leave=False
+    for group in progress_bar(
+        by_image.values(), desc="decode images", unit="image", disable=not progress, leave=False
     ):
         images.append(image_to_uint8(group[0].load_image(), m.image_size))
         mine = [pair for r in group for pair in phrase_pairs(parse(r.text), vocab, P)]

@@ -51,8 +51,9 @@ def phrase_queries(
     relation = p.relation_of(p.referent) if p.referent >= 0 else None
     landmark, code = [], NO_RELATION
     if relation is not None:
-        landmark, code = vocab.ids(p.phrases[relation.landmark]), relation_code(
-            relation.word, inverse=False
+        landmark, code = (
+            vocab.ids(p.phrases[relation.landmark]),
+            relation_code(relation.word, inverse=False),
         )
     if passes == "masked" and sum(1 for i in ids if i) >= 2:
         queries = [ids[:k] + ids[k + 1 :] for k, i in enumerate(ids) if i]

@@ -52,20 +52,24 @@ RELATION_WORDS: tuple[str, ...] = (
 _COPULAS = frozenset("is are was were be been being am".split())
 _RELATIVES = frozenset("that which who".split())
 _CONTINUERS = frozenset(["and", ","])
-CLOSED_CLASS: frozenset[str] = frozenset(
-    # determiners and quantifiers
-    "a an the this that these those some any each every no another other others both all "
-    "either neither such what which whose whom who one ones "
-    # numerals
-    "two three four five six seven eight nine ten several many few first second third "
-    # prepositions and particles
-    "of in on at by for from with without to into onto out off up down about after before "
-    "against along among around across through toward towards within inside outside top "
-    "bottom back side "
-    # conjunctions, pronouns, adverbs that never name an object
-    "and or but nor while as than then also very it its they them their he she his her him "
-    "i me my we us our you your there here where when".split()
-) | _COPULAS | frozenset(RELATION_WORDS)
+CLOSED_CLASS: frozenset[str] = (
+    frozenset(
+        # determiners and quantifiers
+        "a an the this that these those some any each every no another other others both all "
+        "either neither such what which whose whom who one ones "
+        # numerals
+        "two three four five six seven eight nine ten several many few first second third "
+        # prepositions and particles
+        "of in on at by for from with without to into onto out off up down about after before "
+        "against along among around across through toward towards within inside outside top "
+        "bottom back side "
+        # conjunctions, pronouns, adverbs that never name an object
+        "and or but nor while as than then also very it its they them their he she his her him "
+        "i me my we us our you your there here where when".split()
+    )
+    | _COPULAS
+    | frozenset(RELATION_WORDS)
+)
 
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|\d+|[^\sa-z\d]")
 

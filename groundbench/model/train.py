@@ -234,7 +234,9 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, t.steps, t.warmup_steps, t.min_lr_ratio)
     )
-    start = _resume(out, model, optimizer, scheduler, config, data.fingerprint, dev) if resume else 0
+    start = (
+        _resume(out, model, optimizer, scheduler, config, data.fingerprint, dev) if resume else 0
+    )
     wrapped: torch.nn.Module = torch.compile(model) if t.compile else model
     if world > 1:
         # a step without relation words leaves the kernels unused: let DDP find them

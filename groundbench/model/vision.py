@@ -56,7 +56,12 @@ class GlobalMixing(nn.Module):
         heads = 4 if width % 4 == 0 else 1
         self.blocks = nn.ModuleList(
             nn.TransformerEncoderLayer(
-                width, heads, 2 * width, dropout=0.0, activation="gelu", batch_first=True,
+                width,
+                heads,
+                2 * width,
+                dropout=0.0,
+                activation="gelu",
+                batch_first=True,
                 norm_first=True,
             )
             for _ in range(layers)

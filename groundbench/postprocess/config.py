@@ -8,12 +8,11 @@ hashes: two configs that mean the same thing canonicalise to the same dict (``1`
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 from collections.abc import Mapping
 from typing import Any
 
-from groundbench.errors import ProtocolError
+from groundbench.errors import ProtocolError, did_you_mean
 from groundbench.postprocess.aggregate import HEAD_MODES, REDUCE_MODES
 from groundbench.postprocess.average import PASS_MODES
 from groundbench.postprocess.normalise import NORMALISE_MODES
@@ -44,15 +43,10 @@ _THRESHOLD_VALUES: dict[str, float | None] = {
 }
 
 
-def _closest(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def _choice(value: Any, options: tuple[str, ...], path: str) -> str:
     if isinstance(value, str) and value in options:
         return value
-    hint = _closest(value, list(options)) if isinstance(value, str) else ""
+    hint = did_you_mean(value, list(options)) if isinstance(value, str) else ""
     raise ProtocolError(
         f"{path}: {value!r} is not a valid value; valid values: {', '.join(options)}{hint}"
     )
@@ -104,7 +98,7 @@ def _reject_unknown(cfg: Mapping[str, Any], path: str, valid: list[str]) -> None
         if key not in valid:
             raise ProtocolError(
                 f"unknown key {path}.{key}; valid keys under {path}: {', '.join(valid)}"
-                f"{_closest(str(key), valid)}"
+                f"{did_you_mean(str(key), valid)}"
             )
 
 

@@ -7,13 +7,12 @@ image side so a setting keeps its meaning at another image size.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from groundbench.errors import GroundbenchError
+from groundbench.errors import GroundbenchError, did_you_mean
 
 #: Shape names the renderer can draw.
 SHAPES: tuple[str, ...] = (
@@ -126,8 +125,7 @@ class Settings:
         names = [f.name for f in fields(cls)]
         for key in values:
             if key not in names:
-                close = difflib.get_close_matches(key, names, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(key, names)
                 raise SynthesisError(
                     f"unknown synthetic setting {key!r}{hint} (valid: {', '.join(names)})"
                 )

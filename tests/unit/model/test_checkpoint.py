@@ -11,8 +11,8 @@ from safetensors.torch import load_file, save_file
 from groundbench.errors import CheckpointError
 from groundbench.model import load_config
 from groundbench.model.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from groundbench.model.network import GroundingModel
 from groundbench.model.language import Vocabulary
+from groundbench.model.network import GroundingModel
 
 FIX = "point to a model.safetensors written by `groundbench train`, or train a new one"
 
@@ -127,7 +127,9 @@ def test_weights_that_do_not_fit_the_config_are_refused(saved):
         ("mixing_layers", 64, "config.model.mixing_layers: 64 is outside [0, 12]"),
     ],
 )
-def test_crafted_configs_are_refused_before_anything_is_built(saved, monkeypatch, key, value, problem):
+def test_crafted_configs_are_refused_before_anything_is_built(
+    saved, monkeypatch, key, value, problem
+):
     path = saved[0]
     tensors = load_file(str(path))
     from safetensors import safe_open

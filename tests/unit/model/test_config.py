@@ -41,14 +41,20 @@ def test_unknown_preset_and_bad_override():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.image_size=34", "preset tiny.model.image_size: 34 is not a multiple of token_stride 4; pick sizes that divide"),
+        (
+            "model.image_size=34",
+            "preset tiny.model.image_size: 34 is not a multiple of token_stride 4; pick sizes that divide",
+        ),
         ("model.token_stride=2", "preset tiny.model.token_stride: 2 is not one of 4, 8"),
         ("model.head=gated", "preset tiny.model.head: 'gated' is not one of typed, vocabulary"),
         ("model.dim=65536", "preset tiny.model.dim: 65536 is outside [1, 2048]"),
         ("model.dim=-32", "preset tiny.model.dim: -32 is outside [1, 2048]"),
         ("train.lr=.nan", "preset tiny.train.lr: nan is outside [0, 10]"),
         ("model.heads=3", "preset tiny.model.dim: 16 must be divisible by heads 3"),
-        ("train.precision=fp8", "preset tiny.train.precision: 'fp8' is not one of auto, bf16, fp32"),
+        (
+            "train.precision=fp8",
+            "preset tiny.train.precision: 'fp8' is not one of auto, bf16, fp32",
+        ),
     ],
 )
 def test_invalid_values_are_refused(override, message):

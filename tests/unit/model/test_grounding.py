@@ -35,8 +35,12 @@ def test_relation_bias_matches_the_displacement_sum():
         g.kernels.normal_()
     att = torch.rand(4, cfg.grid**2).softmax(-1)
     codes = torch.tensor(
-        [relation_code("left", inverse=False), NO_RELATION, relation_code("above", inverse=True),
-         relation_code("left", inverse=False)]
+        [
+            relation_code("left", inverse=False),
+            NO_RELATION,
+            relation_code("above", inverse=True),
+            relation_code("left", inverse=False),
+        ]
     )
     bias = g.relation_bias(att, codes).detach().double()
     assert torch.equal(bias[1], torch.zeros_like(bias[1]))
@@ -63,5 +67,7 @@ def test_attention_is_a_distribution_and_pools_values():
 
 def test_unknown_words_add_nothing_to_a_query():
     g = GroundingAttention(load_config("tiny").model, 6)
-    torch.testing.assert_close(g.query(torch.tensor([3, 0, 0])), g.query(torch.tensor([3, 0, 0, 0])))
+    torch.testing.assert_close(
+        g.query(torch.tensor([3, 0, 0])), g.query(torch.tensor([3, 0, 0, 0]))
+    )
     torch.testing.assert_close(g.query(torch.tensor([0, 0])), g.query_bias)

@@ -64,7 +64,9 @@ def test_read_out_shapes_and_batch_invariance(model):
     assert raw.kind == "attention" and raw.ids == ("s/0", "s/1", "s/2")
     assert all(m.shape == (1, 1, 8, 8) for m in raw.maps)
     torch.testing.assert_close(raw.maps[0].sum(), torch.tensor(1.0))
-    one_by_one = [read_out(model, VOCAB, [s], [im]).maps[0] for s, im in zip(samples, images, strict=True)]
+    one_by_one = [
+        read_out(model, VOCAB, [s], [im]).maps[0] for s, im in zip(samples, images, strict=True)
+    ]
     for a, b in zip(raw.maps, one_by_one, strict=True):
         assert torch.equal(a, b)
     masked = read_out(model, VOCAB, samples, images, passes="masked")

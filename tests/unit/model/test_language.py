@@ -23,16 +23,32 @@ from groundbench.synthetic.settings import Settings
 @pytest.mark.parametrize(
     ("text", "phrases", "relations", "referent"),
     [
-        ("the small yellow ring to the left of the purple star",
-         [["small", "yellow", "ring"], ["purple", "star"]], [(0, "left", 1)], 0),
-        ("the red star is above the white ring", [["red", "star"], ["white", "ring"]],
-         [(0, "above", 1)], 0),
-        ("a blue cross, a small heart and a yellow ring",
-         [["blue", "cross"], ["small", "heart"], ["yellow", "ring"]], [], 0),
+        (
+            "the small yellow ring to the left of the purple star",
+            [["small", "yellow", "ring"], ["purple", "star"]],
+            [(0, "left", 1)],
+            0,
+        ),
+        (
+            "the red star is above the white ring",
+            [["red", "star"], ["white", "ring"]],
+            [(0, "above", 1)],
+            0,
+        ),
+        (
+            "a blue cross, a small heart and a yellow ring",
+            [["blue", "cross"], ["small", "heart"], ["yellow", "ring"]],
+            [],
+            0,
+        ),
         ("the ring which is large", [["large", "ring"]], [], 0),
         ("the square that is blue and large", [["blue", "large", "square"]], [], 0),
-        ("under the yellow heart, the orange heart", [["yellow", "heart"], ["orange", "heart"]],
-         [(1, "under", 0)], 1),
+        (
+            "under the yellow heart, the orange heart",
+            [["yellow", "heart"], ["orange", "heart"]],
+            [(1, "under", 0)],
+            1,
+        ),
         ("the circle between the two squares", [["circle"], ["squares"]], [(0, "between", 1)], 0),
         ("a man in a blue shirt", [["man"], ["blue", "shirt"]], [], 0),
         ("it", [], [], -1),
@@ -50,14 +66,20 @@ def _random_expressions(n: int, seed: int = 0) -> list[Expression]:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
+
         def desc():
             return Desc(
                 str(rng.choice(s.shapes)),
                 str(rng.choice(s.colours)) if rng.random() < 0.7 else None,
                 str(rng.choice(["small", "large"])) if rng.random() < 0.5 else None,
             )
+
         rel = rng.choice(["left of", "right of", "above", "below", "next to", "between", "none"])
-        out.append(Expression(desc(), None if rel == "none" else str(rel), None if rel == "none" else desc()))
+        out.append(
+            Expression(
+                desc(), None if rel == "none" else str(rel), None if rel == "none" else desc()
+            )
+        )
     return out
 
 
@@ -114,7 +136,11 @@ def test_vocabulary_refuses_malformed_lists():
 
 
 def test_word_types_recover_slots_without_being_told():
-    colours, shapes, sizes = ["red", "blue", "green", "white"], ["ring", "star", "cross"], ["small", "large"]
+    colours, shapes, sizes = (
+        ["red", "blue", "green", "white"],
+        ["ring", "star", "cross"],
+        ["small", "large"],
+    )
     held_out = {("red", "ring")}
     rng = np.random.default_rng(0)
     captions = []

@@ -84,8 +84,12 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(square_records, 
 
 
 def test_resume_refuses_another_config(square_records, tmp_path):
-    train(load_config("tiny", overrides=["train.steps=2"]), square_records[:16], tmp_path / "run",
-          progress=False)
+    train(
+        load_config("tiny", overrides=["train.steps=2"]),
+        square_records[:16],
+        tmp_path / "run",
+        progress=False,
+    )
     with pytest.raises(CheckpointError) as err:
         train(
             load_config("tiny", overrides=["train.steps=2", "train.lr=0.1"]),

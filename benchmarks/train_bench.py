@@ -1,261 +1,256 @@
-"""Reference-model benchmarks: training throughput, quick pointing quality, ablations.
+"""Reference-model benchmarks: training throughput, time to a val score, ablations.
 
 Usage (from the repository root):
 
-    python benchmarks/train_bench.py throughput --preset small-cpu
-    python benchmarks/train_bench.py quality --preset small-cpu --out runs/small --splits val
-    python benchmarks/train_bench.py ablate --preset small-cpu --out runs/ablate --splits val
-    python benchmarks/train_bench.py words --out runs/small --splits val
+    python benchmarks/train_bench.py throughput --preset small-cpu [--device cuda]
+    python benchmarks/train_bench.py quality --preset small-cpu --out runs/bench [--every 500]
+    python benchmarks/train_bench.py ablate --preset small-cpu --out runs/ablate --set train.steps=2000
 
-``quality`` trains (unless the run directory already holds a checkpoint) and scores the
-albef pointing rule (bicubic upsampling to image size, argmax strictly inside a GT box)
-directly on the read-out, so it runs without the evaluate command; final numbers come from
-``groundbench evaluate``. ``words`` reads an existing run's referent words one at a time
-(nothing hidden, mean over layers and heads) and prints, per word and per kind (the
-sample's ``colour=`` / ``shape=`` tag value, else ``other``), how often the visual token at
-the word's attention peak overlaps a GT box (``chance``: a uniformly random token). Results print as one JSON line per
-measurement on stdout.
+``quality`` trains a preset and scores the val split every ``--every`` steps with the
+project's own read-out, ``Pipeline`` (the ``synth_val.albef`` protocol's settings) and
+``pointing`` metric; the training clock stops while it scores. In the per-check rows
+``train_s`` counts from the start of ``train()`` (decoding the data included, as a user
+waits for it); in the final row it is the optimiser steps alone. ``ablate`` trains one run per variant (``ABLATIONS``) and scores val at the end
+(the ``masked_passes`` row re-reads the baseline's checkpoint). Every result is one JSON line
+on stdout, and appended to ``--record FILE`` when given.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from groundbench.metrics.pointing import pointing
 from groundbench.model import load_config
 from groundbench.model.checkpoint import load_checkpoint
+from groundbench.model.data import build_training_data
 from groundbench.model.infer import read_out
 from groundbench.model.network import GroundingModel
 from groundbench.model.objective import compute_loss
-from groundbench.model.train import train
+from groundbench.model.train import _optimizer, autocast_dtype, step_images, train
+from groundbench.postprocess.pipeline import Pipeline
+from groundbench.protocol import load_protocol
+from groundbench.types import pad_boxes
+
+ABLATIONS: dict[str, list[str]] = {
+    "baseline": [],
+    "no_relation_term": ["model.relations=false"],
+    "grid_8x8": ["model.token_stride=8"],
+    "global_mixing": ["model.mixing_layers=2"],
+    "vocabulary_head": ["model.head=vocabulary"],
+    "no_grayscale": ["train.grayscale_prob=0"],
+    "attention_sparsity": ["train.loss_entropy=0.01"],
+    "image_contrast": ["train.loss_contrast=0.5"],
+    "two_heads": ["model.heads=2"],
+}
 
 
-def pointing_albef(model, vocab, samples, *, passes=4, heads="gate", batch=64) -> float:
-    """Fraction of samples whose upsampled map's argmax pixel centre lies strictly inside a GT box."""
-    hits = 0.0
-    for i in range(0, len(samples), batch):
-        chunk = samples[i : i + batch]
-        raw = read_out(
-            model,
-            vocab,
-            chunk,
-            [s.load_image() for s in chunk],
-            passes=passes,
-        )
-        for s, m in zip(chunk, raw.maps, strict=True):
-            m = m.float().mean(0)  # L H h w, mean over passes
-            if heads == "gate":
-                m = torch.einsum("lhyx,lh->yx", m, raw.head_weights)
-            else:
-                m = m.mean((0, 1))
-            up = F.interpolate(
-                m[None, None], size=(s.height, s.width), mode="bicubic", align_corners=False
-            )[0, 0]
-            flat = int(up.argmax())
-            cy, cx = flat // s.width + 0.5, flat % s.width + 0.5
-            b = s.boxes
-            inside = (b[:, 0] < cx) & (cx < b[:, 2]) & (b[:, 1] < cy) & (cy < b[:, 3])
-            hits += float(inside.any())
-    return hits / max(1, len(samples))
-
-
-def _data(root: str | None):
+def _dataset(root: str | None):
     from dataset_adapters import open_dataset
     from groundbench.synthetic import ensure_default_dataset
 
     return open_dataset("native", root or ensure_default_dataset())
 
 
-def throughput(args) -> None:
-    """Time optimiser steps of a preset on random inputs (images/s)."""
-    torch.set_num_threads(args.threads)
-    cfg = load_config(args.preset, overrides=args.set)
-    model = GroundingModel(cfg.model, 64)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    B, T = cfg.train.batch_size, 12
-    words = [
-        "a",
-        "small",
-        "red",
-        "circle",
-        "left",
-        "of",
-        "the",
-        "big",
-        "blue",
-        "square",
-        "and",
-        "star",
-    ]
-    gen = torch.Generator().manual_seed(0)
-    batch = {
-        "images": torch.rand(B, 3, cfg.model.image_size, cfg.model.image_size, generator=gen),
-        "ids": torch.randint(3, 64, (B, T), generator=gen),
-        "words": [words] * B,
+class ValScorer:
+    """Albef pointing on a split through the project's read-out, pipeline and metric."""
+
+    def __init__(self, root: str | None, split: str = "val", protocol: str = "synth_val.albef"):
+        self.samples = _dataset(root).load_samples(split)
+        self.images = [s.load_image() for s in self.samples]
+        self.pipeline = Pipeline.from_config(load_protocol(protocol).pipeline)
+
+    def __call__(self, model, vocab, *, passes: str = "full", device="cpu") -> float:
+        hits = []
+        for i in range(0, len(self.samples), 128):
+            chunk = self.samples[i : i + 128]
+            raw = read_out(
+                model, vocab, chunk, self.images[i : i + 128], passes=passes, device=device
+            )
+            out = self.pipeline.run(raw, [(s.height, s.width) for s in chunk], device="cpu")
+            boxes, count = pad_boxes([s.boxes for s in chunk])
+            scored = pointing(
+                out.heatmap, valid=out.valid, boxes=boxes, box_count=count, variant="albef"
+            )
+            hits.append(scored.values)
+        return float(torch.cat(hits).nanmean())
+
+
+def _environment(device: str) -> dict:
+    env = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": device,
+        "cpu": platform.processor() or platform.machine(),
+        "load_avg": [round(x, 2) for x in os.getloadavg()],
     }
-    batch["pad"] = batch["ids"] == 0
+    if device.startswith("cuda"):
+        env["gpu"] = torch.cuda.get_device_name(0)
+    return env
+
+
+def _emit(row: dict, record: str | None) -> None:
+    line = json.dumps(row)
+    print(line, flush=True)
+    if record:
+        with open(record, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+def throughput(args) -> None:
+    """Time optimiser steps of a preset on the synthetic training data (images/s)."""
+    cfg = load_config(args.preset, overrides=args.set)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = torch.device(args.device)
+    records = _dataset(args.data_root).load_captions("train")
+    tic = time.perf_counter()
+    data = build_training_data(records, cfg, progress=False).to(device)
+    build_s = time.perf_counter() - tic
+    model = GroundingModel(cfg.model, data.vocab.types).to(device)
+    opt = _optimizer(model, cfg)
+    step = model if not cfg.train.compile else torch.compile(model)
+    dtype = autocast_dtype(cfg, device)
+    n = cfg.train.images_per_step
     times = []
-    for i in range(args.steps + 1):
+    for s in range(args.warmup + args.steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         tic = time.perf_counter()
-        loss, _ = compute_loss(
-            model,
-            batch,
-            cfg,
-            progress=0.5,
-            generator=torch.Generator().manual_seed(i),
-            device=torch.device("cpu"),
-            autocast_dtype=None,
-        )
+        batch = data.batch(step_images(s, len(data), n, 0, 1, 0).to(device))
+        loss, _ = compute_loss(step, batch, cfg, autocast_dtype=dtype)
         loss.backward()
         opt.step()
-        opt.zero_grad()
-        times.append(time.perf_counter() - tic)
-    per_step = sorted(times[1:])[len(times[1:]) // 2]
-    print(
-        json.dumps(
-            {
-                "preset": args.preset,
-                "threads": args.threads,
-                "batch": B,
-                "median_step_s": per_step,
-                "images_per_s": B / per_step,
-            }
-        )
+        opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if s >= args.warmup:
+            times.append(time.perf_counter() - tic)
+    times.sort()
+    median = times[len(times) // 2]
+    _emit(
+        {
+            "bench": "throughput",
+            "preset": args.preset,
+            "set": args.set,
+            "images_per_step": n,
+            "build_data_s": round(build_s, 2),
+            "median_step_s": round(median, 5),
+            "images_per_s": round(n / median, 1),
+            "env": _environment(args.device),
+        },
+        args.record,
     )
 
 
-def quality(args, overrides=(), name="main", readouts=(("gate", 4),)) -> None:
-    """Train (or reuse) a run and print quick pointing on the requested splits."""
-    torch.set_num_threads(args.threads)
+def _train_scored(args, name: str, overrides: list[str], every: int) -> tuple[float, Path]:
     cfg = load_config(args.preset, overrides=[*args.set, *overrides])
+    scorer = ValScorer(args.data_root)
+    records = _dataset(args.data_root).load_captions("train")
     out = Path(args.out) / name
-    adapter = _data(args.data)
-    tic = time.perf_counter()
-    if not (out / "model.safetensors").exists():
-        train(cfg, adapter.load_captions("train"), out, progress=False)
-    seconds = time.perf_counter() - tic
-    ckpt = load_checkpoint(out / "model.safetensors")
-    for split in args.splits:
-        samples = adapter.load_samples(split)[: args.limit or None]
-        for heads, passes in readouts:
-            score = pointing_albef(ckpt.model, ckpt.vocab, samples, passes=passes, heads=heads)
-            print(
-                json.dumps(
-                    {
-                        "run": name,
-                        "split": split,
-                        "heads": heads,
-                        "passes": passes,
-                        "n": len(samples),
-                        "pointing_albef": round(score, 4),
-                        "train_s": round(seconds, 1),
-                    }
-                ),
-                flush=True,
-            )
+    clock = {"paused": 0.0, "start": time.perf_counter(), "reached": None}
+    last = {"val": float("nan")}
+
+    def on_step(step: int, model, data) -> None:
+        if step % every and step != cfg.train.steps:
+            return
+        tic = time.perf_counter()
+        train_s = tic - clock["start"] - clock["paused"]  # includes decoding the data once
+        val = scorer(model, data.vocab, device=data.images.device)
+        clock["paused"] += time.perf_counter() - tic
+        if clock["reached"] is None and val >= args.target:
+            clock["reached"] = round(train_s, 1)
+        last["val"] = val
+        _emit(
+            {
+                "bench": "quality",
+                "run": name,
+                "step": step,
+                "train_s": round(train_s, 1),
+                "val_pointing_albef": round(val, 4),
+            },
+            None,
+        )
+
+    result = train(cfg, records, out, device=args.device, on_step=on_step, progress=False)
+    _emit(
+        {
+            "bench": "quality",
+            "run": name,
+            "preset": args.preset,
+            "set": [*args.set, *overrides],
+            "steps": result.steps,
+            "train_s": round(result.seconds - clock["paused"], 1),
+            "images_per_s": round(
+                result.steps
+                * cfg.train.images_per_step
+                / max(result.seconds - clock["paused"], 1e-9),
+                1,
+            ),
+            "final_loss": round(result.final_loss, 4),
+            "val_pointing_albef": round(last["val"], 4),
+            f"train_s_to_val_{args.target}": clock["reached"],
+            "env": _environment(args.device),
+        },
+        args.record,
+    )
+    return last["val"], result.checkpoint
 
 
-@torch.no_grad()
-def words(args) -> None:
-    """Per-word grounding of a trained run: does each referent word's attention peak hit?"""
-    from collections import defaultdict
-
-    from groundbench.model.data import image_to_tensor
-    from groundbench.model.infer import _encode, referent_tokens
-    from groundbench.model.text import PAD_ID
-
-    torch.set_num_threads(args.threads)
-    ckpt = load_checkpoint(Path(args.out) / "model.safetensors")
-    model, vocab, cfg = ckpt.model, ckpt.vocab, ckpt.model.cfg
-    adapter = _data(args.data)
-    g = cfg.grid
-    for split in args.splits:
-        samples = adapter.load_samples(split)[: args.limit or None]
-        hits = defaultdict(list)
-        for i in range(0, len(samples), 64):
-            chunk = samples[i : i + 64]
-            encoded = [_encode(s, vocab, cfg.max_words) for s in chunk]
-            ids = torch.full((len(chunk), max(len(e[0]) for e in encoded)), PAD_ID)
-            for b, e in enumerate(encoded):
-                ids[b, : len(e[0])] = torch.tensor(e[0])
-            images = torch.stack([image_to_tensor(s.load_image(), cfg.image_size) for s in chunk])
-            att = model(images, ids, ids == PAD_ID, None).attention.mean((1, 2))  # B T N
-            for b, (s, (_, phrase, tokens)) in enumerate(zip(chunk, encoded, strict=True)):
-                kinds = {t.split("=", 1)[1]: t.split("=", 1)[0] for t in s.tags if "=" in t}
-                bx = torch.tensor(s.boxes)
-                ys, xs = torch.arange(g) * s.height / g, torch.arange(g) * s.width / g
-                rows = (bx[:, None, 1] < ys + s.height / g) & (bx[:, None, 3] > ys)  # K g
-                cols = (bx[:, None, 0] < xs + s.width / g) & (bx[:, None, 2] > xs)  # K g
-                # a uniformly random token's chance of overlapping a box
-                hits["chance"].append(
-                    float((rows[:, :, None] & cols[:, None, :]).any(0).float().mean())
-                )
-                for t in referent_tokens(tokens, phrase):
-                    n = int(att[b, t].argmax())
-                    y0, x0 = (n // g) * s.height / g, (n % g) * s.width / g
-                    y1, x1 = y0 + s.height / g, x0 + s.width / g
-                    hit = float(
-                        (
-                            (bx[:, 0] < x1) & (bx[:, 2] > x0) & (bx[:, 1] < y1) & (bx[:, 3] > y0)
-                        ).any()
-                    )
-                    hits["kind:" + kinds.get(tokens[t], "other")].append(hit)
-                    hits["word:" + tokens[t]].append(hit)
-        for key in sorted(hits):
-            print(
-                json.dumps(
-                    {
-                        "split": split,
-                        "key": key,
-                        "n": len(hits[key]),
-                        "peak_overlaps_box": round(sum(hits[key]) / len(hits[key]), 3),
-                    }
-                )
-            )
-
-
-ABLATIONS = {
-    "attention_losses_off": [
-        "train.loss_entropy=0",
-        "train.loss_distractor=0",
-        "train.loss_head_consistency=0",
-    ],
-    "language_only_masking": ["train.masking=language"],
-    "curriculum_off": ["train.curriculum=false"],
-}
+def quality(args) -> None:
+    """Train a preset, scoring val every ``--every`` steps."""
+    _train_scored(args, "quality", [], args.every)
 
 
 def ablate(args) -> None:
-    """The reference run read out four ways, then one training per ablated setting."""
-    quality(args, readouts=(("gate", 4), ("gate", 1), ("mean", 4)))
-    for name, overrides in ABLATIONS.items():
-        quality(args, overrides=overrides, name=name)
+    """Train each ablation variant; score val at the end of each."""
+    names = args.only or list(ABLATIONS)
+    for name in names:
+        if name == "masked_passes":
+            continue
+        _, ckpt = _train_scored(args, name, ABLATIONS[name], 10**9)
+        if name == "baseline" and (not args.only or "masked_passes" in args.only):
+            loaded = load_checkpoint(ckpt)
+            val = ValScorer(args.data_root)(loaded.model, loaded.vocab, passes="masked")
+            _emit(
+                {"bench": "quality", "run": "masked_passes", "val_pointing_albef": round(val, 4)},
+                args.record,
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["throughput", "quality", "ablate", "words"])
-    parser.add_argument("--preset", default="small-cpu")
-    parser.add_argument(
-        "--set", action="append", default=[], help="config override section.key=value"
-    )
-    parser.add_argument("--out", default="runs/bench")
-    parser.add_argument(
-        "--data", default=None, help="native dataset root (default: the synthetic set)"
-    )
-    parser.add_argument("--splits", nargs="+", default=["val"])
-    parser.add_argument("--limit", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=5)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, fn in (("throughput", throughput), ("quality", quality), ("ablate", ablate)):
+        p = sub.add_parser(name)
+        p.set_defaults(fn=fn)
+        p.add_argument("--preset", default="small-cpu")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+        p.add_argument("--device", default="cpu")
+        p.add_argument("--data-root", default=None)
+        p.add_argument("--record", default=None, help="append the result lines to this file")
+        if name == "throughput":
+            p.add_argument("--steps", type=int, default=30)
+            p.add_argument("--warmup", type=int, default=5)
+        else:
+            p.add_argument("--out", required=True)
+            p.add_argument("--target", type=float, default=0.95)
+            p.add_argument("--every", type=int, default=500)
+        if name == "ablate":
+            p.add_argument(
+                "--only",
+                action="append",
+                default=None,
+                help=f"variants to run: {', '.join([*ABLATIONS, 'masked_passes'])}",
+            )
     args = parser.parse_args()
-    {"throughput": throughput, "quality": quality, "ablate": ablate, "words": words}[args.command](
-        args
-    )
+    args.fn(args)
 
 
 if __name__ == "__main__":

@@ -138,14 +138,24 @@ def midranks(values: np.ndarray) -> np.ndarray:
     else:
         order = np.argsort(values, kind="stable")
         sorted_keys = values[order]
-    n = values.size
+    start, stop, group = tie_groups(sorted_keys)
+    ranks = np.empty(values.size)
+    ranks[order] = ((start + stop + 1) / 2)[group]
+    return ranks
+
+
+def tie_groups(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of equal values in sorted 1-D keys: ``(start, stop, group of each position)``.
+
+    Example:
+        >>> [a.tolist() for a in tie_groups(np.array([1.0, 1.0, 2.0]))]
+        [[0, 2], [2, 3], [0, 0, 1]]
+    """
+    n = sorted_keys.size
     change = np.ones(n, dtype=bool)
     np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=change[1:])
     start = np.flatnonzero(change)
-    stop = np.append(start[1:], n)
-    ranks = np.empty(n)
-    ranks[order] = ((start + stop + 1) / 2)[np.cumsum(change) - 1]
-    return ranks
+    return start, np.append(start[1:], n), np.cumsum(change) - 1
 
 
 # where the high 16 bits of a native uint32 lie when viewed as two uint16

@@ -44,6 +44,7 @@ from groundbench.metrics._ranks import (
     per_map_arrays,
     shared_summaries,
     sort_flagged,
+    tie_groups,
 )
 from groundbench.types import MetricOutput, Undefined
 
@@ -94,14 +95,9 @@ def _target_midranks(target: np.ndarray) -> np.ndarray:
 def _twice_midranks(values: np.ndarray) -> tuple[np.ndarray, int]:
     """``(2 × mid-ranks (int64), Σ (t³ - t) over tie groups)`` of 1-D ``values``."""
     order = np.argsort(values, kind="stable")
-    ordered = values[order]
-    n = values.size
-    change = np.ones(n, dtype=bool)
-    np.not_equal(ordered[1:], ordered[:-1], out=change[1:])
-    start = np.flatnonzero(change)
-    stop = np.append(start[1:], n)
-    twice = np.empty(n, dtype=np.int64)
-    twice[order] = (start + stop + 1)[np.cumsum(change) - 1]
+    start, stop, group = tie_groups(values[order])
+    twice = np.empty(values.size, dtype=np.int64)
+    twice[order] = (start + stop + 1)[group]
     t = stop - start
     return twice, int((t**3 - t).sum(dtype=np.int64))
 

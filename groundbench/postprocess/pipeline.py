@@ -1,6 +1,7 @@
 """The post-processing pipeline: raw method maps → image-resolution heatmaps and predictions.
 
-Order of the steps (each a pure batched function of its own module):
+Order of the steps (each a pure batched function of its own module, looked up by name in
+:data:`~groundbench.postprocess.PIPELINE_STEPS`, where it is registered under its config key):
 
 1. ``average`` — reduce the pass axis ``P`` when the maps have one.
 2. ``aggregate`` — attention maps only: select layers/heads and reduce ``(L, H)``.
@@ -18,22 +19,27 @@ size) goes through each step as one tensor, on the requested device.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from groundbench.errors import DataFormatError
-from groundbench.postprocess.aggregate import aggregate_attention
-from groundbench.postprocess.average import average_passes
+from groundbench.postprocess import PIPELINE_STEPS
 from groundbench.postprocess.config import canonical_config
-from groundbench.postprocess.normalise import normalise_maps
-from groundbench.postprocess.regions import select_regions
-from groundbench.postprocess.smooth import smooth_maps
-from groundbench.postprocess.threshold import threshold_maps
-from groundbench.postprocess.upsample import upsample_maps
 from groundbench.types import RawMaps
+
+#: The steps in the order above, by registered name (each name is also its config key).
+STEP_ORDER: tuple[str, ...] = (
+    "average",
+    "aggregate",
+    "normalise",
+    "upsample",
+    "smooth",
+    "threshold",
+    "regions",
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,9 @@ class Pipeline:
 
     def __init__(self, config: Mapping[str, Any]) -> None:
         self._config = canonical_config(config)
+        self._steps: dict[str, Callable[..., Any]] = {
+            name: PIPELINE_STEPS.get(name, asked_by="Pipeline") for name in STEP_ORDER
+        }
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None) -> Pipeline:
@@ -138,33 +147,35 @@ class Pipeline:
     def _predict(
         self, heatmap: torch.Tensor, valid: torch.Tensor, *, all_valid: bool
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        cfg = self._config
+        cfg, step = self._config, self._steps
         if cfg["threshold"] is None:
             return None, None
         if heatmap.shape[0] == 0:
             empty_box = torch.empty(0, 4, device=heatmap.device, dtype=torch.float64)
             return valid, (empty_box if cfg["regions"] is not None else None)
-        pred_mask = threshold_maps(heatmap, valid=None if all_valid else valid, **cfg["threshold"])
+        pred_mask = step["threshold"](
+            heatmap, valid=None if all_valid else valid, **cfg["threshold"]
+        )
         if cfg["regions"] is None:
             return pred_mask, None
-        return select_regions(pred_mask, cfg["regions"], heatmap=heatmap)
+        return step["regions"](pred_mask, cfg["regions"], heatmap=heatmap)
 
     def _grids(self, raw: RawMaps, device: torch.device):
         """Yield ``(sample indices, (n, h, w) normalised grid maps)`` per raw-map shape."""
-        cfg = self._config
+        cfg, step = self._config, self._steps
         pass_ndim = 3 if raw.kind == "heatmap" else 5
         for shape, idx in _group(range(len(raw.maps)), [tuple(m.shape) for m in raw.maps]).items():
             maps = torch.stack([raw.maps[i] for i in idx]).to(device=device, dtype=torch.float32)
             if len(shape) == pass_ndim:
-                maps = average_passes(maps, **cfg["average"])
+                maps = step["average"](maps, **cfg["average"])
             if raw.kind == "attention":
-                maps = aggregate_attention(maps, head_weights=raw.head_weights, **cfg["aggregate"])
-            yield idx, normalise_maps(maps, cfg["normalise"])
+                maps = step["aggregate"](maps, head_weights=raw.head_weights, **cfg["aggregate"])
+            yield idx, step["normalise"](maps, cfg["normalise"])
 
     def _to_image(self, grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        cfg = self._config
-        maps = upsample_maps(grid, size, **cfg["upsample"])
-        return smooth_maps(maps, cfg["smooth"]["sigma_px"])
+        cfg, step = self._config, self._steps
+        maps = step["upsample"](grid, size, **cfg["upsample"])
+        return step["smooth"](maps, cfg["smooth"]["sigma_px"])
 
 
 def _group(indices: Sequence[int], keys: Sequence[Any]) -> dict[Any, list[int]]:

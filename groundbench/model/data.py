@@ -96,11 +96,6 @@ class TrainingData:
     def __len__(self) -> int:
         return self.images.shape[0]
 
-    @property
-    def pairs(self) -> int:
-        """Number of real (non-padding) pairs."""
-        return int((self.target > 0).sum())
-
     def to(self, device: torch.device) -> TrainingData:
         """Move every tensor to ``device`` (done once, before training)."""
         return replace(

@@ -205,11 +205,6 @@ class Vocabulary:
     def __len__(self) -> int:
         return len(self.words)
 
-    @property
-    def type_count(self) -> int:
-        """Number of word types (type ids run from 0 to ``type_count - 1``)."""
-        return max(self.types) + 1
-
     def id(self, word: str) -> int:
         """Return ``word``'s id; a plural falls back to its singular; unseen words give 0."""
         if word in self._ids:

@@ -2,15 +2,14 @@
 
 AUC and Spearman's rho against the region indicator both reduce to the Mann–Whitney
 statistic ``U`` of the region's pixel values against the others, plus (for rho) the sizes of
-the groups of tied values. Sorting the region pixels and the other pixels separately, then
-locating the sorted region values among the sorted others (``searchsorted`` with sorted
-queries), gives both exactly in ``O(n log n)`` with vectorised numpy kernels that release
-the GIL, so maps run in parallel on a thread pool.
+the groups of tied values. float32 maps get both from one radix sort
+(:func:`~groundbench.metrics._kernels.rank_sums`); float64 maps sort the region pixels and
+the other pixels apart and locate one in the other (``searchsorted`` with sorted queries).
+Both release the GIL, so maps run in parallel on a thread pool.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 
 from groundbench.metrics._inputs import Inputs
+from groundbench.metrics._kernels import EXACT_TIE_PIXELS, flagged_twice_ranks, rank_sums
 from groundbench.metrics._permap import MapSummary, map_views, summarise
 
 T = TypeVar("T")
@@ -102,43 +102,19 @@ def rank_stats(values: np.ndarray, positive: np.ndarray, *, ties: bool) -> RankS
     return RankStats(u=u, n_pos=int(pos.size), n_neg=int(neg.size), tie_sum=tie_sum)
 
 
-def sortable_keys(values: np.ndarray) -> np.ndarray:
-    """uint32 keys of float32 ``values`` in the same order, equal exactly where the values are.
-
-    ``-0.0`` becomes ``+0.0`` first (they compare equal); then a negative float's bits are
-    flipped and a positive one's sign bit set. NaN gets a key too: callers exclude it. The
-    keys are a new array, which callers may modify.
-    """
-    bits = (values + np.float32(0.0)).view(np.int32)
-    mask = bits >> 31
-    mask |= np.int32(-(2**31))
-    bits ^= mask
-    return bits.view(np.uint32)
-
-
-def radix_order(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(sorted keys, order)`` of uint32 ``keys``: two stable 16-bit passes (LSD radix sort).
-
-    numpy sorts 16-bit integers by radix, in linear time; its comparison sort of 32-bit keys
-    costs several times more on a 480×640 map.
-    """
-    order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
-    by_low = keys[order]
-    second = np.argsort((by_low >> 16).astype(np.uint16), kind="stable")
-    return by_low[second], order[second]
-
-
 def midranks(values: np.ndarray) -> np.ndarray:
     """1-based mid-ranks of 1-D finite ``values`` (float64), as ``scipy.stats.rankdata``.
 
-    float32 values are ordered by :func:`radix_order`; others by a stable argsort.
+    float32 values are ranked by :func:`~groundbench.metrics._kernels.flagged_twice_ranks`;
+    others by a stable argsort.
     """
     if values.dtype == np.float32:
-        sorted_keys, order = radix_order(sortable_keys(values))
-    else:
-        order = np.argsort(values, kind="stable")
-        sorted_keys = values[order]
-    start, stop, group = tie_groups(sorted_keys)
+        twice, _, _ = flagged_twice_ranks(
+            np.ascontiguousarray(values), np.ones(values.size, dtype=np.bool_)
+        )
+        return twice / 2
+    order = np.argsort(values, kind="stable")
+    start, stop, group = tie_groups(values[order])
     ranks = np.empty(values.size)
     ranks[order] = ((start + stop + 1) / 2)[group]
     return ranks
@@ -158,73 +134,19 @@ def tie_groups(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndar
     return start, np.append(start[1:], n), np.cumsum(change) - 1
 
 
-# where the high 16 bits of a native uint32 lie when viewed as two uint16
-_HIGH_HALF = 1 if sys.byteorder == "little" else 0
-
-
-def sort_flagged(
-    values: np.ndarray, flag: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Sort float32 ``values`` once and say where the ``flag`` pixels and the ties fall.
-
-    An LSD radix sort as :func:`radix_order`, by the low then the high 16 bits of the keys,
-    that moves each key with its lowest bit replaced by the flag: one uint32 gather per pass
-    and no index composition. Equal keys end up next to each other, so equal neighbours (all
-    bits but the flag, then the lowest bit looked up) give the tie groups.
-
-    Returns:
-        ``(at, start, stop, pixel)``: the 0-based sorted positions of the flagged pixels
-        (increasing), the tie groups ``[start, stop)`` of two or more equal values (int64,
-        increasing), and the index in ``values`` of each flagged pixel, in sorted order.
-    """
-    keys = sortable_keys(values)
-    low = keys.astype(np.uint16)
-    by_low = np.argsort(low, kind="stable")
-    keys &= np.uint32(0xFFFFFFFE)
-    keys |= flag  # the flag in place of the lowest key bit
-    moved = keys[by_low]
-    order = np.argsort(moved.view(np.uint16)[_HIGH_HALF::2], kind="stable")
-    moved = moved[order]  # sorted by key (lowest bit aside), flag in the lowest bit
-    at = np.flatnonzero((moved & np.uint32(1)).astype(np.bool_))
-    equal = np.flatnonzero((moved[1:] ^ moved[:-1]) < 2)
-    if equal.size:
-        # equal but for the lowest bit, which the flag hid: compare that bit in the keys
-        left, right = low[by_low[order[equal]]], low[by_low[order[equal + 1]]]
-        equal = equal[((left ^ right) & np.uint16(1)) == 0]
-    # a run of consecutive equal-neighbour positions is one group [start, stop)
-    breaks = np.flatnonzero(np.diff(equal) != 1) + 1
-    start = equal[np.concatenate(([0], breaks))] if equal.size else equal
-    stop = equal[np.concatenate((breaks - 1, [equal.size - 1]))] + 2 if equal.size else equal
-    return at, start, stop, by_low[order[at]]
-
-
 def _rank_float32(values: np.ndarray, positive: np.ndarray, *, ties: bool) -> RankStats:
-    """:func:`rank_stats` of float32 ``values``: one sort (:func:`sort_flagged`), then integer
-    sums of positions.
-
-    With ``p`` the 0-based sorted positions of the region pixels, each taking the mid position
-    of its group of equal values, ``U = Σ p - P (P - 1) / 2``; sums run in int64 (exact),
-    doubled where half-integers arise.
-    """
-    at, start, stop, _ = sort_flagged(values, positive)
-    n, n_pos = values.size, at.size
-    twice_u = 2 * int(at.sum(dtype=np.int64)) - n_pos * (n_pos - 1)
-    tie_sum = 0
-    if start.size:
-        first = np.searchsorted(at, start)
-        last = np.searchsorted(at, stop)
-        prefix = np.concatenate(([0], np.cumsum(at, dtype=np.int64)))
-        own = int((prefix[last] - prefix[first]).sum())  # their own positions
-        mid = int(((last - first) * (start + stop - 1)).sum(dtype=np.int64))  # 2 × mid positions
-        twice_u += mid - 2 * own
-        t = stop - start
-        tie_sum = int((t**3 - t).sum(dtype=np.int64))
-    return RankStats(
-        u=twice_u / 2,
-        n_pos=n_pos,
-        n_neg=n - n_pos,
-        tie_sum=float(tie_sum) if ties else float("nan"),
+    """:func:`rank_stats` of float32 ``values``: one radix sort
+    (:func:`~groundbench.metrics._kernels.rank_sums`), integer sums of sorted positions."""
+    twice_u, tie_sum, tie_sum_f, n_pos = rank_sums(
+        np.ascontiguousarray(values), np.ascontiguousarray(positive)
     )
+    if not ties:
+        tie = float("nan")
+    elif values.size < EXACT_TIE_PIXELS:
+        tie = float(tie_sum)
+    else:
+        tie = float(tie_sum_f)
+    return RankStats(u=twice_u / 2, n_pos=int(n_pos), n_neg=values.size - int(n_pos), tie_sum=tie)
 
 
 def map_threads(fn: Callable[[int], T], n: int) -> list[T]:

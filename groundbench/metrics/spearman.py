@@ -35,6 +35,7 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
+from groundbench.metrics._kernels import flagged_twice_ranks
 from groundbench.metrics._permap import columns
 from groundbench.metrics._ranks import (
     RankStats,
@@ -43,7 +44,6 @@ from groundbench.metrics._ranks import (
     midranks,
     per_map_arrays,
     shared_summaries,
-    sort_flagged,
     tie_groups,
 )
 from groundbench.types import MetricOutput, Undefined
@@ -93,7 +93,11 @@ def _target_midranks(target: np.ndarray) -> np.ndarray:
 
 
 def _twice_midranks(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """``(2 × mid-ranks (int64), Σ (t³ - t) over tie groups)`` of 1-D ``values``."""
+    """``(2 × mid-ranks (int64), Σ (t³ - t) over tie groups)`` of 1-D ``values``.
+
+    Ranks the target's positive values in raster order, where a blur leaves long sorted
+    runs (a stable sort finds them).
+    """
     order = np.argsort(values, kind="stable")
     start, stop, group = tie_groups(values[order])
     twice = np.empty(values.size, dtype=np.int64)
@@ -124,30 +128,18 @@ def _rho_blurred_exact(values: np.ndarray, target: np.ndarray) -> float:
     With doubled mid-ranks ``a = 2 r_H`` and ``b = 2 r_G`` (integers), ``n`` pixels and tie sums
     ``T_H``, ``T_G``: ``rho = 3 C / sqrt(D_H D_G)`` where ``C = Σ a b - n (n + 1)²`` and
     ``D = n³ - n - T``. The target's zeros share ``b = z + 1``, so ``Σ a b`` needs the ranks
-    of the map at the target's other pixels only: one sort of the map flags them.
+    of the map at the target's other pixels only (one radix sort of the map flags them).
     """
     n = values.size
-    at, start, stop, pixel = sort_flagged(values, target > 0)
-    z = n - at.size  # target zeros
-    a = 2 * at + 2
-    tie_h = 0
-    if start.size:
-        group = np.searchsorted(start, at, side="right") - 1
-        inside = group >= 0
-        inside[inside] = at[inside] < stop[group[inside]]
-        a[inside] = (start + stop + 1)[group[inside]]
-        t = stop - start
-        tie_h = int((t**3 - t).sum(dtype=np.int64))
-    # rank the target's positive values in raster order, where a blur leaves long sorted runs
-    positive = np.flatnonzero(target)
-    b_raster, tie_g = _twice_midranks(target[positive])
-    b_all = np.empty(n, dtype=np.int64)
-    b_all[positive] = b_raster
-    b = b_all[pixel] + 2 * z
+    positive = target > 0
+    a, tie_h, _ = flagged_twice_ranks(np.ascontiguousarray(values), positive)
+    z = n - a.size  # target zeros
+    b, tie_g = _twice_midranks(target[positive])
+    b += 2 * z
     sum_a = int(a.sum(dtype=np.int64))
     cross = int(np.dot(a, b)) + (z + 1) * (n * (n + 1) - sum_a) - n * (n + 1) ** 2
     tie_g += z**3 - z
-    d_h, d_g = n**3 - n - tie_h, n**3 - n - tie_g
+    d_h, d_g = n**3 - n - int(tie_h), n**3 - n - tie_g
     if d_h <= 0 or d_g <= 0:
         return float("nan")
     return 3 * cross / math.sqrt(d_h * d_g)

@@ -1,10 +1,11 @@
-"""The CPU path of the metrics: numpy kernels over one map at a time, maps spread on threads.
+"""The CPU path of the metrics: kernels over one map at a time, maps spread on threads.
 
 A batched torch pass materialises a ``(B, Y, X)`` temporary per step (the tied mask, the
 masked copy, the float64 cast), each written and read back from memory. One map of 480×640
 float32 (1.2 MB) stays in the cache between the kernels that read it, so working map by map
-reads each map from memory about once. numpy releases the GIL inside its kernels, so the
-maps run in parallel on :func:`~groundbench.metrics._ranks.map_threads`.
+reads each map from memory about once. Extremes and peaks are numpy's SIMD reductions, the
+float64 sums compiled loops (:mod:`~groundbench.metrics._kernels`); both release the GIL, so
+the maps run in parallel on :func:`~groundbench.metrics._ranks.map_threads`.
 
 A map's numbers depend on that map alone (never on its batch): a map whose pixels are all
 valid is read whole, any other is first compressed to its valid pixels.
@@ -12,20 +13,17 @@ valid is read whole, any other is first compressed to its valid pixels.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from groundbench.metrics import _kernels
+
 # Pixels per block of the peak search: the maximum of each block, then the blocks that hold
 # the overall maximum are searched again for its ties (one block, unless the map is flat).
 _PEAK_BLOCK = 4096
-# float64 scratch buffers, reused across calls: at most one per thread at a time
-_FREE: list[np.ndarray] = []
-_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -97,37 +95,11 @@ def peak(x: np.ndarray) -> tuple[float, float, bool, np.ndarray]:
     return lo, hi, False, np.concatenate(found)
 
 
-def sum64(x: np.ndarray) -> float:
-    """Pairwise float64 sum of 1-D ``x`` (a float32 ``x`` is cast in a reused buffer)."""
-    if x.dtype == np.float64:
-        return float(x.sum())
-    with scratch64(x) as d:
-        return float(d.sum())
-
-
-def moments64(x: np.ndarray) -> tuple[float, float]:
-    """``(Σ x, Σ (x - mean)²)`` of 1-D ``x`` in float64: a two-pass variance, pairwise sums."""
-    with scratch64(x) as d, np.errstate(invalid="ignore", over="ignore"):
-        total = float(d.sum())
-        d -= total / max(x.size, 1)
-        np.square(d, out=d)
-        return total, float(d.sum())
-
-
-@contextmanager
-def scratch64(x: np.ndarray) -> Iterator[np.ndarray]:
-    """A float64 copy of 1-D ``x`` in a reused buffer (one per concurrent caller)."""
-    with _LOCK:
-        buf = _FREE.pop() if _FREE else None
-    if buf is None or buf.size < x.size:
-        buf = np.empty(max(x.size, 1 << 16))  # fresh pages cost more than the cast
-    try:
-        out = buf[: x.size]
-        np.copyto(out, x)
-        yield out
-    finally:
-        with _LOCK:
-            _FREE.append(buf)
+def sums(mv: MapView, spread: bool) -> tuple[float, float, float]:
+    """float64 ``(Σ x, Σ_region x, Σ (x - mean)²)`` of a map view (``mv.masks[0]`` the region);
+    the last is 0 unless ``spread``
+    (:func:`~groundbench.metrics._kernels.sums`: blocked, compensated)."""
+    return _kernels.sums(mv.values, mv.masks[0].view(np.uint8), spread)
 
 
 @dataclass(frozen=True)
@@ -136,8 +108,8 @@ class MapSummary:
 
     ``lo, hi, nonfinite`` as :func:`extremes`; ``n`` valid and ``n_pos`` region pixels;
     ``tied`` the flat pixel indices of the maximum's ties (as :func:`peak`) and
-    ``tied_in_region`` how many are region pixels; ``total`` and ``sq_dev`` as
-    :func:`moments64`; ``region_total`` the float64 sum of the region values.
+    ``tied_in_region`` how many are region pixels; ``total``, ``region_total`` and
+    ``sq_dev`` as :func:`sums`.
     """
 
     lo: float
@@ -161,7 +133,7 @@ def summarise(mv: MapView) -> MapSummary:
     x, reg = mv.values, mv.masks[0]
     lo, hi, nonfinite = extremes(x)
     tied = peak(x)[3]
-    total, sq_dev = moments64(x)
+    total, region_total, sq_dev = sums(mv, spread=True)
     return MapSummary(
         lo=lo,
         hi=hi,
@@ -172,7 +144,7 @@ def summarise(mv: MapView) -> MapSummary:
         tied_in_region=int(np.count_nonzero(reg[tied])),
         total=total,
         sq_dev=sq_dev,
-        region_total=sum64(x[reg]),
+        region_total=region_total,
     )
 
 

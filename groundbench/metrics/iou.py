@@ -24,7 +24,7 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
-from groundbench.metrics._permap import columns, extremes, map_views, sum64
+from groundbench.metrics._permap import columns, extremes, map_views, sums
 from groundbench.metrics._ranks import map_threads, shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
@@ -58,7 +58,8 @@ def _soft_iou_numpy(
         lo, hi, nonfinite = extremes(mv.values)
         reg = mv.masks[0]
         n_pos = int(np.count_nonzero(reg))
-        return lo, hi, nonfinite, mv.values.size, n_pos, sum64(mv.values), sum64(mv.values[reg])
+        total, region_total, _ = sums(mv, spread=False)
+        return lo, hi, nonfinite, mv.values.size, n_pos, total, region_total
 
     done = map_threads(one, h.shape[0])
     kinds = (torch.float64, torch.float64, torch.bool, torch.long, torch.long)

@@ -24,7 +24,7 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
-from groundbench.metrics._permap import columns, extremes, map_views, moments64, sum64
+from groundbench.metrics._permap import columns, extremes, map_views, sums
 from groundbench.metrics._ranks import map_threads, shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
@@ -41,9 +41,9 @@ def _nss_numpy(
         x, reg = mv.values, mv.masks[0]
         lo, hi, nonfinite = extremes(x)
         n, n_pos = x.size, int(np.count_nonzero(reg))
-        total, sq_dev = moments64(x)
+        total, region_total, sq_dev = sums(mv, spread=True)
         mean = total / max(n, 1)
-        lift = sum64(x[reg]) / max(n_pos, 1) - mean
+        lift = region_total / max(n_pos, 1) - mean
         var = sq_dev / max(n, 1)
         return lo, hi, nonfinite, n, n_pos, mean, lift, var
 

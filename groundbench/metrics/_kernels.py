@@ -267,3 +267,84 @@ def sums(values, region, spread):
     for start in range(0, n if spread else 0, BLOCK):
         sq, sq_comp = _add(sq, sq_comp, _block_sq_dev(values[start : start + BLOCK], mean))
     return total, inside, sq + sq_comp
+
+
+@_jit
+def _block_peak(bits, region, low, shift):
+    """One block: ``(min key, max key, max |bits|, region count)``; keys as :func:`peak`."""
+    k_lo, k_hi, mag = low, ~low, bits.dtype.type(0)
+    count = 0
+    for i in range(bits.size):
+        u = bits[i]
+        mag = max(mag, u & low)
+        k = u ^ ((u >> shift) & low)
+        k_lo = min(k_lo, k)
+        k_hi = max(k_hi, k)
+    for i in range(region.size):
+        count += region[i]
+    return k_lo, k_hi, mag, count
+
+
+@_jit
+def _value_of(key, values, bits, low, shift):
+    """The float whose key (as :func:`peak`) is ``key``."""
+    out = np.empty(1, values.dtype)
+    out.view(bits.dtype)[0] = key ^ ((key >> shift) & low)
+    return out[0]
+
+
+@_jit
+def peak(values, bits, region, low, exp, shift):
+    """Extremes, maximum ties and region count of one map, in one pass (plus the peak's block).
+
+    Args:
+        values: 1-D float32/float64 valid pixel values.
+        bits: ``values`` viewed as int32/int64.
+        region: 1-D uint8 (0/1) of the same length, or empty (counts are then 0).
+        low, exp, shift: of ``bits``' type: all bits but the sign, the exponent field, and
+            the sign's position (``31`` or ``63``).
+
+    Returns:
+        ``(lo, hi, nonfinite, tied, n_pos, tied_in_region)``: min and max (meaningless when
+        ``nonfinite``: a NaN or ±Inf value); the increasing positions equal to the max (empty
+        when ``nonfinite`` or no value; ``-0.0`` ties with ``+0.0``); the region count and
+        how many tied positions are in it. Integers compare as the floats through the keys
+        ``b ^ ((b >> shift) & low)``: max and min vectorise as integer reductions.
+    """
+    n = values.size
+    blocks = (n + BLOCK - 1) // BLOCK
+    block_hi = np.empty(blocks, bits.dtype)
+    k_lo, k_hi, mag = low, ~low, bits.dtype.type(0)
+    n_pos = 0
+    counted = region.size == n
+    for b in range(blocks):
+        start = b * BLOCK
+        lo_b, hi_b, mag_b, count = _block_peak(
+            bits[start : start + BLOCK],
+            region[start : start + BLOCK] if counted else region,
+            low,
+            shift,
+        )
+        block_hi[b] = hi_b
+        k_lo = min(k_lo, lo_b)
+        k_hi = max(k_hi, hi_b)
+        mag = max(mag, mag_b)
+        n_pos += count
+    nonfinite = mag >= exp
+    lo = _value_of(k_lo, values, bits, low, shift) if n else np.inf
+    hi = _value_of(k_hi, values, bits, low, shift) if n else -np.inf
+    found = []
+    tied_in_region = 0
+    if n and not nonfinite:
+        for b in range(blocks):
+            # a block whose max is the other zero can hold ties of a zero max
+            if block_hi[b] == k_hi or (hi == 0 and (block_hi[b] == 0 or block_hi[b] == -1)):
+                for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
+                    if values[i] == hi:
+                        found.append(i)
+                        if counted:
+                            tied_in_region += region[i]
+    tied = np.empty(len(found), np.int64)
+    for j in range(len(found)):
+        tied[j] = found[j]
+    return lo, hi, nonfinite, tied, n_pos, tied_in_region

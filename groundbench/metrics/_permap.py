@@ -3,9 +3,9 @@
 A batched torch pass materialises a ``(B, Y, X)`` temporary per step (the tied mask, the
 masked copy, the float64 cast), each written and read back from memory. One map of 480×640
 float32 (1.2 MB) stays in the cache between the kernels that read it, so working map by map
-reads each map from memory about once. Extremes and peaks are numpy's SIMD reductions, the
-float64 sums compiled loops (:mod:`~groundbench.metrics._kernels`); both release the GIL, so
-the maps run in parallel on :func:`~groundbench.metrics._ranks.map_threads`.
+reads each map from memory about once. The passes are compiled loops
+(:mod:`~groundbench.metrics._kernels`) that release the GIL, so the maps run in parallel on
+:func:`~groundbench.metrics._ranks.map_threads`.
 
 A map's numbers depend on that map alone (never on its batch): a map whose pixels are all
 valid is read whole, any other is first compressed to its valid pixels.
@@ -15,15 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from groundbench.metrics import _kernels
-
-# Pixels per block of the peak search: the maximum of each block, then the blocks that hold
-# the overall maximum are searched again for its ties (one block, unless the map is flat).
-_PEAK_BLOCK = 4096
 
 
 @dataclass(frozen=True)
@@ -61,38 +58,43 @@ def map_views(
     return view
 
 
-def extremes(x: np.ndarray) -> tuple[float, float, bool]:
-    """``(min, max, nonfinite)`` of 1-D ``x``; NaN and ±Inf reach min or max, so they flag it.
+class Peak(NamedTuple):
+    """What one pass over a map finds (:func:`peak`)."""
 
-    An empty ``x`` gives ``(inf, -inf, False)``.
+    lo: float  # min (meaningless when nonfinite)
+    hi: float  # max (meaningless when nonfinite)
+    nonfinite: bool  # a NaN or ±Inf value
+    tied: np.ndarray  # int64 increasing positions equal to the max; empty if nonfinite
+    n_pos: int  # region values (0 without a region)
+    tied_in_region: int  # tied positions in the region (0 without a region)
+
+
+# int view, (all bits but the sign, exponent field, sign position) of each float dtype
+_BITS = {
+    np.dtype(np.float32): (np.int32, (np.int32(2**31 - 1), np.int32(0x7F800000), np.int32(31))),
+    np.dtype(np.float64): (
+        np.int64,
+        (np.int64(2**63 - 1), np.int64(0x7FF0000000000000), np.int64(63)),
+    ),
+}
+_NO_REGION = np.zeros(0, dtype=np.uint8)
+
+
+def peak(x: np.ndarray, region: np.ndarray | None = None) -> Peak:
+    """The :class:`Peak` of 1-D float32/float64 ``x`` and bool ``region`` (same length).
+
+    One compiled pass (:func:`~groundbench.metrics._kernels.peak`): min and max as integer
+    reductions over order-preserving keys, NaN/±Inf from the exponent bits, the region
+    count; then the ties of the max, searched only in the blocks that reach it. An empty
+    ``x`` gives ``lo = inf``, ``hi = -inf``, no ties.
     """
-    if x.size == 0:
-        return np.inf, -np.inf, False
-    lo, hi = float(x.min()), float(x.max())
-    return lo, hi, not (np.isfinite(lo) and np.isfinite(hi))
-
-
-def peak(x: np.ndarray) -> tuple[float, float, bool, np.ndarray]:
-    """``(min, max, nonfinite, tied)``: ``tied`` the positions of ``x`` equal to its maximum.
-
-    ``tied`` is empty when ``x`` is empty or holds NaN/Inf. The maximum comes from per-block
-    maxima, so the tie search re-reads only the blocks that reach it.
-    """
-    if x.size == 0:
-        return np.inf, -np.inf, False, np.zeros(0, dtype=np.int64)
-    full = x.size - x.size % _PEAK_BLOCK
-    block_max = x[:full].reshape(-1, _PEAK_BLOCK).max(axis=1)
-    if full < x.size:
-        block_max = np.append(block_max, x[full:].max())
-    hi = float(block_max.max())
-    lo = float(x.min())
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        return lo, hi, True, np.zeros(0, dtype=np.int64)
-    found = [
-        np.flatnonzero(x[b * _PEAK_BLOCK : (b + 1) * _PEAK_BLOCK] == hi) + b * _PEAK_BLOCK
-        for b in np.flatnonzero(block_max == hi)
-    ]
-    return lo, hi, False, np.concatenate(found)
+    x = np.ascontiguousarray(x)
+    int_type, constants = _BITS[x.dtype]
+    reg = _NO_REGION if region is None else np.ascontiguousarray(region).view(np.uint8)
+    lo, hi, nonfinite, tied, n_pos, tied_in_region = _kernels.peak(
+        x, x.view(int_type), reg, *constants
+    )
+    return Peak(float(lo), float(hi), bool(nonfinite), tied, int(n_pos), int(tied_in_region))
 
 
 def sums(mv: MapView, spread: bool) -> tuple[float, float, float]:
@@ -106,7 +108,7 @@ def sums(mv: MapView, spread: bool) -> tuple[float, float, float]:
 class MapSummary:
     """What pointing, soft-IoU, NSS, AUC and Spearman read of one map and its region.
 
-    ``lo, hi, nonfinite`` as :func:`extremes`; ``n`` valid and ``n_pos`` region pixels;
+    ``lo, hi, nonfinite`` as :func:`peak`; ``n`` valid and ``n_pos`` region pixels;
     ``tied`` the flat pixel indices of the maximum's ties (as :func:`peak`) and
     ``tied_in_region`` how many are region pixels; ``total``, ``region_total`` and
     ``sq_dev`` as :func:`sums`.
@@ -130,18 +132,16 @@ def summarise(mv: MapView) -> MapSummary:
     Each field comes from the same kernel, on the same values, as in the metric that reads
     it alone, so a shared summary gives bit-identical scores.
     """
-    x, reg = mv.values, mv.masks[0]
-    lo, hi, nonfinite = extremes(x)
-    tied = peak(x)[3]
+    p = peak(mv.values, mv.masks[0])
     total, region_total, sq_dev = sums(mv, spread=True)
     return MapSummary(
-        lo=lo,
-        hi=hi,
-        nonfinite=nonfinite,
-        n=x.size,
-        n_pos=int(np.count_nonzero(reg)),
-        tied=mv.pixels(tied),
-        tied_in_region=int(np.count_nonzero(reg[tied])),
+        lo=p.lo,
+        hi=p.hi,
+        nonfinite=p.nonfinite,
+        n=mv.values.size,
+        n_pos=p.n_pos,
+        tied=mv.pixels(p.tied),
+        tied_in_region=p.tied_in_region,
         total=total,
         sq_dev=sq_dev,
         region_total=region_total,

@@ -24,7 +24,7 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
-from groundbench.metrics._permap import columns, extremes, map_views, sums
+from groundbench.metrics._permap import columns, map_views, peak, sums
 from groundbench.metrics._ranks import map_threads, shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
@@ -39,7 +39,7 @@ def _miou_numpy(
         mv = view(i)
         reg, pm = mv.masks
         inter, n_pos = int(np.count_nonzero(reg & pm)), int(np.count_nonzero(reg))
-        return extremes(mv.values)[2], inter, n_pos, n_pos + int(np.count_nonzero(pm)) - inter
+        return peak(mv.values).nonfinite, inter, n_pos, n_pos + int(np.count_nonzero(pm)) - inter
 
     done = map_threads(one, h.shape[0])
     nonfinite = torch.tensor([d[0] for d in done], dtype=torch.bool)
@@ -55,11 +55,9 @@ def _soft_iou_numpy(
 
     def one(i: int) -> tuple:
         mv = view(i)
-        lo, hi, nonfinite = extremes(mv.values)
-        reg = mv.masks[0]
-        n_pos = int(np.count_nonzero(reg))
+        p = peak(mv.values, mv.masks[0])
         total, region_total, _ = sums(mv, spread=False)
-        return lo, hi, nonfinite, mv.values.size, n_pos, total, region_total
+        return p.lo, p.hi, p.nonfinite, mv.values.size, p.n_pos, total, region_total
 
     done = map_threads(one, h.shape[0])
     kinds = (torch.float64, torch.float64, torch.bool, torch.long, torch.long)

@@ -8,7 +8,6 @@ a large offset of the map does not cancel digits.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from groundbench.metrics import METRICS, _inputs
@@ -24,7 +23,7 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
-from groundbench.metrics._permap import columns, extremes, map_views, sums
+from groundbench.metrics._permap import columns, map_views, peak, sums
 from groundbench.metrics._ranks import map_threads, shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
@@ -38,9 +37,8 @@ def _nss_numpy(
 
     def one(i: int) -> tuple:
         mv = view(i)
-        x, reg = mv.values, mv.masks[0]
-        lo, hi, nonfinite = extremes(x)
-        n, n_pos = x.size, int(np.count_nonzero(reg))
+        p = peak(mv.values, mv.masks[0])
+        lo, hi, nonfinite, n, n_pos = p.lo, p.hi, p.nonfinite, mv.values.size, p.n_pos
         total, region_total, sq_dev = sums(mv, spread=True)
         mean = total / max(n, 1)
         lift = region_total / max(n_pos, 1) - mean

@@ -151,16 +151,8 @@ def _peaks_numpy(
 
     def one(i: int) -> tuple[bool, np.ndarray, int, int]:
         mv = view(i)
-        _, _, nonfinite, tied = peak(mv.values)
-        if region is None:
-            return nonfinite, mv.pixels(tied), 0, 0
-        reg = mv.masks[0]
-        return (
-            nonfinite,
-            mv.pixels(tied),
-            int(np.count_nonzero(reg[tied])),
-            int(np.count_nonzero(reg)),
-        )
+        p = peak(mv.values, None if region is None else mv.masks[0])
+        return p.nonfinite, mv.pixels(p.tied), p.tied_in_region, p.n_pos
 
     done = map_threads(one, h.shape[0])
     nonfinite = torch.tensor([d[0] for d in done], dtype=torch.bool)

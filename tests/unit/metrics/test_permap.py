@@ -73,9 +73,36 @@ def test_numpy_kernels_match_torch_kernels_on_ties_and_flat_maps(
 def test_peak_finds_every_tie_across_blocks():
     x = np.zeros(3 * 4096 + 7, dtype=np.float32)
     x[[5, 4096 + 1, 3 * 4096 + 6]] = 2.0
-    lo, hi, nonfinite, tied = peak(x)
-    assert (lo, hi, nonfinite) == (0.0, 2.0, False)
-    assert tied.tolist() == [5, 4097, 3 * 4096 + 6]
+    region = np.zeros(x.size, dtype=bool)
+    region[[5, 9]] = True
+    p = peak(x, region)
+    assert (p.lo, p.hi, p.nonfinite, p.n_pos, p.tied_in_region) == (0.0, 2.0, False, 2, 1)
+    assert p.tied.tolist() == [5, 4097, 3 * 4096 + 6]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_peak_matches_numpy_on_ties_zeros_and_nonfinite(dtype):
+    rng = np.random.default_rng(4)
+    for trial in range(400):
+        n = int(rng.integers(0, 9000))
+        x = [
+            rng.random(n),
+            rng.integers(-3, 1, n).astype(float),  # ties at a max of 0
+            np.where(rng.random(n) < 0.5, -0.0, 0.0),  # a zero max, both signs
+            rng.integers(-2, 3, n) * 1e30,
+        ][trial % 4].astype(dtype)
+        if n and trial % 5 == 0:
+            x[rng.integers(0, n)] = rng.choice([np.nan, np.inf, -np.inf])
+        region = rng.random(n) < 0.3
+        p = peak(x, region)
+        assert p.nonfinite == (not np.isfinite(x).all())
+        assert p.n_pos == region.sum()
+        if n and not p.nonfinite:
+            assert (p.lo, p.hi) == (x.min(), x.max())
+            assert p.tied.tolist() == np.flatnonzero(x == x.max()).tolist()
+            assert p.tied_in_region == region[p.tied].sum()
+    empty = peak(np.zeros(0, dtype=dtype))
+    assert (empty.lo, empty.hi, empty.tied.size) == (np.inf, -np.inf, 0)
 
 
 def test_radix_ranks_equal_sorted_ranks():

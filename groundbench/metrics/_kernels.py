@@ -209,10 +209,15 @@ def flagged_twice_ranks(values, flag):
     return ranks, ties, ties_f
 
 
-# Values per block of the float64 sums: within a block the additions may be reordered (so
-# they vectorise), which costs at most ~BLOCK / 32 ulp of the block's absolute sum; the
-# blocks' sums then add with compensation.
+# Values per block of the one-pass summary. A block (16-32 KB) is read from memory once and
+# then stays in the L1 cache while the integer pass, the sums and the squared deviations
+# read it. Within a block the float64 additions may be reordered (so they vectorise), which
+# costs at most ~BLOCK / 32 ulp of the block's absolute sum; blocks then combine exactly in
+# order: sums with compensation, squared deviations by Chan et al.'s pairwise update.
 BLOCK = 4096
+
+# what :func:`summary` computes beyond the peak
+PEAK, SUMS, SPREAD = 0, 1, 2
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
@@ -247,94 +252,85 @@ def _add(total, comp, x):
 
 
 @_jit
-def sums(values, region, spread):
-    """``(Σ x, Σ_region x, Σ (x - mean)²)`` in float64 of 1-D float32/64 ``values``.
-
-    ``region`` is a 1-D uint8 (0/1) array of the same length; the third sum (a second pass,
-    around the mean of the first) is 0 unless ``spread``. Relative error about ``BLOCK / 32``
-    ulp of the absolute sums, whatever the map's size.
-    """
-    n = values.size
-    total = comp = inside = inside_comp = 0.0
-    for start in range(0, n, BLOCK):
-        t, r = _block_sums(values[start : start + BLOCK], region[start : start + BLOCK])
-        total, comp = _add(total, comp, t)
-        inside, inside_comp = _add(inside, inside_comp, r)
-    total += comp
-    inside += inside_comp
-    mean = total / max(n, 1)
-    sq = sq_comp = 0.0
-    for start in range(0, n if spread else 0, BLOCK):
-        sq, sq_comp = _add(sq, sq_comp, _block_sq_dev(values[start : start + BLOCK], mean))
-    return total, inside, sq + sq_comp
-
-
-@_jit
 def _block_peak(bits, region, low, shift):
-    """One block: ``(min key, max key, max |bits|, region count)``; keys as :func:`peak`."""
-    k_lo, k_hi, mag = low, ~low, bits.dtype.type(0)
+    """One block: ``(min key, max key, region count)``; keys as :func:`summary`."""
+    k_lo, k_hi = low, ~low
     count = 0
     for i in range(bits.size):
         u = bits[i]
-        mag = max(mag, u & low)
         k = u ^ ((u >> shift) & low)
         k_lo = min(k_lo, k)
         k_hi = max(k_hi, k)
     for i in range(region.size):
         count += region[i]
-    return k_lo, k_hi, mag, count
+    return k_lo, k_hi, count
 
 
 @_jit
 def _value_of(key, values, bits, low, shift):
-    """The float whose key (as :func:`peak`) is ``key``."""
+    """The float whose key (as :func:`summary`) is ``key``."""
     out = np.empty(1, values.dtype)
     out.view(bits.dtype)[0] = key ^ ((key >> shift) & low)
     return out[0]
 
 
 @_jit
-def peak(values, bits, region, low, exp, shift):
-    """Extremes, maximum ties and region count of one map, in one pass (plus the peak's block).
+def summary(values, bits, region, low, exp, shift, what):
+    """One map's extremes, maximum ties, region count and float64 sums: one read of the map.
 
     Args:
         values: 1-D float32/float64 valid pixel values.
         bits: ``values`` viewed as int32/int64.
-        region: 1-D uint8 (0/1) of the same length, or empty (counts are then 0).
+        region: 1-D uint8 (0/1) of the same length, or empty (counts are then 0; ``what``
+            must be :data:`PEAK`).
         low, exp, shift: of ``bits``' type: all bits but the sign, the exponent field, and
             the sign's position (``31`` or ``63``).
+        what: :data:`PEAK`, :data:`SUMS` (also ``Σ x`` and ``Σ_region x``) or :data:`SPREAD`
+            (also ``Σ (x - mean)²``); what is not asked for is 0.
 
     Returns:
-        ``(lo, hi, nonfinite, tied, n_pos, tied_in_region)``: min and max (meaningless when
-        ``nonfinite``: a NaN or ±Inf value); the increasing positions equal to the max (empty
-        when ``nonfinite`` or no value; ``-0.0`` ties with ``+0.0``); the region count and
-        how many tied positions are in it. Integers compare as the floats through the keys
-        ``b ^ ((b >> shift) & low)``: max and min vectorise as integer reductions.
+        ``(lo, hi, nonfinite, n_pos, tied_in_region, total, region_total, sq_dev, tied)``:
+        min and max (meaningless when ``nonfinite``: a NaN or ±Inf value), the region count
+        and how many tied positions are in it, the sums, and the int64 increasing positions
+        equal to the max (none when ``nonfinite`` or no value; ``-0.0`` ties with ``+0.0``). Min and max are integer reductions over
+        the keys ``b ^ ((b >> shift) & low)``, which order as the floats (NaN beyond ±Inf).
     """
     n = values.size
     blocks = (n + BLOCK - 1) // BLOCK
     block_hi = np.empty(blocks, bits.dtype)
-    k_lo, k_hi, mag = low, ~low, bits.dtype.type(0)
+    k_lo, k_hi = low, ~low
     n_pos = 0
     counted = region.size == n
+    total = comp = inside = inside_comp = 0.0
+    done, mean, sq_dev = 0, 0.0, 0.0
     for b in range(blocks):
-        start = b * BLOCK
-        lo_b, hi_b, mag_b, count = _block_peak(
-            bits[start : start + BLOCK],
-            region[start : start + BLOCK] if counted else region,
-            low,
-            shift,
-        )
+        start, stop = b * BLOCK, min(n, (b + 1) * BLOCK)
+        reg = region[start:stop] if counted else region
+        lo_b, hi_b, count = _block_peak(bits[start:stop], reg, low, shift)
         block_hi[b] = hi_b
         k_lo = min(k_lo, lo_b)
         k_hi = max(k_hi, hi_b)
-        mag = max(mag, mag_b)
         n_pos += count
-    nonfinite = mag >= exp
+        if what >= SUMS:
+            t, r = _block_sums(values[start:stop], reg)
+            total, comp = _add(total, comp, t)
+            inside, inside_comp = _add(inside, inside_comp, r)
+            if what == SPREAD:
+                size = stop - start
+                mean_b = t / size
+                delta = mean_b - mean
+                grown = done + size
+                mean += delta * size / grown
+                sq_dev += _block_sq_dev(values[start:stop], mean_b) + delta * delta * (
+                    done * size / grown
+                )
+                done = grown
+    # +Inf and NaN key above every finite value, -Inf and -NaN below
+    nonfinite = k_hi >= exp or k_lo <= ~exp
     lo = _value_of(k_lo, values, bits, low, shift) if n else np.inf
     hi = _value_of(k_hi, values, bits, low, shift) if n else -np.inf
-    found = []
     tied_in_region = 0
+    found = [np.int64(0) for _ in range(0)]
     if n and not nonfinite:
         for b in range(blocks):
             # a block whose max is the other zero can hold ties of a zero max
@@ -345,6 +341,39 @@ def peak(values, bits, region, low, exp, shift):
                         if counted:
                             tied_in_region += region[i]
     tied = np.empty(len(found), np.int64)
-    for j in range(len(found)):
-        tied[j] = found[j]
-    return lo, hi, nonfinite, tied, n_pos, tied_in_region
+    for j, i in enumerate(found):
+        tied[j] = i
+    sums = (total + comp, inside + inside_comp, sq_dev)
+    return (lo, hi, nonfinite, n_pos, tied_in_region) + sums + (tied,)
+
+
+@_jit
+def summaries(maps, bits, regions, low, exp, shift, what):
+    """:func:`summary` of each row of 2-D ``maps`` (``regions``: 2-D uint8, or one empty row).
+
+    Returns:
+        ``(numbers, tied, ends)``: ``(B, 8)`` float64, row ``i`` the first 8 results of map
+        ``i`` (flags and counts as floats); all tied positions, concatenated; ``tied`` of map
+        ``i`` ending at ``ends[i]``.
+    """
+    B = maps.shape[0]
+    numbers = np.empty((B, 8))
+    parts = []
+    ends = np.empty(B, np.int64)
+    total = 0
+    for i in range(B):
+        reg = regions[i] if regions.shape[0] == B else regions[0]
+        lo, hi, nonfinite, n_pos, in_region, s_all, s_in, sq, tied = summary(
+            maps[i], bits[i], reg, low, exp, shift, what
+        )
+        numbers[i, 0], numbers[i, 1], numbers[i, 2], numbers[i, 3] = lo, hi, nonfinite, n_pos
+        numbers[i, 4], numbers[i, 5], numbers[i, 6], numbers[i, 7] = in_region, s_all, s_in, sq
+        parts.append(tied)
+        total += tied.size
+        ends[i] = total
+    flat = np.empty(total, np.int64)
+    start = 0
+    for i in range(B):
+        flat[start : ends[i]] = parts[i]
+        start = ends[i]
+    return numbers, flat, ends

@@ -5,7 +5,7 @@ masked copy, the float64 cast), each written and read back from memory. One map 
 float32 (1.2 MB) stays in the cache between the kernels that read it, so working map by map
 reads each map from memory about once. The passes are compiled loops
 (:mod:`~groundbench.metrics._kernels`) that release the GIL, so the maps run in parallel on
-:func:`~groundbench.metrics._ranks.map_threads`.
+:func:`map_blocks` threads.
 
 A map's numbers depend on that map alone (never on its batch): a map whose pixels are all
 valid is read whole, any other is first compressed to its valid pixels.
@@ -14,13 +14,43 @@ valid is read whole, any other is first compressed to its valid pixels.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from groundbench.metrics import _kernels
+
+T = TypeVar("T")
+
+
+def map_blocks(fn: Callable[[int, int], None], n: int) -> None:
+    """Run ``fn(start, stop)`` on contiguous blocks covering ``range(n)``, one per torch thread.
+
+    One task per thread, so small maps do not pay a task hand-off each; the kernels release
+    the GIL, so the blocks run in parallel.
+    """
+    workers = max(1, min(n, torch.get_num_threads()))
+    bounds = [n * k // workers for k in range(workers + 1)]
+    if workers == 1:
+        fn(0, n)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(fn, bounds[:-1], bounds[1:]))
+
+
+def map_threads(fn: Callable[[int], T], n: int) -> list[T]:
+    """Run ``fn(i)`` for ``i < n`` on :func:`map_blocks` threads; results in order."""
+    out: list[T] = [None] * n  # type: ignore[list-item]
+
+    def block(start: int, stop: int) -> None:
+        for i in range(start, stop):
+            out[i] = fn(i)
+
+    map_blocks(block, n)
+    return out
 
 
 @dataclass(frozen=True)
@@ -58,17 +88,6 @@ def map_views(
     return view
 
 
-class Peak(NamedTuple):
-    """What one pass over a map finds (:func:`peak`)."""
-
-    lo: float  # min (meaningless when nonfinite)
-    hi: float  # max (meaningless when nonfinite)
-    nonfinite: bool  # a NaN or ±Inf value
-    tied: np.ndarray  # int64 increasing positions equal to the max; empty if nonfinite
-    n_pos: int  # region values (0 without a region)
-    tied_in_region: int  # tied positions in the region (0 without a region)
-
-
 # int view, (all bits but the sign, exponent field, sign position) of each float dtype
 _BITS = {
     np.dtype(np.float32): (np.int32, (np.int32(2**31 - 1), np.int32(0x7F800000), np.int32(31))),
@@ -77,84 +96,87 @@ _BITS = {
         (np.int64(2**63 - 1), np.int64(0x7FF0000000000000), np.int64(63)),
     ),
 }
-_NO_REGION = np.zeros(0, dtype=np.uint8)
+_NO_REGION = np.zeros((1, 0), dtype=np.uint8)
 
-
-def peak(x: np.ndarray, region: np.ndarray | None = None) -> Peak:
-    """The :class:`Peak` of 1-D float32/float64 ``x`` and bool ``region`` (same length).
-
-    One compiled pass (:func:`~groundbench.metrics._kernels.peak`): min and max as integer
-    reductions over order-preserving keys, NaN/±Inf from the exponent bits, the region
-    count; then the ties of the max, searched only in the blocks that reach it. An empty
-    ``x`` gives ``lo = inf``, ``hi = -inf``, no ties.
-    """
-    x = np.ascontiguousarray(x)
-    int_type, constants = _BITS[x.dtype]
-    reg = _NO_REGION if region is None else np.ascontiguousarray(region).view(np.uint8)
-    lo, hi, nonfinite, tied, n_pos, tied_in_region = _kernels.peak(
-        x, x.view(int_type), reg, *constants
-    )
-    return Peak(float(lo), float(hi), bool(nonfinite), tied, int(n_pos), int(tied_in_region))
-
-
-def sums(mv: MapView, spread: bool) -> tuple[float, float, float]:
-    """float64 ``(Σ x, Σ_region x, Σ (x - mean)²)`` of a map view (``mv.masks[0]`` the region);
-    the last is 0 unless ``spread``
-    (:func:`~groundbench.metrics._kernels.sums`: blocked, compensated)."""
-    return _kernels.sums(mv.values, mv.masks[0].view(np.uint8), spread)
+PEAK, SUMS, SPREAD = _kernels.PEAK, _kernels.SUMS, _kernels.SPREAD
 
 
 @dataclass(frozen=True)
-class MapSummary:
-    """What pointing, soft-IoU, NSS, AUC and Spearman read of one map and its region.
+class Summaries:
+    """What pointing, soft-IoU, NSS, AUC and Spearman read of each map of a chunk (CPU).
 
-    ``lo, hi, nonfinite`` as :func:`peak`; ``n`` valid and ``n_pos`` region pixels;
-    ``tied`` the flat pixel indices of the maximum's ties (as :func:`peak`) and
-    ``tied_in_region`` how many are region pixels; ``total``, ``region_total`` and
-    ``sq_dev`` as :func:`sums`.
+    Tensors are ``(B,)``: ``lo``, ``hi`` (float64; meaningless where ``nonfinite``: a NaN or
+    ±Inf valid pixel), ``nonfinite`` (bool), ``n`` valid and ``n_pos`` valid region pixels,
+    ``tied_in_region`` (long: maxima in the region), and the float64 sums ``total``
+    (``Σ h``), ``region_total`` (``Σ_R h``) and ``sq_dev`` (``Σ (h - mean)²``), all over the
+    valid pixels (0 where not asked for). ``tied[i]``: the flat pixel indices ``y * X + x``
+    equal to map ``i``'s maximum (increasing; empty where ``nonfinite``).
     """
 
-    lo: float
-    hi: float
-    nonfinite: bool
-    n: int
-    n_pos: int
-    tied: np.ndarray
-    tied_in_region: int
-    total: float
-    sq_dev: float
-    region_total: float
+    lo: torch.Tensor
+    hi: torch.Tensor
+    nonfinite: torch.Tensor
+    n: torch.Tensor
+    n_pos: torch.Tensor
+    tied_in_region: torch.Tensor
+    total: torch.Tensor
+    region_total: torch.Tensor
+    sq_dev: torch.Tensor
+    tied: list[np.ndarray]
 
 
-def summarise(mv: MapView) -> MapSummary:
-    """The :class:`MapSummary` of one map, in one visit while it is in the cache.
+def summarise(
+    h: torch.Tensor, valid: torch.Tensor | None, region: torch.Tensor | None, what: int
+) -> Summaries:
+    """:class:`Summaries` of CPU float32/float64 maps ``h`` ``(B, Y, X)``, one read of each.
 
-    Each field comes from the same kernel, on the same values, as in the metric that reads
-    it alone, so a shared summary gives bit-identical scores.
+    ``what``: :data:`PEAK` (extremes, ties, counts), :data:`SUMS` (also ``total`` and
+    ``region_total``) or :data:`SPREAD` (also ``sq_dev``); sums need a ``region``. Maps run
+    on :func:`map_blocks` threads; a map with padding is first
+    compressed to its valid pixels (its numbers depend on that map alone).
     """
-    p = peak(mv.values, mv.masks[0])
-    total, region_total, sq_dev = sums(mv, spread=True)
-    return MapSummary(
-        lo=p.lo,
-        hi=p.hi,
-        nonfinite=p.nonfinite,
-        n=mv.values.size,
-        n_pos=p.n_pos,
-        tied=mv.pixels(p.tied),
-        tied_in_region=p.tied_in_region,
-        total=total,
-        sq_dev=sq_dev,
-        region_total=region_total,
-    )
+    B = h.shape[0]
+    h_np = np.ascontiguousarray(h.detach().numpy().reshape(B, -1))
+    int_type, constants = _BITS[h_np.dtype]
+    bits = h_np.view(int_type)
+    r_np = _NO_REGION if region is None else region.numpy().reshape(B, -1).view(np.uint8)
+    v_np = None if valid is None else valid.numpy().reshape(B, -1)
+    numbers = np.empty((B, 8))
+    tied: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * B
+    n = np.full(B, h_np.shape[1], dtype=np.int64)
 
+    def block(start: int, stop: int) -> None:
+        if start == stop:
+            return
+        if v_np is None:
+            regions = r_np if region is None else r_np[start:stop]
+            out, flat, ends = _kernels.summaries(
+                h_np[start:stop], bits[start:stop], regions, *constants, what
+            )
+            numbers[start:stop] = out
+            tied[start:stop] = np.split(flat, ends[:-1])
+            return
+        for i in range(start, stop):
+            keep = v_np[i]
+            full = bool(keep.all())
+            x = h_np[i] if full else h_np[i][keep]
+            reg = r_np[0] if region is None else (r_np[i] if full else r_np[i][keep])
+            *first, positions = _kernels.summary(x, x.view(int_type), reg, *constants, what)
+            numbers[i] = first
+            tied[i] = positions if full else np.flatnonzero(keep)[positions]
+            n[i] = x.size
 
-_COLUMN_KINDS = {"nonfinite": torch.bool, "n": torch.long, "n_pos": torch.long}
-_COLUMN_KINDS["tied_in_region"] = torch.long
-
-
-def columns(summaries: list[MapSummary], *fields: str) -> tuple[torch.Tensor, ...]:
-    """``(B,)`` CPU tensors of ``fields`` of the summaries (float64 but for counts and flags)."""
-    return tuple(
-        torch.tensor([getattr(s, f) for s in summaries], dtype=_COLUMN_KINDS.get(f, torch.float64))
-        for f in fields
+    map_blocks(block, B)
+    col = torch.from_numpy(numbers)
+    return Summaries(
+        lo=col[:, 0],
+        hi=col[:, 1],
+        nonfinite=col[:, 2] != 0,
+        n=torch.from_numpy(n),
+        n_pos=col[:, 3].long(),
+        tied_in_region=col[:, 4].long(),
+        total=col[:, 5],
+        region_total=col[:, 6],
+        sq_dev=col[:, 7],
+        tied=tied,
     )

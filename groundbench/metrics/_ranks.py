@@ -11,20 +11,18 @@ Both release the GIL, so maps run in parallel on a thread pool.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
 
 from groundbench.metrics._inputs import Inputs
 from groundbench.metrics._kernels import EXACT_TIE_PIXELS, flagged_twice_ranks, rank_sums
-from groundbench.metrics._permap import MapSummary, map_views, summarise
+from groundbench.metrics._permap import SPREAD, Summaries, map_threads, summarise
 
-T = TypeVar("T")
 # chunk key -> (the keyed tensors, kept alive so their ids stay theirs; rank stats or summaries
 # per map)
 _SHARED: ContextVar[dict[tuple, tuple[list[Any], list[Any]]] | None] = ContextVar(
@@ -149,23 +147,6 @@ def _rank_float32(values: np.ndarray, positive: np.ndarray, *, ties: bool) -> Ra
     return RankStats(u=twice_u / 2, n_pos=int(n_pos), n_neg=values.size - int(n_pos), tie_sum=tie)
 
 
-def map_threads(fn: Callable[[int], T], n: int) -> list[T]:
-    """Run ``fn(i)`` for ``i < n`` on as many threads as torch uses; results in order.
-
-    Each thread takes one contiguous block of indices: one task per thread, so small maps
-    do not pay a task hand-off each.
-    """
-    workers = max(1, min(n, torch.get_num_threads()))
-    if workers == 1:
-        return [fn(i) for i in range(n)]
-    bounds = [n * k // workers for k in range(workers + 1)]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        blocks = pool.map(
-            lambda k: [fn(i) for i in range(bounds[k], bounds[k + 1])], range(workers)
-        )
-        return [r for block in blocks for r in block]
-
-
 def per_map_arrays(
     h: torch.Tensor, region: torch.Tensor, valid: torch.Tensor | None, usable: Sequence[bool]
 ) -> Callable[[int], tuple[np.ndarray, np.ndarray] | None]:
@@ -192,7 +173,7 @@ def shared_ranks() -> Iterator[None]:
     tensor objects as an earlier one reuses that call's per-map rank statistics, which halves
     the cost of the battery. On the CPU, the first of ``pointing`` (region rules), ``soft_iou``,
     ``nss``, ``auc`` and ``spearman`` to run also summarises each map once for all of them
-    (:class:`~groundbench.metrics._permap.MapSummary`: extremes, the peak's ties, counts and
+    (:class:`~groundbench.metrics._permap.Summaries`: extremes, the peak's ties, counts and
     float64 sums), so a battery reads each map about once beyond its sort. Scores are
     bit-identical to separate calls. The tensors must not be modified in place inside the
     block. :class:`~groundbench.metrics.suite.MetricSuite` uses it for each batch.
@@ -214,7 +195,7 @@ def shared_ranks() -> Iterator[None]:
 
 def shared_summaries(
     inputs: Inputs, rows: slice, h: torch.Tensor, valid: torch.Tensor | None
-) -> list[MapSummary] | None:
+) -> Summaries | None:
     """Per-map summaries of one CPU chunk inside :func:`shared_ranks` (computed once), else None."""
     cache = _SHARED.get()
     if cache is None or inputs.region is None or h.device.type != "cpu":
@@ -228,8 +209,7 @@ def shared_summaries(
         rows.stop,
     )
     if key not in cache:
-        view = map_views(h, valid, inputs.region[rows])
-        done = map_threads(lambda i: summarise(view(i)), h.shape[0])
+        done = summarise(h, valid, inputs.region[rows], SPREAD)
         cache[key] = ([inputs.heatmap, inputs.region, inputs.valid], done)
     return cache[key][1]
 

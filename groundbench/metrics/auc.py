@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from groundbench.metrics import METRICS
+from groundbench.metrics import METRICS, _inputs
 from groundbench.metrics._inputs import (
     check_inputs,
     count,
@@ -23,7 +23,7 @@ from groundbench.metrics._inputs import (
     n_valid,
     reasons,
 )
-from groundbench.metrics._permap import columns
+from groundbench.metrics._permap import PEAK, summarise
 from groundbench.metrics._ranks import chunk_rank_stats, shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
@@ -62,9 +62,11 @@ def auc(
     inputs = check_inputs("auc", heatmap, needs=("heatmap", "region"), region=region, valid=valid)
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
-        shared = shared_summaries(inputs, rows, h, v)
-        if shared is not None:
-            nonfinite, n_pos, n = columns(shared, "nonfinite", "n_pos", "n")
+        s = shared_summaries(inputs, rows, h, v)
+        if s is None and _inputs.use_numpy(h):
+            s = summarise(h, v, inputs.region[rows], PEAK)
+        if s is not None:
+            nonfinite, n_pos, n = s.nonfinite, s.n_pos, s.n
         else:
             _, _, nonfinite = masked_minmax(h, v)
             n_pos, n = count(inputs.region[rows], v), n_valid(h, v)

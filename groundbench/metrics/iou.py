@@ -24,8 +24,8 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
-from groundbench.metrics._permap import columns, map_views, peak, sums
-from groundbench.metrics._ranks import map_threads, shared_summaries
+from groundbench.metrics._permap import PEAK, SUMS, map_threads, map_views, summarise
+from groundbench.metrics._ranks import shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
 
@@ -35,34 +35,13 @@ def _miou_numpy(
     """CPU path: per map ``nonfinite``, ``|M ∩ R|``, ``|R|`` and ``|M ∪ R|`` over the valid pixels."""
     view = map_views(h, valid, region, pred_mask)
 
-    def one(i: int) -> tuple[bool, int, int, int]:
-        mv = view(i)
-        reg, pm = mv.masks
+    def one(i: int) -> tuple[int, int, int]:
+        reg, pm = view(i).masks
         inter, n_pos = int(np.count_nonzero(reg & pm)), int(np.count_nonzero(reg))
-        return peak(mv.values).nonfinite, inter, n_pos, n_pos + int(np.count_nonzero(pm)) - inter
+        return inter, n_pos, n_pos + int(np.count_nonzero(pm)) - inter
 
-    done = map_threads(one, h.shape[0])
-    nonfinite = torch.tensor([d[0] for d in done], dtype=torch.bool)
-    return nonfinite, *(torch.tensor([d[k] for d in done], dtype=torch.long) for k in (1, 2, 3))
-
-
-def _soft_iou_numpy(
-    h: torch.Tensor, valid: torch.Tensor | None, region: torch.Tensor
-) -> tuple[torch.Tensor, ...]:
-    """CPU path: per map ``min``, ``max``, ``nonfinite``, valid and region pixel counts, and the
-    float64 sums of the valid and the region values."""
-    view = map_views(h, valid, region)
-
-    def one(i: int) -> tuple:
-        mv = view(i)
-        p = peak(mv.values, mv.masks[0])
-        total, region_total, _ = sums(mv, spread=False)
-        return p.lo, p.hi, p.nonfinite, mv.values.size, p.n_pos, total, region_total
-
-    done = map_threads(one, h.shape[0])
-    kinds = (torch.float64, torch.float64, torch.bool, torch.long, torch.long)
-    kinds += (torch.float64, torch.float64)
-    return tuple(torch.tensor([d[k] for d in done], dtype=t) for k, t in enumerate(kinds))
+    counts = torch.tensor(map_threads(one, h.shape[0]), dtype=torch.long).reshape(-1, 3)
+    return summarise(h, valid, None, PEAK).nonfinite, *counts.unbind(1)
 
 
 @METRICS.register(
@@ -159,13 +138,12 @@ def soft_iou(
     )
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
-        shared = shared_summaries(inputs, rows, h, v)
-        if shared is not None:
-            lo, hi, nonfinite, n, n_pos, s_all, s_pos = columns(
-                shared, "lo", "hi", "nonfinite", "n", "n_pos", "total", "region_total"
-            )
-        elif _inputs.use_numpy(h):
-            lo, hi, nonfinite, n, n_pos, s_all, s_pos = _soft_iou_numpy(h, v, inputs.region[rows])
+        s = shared_summaries(inputs, rows, h, v)
+        if s is None and _inputs.use_numpy(h):
+            s = summarise(h, v, inputs.region[rows], SUMS)
+        if s is not None:
+            lo, hi, nonfinite, n, n_pos = s.lo, s.hi, s.nonfinite, s.n, s.n_pos
+            s_all, s_pos = s.total, s.region_total
         else:
             reg = restrict(inputs.region[rows], v)
             lo, hi, nonfinite = masked_minmax(h, v)

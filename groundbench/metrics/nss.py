@@ -23,32 +23,9 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
-from groundbench.metrics._permap import columns, map_views, peak, sums
-from groundbench.metrics._ranks import map_threads, shared_summaries
+from groundbench.metrics._permap import SPREAD, summarise
+from groundbench.metrics._ranks import shared_summaries
 from groundbench.types import MetricOutput, Undefined
-
-
-def _nss_numpy(
-    h: torch.Tensor, valid: torch.Tensor | None, region: torch.Tensor
-) -> tuple[torch.Tensor, ...]:
-    """CPU path: per map ``min``, ``max``, ``nonfinite``, valid and region pixel counts, mean,
-    region mean minus mean, and population variance (two passes, in float64)."""
-    view = map_views(h, valid, region)
-
-    def one(i: int) -> tuple:
-        mv = view(i)
-        p = peak(mv.values, mv.masks[0])
-        lo, hi, nonfinite, n, n_pos = p.lo, p.hi, p.nonfinite, mv.values.size, p.n_pos
-        total, region_total, sq_dev = sums(mv, spread=True)
-        mean = total / max(n, 1)
-        lift = region_total / max(n_pos, 1) - mean
-        var = sq_dev / max(n, 1)
-        return lo, hi, nonfinite, n, n_pos, mean, lift, var
-
-    done = map_threads(one, h.shape[0])
-    kinds = (torch.float64, torch.float64, torch.bool, torch.long, torch.long)
-    kinds += (torch.float64,) * 3
-    return tuple(torch.tensor([d[k] for d in done], dtype=t) for k, t in enumerate(kinds))
 
 
 @METRICS.register(
@@ -86,16 +63,14 @@ def nss(
     inputs = check_inputs("nss", heatmap, needs=("heatmap", "region"), region=region, valid=valid)
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
-        shared = shared_summaries(inputs, rows, h, v)
-        if shared is not None:
-            lo, hi, nonfinite, n, n_pos, total, sq_dev, region_total = columns(
-                shared, "lo", "hi", "nonfinite", "n", "n_pos", "total", "sq_dev", "region_total"
-            )
-            mean = total / n.clamp(min=1).double()
-            lift = region_total / n_pos.clamp(min=1).double() - mean
-            var = sq_dev / n.clamp(min=1).double()
-        elif _inputs.use_numpy(h):
-            lo, hi, nonfinite, n, n_pos, mean, lift, var = _nss_numpy(h, v, inputs.region[rows])
+        s = shared_summaries(inputs, rows, h, v)
+        if s is None and _inputs.use_numpy(h):
+            s = summarise(h, v, inputs.region[rows], SPREAD)
+        if s is not None:
+            lo, hi, nonfinite, n, n_pos = s.lo, s.hi, s.nonfinite, s.n, s.n_pos
+            mean = s.total / n.clamp(min=1).double()
+            lift = s.region_total / n_pos.clamp(min=1).double() - mean
+            var = s.sq_dev / n.clamp(min=1).double()
         else:
             reg = restrict(inputs.region[rows], v)
             lo, hi, nonfinite = masked_minmax(h, v)

@@ -40,8 +40,8 @@ from groundbench.metrics._inputs import (
     restrict,
     true_coords,
 )
-from groundbench.metrics._permap import columns, map_views, peak
-from groundbench.metrics._ranks import map_threads, shared_summaries
+from groundbench.metrics._permap import PEAK, summarise
+from groundbench.metrics._ranks import shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
 POINTING_VARIANTS: tuple[str | None, ...] = (None, "zhang2016", "mg", "albef")
@@ -142,26 +142,6 @@ def _hits_in_boxes(
     return hits.index_add_(0, b, hit.long())
 
 
-def _peaks_numpy(
-    h: torch.Tensor, valid: torch.Tensor | None, region: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[np.ndarray, ...]]:
-    """CPU path: per map ``nonfinite``, ``tie_count``, tied pixels in the region, valid region
-    pixels (the last two 0 without ``region``), and the ``(b, y, x)`` of every tied pixel."""
-    view = map_views(h, valid, *([] if region is None else [region]))
-
-    def one(i: int) -> tuple[bool, np.ndarray, int, int]:
-        mv = view(i)
-        p = peak(mv.values, None if region is None else mv.masks[0])
-        return p.nonfinite, mv.pixels(p.tied), p.tied_in_region, p.n_pos
-
-    done = map_threads(one, h.shape[0])
-    nonfinite = torch.tensor([d[0] for d in done], dtype=torch.bool)
-    in_region = torch.tensor([d[2] for d in done], dtype=torch.long)
-    n_pos = torch.tensor([d[3] for d in done], dtype=torch.long)
-    nonfinite, tie_count, coords = _peak_coords(nonfinite, [d[1] for d in done], h.shape[2])
-    return nonfinite, tie_count, in_region, n_pos, coords
-
-
 def _peak_coords(
     nonfinite: torch.Tensor, tied: list[np.ndarray], X: int
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[np.ndarray, ...]]:
@@ -233,14 +213,12 @@ def pointing(
     values, codes, ties = [], [], []
     for rows, h, v in iter_chunks(inputs):
         reg = inputs.region[rows] if rule == "region" else None
-        shared = shared_summaries(inputs, rows, h, v) if reg is not None else None
-        if shared is not None:
-            nonfinite, hits, n_pos = columns(shared, "nonfinite", "tied_in_region", "n_pos")
-            nonfinite, tie_count, coords = _peak_coords(
-                nonfinite, [s.tied for s in shared], h.shape[2]
-            )
-        elif _inputs.use_numpy(h):
-            nonfinite, tie_count, hits, n_pos, coords = _peaks_numpy(h, v, reg)
+        s = shared_summaries(inputs, rows, h, v) if reg is not None else None
+        if s is None and _inputs.use_numpy(h):
+            s = summarise(h, v, reg, PEAK)
+        if s is not None:
+            hits, n_pos = s.tied_in_region, s.n_pos
+            nonfinite, tie_count, coords = _peak_coords(s.nonfinite, s.tied, h.shape[2])
         else:
             _, hi, nonfinite = masked_minmax(h, v)
             tied = equal_to(h, torch.where(nonfinite, torch.nan, hi), v)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from groundbench.errors import ProtocolError
-from groundbench.metrics import METRICS
+from groundbench.metrics import METRICS, _inputs
 from groundbench.metrics._inputs import (
     check_inputs,
     count,
@@ -36,11 +36,10 @@ from groundbench.metrics._inputs import (
     restrict,
 )
 from groundbench.metrics._kernels import flagged_twice_ranks
-from groundbench.metrics._permap import columns
+from groundbench.metrics._permap import PEAK, map_threads, summarise
 from groundbench.metrics._ranks import (
     RankStats,
     chunk_rank_stats,
-    map_threads,
     midranks,
     per_map_arrays,
     shared_summaries,
@@ -189,9 +188,11 @@ def spearman(
     values, codes = [], []
     for rows, h, v in iter_chunks(inputs):
         reg = inputs.region[rows]
-        shared = shared_summaries(inputs, rows, h, v)
-        if shared is not None:
-            lo, hi, nonfinite, n_pos, n = columns(shared, "lo", "hi", "nonfinite", "n_pos", "n")
+        s = shared_summaries(inputs, rows, h, v)
+        if s is None and _inputs.use_numpy(h):
+            s = summarise(h, v, reg, PEAK)
+        if s is not None:
+            lo, hi, nonfinite, n_pos, n = s.lo, s.hi, s.nonfinite, s.n_pos, s.n
         else:
             lo, hi, nonfinite = masked_minmax(h, v)
             n_pos, n = count(reg, v), n_valid(h, v)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from groundbench.metrics import METRICS, _inputs
-from groundbench.metrics._permap import peak
+from groundbench.metrics._permap import PEAK, SPREAD, summarise
 from groundbench.metrics._ranks import rank_stats
 from groundbench.types import rasterise_boxes
 
@@ -70,39 +70,63 @@ def test_numpy_kernels_match_torch_kernels_on_ties_and_flat_maps(
         assert torch.equal(value, torch_out.extras[key]), key
 
 
+def _summary(x: np.ndarray, region: np.ndarray | None = None, what: int = PEAK):
+    """:func:`summarise` of one flat map; returns ``(Summaries, tied)``."""
+    h = torch.from_numpy(x).reshape(1, 1, -1)
+    reg = None if region is None else torch.from_numpy(region).reshape(1, 1, -1)
+    s = summarise(h, None, reg, what)
+    return s, s.tied[0]
+
+
 def test_peak_finds_every_tie_across_blocks():
     x = np.zeros(3 * 4096 + 7, dtype=np.float32)
     x[[5, 4096 + 1, 3 * 4096 + 6]] = 2.0
     region = np.zeros(x.size, dtype=bool)
     region[[5, 9]] = True
-    p = peak(x, region)
-    assert (p.lo, p.hi, p.nonfinite, p.n_pos, p.tied_in_region) == (0.0, 2.0, False, 2, 1)
-    assert p.tied.tolist() == [5, 4097, 3 * 4096 + 6]
+    s, tied = _summary(x, region)
+    assert (s.lo.item(), s.hi.item(), s.nonfinite.item()) == (0.0, 2.0, False)
+    assert (s.n_pos.item(), s.tied_in_region.item()) == (2, 1)
+    assert tied.tolist() == [5, 4097, 3 * 4096 + 6]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_peak_matches_numpy_on_ties_zeros_and_nonfinite(dtype):
+def test_summary_matches_numpy_on_ties_zeros_and_nonfinite(dtype):
     rng = np.random.default_rng(4)
-    for trial in range(400):
-        n = int(rng.integers(0, 9000))
+    for trial in range(300):
+        n = int(rng.integers(1, 9000))
         x = [
             rng.random(n),
             rng.integers(-3, 1, n).astype(float),  # ties at a max of 0
             np.where(rng.random(n) < 0.5, -0.0, 0.0),  # a zero max, both signs
             rng.integers(-2, 3, n) * 1e30,
         ][trial % 4].astype(dtype)
-        if n and trial % 5 == 0:
+        if trial % 5 == 0:
             x[rng.integers(0, n)] = rng.choice([np.nan, np.inf, -np.inf])
         region = rng.random(n) < 0.3
-        p = peak(x, region)
-        assert p.nonfinite == (not np.isfinite(x).all())
-        assert p.n_pos == region.sum()
-        if n and not p.nonfinite:
-            assert (p.lo, p.hi) == (x.min(), x.max())
-            assert p.tied.tolist() == np.flatnonzero(x == x.max()).tolist()
-            assert p.tied_in_region == region[p.tied].sum()
-    empty = peak(np.zeros(0, dtype=dtype))
-    assert (empty.lo, empty.hi, empty.tied.size) == (np.inf, -np.inf, 0)
+        s, tied = _summary(x, region, SPREAD)
+        assert s.nonfinite.item() == (not np.isfinite(x).all())
+        assert s.n_pos.item() == region.sum() and s.n.item() == n
+        if not s.nonfinite.item():
+            assert (s.lo.item(), s.hi.item()) == (x.min(), x.max())
+            assert tied.tolist() == np.flatnonzero(x == x.max()).tolist()
+            assert s.tied_in_region.item() == region[tied].sum()
+            x64 = x.astype(np.float64)
+            total, inside = math.fsum(x64), math.fsum(x64[region])
+            sq = math.fsum((x64 - total / n) ** 2)
+            scale = max(np.abs(x64).sum(), 1e-300)
+            assert abs(s.total.item() - total) <= 1e-13 * scale
+            assert abs(s.region_total.item() - inside) <= 1e-13 * scale
+            assert abs(s.sq_dev.item() - sq) <= 1e-12 * max(sq, 1e-300) + 1e-13 * scale
+
+
+def test_summary_of_padded_maps_names_original_pixels():
+    h = torch.zeros(2, 3, 4)
+    h[0, 2, 3] = h[0, 0, 1] = 5.0  # the padded pixel (0, 1) is no maximum
+    h[1, 1, 2] = 1.0
+    valid = torch.ones(2, 3, 4, dtype=torch.bool)
+    valid[0, 0, :2] = False
+    s = summarise(h, valid, None, PEAK)
+    assert [t.tolist() for t in s.tied] == [[11], [6]] and s.n.tolist() == [10, 12]
 
 
 def test_radix_ranks_equal_sorted_ranks():

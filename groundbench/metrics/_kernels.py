@@ -216,8 +216,9 @@ def flagged_twice_ranks(values, flag):
 # order: sums with compensation, squared deviations by Chan et al.'s pairwise update.
 BLOCK = 4096
 
-# what :func:`summary` computes beyond the peak
-PEAK, SUMS, SPREAD = 0, 1, 2
+# what :func:`summary` computes beyond the peak: nothing but whether the region is empty, the
+# region count, also the sums, also the squared deviations
+ANY, PEAK, SUMS, SPREAD = -1, 0, 1, 2
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
@@ -227,7 +228,7 @@ def _block_sums(values, region):
     for i in range(values.size):
         v = np.float64(values[i])
         total += v
-        inside += v * region[i]
+        inside += v if region[i] else 0.0
     return total, inside
 
 
@@ -285,8 +286,10 @@ def summary(values, bits, region, low, exp, shift, what):
             must be :data:`PEAK`).
         low, exp, shift: of ``bits``' type: all bits but the sign, the exponent field, and
             the sign's position (``31`` or ``63``).
-        what: :data:`PEAK`, :data:`SUMS` (also ``Σ x`` and ``Σ_region x``) or :data:`SPREAD`
-            (also ``Σ (x - mean)²``); what is not asked for is 0.
+        what: :data:`ANY` (``n_pos`` only 1 or 0: whether the region has a pixel, found
+            without reading all of it), :data:`PEAK`, :data:`SUMS` (also ``Σ x`` and
+            ``Σ_region x``) or :data:`SPREAD` (also ``Σ (x - mean)²``); sums not asked for
+            are 0.
 
     Returns:
         ``(lo, hi, nonfinite, n_pos, tied_in_region, total, region_total, sq_dev, tied)``:
@@ -305,7 +308,7 @@ def summary(values, bits, region, low, exp, shift, what):
     done, mean, sq_dev = 0, 0.0, 0.0
     for b in range(blocks):
         start, stop = b * BLOCK, min(n, (b + 1) * BLOCK)
-        reg = region[start:stop] if counted else region
+        reg = region[start:stop] if counted and what != ANY else region[:0]
         lo_b, hi_b, count = _block_peak(bits[start:stop], reg, low, shift)
         block_hi[b] = hi_b
         k_lo = min(k_lo, lo_b)
@@ -327,6 +330,11 @@ def summary(values, bits, region, low, exp, shift, what):
                 done = grown
     # +Inf and NaN key above every finite value, -Inf and -NaN below
     nonfinite = k_hi >= exp or k_lo <= ~exp
+    if what == ANY and counted:
+        for i in range(n):
+            if region[i]:
+                n_pos = 1
+                break
     lo = _value_of(k_lo, values, bits, low, shift) if n else np.inf
     hi = _value_of(k_hi, values, bits, low, shift) if n else -np.inf
     tied_in_region = 0

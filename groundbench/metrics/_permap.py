@@ -13,6 +13,8 @@ valid is read whole, any other is first compressed to its valid pixels.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,19 +28,32 @@ from groundbench.metrics import _kernels
 T = TypeVar("T")
 
 
+_POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (process id, threads) -> pool
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """A thread pool of ``threads`` workers, kept for later calls (new after a fork)."""
+    key = (os.getpid(), threads)
+    with _POOL_LOCK:
+        if key not in _POOL:
+            _POOL.clear()  # a forked child's copies have no threads behind them
+            _POOL[key] = ThreadPoolExecutor(threads, thread_name_prefix="groundbench-metrics")
+        return _POOL[key]
+
+
 def map_blocks(fn: Callable[[int, int], None], n: int) -> None:
     """Run ``fn(start, stop)`` on contiguous blocks covering ``range(n)``, one per torch thread.
 
     One task per thread, so small maps do not pay a task hand-off each; the kernels release
-    the GIL, so the blocks run in parallel.
+    the GIL, so the blocks run in parallel on a pool kept between calls.
     """
     workers = max(1, min(n, torch.get_num_threads()))
     bounds = [n * k // workers for k in range(workers + 1)]
     if workers == 1:
         fn(0, n)
         return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(fn, bounds[:-1], bounds[1:]))
+    list(_pool(workers).map(fn, bounds[:-1], bounds[1:]))
 
 
 def map_threads(fn: Callable[[int], T], n: int) -> list[T]:
@@ -98,7 +113,7 @@ _BITS = {
 }
 _NO_REGION = np.zeros((1, 0), dtype=np.uint8)
 
-PEAK, SUMS, SPREAD = _kernels.PEAK, _kernels.SUMS, _kernels.SPREAD
+ANY, PEAK, SUMS, SPREAD = _kernels.ANY, _kernels.PEAK, _kernels.SUMS, _kernels.SPREAD
 
 
 @dataclass(frozen=True)
@@ -131,9 +146,10 @@ def summarise(
     """:class:`Summaries` of CPU float32/float64 maps ``h`` ``(B, Y, X)``, one read of each.
 
     ``what``: :data:`PEAK` (extremes, ties, counts), :data:`SUMS` (also ``total`` and
-    ``region_total``) or :data:`SPREAD` (also ``sq_dev``); sums need a ``region``. Maps run
-    on :func:`map_blocks` threads; a map with padding is first
-    compressed to its valid pixels (its numbers depend on that map alone).
+    ``region_total``) or :data:`SPREAD` (also ``sq_dev``); sums need a ``region``. With
+    :data:`ANY`, ``n_pos`` is only 1 or 0 (whether the region has a valid pixel), found
+    without reading the whole region. Maps run on :func:`map_blocks` threads; a map with
+    padding is first compressed to its valid pixels (its numbers depend on that map alone).
     """
     B = h.shape[0]
     h_np = np.ascontiguousarray(h.detach().numpy().reshape(B, -1))

@@ -40,7 +40,7 @@ from groundbench.metrics._inputs import (
     restrict,
     true_coords,
 )
-from groundbench.metrics._permap import PEAK, summarise
+from groundbench.metrics._permap import ANY, summarise
 from groundbench.metrics._ranks import shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
@@ -215,7 +215,7 @@ def pointing(
         reg = inputs.region[rows] if rule == "region" else None
         s = shared_summaries(inputs, rows, h, v) if reg is not None else None
         if s is None and _inputs.use_numpy(h):
-            s = summarise(h, v, reg, PEAK)
+            s = summarise(h, v, reg, ANY)  # n_pos only tells an empty region
         if s is not None:
             hits, n_pos = s.tied_in_region, s.n_pos
             nonfinite, tie_count, coords = _peak_coords(s.nonfinite, s.tied, h.shape[2])

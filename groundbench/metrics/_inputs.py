@@ -15,7 +15,9 @@ import torch
 from groundbench.errors import DataFormatError
 from groundbench.types import Undefined
 
-# Pixels per chunk: about 64 MB per float32 temporary (54 maps of 480×640).
+# Pixels per chunk: about 64 MB per float32 temporary (54 maps of 480×640). Chunks bound
+# the temporaries of the torch path, the upcast of half maps and the masks of padded maps;
+# unpadded float32/float64 maps on the CPU make none, so they run as one chunk.
 CHUNK_PIXELS = 1 << 24
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -100,13 +102,16 @@ def check_inputs(
 
 
 def iter_chunks(inputs: Inputs) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor | None]]:
-    """Yield ``(rows, heatmap_float32, valid)`` chunks of at most :data:`CHUNK_PIXELS` pixels.
+    """Yield ``(rows, heatmap_float32, valid)`` chunks of at most :data:`CHUNK_PIXELS` pixels
+    (unpadded float32/float64 CPU maps: one chunk).
 
     float16 and bfloat16 maps are upcast to float32 one chunk at a time (their ties stay ties);
     float64 maps are kept. A chunk whose pixels are all valid gets ``valid = None``.
     """
     B, Y, X = inputs.heatmap.shape
     step = max(1, CHUNK_PIXELS // max(1, Y * X))
+    if inputs.valid is None and use_numpy(inputs.heatmap) and inputs.heatmap.dtype not in _HALF:
+        step = max(B, 1)
     for start in range(0, B, step):
         rows = slice(start, min(B, start + step))
         h = inputs.heatmap[rows]

@@ -253,39 +253,49 @@ def _add(total, comp, x):
 
 
 @_jit
-def _block_peak(bits, region, low, shift):
-    """One block: ``(min key, max key, region count)``; keys as :func:`summary`."""
-    k_lo, k_hi = low, ~low
-    count = 0
+def _block_peak(bits, ubits, region):
+    """One non-empty block: ``(max signed bits, max unsigned bits, min unsigned bits, region
+    count)``. Non-negative floats order as their signed bits, negative ones (and ``-0.0``)
+    as their unsigned bits, reversed and above every non-negative one; :func:`summary`
+    reads min, max and NaN/±Inf off these three reductions."""
+    s_hi, u_hi, u_lo = bits[0], ubits[0], ubits[0]
     for i in range(bits.size):
-        u = bits[i]
-        k = u ^ ((u >> shift) & low)
-        k_lo = min(k_lo, k)
-        k_hi = max(k_hi, k)
+        s_hi = max(s_hi, bits[i])
+        u = ubits[i]
+        u_hi = max(u_hi, u)
+        u_lo = min(u_lo, u)
+    count = 0
     for i in range(region.size):
         count += region[i]
-    return k_lo, k_hi, count
+    return s_hi, u_hi, u_lo, count
 
 
 @_jit
-def _value_of(key, values, bits, low, shift):
-    """The float whose key (as :func:`summary`) is ``key``."""
+def _block_any(region):
+    seen = 0
+    for i in range(region.size):
+        seen |= region[i]
+    return seen != 0
+
+
+@_jit
+def _float_of(values, ubits, pattern):
+    """The float of the unsigned bit ``pattern`` (same width as ``ubits``)."""
     out = np.empty(1, values.dtype)
-    out.view(bits.dtype)[0] = key ^ ((key >> shift) & low)
+    out.view(ubits.dtype)[0] = pattern
     return out[0]
 
 
 @_jit
-def summary(values, bits, region, low, exp, shift, what):
+def summary(values, bits, ubits, region, exp, sign, what):
     """One map's extremes, maximum ties, region count and float64 sums: one read of the map.
 
     Args:
         values: 1-D float32/float64 valid pixel values.
-        bits: ``values`` viewed as int32/int64.
+        bits, ubits: ``values`` viewed as int32/int64 and uint32/uint64.
         region: 1-D uint8 (0/1) of the same length, or empty (counts are then 0; ``what``
-            must be :data:`PEAK`).
-        low, exp, shift: of ``bits``' type: all bits but the sign, the exponent field, and
-            the sign's position (``31`` or ``63``).
+            must be :data:`ANY` or :data:`PEAK`).
+        exp, sign: of ``ubits``' type: the exponent field and the sign bit.
         what: :data:`ANY` (``n_pos`` only 1 or 0: whether the region has a pixel, found
             without reading all of it), :data:`PEAK`, :data:`SUMS` (also ``Σ x`` and
             ``Σ_region x``) or :data:`SPREAD` (also ``Σ (x - mean)²``); sums not asked for
@@ -295,13 +305,13 @@ def summary(values, bits, region, low, exp, shift, what):
         ``(lo, hi, nonfinite, n_pos, tied_in_region, total, region_total, sq_dev, tied)``:
         min and max (meaningless when ``nonfinite``: a NaN or ±Inf value), the region count
         and how many tied positions are in it, the sums, and the int64 increasing positions
-        equal to the max (none when ``nonfinite`` or no value; ``-0.0`` ties with ``+0.0``). Min and max are integer reductions over
-        the keys ``b ^ ((b >> shift) & low)``, which order as the floats (NaN beyond ±Inf).
+        equal to the max (none when ``nonfinite`` or no value; ``-0.0`` ties with ``+0.0``).
     """
     n = values.size
     blocks = (n + BLOCK - 1) // BLOCK
-    block_hi = np.empty(blocks, bits.dtype)
-    k_lo, k_hi = low, ~low
+    block_s_hi = np.empty(blocks, bits.dtype)
+    block_u_lo = np.empty(blocks, ubits.dtype)
+    s_hi, u_hi, u_lo = bits.dtype.type(-1), ubits.dtype.type(0), ~ubits.dtype.type(0)
     n_pos = 0
     counted = region.size == n
     total = comp = inside = inside_comp = 0.0
@@ -309,10 +319,11 @@ def summary(values, bits, region, low, exp, shift, what):
     for b in range(blocks):
         start, stop = b * BLOCK, min(n, (b + 1) * BLOCK)
         reg = region[start:stop] if counted and what != ANY else region[:0]
-        lo_b, hi_b, count = _block_peak(bits[start:stop], reg, low, shift)
-        block_hi[b] = hi_b
-        k_lo = min(k_lo, lo_b)
-        k_hi = max(k_hi, hi_b)
+        s_hi_b, u_hi_b, u_lo_b, count = _block_peak(bits[start:stop], ubits[start:stop], reg)
+        block_s_hi[b], block_u_lo[b] = s_hi_b, u_lo_b
+        s_hi = s_hi_b if b == 0 else max(s_hi, s_hi_b)
+        u_hi = max(u_hi, u_hi_b)
+        u_lo = min(u_lo, u_lo_b)
         n_pos += count
         if what >= SUMS:
             t, r = _block_sums(values[start:stop], reg)
@@ -328,21 +339,25 @@ def summary(values, bits, region, low, exp, shift, what):
                     done * size / grown
                 )
                 done = grown
-    # +Inf and NaN key above every finite value, -Inf and -NaN below
-    nonfinite = k_hi >= exp or k_lo <= ~exp
+    non_negative = s_hi >= 0  # some value is +0.0 or above
+    negative = u_hi >= sign  # some value is -0.0 or below
+    nonfinite = (non_negative and s_hi >= bits.dtype.type(exp)) or (negative and u_hi >= sign | exp)
     if what == ANY and counted:
-        for i in range(n):
-            if region[i]:
+        for start in range(0, n, BLOCK):  # block by block, each an OR that vectorises
+            if _block_any(region[start : start + BLOCK]):
                 n_pos = 1
                 break
-    lo = _value_of(k_lo, values, bits, low, shift) if n else np.inf
-    hi = _value_of(k_hi, values, bits, low, shift) if n else -np.inf
+    # (a mixed signed/unsigned expression would go through float64: keep each in its type)
+    lo = _float_of(values, ubits, u_hi if negative else u_lo) if n else np.inf
+    hi_bits = ubits.dtype.type(s_hi) if non_negative else u_lo
+    hi = _float_of(values, ubits, hi_bits) if n else -np.inf
     tied_in_region = 0
     found = [np.int64(0) for _ in range(0)]
     if n and not nonfinite:
         for b in range(blocks):
-            # a block whose max is the other zero can hold ties of a zero max
-            if block_hi[b] == k_hi or (hi == 0 and (block_hi[b] == 0 or block_hi[b] == -1)):
+            reaches = block_s_hi[b] == s_hi if non_negative else block_u_lo[b] == u_lo
+            # a zero max also ties the other zero, which a block's -0.0 holds as its u_lo
+            if reaches or (hi == 0 and block_u_lo[b] == sign):
                 for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
                     if values[i] == hi:
                         found.append(i)
@@ -356,7 +371,7 @@ def summary(values, bits, region, low, exp, shift, what):
 
 
 @_jit
-def summaries(maps, bits, regions, low, exp, shift, what):
+def summaries(maps, bits, ubits, regions, exp, sign, what):
     """:func:`summary` of each row of 2-D ``maps`` (``regions``: 2-D uint8, or one empty row).
 
     Returns:
@@ -372,7 +387,7 @@ def summaries(maps, bits, regions, low, exp, shift, what):
     for i in range(B):
         reg = regions[i] if regions.shape[0] == B else regions[0]
         lo, hi, nonfinite, n_pos, in_region, s_all, s_in, sq, tied = summary(
-            maps[i], bits[i], reg, low, exp, shift, what
+            maps[i], bits[i], ubits[i], reg, exp, sign, what
         )
         numbers[i, 0], numbers[i, 1], numbers[i, 2], numbers[i, 3] = lo, hi, nonfinite, n_pos
         numbers[i, 4], numbers[i, 5], numbers[i, 6], numbers[i, 7] = in_region, s_all, s_in, sq

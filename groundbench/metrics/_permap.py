@@ -103,12 +103,13 @@ def map_views(
     return view
 
 
-# int view, (all bits but the sign, exponent field, sign position) of each float dtype
+# signed and unsigned int views, and (exponent field, sign bit) of each float dtype
 _BITS = {
-    np.dtype(np.float32): (np.int32, (np.int32(2**31 - 1), np.int32(0x7F800000), np.int32(31))),
+    np.dtype(np.float32): (np.int32, np.uint32, (np.uint32(0x7F800000), np.uint32(1 << 31))),
     np.dtype(np.float64): (
         np.int64,
-        (np.int64(2**63 - 1), np.int64(0x7FF0000000000000), np.int64(63)),
+        np.uint64,
+        (np.uint64(0x7FF0000000000000), np.uint64(1 << 63)),
     ),
 }
 _NO_REGION = np.zeros((1, 0), dtype=np.uint8)
@@ -153,8 +154,8 @@ def summarise(
     """
     B = h.shape[0]
     h_np = np.ascontiguousarray(h.detach().numpy().reshape(B, -1))
-    int_type, constants = _BITS[h_np.dtype]
-    bits = h_np.view(int_type)
+    int_type, uint_type, constants = _BITS[h_np.dtype]
+    bits, ubits = h_np.view(int_type), h_np.view(uint_type)
     r_np = _NO_REGION if region is None else region.numpy().reshape(B, -1).view(np.uint8)
     v_np = None if valid is None else valid.numpy().reshape(B, -1)
     numbers = np.empty((B, 8))
@@ -167,7 +168,7 @@ def summarise(
         if v_np is None:
             regions = r_np if region is None else r_np[start:stop]
             out, flat, ends = _kernels.summaries(
-                h_np[start:stop], bits[start:stop], regions, *constants, what
+                h_np[start:stop], bits[start:stop], ubits[start:stop], regions, *constants, what
             )
             numbers[start:stop] = out
             tied[start:stop] = np.split(flat, ends[:-1])
@@ -177,7 +178,9 @@ def summarise(
             full = bool(keep.all())
             x = h_np[i] if full else h_np[i][keep]
             reg = r_np[0] if region is None else (r_np[i] if full else r_np[i][keep])
-            *first, positions = _kernels.summary(x, x.view(int_type), reg, *constants, what)
+            *first, positions = _kernels.summary(
+                x, x.view(int_type), x.view(uint_type), reg, *constants, what
+            )
             numbers[i] = first
             tied[i] = positions if full else np.flatnonzero(keep)[positions]
             n[i] = x.size

@@ -37,7 +37,10 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     key = (os.getpid(), threads)
     with _POOL_LOCK:
         if key not in _POOL:
-            _POOL.clear()  # a forked child's copies have no threads behind them
+            for pid, size in list(_POOL):
+                old = _POOL.pop((pid, size))
+                if pid == os.getpid():  # a forked child's copies have no threads behind them
+                    old.shutdown(wait=False)
             _POOL[key] = ThreadPoolExecutor(threads, thread_name_prefix="groundbench-metrics")
         return _POOL[key]
 
@@ -48,12 +51,13 @@ def map_blocks(fn: Callable[[int, int], None], n: int) -> None:
     One task per thread, so small maps do not pay a task hand-off each; the kernels release
     the GIL, so the blocks run in parallel on a pool kept between calls.
     """
-    workers = max(1, min(n, torch.get_num_threads()))
+    threads = torch.get_num_threads()
+    workers = max(1, min(n, threads))
     bounds = [n * k // workers for k in range(workers + 1)]
     if workers == 1:
         fn(0, n)
         return
-    list(_pool(workers).map(fn, bounds[:-1], bounds[1:]))
+    list(_pool(threads).map(fn, bounds[:-1], bounds[1:]))
 
 
 def map_threads(fn: Callable[[int], T], n: int) -> list[T]:

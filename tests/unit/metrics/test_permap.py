@@ -210,3 +210,31 @@ def test_shared_summaries_give_the_scores_of_separate_calls(padded):
         assert a.extras.keys() == b.extras.keys()
         for key in a.extras:
             assert torch.equal(a.extras[key], b.extras[key])
+
+
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_non_contiguous_maps_score_as_their_contiguous_copies(name, params):
+    inputs = _hard_batch(Y=11, X=11)
+    fn = METRICS.get(name)
+    kw = {k: v for k, v in inputs.items() if k not in ("heatmap", "boxes", "box_count")}
+    kw = {k: v.transpose(1, 2) for k, v in kw.items()}
+    kw.update(boxes=inputs["boxes"], box_count=inputs["box_count"])
+    strided = inputs["heatmap"].transpose(1, 2)
+    assert not strided.is_contiguous()
+    a = fn(strided, **kw, **params)
+    b = fn(strided.contiguous(), **{k: v.contiguous() for k, v in kw.items()}, **params)
+    assert torch.equal(a.undefined, b.undefined)
+    assert torch.equal(a.values.nan_to_num(-7), b.values.nan_to_num(-7))
+
+
+def test_map_threads_keeps_order_across_thread_counts():
+    from groundbench.metrics._permap import map_threads
+
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            assert map_threads(lambda i: i * i, 7) == [i * i for i in range(7)]
+            assert map_threads(lambda i: i, 0) == []
+    finally:
+        torch.set_num_threads(before)

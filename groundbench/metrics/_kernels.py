@@ -342,11 +342,6 @@ def summary(values, bits, ubits, region, exp, sign, what):
     non_negative = s_hi >= 0  # some value is +0.0 or above
     negative = u_hi >= sign  # some value is -0.0 or below
     nonfinite = (non_negative and s_hi >= bits.dtype.type(exp)) or (negative and u_hi >= sign | exp)
-    if what == ANY and counted:
-        for start in range(0, n, BLOCK):  # block by block, each an OR that vectorises
-            if _block_any(region[start : start + BLOCK]):
-                n_pos = 1
-                break
     # (a mixed signed/unsigned expression would go through float64: keep each in its type)
     lo = _float_of(values, ubits, u_hi if negative else u_lo) if n else np.inf
     hi_bits = ubits.dtype.type(s_hi) if non_negative else u_lo
@@ -363,6 +358,12 @@ def summary(values, bits, ubits, region, exp, sign, what):
                         found.append(i)
                         if counted:
                             tied_in_region += region[i]
+    if what == ANY and counted:
+        n_pos = 1 if tied_in_region else 0  # a maximum in the region spares the search
+        for start in range(0 if n_pos == 0 else n, n, 4 * BLOCK):  # ORs that vectorise
+            if _block_any(region[start : start + 4 * BLOCK]):
+                n_pos = 1
+                break
     tied = np.empty(len(found), np.int64)
     for j, i in enumerate(found):
         tied[j] = i

@@ -216,6 +216,10 @@ def flagged_twice_ranks(values, flag):
 # order: sums with compensation, squared deviations by Chan et al.'s pairwise update.
 BLOCK = 4096
 
+# stride of the first, sparse look for a region pixel (:data:`ANY`): a few cache lines per
+# map instead of reading the region up to its first pixel
+PROBE = 1021
+
 # what :func:`summary` computes beyond the peak: nothing but whether the region is empty, the
 # region count, also the sums, also the squared deviations
 ANY, PEAK, SUMS, SPREAD = -1, 0, 1, 2
@@ -276,6 +280,14 @@ def _block_any(region):
     for i in range(region.size):
         seen |= region[i]
     return seen != 0
+
+
+@_jit
+def _count_equal(ubits, a, b):
+    count = 0
+    for i in range(ubits.size):
+        count += (ubits[i] == a) | (ubits[i] == b)
+    return count
 
 
 @_jit
@@ -349,17 +361,29 @@ def summary(values, bits, ubits, region, exp, sign, what):
     tied_in_region = 0
     found = [np.int64(0) for _ in range(0)]
     if n and not nonfinite:
+        # ties are the max's bit pattern, and for a zero max the other zero's too
+        other = hi_bits ^ sign if hi == 0 else hi_bits
         for b in range(blocks):
             reaches = block_s_hi[b] == s_hi if non_negative else block_u_lo[b] == u_lo
             # a zero max also ties the other zero, which a block's -0.0 holds as its u_lo
             if reaches or (hi == 0 and block_u_lo[b] == sign):
-                for i in range(b * BLOCK, min(n, (b + 1) * BLOCK)):
-                    if values[i] == hi:
+                start, stop = b * BLOCK, min(n, (b + 1) * BLOCK)
+                left = _count_equal(ubits[start:stop], hi_bits, other)
+                i = start
+                while left:
+                    if ubits[i] == hi_bits or ubits[i] == other:
                         found.append(i)
+                        left -= 1
                         if counted:
                             tied_in_region += region[i]
+                    i += 1
     if what == ANY and counted:
         n_pos = 1 if tied_in_region else 0  # a maximum in the region spares the search
+        # one byte in every PROBE first (a box of a few dozen pixels holds one), then all
+        for i in range(0 if n_pos == 0 else n, n, PROBE):
+            if region[i]:
+                n_pos = 1
+                break
         for start in range(0 if n_pos == 0 else n, n, 4 * BLOCK):  # ORs that vectorise
             if _block_any(region[start : start + 4 * BLOCK]):
                 n_pos = 1

@@ -1,13 +1,17 @@
 """Compiled per-map kernels of the CPU metric path (numba, ``nogil``: maps run on threads).
 
-The rank metrics need one exact ordering of each map. numpy's comparison sort costs about
-25 ns per float32 of a 480×640 map, so these kernels sort by radix instead: each float32
-becomes a uint32 key in the same order (:func:`_key`), minus the map's smallest key, packed
-with what must travel with it (the region flag, or the pixel index), and sorted in as many
-stable passes of at most 11 bits as the keys' span needs. One walk over the sorted keys then
-gives the tie groups and the rank sums, in integers.
+* Ranks (:func:`rank_sums`, :func:`flagged_twice_ranks`). The rank metrics need one exact
+  ordering of each map. numpy's comparison sort costs about 25 ns per float32 of a 480×640
+  map, so these sort by radix instead: each float32 becomes a uint32 key in the same order
+  (:func:`_key`), minus the map's smallest key, packed with what must travel with it (the
+  region flag, or the pixel index), and sorted in as many stable passes of at most 11 bits as
+  the keys' span needs. One walk over the sorted keys then gives the tie groups and the rank
+  sums, in integers.
+* Everything else (:func:`summary`, :func:`summaries`): extremes, NaN/±Inf, the maximum's
+  ties, region counts and float64 sums of a map in one read of it, block by block.
 
-All kernels take 1-D C-contiguous arrays and compile on first use (cached on disk).
+Arrays are C-contiguous (1-D maps, or 2-D rows of maps); kernels compile on first use and
+are cached on disk.
 """
 
 from __future__ import annotations

@@ -129,8 +129,9 @@ class Summaries:
     ±Inf valid pixel), ``nonfinite`` (bool), ``n`` valid and ``n_pos`` valid region pixels,
     ``tied_in_region`` (long: maxima in the region), and the float64 sums ``total``
     (``Σ h``), ``region_total`` (``Σ_R h``) and ``sq_dev`` (``Σ (h - mean)²``), all over the
-    valid pixels (0 where not asked for). ``tied[i]``: the flat pixel indices ``y * X + x``
-    equal to map ``i``'s maximum (increasing; empty where ``nonfinite``).
+    valid pixels (0 where not asked for). ``tied``: the flat pixel indices ``y * X + x``
+    equal to each map's maximum (int64; map by map, each increasing; none where
+    ``nonfinite``), ``tie_count`` (long) of them per map.
     """
 
     lo: torch.Tensor
@@ -142,7 +143,13 @@ class Summaries:
     total: torch.Tensor
     region_total: torch.Tensor
     sq_dev: torch.Tensor
-    tied: list[np.ndarray]
+    tied: np.ndarray
+    tie_count: torch.Tensor
+
+    def tied_of(self, i: int) -> np.ndarray:
+        """The tied pixel indices of map ``i``."""
+        ends = np.cumsum(self.tie_count.numpy())
+        return self.tied[ends[i] - self.tie_count[i].item() : ends[i]]
 
 
 def summarise(
@@ -163,7 +170,8 @@ def summarise(
     r_np = _NO_REGION if region is None else region.numpy().reshape(B, -1).view(np.uint8)
     v_np = None if valid is None else valid.numpy().reshape(B, -1)
     numbers = np.empty((B, 8))
-    tied: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * B
+    tied: list[np.ndarray] = [np.zeros(0, dtype=np.int64)] * B  # per thread block or map
+    counts = np.zeros(B, dtype=np.int64)
     n = np.full(B, h_np.shape[1], dtype=np.int64)
 
     def block(start: int, stop: int) -> None:
@@ -175,7 +183,8 @@ def summarise(
                 h_np[start:stop], bits[start:stop], ubits[start:stop], regions, *constants, what
             )
             numbers[start:stop] = out
-            tied[start:stop] = np.split(flat, ends[:-1])
+            tied[start] = flat
+            counts[start:stop] = np.diff(ends, prepend=0)
             return
         for i in range(start, stop):
             keep = v_np[i]
@@ -187,6 +196,7 @@ def summarise(
             )
             numbers[i] = first
             tied[i] = positions if full else np.flatnonzero(keep)[positions]
+            counts[i] = positions.size
             n[i] = x.size
 
     map_blocks(block, B)
@@ -201,5 +211,6 @@ def summarise(
         total=col[:, 5],
         region_total=col[:, 6],
         sq_dev=col[:, 7],
-        tied=tied,
+        tied=np.concatenate(tied),
+        tie_count=torch.from_numpy(counts),
     )

@@ -143,14 +143,12 @@ def _hits_in_boxes(
 
 
 def _peak_coords(
-    nonfinite: torch.Tensor, tied: list[np.ndarray], X: int
-) -> tuple[torch.Tensor, torch.Tensor, tuple[np.ndarray, ...]]:
-    """``(nonfinite, tie_count, (b, y, x))`` from each map's flat tied pixel indices."""
-    tie_count = torch.tensor([t.size for t in tied], dtype=torch.long)
-    flat = np.concatenate(tied) if tied else np.zeros(0, dtype=np.int64)
-    b = np.repeat(np.arange(len(tied)), tie_count.numpy())
-    y, x = np.divmod(flat, X)
-    return nonfinite, tie_count, (b, y, x)
+    tied: np.ndarray, tie_count: torch.Tensor, X: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(b, y, x)`` of flat tied pixel indices, ``tie_count`` of them per map in order."""
+    b = np.repeat(np.arange(tie_count.shape[0]), tie_count.numpy())
+    y, x = np.divmod(tied, X)
+    return b, y, x
 
 
 @METRICS.register(
@@ -217,8 +215,8 @@ def pointing(
         if s is None and _inputs.use_numpy(h):
             s = summarise(h, v, reg, ANY)  # n_pos only tells an empty region
         if s is not None:
-            hits, n_pos = s.tied_in_region, s.n_pos
-            nonfinite, tie_count, coords = _peak_coords(s.nonfinite, s.tied, h.shape[2])
+            hits, n_pos, nonfinite, tie_count = s.tied_in_region, s.n_pos, s.nonfinite, s.tie_count
+            coords = _peak_coords(s.tied, tie_count, h.shape[2])
         else:
             _, hi, nonfinite = masked_minmax(h, v)
             tied = equal_to(h, torch.where(nonfinite, torch.nan, hi), v)

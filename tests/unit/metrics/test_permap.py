@@ -75,7 +75,7 @@ def _summary(x: np.ndarray, region: np.ndarray | None = None, what: int = PEAK):
     h = torch.from_numpy(x).reshape(1, 1, -1)
     reg = None if region is None else torch.from_numpy(region).reshape(1, 1, -1)
     s = summarise(h, None, reg, what)
-    return s, s.tied[0]
+    return s, s.tied_of(0)
 
 
 def test_peak_finds_every_tie_across_blocks():
@@ -126,7 +126,7 @@ def test_summary_of_padded_maps_names_original_pixels():
     valid = torch.ones(2, 3, 4, dtype=torch.bool)
     valid[0, 0, :2] = False
     s = summarise(h, valid, None, PEAK)
-    assert [t.tolist() for t in s.tied] == [[11], [6]] and s.n.tolist() == [10, 12]
+    assert [s.tied_of(i).tolist() for i in range(2)] == [[11], [6]] and s.n.tolist() == [10, 12]
 
 
 def test_radix_ranks_equal_sorted_ranks():

@@ -26,9 +26,15 @@ from groundbench.report.records import Records
 def environment(
     device: torch.device, batch_size: int, num_workers: int, world_size: int
 ) -> dict[str, Any]:
-    """Operational settings and versions: recorded, never hashed."""
+    """Operational settings and versions: recorded, never hashed.
+
+    ``cpu`` is the CPU model the metric kernels compiled for: the last digits of float64
+    sums (NSS, soft-IoU) follow its vector width.
+    """
+    import numba
     import numpy
     import scipy
+    from llvmlite import binding
 
     return {
         "device": str(device),
@@ -41,7 +47,9 @@ def environment(
             "torch": torch.__version__,
             "numpy": numpy.__version__,
             "scipy": scipy.__version__,
+            "numba": numba.__version__,
         },
+        "cpu": f"{platform.machine()} {binding.get_host_cpu_name()}",
         "created_at": datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
     }
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from groundbench.metrics._kernels import flagged_twice_ranks, rank_sums
+from groundbench.metrics._kernels import EXACT_TIE_PIXELS, flagged_twice_ranks, rank_sums
 from groundbench.metrics._ranks import rank_stats
 
 
@@ -59,3 +61,16 @@ def test_kernels_take_tiny_maps(n):
     assert rank_sums(x, flag) == (0, 0, 0.0, n)
     ranks, tie_sum, _ = flagged_twice_ranks(x, flag)
     assert ranks.tolist() == [2] * n and tie_sum == 0
+
+
+def test_tie_sums_of_maps_past_the_int64_bound_come_in_float64():
+    n = EXACT_TIE_PIXELS + 7  # Σ (t³ - t) of one group of n would pass 2⁶³
+    x = np.zeros(n, dtype=np.float32)
+    x[: n // 3] = 1.0
+    flag = np.arange(n) % 5 == 0
+    stats = rank_stats(x, flag, ties=True)
+    t = np.array([n // 3, n - n // 3], dtype=np.float64)
+    assert stats.tie_sum == pytest.approx(float(np.sum(t**3 - t)), rel=1e-15)
+    exact = rank_stats(x.astype(np.float64), flag, ties=True)
+    assert (stats.u, stats.n_pos) == (exact.u, exact.n_pos)
+    assert math.isclose(stats.tie_sum, exact.tie_sum, rel_tol=1e-15)

@@ -30,6 +30,7 @@ T = TypeVar("T")
 
 _POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (process id, threads) -> pool
 _POOL_LOCK = threading.Lock()
+_POOL_PREFIX = "groundbench-metrics"
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
@@ -41,7 +42,7 @@ def _pool(threads: int) -> ThreadPoolExecutor:
                 old = _POOL.pop((pid, size))
                 if pid == os.getpid():  # a forked child's copies have no threads behind them
                     old.shutdown(wait=False)
-            _POOL[key] = ThreadPoolExecutor(threads, thread_name_prefix="groundbench-metrics")
+            _POOL[key] = ThreadPoolExecutor(threads, thread_name_prefix=_POOL_PREFIX)
         return _POOL[key]
 
 
@@ -49,9 +50,12 @@ def map_blocks(fn: Callable[[int, int], None], n: int) -> None:
     """Run ``fn(start, stop)`` on contiguous blocks covering ``range(n)``, one per torch thread.
 
     One task per thread, so small maps do not pay a task hand-off each; the kernels release
-    the GIL, so the blocks run in parallel on a pool kept between calls.
+    the GIL, so the blocks run in parallel on a pool kept between calls. Called from one of
+    the pool's own threads, it runs inline (waiting on the pool there could deadlock it).
     """
     threads = torch.get_num_threads()
+    if threading.current_thread().name.startswith(_POOL_PREFIX):
+        threads = 1
     workers = max(1, min(n, threads))
     bounds = [n * k // workers for k in range(workers + 1)]
     if workers == 1:

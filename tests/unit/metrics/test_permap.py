@@ -238,3 +238,15 @@ def test_map_threads_keeps_order_across_thread_counts():
             assert map_threads(lambda i: i, 0) == []
     finally:
         torch.set_num_threads(before)
+
+
+def test_map_threads_nested_in_its_own_pool_runs_inline():
+    from groundbench.metrics._permap import map_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        inner = map_threads(lambda i: map_threads(lambda j: i * 10 + j, 3), 4)
+        assert inner == [[i * 10 + j for j in range(3)] for i in range(4)]
+    finally:
+        torch.set_num_threads(before)

@@ -165,7 +165,12 @@ def rank_sums(values, flag):
 
 @_jit
 def flagged_twice_ranks(values, flag):
-    """Doubled 1-based mid-ranks of the flagged values among all float32 ``values`` (finite).
+    """Doubled 1-based mid-ranks of the flagged values among all float32 ``values`` (finite,
+    fewer than 2³¹).
+
+    Each key travels with the flag and, for a flagged value, its place among the flagged
+    ones (bit 31 and bits 0-30 below the key), so the walk over the sorted keys writes each
+    flagged rank straight to its place.
 
     Returns:
         ``(ranks, tie_sum, tie_sum_f)``: int64 ``2 r`` of each flagged value, in the order of
@@ -174,25 +179,26 @@ def flagged_twice_ranks(values, flag):
     """
     bits = values.view(np.uint32)
     n = bits.size
-    slot = np.empty(n, np.int64)
-    count = 0
-    for i in range(n):
-        slot[i] = count
-        count += 1 if flag[i] else 0
-    ranks = np.empty(count, np.int64)
     if n == 0:
-        return ranks, np.int64(0), 0.0
+        return np.empty(0, np.int64), np.int64(0), 0.0
     lo, hi = _key_range(bits)
     passes, digit = _plan(_bit_length(hi - lo))
     mask = np.uint64((1 << digit) - 1)
     hist = np.zeros((3, 1 << digit), np.int64)
     packed = np.empty(n, np.uint64)
+    marked = np.uint64(1 << 31)
+    count = 0
     for i in range(n):
         k = np.uint64(_key(bits[i]) - lo)
-        packed[i] = (k << np.uint64(32)) | np.uint64(i)
+        if flag[i]:
+            packed[i] = (k << np.uint64(32)) | marked | np.uint64(count)
+            count += 1
+        else:
+            packed[i] = k << np.uint64(32)
         _count(hist, k, digit, mask)
     packed = _radix_sort(packed, hist, 32, passes, digit)
-    low = np.uint64(0xFFFFFFFF)
+    ranks = np.empty(count, np.int64)
+    place = np.uint64(0x7FFFFFFF)
     ties = np.int64(0)
     ties_f = 0.0
     i = 0
@@ -206,9 +212,85 @@ def flagged_twice_ranks(values, flag):
             ties += t * t * t - t
             ties_f += float(t) * float(t) * float(t) - float(t)
         for m in range(i, j):
-            pixel = np.int64(packed[m] & low)
-            if flag[pixel]:
-                ranks[slot[pixel]] = i + j + 1
+            if packed[m] & marked:
+                ranks[np.int64(packed[m] & place)] = i + j + 1
+        i = j
+    return ranks, ties, ties_f
+
+
+def twice_ranks(values: np.ndarray) -> tuple[np.ndarray, int, float]:
+    """Doubled 1-based mid-ranks of 1-D finite float32/float64 ``values``, in their order.
+
+    The keys (as :func:`_key`, 64-bit for float64) minus the smallest are radix-sorted with
+    their positions beside them, in as many passes of at most 11 bits as their span needs.
+
+    Returns:
+        ``(ranks, tie_sum, tie_sum_f)``: int64 ``2 r``; ``Σ (t³ - t)`` over the groups of
+        equal values (int64, exact below :data:`EXACT_TIE_PIXELS` values, and float64).
+    """
+    values = np.ascontiguousarray(values)
+    return _twice_ranks(values.view(np.uint32 if values.dtype == np.float32 else np.uint64))
+
+
+@_jit
+def _twice_ranks(bits):
+    """:func:`twice_ranks` of the floats whose unsigned bits are ``bits``."""
+    n = bits.size
+    sign = np.uint64(1) << np.uint64(bits.itemsize * 8 - 1)
+    keys = np.empty(n, np.uint64)
+    lo, hi = ~np.uint64(0), np.uint64(0)
+    for i in range(n):
+        u = np.uint64(bits[i])
+        if u == sign:
+            u = np.uint64(0)  # -0.0 ranks as +0.0
+        k = (~u & ((sign << np.uint64(1)) - np.uint64(1))) if u & sign else u | sign
+        keys[i] = k
+        lo = min(lo, k)
+        hi = max(hi, k)
+    width = 0
+    while width < 64 and ((hi - lo) >> np.uint64(width)) != 0:
+        width += 1
+    passes = max(1, (width + 10) // 11)
+    digit = (width + passes - 1) // passes
+    mask = np.uint64((1 << digit) - 1)
+    hist = np.zeros((passes, 1 << digit), np.int64)
+    for i in range(n):
+        keys[i] -= lo
+        for p in range(passes):
+            hist[p, (keys[i] >> np.uint64(p * digit)) & mask] += 1
+    order = np.arange(n)
+    keys_to, order_to = np.empty_like(keys), np.empty_like(order)
+    for p in range(passes):
+        h = hist[p]
+        if h.max() == n:
+            continue
+        total = 0
+        for j in range(h.size):
+            c = h[j]
+            h[j] = total
+            total += c
+        shift = np.uint64(p * digit)
+        for i in range(n):
+            d = (keys[i] >> shift) & mask
+            keys_to[h[d]] = keys[i]
+            order_to[h[d]] = order[i]
+            h[d] += 1
+        keys, keys_to = keys_to, keys
+        order, order_to = order_to, order
+    ranks = np.empty(n, np.int64)
+    ties = np.int64(0)
+    ties_f = 0.0
+    i = 0
+    while i < n:
+        j = i
+        while j < n and keys[j] == keys[i]:
+            j += 1
+        t = np.int64(j - i)
+        if t > 1:
+            ties += t * t * t - t
+            ties_f += float(t) * float(t) * float(t) - float(t)
+        for m in range(i, j):
+            ranks[order[m]] = i + j + 1
         i = j
     return ranks, ties, ties_f
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from groundbench.metrics._inputs import Inputs
-from groundbench.metrics._kernels import EXACT_TIE_PIXELS, flagged_twice_ranks, rank_sums
+from groundbench.metrics._kernels import EXACT_TIE_PIXELS, rank_sums, twice_ranks
 from groundbench.metrics._permap import SPREAD, Summaries, map_threads, summarise
 
 # chunk key -> (the keyed tensors, kept alive so their ids stay theirs; rank stats or summaries
@@ -101,35 +101,9 @@ def rank_stats(values: np.ndarray, positive: np.ndarray, *, ties: bool) -> RankS
 
 
 def midranks(values: np.ndarray) -> np.ndarray:
-    """1-based mid-ranks of 1-D finite ``values`` (float64), as ``scipy.stats.rankdata``.
-
-    float32 values are ranked by :func:`~groundbench.metrics._kernels.flagged_twice_ranks`;
-    others by a stable argsort.
-    """
-    if values.dtype == np.float32:
-        twice, _, _ = flagged_twice_ranks(
-            np.ascontiguousarray(values), np.ones(values.size, dtype=np.bool_)
-        )
-        return twice / 2
-    order = np.argsort(values, kind="stable")
-    start, stop, group = tie_groups(values[order])
-    ranks = np.empty(values.size)
-    ranks[order] = ((start + stop + 1) / 2)[group]
-    return ranks
-
-
-def tie_groups(sorted_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Runs of equal values in sorted 1-D keys: ``(start, stop, group of each position)``.
-
-    Example:
-        >>> [a.tolist() for a in tie_groups(np.array([1.0, 1.0, 2.0]))]
-        [[0, 2], [2, 3], [0, 0, 1]]
-    """
-    n = sorted_keys.size
-    change = np.ones(n, dtype=bool)
-    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=change[1:])
-    start = np.flatnonzero(change)
-    return start, np.append(start[1:], n), np.cumsum(change) - 1
+    """1-based mid-ranks of 1-D finite float32/float64 ``values`` (float64), as
+    ``scipy.stats.rankdata`` (:func:`~groundbench.metrics._kernels.twice_ranks`)."""
+    return twice_ranks(values)[0] / 2
 
 
 def _rank_float32(values: np.ndarray, positive: np.ndarray, *, ties: bool) -> RankStats:

@@ -35,7 +35,7 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
-from groundbench.metrics._kernels import flagged_twice_ranks
+from groundbench.metrics._kernels import flagged_twice_ranks, twice_ranks
 from groundbench.metrics._permap import PEAK, map_threads, summarise
 from groundbench.metrics._ranks import (
     RankStats,
@@ -43,7 +43,6 @@ from groundbench.metrics._ranks import (
     midranks,
     per_map_arrays,
     shared_summaries,
-    tie_groups,
 )
 from groundbench.types import MetricOutput, Undefined
 
@@ -57,52 +56,39 @@ def _rho_from_ranks(s: RankStats) -> float:
     return cov / math.sqrt(var_r * var_g)
 
 
+def _spans(present: np.ndarray, radius: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` runs covering the True entries of ``present`` widened by ``radius``
+    each side (clipped to its length), merged where they touch."""
+    n = present.size
+    at = np.flatnonzero(present)
+    depth = np.zeros(n + 1, dtype=np.int64)  # how many widened entries cover each index
+    np.add.at(depth, np.maximum(at - radius, 0), 1)
+    np.add.at(depth, np.minimum(at + radius + 1, n), -1)
+    covered = np.concatenate(([False], np.cumsum(depth[:n]) > 0, [False]))
+    edges = np.flatnonzero(covered[1:] != covered[:-1])
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
 def blur_region(region: np.ndarray, sigma_px: float) -> np.ndarray:
     """``gaussian_filter(region, sigma_px, mode="constant")`` in float64, bit for bit, faster.
 
-    The filter is two 1-D passes, each reading ``int(4 sigma + 0.5)`` pixels either side
-    (scipy's truncation), with zeros outside the image. Past that radius around the region's
-    bounding box every output is an exact 0, and inside it each output sums the same terms in
-    the same order whether the image is cropped there or not, so only the crop is filtered.
+    The filter is two 1-D passes (rows, then columns), each reading ``r = int(4 sigma + 0.5)``
+    pixels either side (scipy's truncation), with zeros outside the image. Region rows widened
+    by ``r`` and merged make bands; in each band, the region's columns widened by ``r`` make
+    boxes. Bands lie over ``2 r`` rows apart and boxes of a band over ``2 r`` columns apart,
+    so no output reads two of them: every output outside the boxes is an exact 0, and inside
+    one it sums the same terms in the same order whether the image is cropped to that box or
+    not. Only the boxes are filtered.
     """
     from scipy.ndimage import gaussian_filter
 
     out = np.zeros(region.shape)
-    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
-    if rows.size == 0:
-        return out
     radius = int(4.0 * float(sigma_px) + 0.5)
-    y0, y1 = max(rows[0] - radius, 0), min(rows[-1] + radius + 1, region.shape[0])
-    x0, x1 = max(cols[0] - radius, 0), min(cols[-1] + radius + 1, region.shape[1])
-    crop = region[y0:y1, x0:x1].astype(np.float64)
-    out[y0:y1, x0:x1] = gaussian_filter(crop, sigma_px, mode="constant")
+    for y0, y1 in _spans(region.any(axis=1), radius):
+        for x0, x1 in _spans(region[y0:y1].any(axis=0), radius):
+            crop = region[y0:y1, x0:x1].astype(np.float64)
+            out[y0:y1, x0:x1] = gaussian_filter(crop, sigma_px, mode="constant")
     return out
-
-
-def _target_midranks(target: np.ndarray) -> np.ndarray:
-    """:func:`midranks` of a blurred indicator: its zeros (most pixels) form one tie group."""
-    if target.size == 0 or target.min() < 0:
-        return midranks(target)
-    positive = np.flatnonzero(target)
-    zeros = target.size - positive.size
-    ranks = np.full(target.size, (zeros + 1) / 2)
-    if positive.size:
-        ranks[positive] = midranks(target[positive]) + zeros
-    return ranks
-
-
-def _twice_midranks(values: np.ndarray) -> tuple[np.ndarray, int]:
-    """``(2 × mid-ranks (int64), Σ (t³ - t) over tie groups)`` of 1-D ``values``.
-
-    Ranks the target's positive values in raster order, where a blur leaves long sorted
-    runs (a stable sort finds them).
-    """
-    order = np.argsort(values, kind="stable")
-    start, stop, group = tie_groups(values[order])
-    twice = np.empty(values.size, dtype=np.int64)
-    twice[order] = (start + stop + 1)[group]
-    t = stop - start
-    return twice, int((t**3 - t).sum(dtype=np.int64))
 
 
 # above this many pixels the int64 sum of products of doubled ranks could overflow
@@ -113,7 +99,7 @@ def _rho_blurred(values: np.ndarray, target: np.ndarray) -> float:
     if values.dtype == np.float32 and 0 < values.size <= _EXACT_RHO_PIXELS and target.min() >= 0:
         return _rho_blurred_exact(values, target)
     rh = midranks(values)
-    rt = _target_midranks(target)
+    rt = midranks(target)
     rh -= rh.mean()
     rt -= rt.mean()
     # elementwise products and pairwise sums: np.dot would call a threaded BLAS
@@ -133,12 +119,11 @@ def _rho_blurred_exact(values: np.ndarray, target: np.ndarray) -> float:
     positive = target > 0
     a, tie_h, _ = flagged_twice_ranks(np.ascontiguousarray(values), positive)
     z = n - a.size  # target zeros
-    b, tie_g = _twice_midranks(target[positive])
+    b, tie_g, _ = twice_ranks(target[positive])
     b += 2 * z
     sum_a = int(a.sum(dtype=np.int64))
     cross = int(np.dot(a, b)) + (z + 1) * (n * (n + 1) - sum_a) - n * (n + 1) ** 2
-    tie_g += z**3 - z
-    d_h, d_g = n**3 - n - int(tie_h), n**3 - n - tie_g
+    d_h, d_g = n**3 - n - int(tie_h), n**3 - n - int(tie_g) - (z**3 - z)
     if d_h <= 0 or d_g <= 0:
         return float("nan")
     return 3 * cross / math.sqrt(d_h * d_g)

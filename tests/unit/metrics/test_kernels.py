@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from groundbench.metrics._kernels import EXACT_TIE_PIXELS, flagged_twice_ranks, rank_sums
+from groundbench.metrics._kernels import (
+    EXACT_TIE_PIXELS,
+    flagged_twice_ranks,
+    rank_sums,
+    twice_ranks,
+)
 from groundbench.metrics._ranks import rank_stats
 
 
@@ -74,3 +79,16 @@ def test_tie_sums_of_maps_past_the_int64_bound_come_in_float64():
     exact = rank_stats(x.astype(np.float64), flag, ties=True)
     assert (stats.u, stats.n_pos) == (exact.u, exact.n_pos)
     assert math.isclose(stats.tie_sum, exact.tie_sum, rel_tol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_twice_ranks_equal_scipy_rankdata(dtype):
+    rng = np.random.default_rng(3)
+    for x, _ in _maps(rng):
+        x = x.astype(dtype)
+        if dtype == np.float64 and x.size:
+            x[rng.random(x.size) < 0.3] *= 1e250  # a span of 64-bit keys
+        ranks, tie_sum, tie_sum_f = twice_ranks(x)
+        assert np.array_equal(ranks, rankdata(x) * 2)
+        _, groups = np.unique(x, return_counts=True)
+        assert tie_sum == tie_sum_f == int((groups.astype(np.int64) ** 3 - groups).sum())

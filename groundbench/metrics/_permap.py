@@ -4,7 +4,7 @@ A batched torch pass materialises a ``(B, Y, X)`` temporary per step (the tied m
 masked copy, the float64 cast), each written and read back from memory. One map of 480×640
 float32 (1.2 MB) stays in the cache between the kernels that read it, so working map by map
 reads each map from memory about once. The passes are compiled loops
-(:mod:`~groundbench.metrics._kernels`) that release the GIL, so the maps run in parallel on
+(:mod:`~groundbench.metrics._scan`) that release the GIL, so the maps run in parallel on
 :func:`map_blocks` threads.
 
 A map's numbers depend on that map alone (never on its batch): a map whose pixels are all
@@ -23,7 +23,7 @@ from typing import TypeVar
 import numpy as np
 import torch
 
-from groundbench.metrics import _kernels
+from groundbench.metrics import _scan
 
 T = TypeVar("T")
 
@@ -122,7 +122,7 @@ _BITS = {
 }
 _NO_REGION = np.zeros((1, 0), dtype=np.uint8)
 
-ANY, PEAK, SUMS, SPREAD = _kernels.ANY, _kernels.PEAK, _kernels.SUMS, _kernels.SPREAD
+ANY, PEAK, SUMS, SPREAD = _scan.ANY, _scan.PEAK, _scan.SUMS, _scan.SPREAD
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ def summarise(
             return
         if v_np is None:
             regions = r_np if region is None else r_np[start:stop]
-            out, flat, ends = _kernels.summaries(
+            out, flat, ends = _scan.summaries(
                 h_np[start:stop], bits[start:stop], ubits[start:stop], regions, *constants, what
             )
             numbers[start:stop] = out
@@ -195,7 +195,7 @@ def summarise(
             full = bool(keep.all())
             x = h_np[i] if full else h_np[i][keep]
             reg = r_np[0] if region is None else (r_np[i] if full else r_np[i][keep])
-            *first, positions = _kernels.summary(
+            *first, positions = _scan.summary(
                 x, x.view(int_type), x.view(uint_type), reg, *constants, what
             )
             numbers[i] = first

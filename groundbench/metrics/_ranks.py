@@ -3,7 +3,7 @@
 AUC and Spearman's rho against the region indicator both reduce to the Mann–Whitney
 statistic ``U`` of the region's pixel values against the others, plus (for rho) the sizes of
 the groups of tied values. float32 maps get both from one radix sort
-(:func:`~groundbench.metrics._kernels.rank_sums`); float64 maps sort the region pixels and
+(:func:`~groundbench.metrics._radix.rank_sums`); float64 maps sort the region pixels and
 the other pixels apart and locate one in the other (``searchsorted`` with sorted queries).
 Both release the GIL, so maps run in parallel on a thread pool.
 """
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from groundbench.metrics._inputs import Inputs
-from groundbench.metrics._kernels import EXACT_TIE_PIXELS, rank_sums, twice_ranks
 from groundbench.metrics._permap import SPREAD, Summaries, map_threads, summarise
+from groundbench.metrics._radix import EXACT_TIE_PIXELS, rank_sums, twice_ranks
 
 # chunk key -> (the keyed tensors, kept alive so their ids stay theirs; rank stats or summaries
 # per map)
@@ -102,13 +102,13 @@ def rank_stats(values: np.ndarray, positive: np.ndarray, *, ties: bool) -> RankS
 
 def midranks(values: np.ndarray) -> np.ndarray:
     """1-based mid-ranks of 1-D finite float32/float64 ``values`` (float64), as
-    ``scipy.stats.rankdata`` (:func:`~groundbench.metrics._kernels.twice_ranks`)."""
+    ``scipy.stats.rankdata`` (:func:`~groundbench.metrics._radix.twice_ranks`)."""
     return twice_ranks(values)[0] / 2
 
 
 def _rank_float32(values: np.ndarray, positive: np.ndarray, *, ties: bool) -> RankStats:
     """:func:`rank_stats` of float32 ``values``: one radix sort
-    (:func:`~groundbench.metrics._kernels.rank_sums`), integer sums of sorted positions."""
+    (:func:`~groundbench.metrics._radix.rank_sums`), integer sums of sorted positions."""
     twice_u, tie_sum, tie_sum_f, n_pos = rank_sums(
         np.ascontiguousarray(values), np.ascontiguousarray(positive)
     )

@@ -35,8 +35,8 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
-from groundbench.metrics._kernels import flagged_twice_ranks, twice_ranks
 from groundbench.metrics._permap import PEAK, map_threads, summarise
+from groundbench.metrics._radix import flagged_twice_ranks, twice_ranks
 from groundbench.metrics._ranks import (
     RankStats,
     chunk_rank_stats,

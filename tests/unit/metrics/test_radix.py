@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import rankdata
 
-from groundbench.metrics._kernels import (
+from groundbench.metrics._radix import (
     EXACT_TIE_PIXELS,
     flagged_twice_ranks,
     rank_sums,

@@ -66,6 +66,29 @@ def _count(hist, x, width, mask):
 
 
 @_jit
+def _add_ties(ties, ties_f, t):
+    """Add a group of ``t`` equal values' ``t³ - t`` to the int64 and float64 tie sums."""
+    if t > 1:
+        ties += t * t * t - t
+        ties_f += float(t) * float(t) * float(t) - float(t)
+    return ties, ties_f
+
+
+@_jit
+def _to_offsets(h, n):
+    """Turn digit counts ``h`` into each digit's first output position, in place. False
+    (``h`` untouched) when one digit holds all ``n`` keys: the pass would move nothing."""
+    if h.max() == n:
+        return False
+    total = 0
+    for j in range(h.size):
+        c = h[j]
+        h[j] = total
+        total += c
+    return True
+
+
+@_jit
 def _radix_sort(a, hist, low_bit, passes, width):
     """Sort packed ``a`` stably by ``passes`` digits of ``width`` bits from ``low_bit`` up,
     given their histograms (``hist``, filled by :func:`_count`); returns the sorted array
@@ -75,13 +98,8 @@ def _radix_sort(a, hist, low_bit, passes, width):
     dst = np.empty_like(a)
     for p in range(passes):
         h = hist[p]
-        if h.max() == a.size:  # one digit value: this pass would not move anything
+        if not _to_offsets(h, a.size):
             continue
-        total = 0
-        for j in range(h.size):
-            c = h[j]
-            h[j] = total
-            total += c
         shift = np.uint64(low_bit + p * width)
         for i in range(src.size):
             x = src[i]
@@ -110,10 +128,7 @@ def _flag_rank_sums(packed):
         while j < n and (np.uint64(packed[j]) >> one) == k:
             f += np.int64(np.uint64(packed[j]) & one)
             j += 1
-        t = np.int64(j - i)
-        if t > 1:
-            ties += t * t * t - t
-            ties_f += float(t) * float(t) * float(t) - float(t)
+        ties, ties_f = _add_ties(ties, ties_f, np.int64(j - i))
         twice += f * (i + j - 1)
         flagged += f
         i = j
@@ -202,10 +217,7 @@ def flagged_twice_ranks(values, flag):
         j = i
         while j < n and (packed[j] >> np.uint64(32)) == k:
             j += 1
-        t = np.int64(j - i)
-        if t > 1:
-            ties += t * t * t - t
-            ties_f += float(t) * float(t) * float(t) - float(t)
+        ties, ties_f = _add_ties(ties, ties_f, np.int64(j - i))
         for m in range(i, j):
             if packed[m] & marked:
                 ranks[np.int64(packed[m] & place)] = i + j + 1
@@ -257,13 +269,8 @@ def _twice_ranks(bits):
     keys_to, order_to = np.empty_like(keys), np.empty_like(order)
     for p in range(passes):
         h = hist[p]
-        if h.max() == n:
+        if not _to_offsets(h, n):
             continue
-        total = 0
-        for j in range(h.size):
-            c = h[j]
-            h[j] = total
-            total += c
         shift = np.uint64(p * digit)
         for i in range(n):
             d = (keys[i] >> shift) & mask
@@ -280,10 +287,7 @@ def _twice_ranks(bits):
         j = i
         while j < n and keys[j] == keys[i]:
             j += 1
-        t = np.int64(j - i)
-        if t > 1:
-            ties += t * t * t - t
-            ties_f += float(t) * float(t) * float(t) - float(t)
+        ties, ties_f = _add_ties(ties, ties_f, np.int64(j - i))
         for m in range(i, j):
             ranks[order[m]] = i + j + 1
         i = j

@@ -31,6 +31,8 @@ T = TypeVar("T")
 _POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (process id, threads) -> pool
 _POOL_LOCK = threading.Lock()
 _POOL_PREFIX = "groundbench-metrics"
+# pixels of work that pay for handing a block to another thread (a few maps of 480×640)
+THREAD_PIXELS = 1 << 20
 
 
 def _pool(threads: int) -> ThreadPoolExecutor:
@@ -46,33 +48,44 @@ def _pool(threads: int) -> ThreadPoolExecutor:
         return _POOL[key]
 
 
-def map_blocks(fn: Callable[[int, int], None], n: int) -> None:
+def map_blocks(fn: Callable[[int, int], None], n: int, pixels: int = THREAD_PIXELS) -> None:
     """Run ``fn(start, stop)`` on contiguous blocks covering ``range(n)``, one per torch thread.
 
     One task per thread, so small maps do not pay a task hand-off each; the kernels release
-    the GIL, so the blocks run in parallel on a pool kept between calls. Called from one of
-    the pool's own threads, it runs inline (waiting on the pool there could deadlock it).
+    the GIL, so the blocks run in parallel on a pool kept between calls. Items of ``pixels``
+    pixels each get a thread per :data:`THREAD_PIXELS` at most (a hand-off costs about as
+    much as reading that many). Called from one of the pool's own threads, it runs inline
+    (waiting on the pool there could deadlock it).
     """
     threads = torch.get_num_threads()
     if threading.current_thread().name.startswith(_POOL_PREFIX):
         threads = 1
-    workers = max(1, min(n, threads))
+    workers = max(1, min(n, threads, n * pixels // THREAD_PIXELS))
     bounds = [n * k // workers for k in range(workers + 1)]
     if workers == 1:
         fn(0, n)
         return
-    list(_pool(threads).map(fn, bounds[:-1], bounds[1:]))
+    # the caller takes the first block itself: one hand-off fewer, and no idle wait
+    pending = [
+        _pool(threads).submit(fn, a, b) for a, b in zip(bounds[1:-1], bounds[2:], strict=True)
+    ]
+    try:
+        fn(bounds[0], bounds[1])
+    finally:
+        for future in pending:
+            future.result()  # waits for every block; re-raises the first error
 
 
-def map_threads(fn: Callable[[int], T], n: int) -> list[T]:
-    """Run ``fn(i)`` for ``i < n`` on :func:`map_blocks` threads; results in order."""
+def map_threads(fn: Callable[[int], T], n: int, pixels: int = THREAD_PIXELS) -> list[T]:
+    """Run ``fn(i)`` for ``i < n`` (``pixels`` each) on :func:`map_blocks` threads; results in
+    order."""
     out: list[T] = [None] * n  # type: ignore[list-item]
 
     def block(start: int, stop: int) -> None:
         for i in range(start, stop):
             out[i] = fn(i)
 
-    map_blocks(block, n)
+    map_blocks(block, n, pixels)
     return out
 
 
@@ -203,7 +216,7 @@ def summarise(
             counts[i] = positions.size
             n[i] = x.size
 
-    map_blocks(block, B)
+    map_blocks(block, B, pixels=max(h_np.shape[1], 1))
     col = torch.from_numpy(numbers)
     return Summaries(
         lo=col[:, 0],

@@ -203,7 +203,9 @@ def chunk_rank_stats(
     todo = [i for i, u in enumerate(usable) if u and stats[i] is None]
     if todo:
         get = per_map_arrays(h, inputs.region[rows], valid, usable)
-        done = map_threads(lambda k: rank_stats(*get(todo[k]), ties=True), len(todo))
+        done = map_threads(
+            lambda k: rank_stats(*get(todo[k]), ties=True), len(todo), pixels=h[0].numel()
+        )
         for i, s in zip(todo, done, strict=True):
             stats[i] = s
     return [s if u else None for s, u in zip(stats, usable, strict=True)]

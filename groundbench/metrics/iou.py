@@ -40,7 +40,8 @@ def _miou_numpy(
         inter, n_pos = int(np.count_nonzero(reg & pm)), int(np.count_nonzero(reg))
         return inter, n_pos, n_pos + int(np.count_nonzero(pm)) - inter
 
-    counts = torch.tensor(map_threads(one, h.shape[0]), dtype=torch.long).reshape(-1, 3)
+    done = map_threads(one, h.shape[0], pixels=h[0].numel())
+    counts = torch.tensor(done, dtype=torch.long).reshape(-1, 3)
     return summarise(h, valid, None, PEAK).nonfinite, *counts.unbind(1)
 
 

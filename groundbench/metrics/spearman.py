@@ -204,7 +204,7 @@ def spearman(
                 target = target.ravel() if v_np is None else target[v_np[i]]
                 return _rho_blurred(arrays[0], target)
 
-            rho = map_threads(one, h.shape[0])
+            rho = map_threads(one, h.shape[0], pixels=h[0].numel())
         values.append(finish(torch.tensor(rho, dtype=torch.float64), code))
         codes.append(code)
     return MetricOutput(

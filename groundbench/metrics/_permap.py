@@ -89,39 +89,20 @@ def map_threads(fn: Callable[[int], T], n: int, pixels: int = THREAD_PIXELS) -> 
     return out
 
 
-@dataclass(frozen=True)
-class MapView:
-    """One map's valid pixels, flat: ``values`` (float32/64), ``masks`` (bool, same length).
-
-    ``index`` maps each value to its flat pixel index ``y * X + x`` (None: every pixel, in
-    order, so position = index).
-    """
-
-    values: np.ndarray
-    index: np.ndarray | None
-    masks: tuple[np.ndarray, ...]
-
-    def pixels(self, positions: np.ndarray) -> np.ndarray:
-        """Flat pixel indices of value ``positions``."""
-        return positions if self.index is None else self.index[positions]
-
-
-def map_views(
-    h: torch.Tensor, valid: torch.Tensor | None, *masks: torch.Tensor
-) -> Callable[[int], MapView]:
-    """Return ``i -> MapView`` of map ``i`` of CPU ``h`` with the same pixels of ``masks``."""
-    B = h.shape[0]
-    h_np = h.detach().numpy().reshape(B, -1)
+def valid_masks(
+    valid: torch.Tensor | None, *masks: torch.Tensor
+) -> Callable[[int], tuple[np.ndarray, ...]]:
+    """Return ``i -> masks of map i``, flat bool arrays over its valid pixels (CPU ``masks``)."""
+    B = masks[0].shape[0]
     m_np = [m.numpy().reshape(B, -1) for m in masks]
     v_np = None if valid is None else valid.numpy().reshape(B, -1)
 
-    def view(i: int) -> MapView:
+    def of(i: int) -> tuple[np.ndarray, ...]:
         if v_np is None or v_np[i].all():
-            return MapView(h_np[i], None, tuple(m[i] for m in m_np))
-        keep = v_np[i]
-        return MapView(h_np[i][keep], np.flatnonzero(keep), tuple(m[i][keep] for m in m_np))
+            return tuple(m[i] for m in m_np)
+        return tuple(m[i][v_np[i]] for m in m_np)
 
-    return view
+    return of
 
 
 # signed and unsigned int views, and (exponent field, sign bit) of each float dtype

@@ -24,7 +24,7 @@ from groundbench.metrics._inputs import (
     reasons,
     restrict,
 )
-from groundbench.metrics._permap import PEAK, SUMS, map_threads, map_views, summarise
+from groundbench.metrics._permap import PEAK, SUMS, map_threads, summarise, valid_masks
 from groundbench.metrics._ranks import shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
@@ -33,10 +33,10 @@ def _miou_numpy(
     h: torch.Tensor, valid: torch.Tensor | None, region: torch.Tensor, pred_mask: torch.Tensor
 ) -> tuple[torch.Tensor, ...]:
     """CPU path: per map ``nonfinite``, ``|M ∩ R|``, ``|R|`` and ``|M ∪ R|`` over the valid pixels."""
-    view = map_views(h, valid, region, pred_mask)
+    masks = valid_masks(valid, region, pred_mask)
 
     def one(i: int) -> tuple[int, int, int]:
-        reg, pm = view(i).masks
+        reg, pm = masks(i)
         inter, n_pos = int(np.count_nonzero(reg & pm)), int(np.count_nonzero(reg))
         return inter, n_pos, n_pos + int(np.count_nonzero(pm)) - inter
 

@@ -91,6 +91,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         CheckpointError: the file is missing, not safetensors, or lacks groundbench metadata.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"checkpoint {path} is a folder with no model.safetensors in it; {_FIX}"
+        )
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; {_FIX}")
     try:

@@ -59,6 +59,14 @@ EXPECTED_COUNTS: dict[str, ExpectedCount] = {
             for split, n in splits.items()
         ),
         ExpectedCount(
+            "referit_test.mg",
+            None,
+            "samples",
+            "no published count; MG's ReferIt selection (Akbari et al. 2019): distinct "
+            "sentences of the RefCLEF UNC test refs of the images in referit_test_imlist.txt, "
+            "refs whose box leaves the image and boxes covering 5% of the image or less dropped",
+        ),
+        ExpectedCount(
             "visual_genome_test.mg",
             17478,
             "images",

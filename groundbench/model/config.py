@@ -92,9 +92,12 @@ class TrainConfig:
             colour–shape pairs never seen in training.
         precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``bf16`` or ``fp32``.
         threads: torch intra-op CPU threads for the run (0 = leave torch's default).
+            ``threads``, ``log_every`` and ``save_every`` are bookkeeping: a resumed run
+            may change them.
         compile: wrap the model's step in ``torch.compile``.
         log_every: steps between scalar log rows.
-        save_every: steps between resumable snapshots (0 = only at the end).
+        save_every: steps between resumable snapshots (0 = every 5% of ``steps``; a
+            snapshot is also written at the end and on SIGTERM/SIGINT).
     """
 
     steps: int = 4000

@@ -62,11 +62,12 @@ _IMAGE_DIRS = {"refclef": ("images", "saiapr_tc-12")}
 _COCO_IMAGES = ("images", "mscoco", "images", "train2014")
 
 #: Published sentence counts per (dataset, split_by) and split (Yu et al. 2016; Nagaraja
-#: et al. 2016), shown next to the loaded counts by ``groundbench data check``.
+#: et al. 2016; train counts as the REFER files hold them), shown next to the loaded counts
+#: by ``groundbench data check``.
 PUBLISHED_SENTENCES: dict[tuple[str, str], dict[str, int]] = {
-    ("refcoco", "unc"): {"val": 10834, "testA": 5657, "testB": 5095},
-    ("refcoco+", "unc"): {"val": 10758, "testA": 5726, "testB": 4889},
-    ("refcocog", "umd"): {"val": 4896, "test": 9602},
+    ("refcoco", "unc"): {"train": 120624, "val": 10834, "testA": 5657, "testB": 5095},
+    ("refcoco+", "unc"): {"train": 120191, "val": 10758, "testA": 5726, "testB": 4889},
+    ("refcocog", "umd"): {"train": 80512, "val": 4896, "test": 9602},
 }
 
 _SPLIT_ORDER = ("train", "val", "test", "testA", "testB", "testC")

@@ -171,7 +171,8 @@ def test_check_counts_and_missing_images(root):
     checks = {c.split: c for c in check_dataset(open_dataset("refcoco", root))}
     assert checks["val"].samples == 1 and checks["val"].published == 10834
     assert checks["testA"].published == 5657 and checks["testB"].published == 5095
-    assert checks["train"].published is None
+    assert checks["train"].published == 120624  # the REFER file's train sentences
+    assert (checks["train"].samples, checks["train"].refs, checks["train"].captions) == (2, 1, 2)
     assert checks["testB"].missing_images == 1  # image 2 was never written
     assert checks["val"].missing_images == 0
     assert all(c.ok for c in checks.values())

@@ -68,9 +68,7 @@ def _evaluate_hint(adapter: str, overlapping: set[str]) -> str:
 @click.option("--split", default="train", show_default=True, help="Split whose captions are read.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last snapshot.")
-@click.option(
-    "--overwrite", is_flag=True, help="Replace the run already in --out (all its files)."
-)
+@click.option("--overwrite", is_flag=True, help="Replace the run already in --out (all its files).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def train_command(
     preset, out_dir, config_file, overrides, data, option, split, device, resume, overwrite, as_json

@@ -92,7 +92,9 @@ def plot_loss_curve(csv_path: Path, png_path: Path, *, chance: float | None = No
     steps = [float(r["step"]) for r in rows]
     keys = [k for k in rows[0] if k not in ("step", "lr", "images_per_s")]
     series = {
-        k: [(s, float(r[k])) for s, r in zip(steps, rows, strict=True) if r.get(k) not in (None, "")]
+        k: [
+            (s, float(r[k])) for s, r in zip(steps, rows, strict=True) if r.get(k) not in (None, "")
+        ]
         for k in keys
     }
     keys = [k for k in keys if k == "loss" or series[k] != series.get("loss")]

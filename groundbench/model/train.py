@@ -17,12 +17,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-import shutil
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,32 +26,26 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from groundbench.errors import CheckpointError, DataFormatError, GroundbenchError
+from groundbench.errors import DataFormatError
 from groundbench.model.checkpoint import save_checkpoint
 from groundbench.model.config import Config
 from groundbench.model.data import TrainingData, build_training_data, captions_fingerprint
 from groundbench.model.network import GroundingModel
 from groundbench.model.objective import compute_loss
+from groundbench.model.rundir import (
+    STATE_NAME,
+    TrainingInterrupted,
+    check_resumable,
+    prepare_run_dir,
+    stop_on_signals,
+)
 from groundbench.model.runlog import ScalarLog, plot_loss_curve
 from groundbench.progress import progress_bar
 from groundbench.types import CaptionRecord
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "model.safetensors"
-STATE_NAME = "train_state.pt"
-#: Everything a run writes into its directory (what ``overwrite`` replaces).
-ARTEFACTS = (CHECKPOINT_NAME, STATE_NAME, "log.csv", "loss.png", "tensorboard")
-#: Train keys that cannot change a weight: a resume may change them freely.
-BOOKKEEPING_KEYS = ("save_every", "log_every", "threads")
 SNAPSHOTS_PER_RUN = 20  # save_every 0: a snapshot every 5% of the steps
-
-
-class RunDirError(GroundbenchError):
-    """A run directory cannot be used as asked (it holds another run, or nothing to resume)."""
-
-
-class TrainingInterrupted(GroundbenchError):
-    """SIGTERM or SIGINT stopped training; a snapshot of the last finished step was written."""
 
 
 @dataclass(frozen=True)
@@ -98,27 +88,6 @@ def save_interval(cfg: Config) -> int:
     """
     t = cfg.train
     return t.save_every or max(1, math.ceil(t.steps / SNAPSHOTS_PER_RUN))
-
-
-def config_differences(stored: object, config: Config) -> list[str]:
-    """Name the settings that differ between a snapshot's config and ``config``, e.g.
-    ``train.lr 0.003 → 0.1``; bookkeeping keys and ``train.steps`` (a run may be extended)
-    are left out."""
-    new = config.to_dict()
-    if not isinstance(stored, dict):
-        return ["its config cannot be read"]
-    out = []
-    for section in sorted(set(stored) | set(new)):
-        a, b = stored.get(section), new.get(section) or {}
-        if not isinstance(a, dict):
-            out.append(f"{section} (unreadable)")
-            continue
-        for key in sorted(set(a) | set(b)):
-            if section == "train" and key in (*BOOKKEEPING_KEYS, "steps"):
-                continue
-            if a.get(key) != b.get(key):
-                out.append(f"{section}.{key} {a.get(key, '(unset)')} → {b.get(key, '(unset)')}")
-    return out
 
 
 def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
@@ -334,13 +303,15 @@ def train(
         torch.set_num_threads(t.threads)
     rank, world, dev = _setup_distributed(device)
     records = list(records)[: t.max_captions or None]
-    state = _prepare_run_dir(out, resume=resume, overwrite=overwrite, rank=rank, world=world)
+    state = prepare_run_dir(out, resume=resume, overwrite=overwrite, rank=rank, world=world)
     if state is not None:
-        _check_resumable(out / STATE_NAME, state, config, captions_fingerprint(records))
+        check_resumable(out / STATE_NAME, state, config, captions_fingerprint(records))
         if int(state["step"]) >= t.steps:
             log.warning(
                 "%s is already complete (step %d of %d); raise train.steps to continue it",
-                out, state["step"], t.steps,
+                out,
+                state["step"],
+                t.steps,
             )
             nan = float("nan")
             return TrainResult(out / CHECKPOINT_NAME, int(state["step"]), nan, nan, 0.0, 0.0,
@@ -393,7 +364,7 @@ def train(
             model.train()
 
     tic = time.perf_counter()
-    with _stop_on_signals(world) as stop:
+    with stop_on_signals(world, dev) as stop:
         losses, done = train_steps(
             wrapped,
             data,
@@ -447,88 +418,6 @@ def chance_loss(data: TrainingData, cfg: Config) -> float:
     return float(candidates.double().log().mean())
 
 
-class _Stop:
-    """Records the first SIGTERM/SIGINT; under DDP the ranks agree on it each step."""
-
-    def __init__(self, world: int) -> None:
-        self.world = world
-        self.signal: int | None = None
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signal).name if self.signal is not None else "a signal"
-
-    def requested(self) -> bool:
-        flag = self.signal is not None
-        if self.world > 1:
-            t = torch.tensor([float(flag)])
-            dist.all_reduce(t, op=dist.ReduceOp.MAX)
-            flag = bool(t.item())
-            if flag and self.signal is None:
-                self.signal = signal.SIGTERM
-        return flag
-
-
-@contextmanager
-def _stop_on_signals(world: int) -> Iterator[_Stop]:
-    """Turn SIGTERM and SIGINT into a stop request at the end of the current step (a second
-    signal acts as usual). Signal handlers exist only in the main thread."""
-    stop = _Stop(world)
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-
-    def handle(signum, frame) -> None:
-        stop.signal = signum
-        for s, h in previous.items():  # the next one stops at once
-            signal.signal(s, h)
-
-    for s in previous:
-        signal.signal(s, handle)
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
-def _prepare_run_dir(
-    out: Path, *, resume: bool, overwrite: bool, rank: int, world: int
-) -> dict | None:
-    """Refuse a run directory holding another run; clear it under ``overwrite``; return the
-    snapshot to resume from (None when starting fresh)."""
-    if resume and overwrite:
-        raise RunDirError("--resume and --overwrite exclude each other: continue the run or replace it")
-    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    state = None
-    if resume:
-        path = out / STATE_NAME
-        if not path.is_file():
-            found = f"it holds {', '.join(held)}" if held else "it is empty or missing"
-            raise RunDirError(
-                f"nothing to resume in {out}: no {STATE_NAME} ({found}); the run stopped "
-                "before its first snapshot or never ran: drop --resume and pass --overwrite "
-                "to start it again"
-            )
-        state = _read_state(path)
-    elif held and not overwrite:
-        raise RunDirError(
-            f"{out} already holds files ({', '.join(held[:5])}{', ...' if len(held) > 5 else ''}); "
-            "pass --resume to continue that run, --overwrite to replace it, or choose a new --out"
-        )
-    if world > 1:
-        dist.barrier()  # every rank has checked before rank 0 deletes anything
-    if overwrite and rank == 0:
-        for name in ARTEFACTS:
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink(missing_ok=True)
-    return state
-
-
 def _snapshot(out, step, model, optimizer, scheduler, config, data, meta) -> None:
     state = {
         "step": step,
@@ -543,33 +432,6 @@ def _snapshot(out, step, model, optimizer, scheduler, config, data, meta) -> Non
     save_checkpoint(
         out / CHECKPOINT_NAME, model, config, data.vocab, data.fingerprint, training_data=meta
     )
-
-
-def _read_state(path: Path) -> dict:
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unpickling failure is a corrupt or untrusted file
-        raise CheckpointError(
-            f"training state {path} cannot be read safely ({exc}); "
-            "pass --overwrite to restart the run from scratch"
-        ) from exc
-    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
-        raise CheckpointError(
-            f"training state {path} has no config; pass --overwrite to restart the run"
-        )
-    return state
-
-
-def _check_resumable(path: Path, state: dict, config: Config, fingerprint: str) -> None:
-    differences = config_differences(state.get("config"), config)
-    if state.get("data_fingerprint") != fingerprint:
-        differences.append("other training captions")
-    if differences:
-        raise CheckpointError(
-            f"cannot resume from {path}: it was trained with other settings "
-            f"({'; '.join(differences)}); use the same settings, or a new --out "
-            "(or --overwrite)"
-        )
 
 
 def _apply_state(

@@ -141,7 +141,9 @@ def test_train_cli_refuses_a_used_folder_and_reports_resumes(tmp_path):
     assert CliRunner().invoke(main, [*base, "--set", "train.steps=2"]).exit_code == 0
     again = CliRunner().invoke(main, [*base, "--set", "train.steps=2"])
     assert again.exit_code == 1
-    assert f"Error: {out} already holds files (log.csv, loss.png, model.safetensors, " in again.output
+    assert (
+        f"Error: {out} already holds files (log.csv, loss.png, model.safetensors, " in again.output
+    )
     done = CliRunner().invoke(main, [*base, "--set", "train.steps=2", "--resume"])
     assert done.exit_code == 0, done.output
     assert done.stdout.startswith(f"already complete: {out} holds all 2 steps; to train on")

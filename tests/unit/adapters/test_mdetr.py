@@ -48,7 +48,9 @@ def test_flickr_gives_one_sample_per_boxed_mention_in_the_flickr30k_convention(r
     samples = ds.load_samples("test")
     flickr = [
         s
-        for s in open_dataset("flickr30k_entities", write_flickr(tmp_path / "f")).load_samples("test")
+        for s in open_dataset("flickr30k_entities", write_flickr(tmp_path / "f")).load_samples(
+            "test"
+        )
         if "whole_image" not in s.tags
     ]
     assert len(samples) == len(flickr) == 12

@@ -223,7 +223,9 @@ def test_referit_test_mg_protocol_selects_as_mg_does(tmp_path):
 def test_a_bad_image_list_is_named(tmp_path):
     root = write_refclef(tmp_path / "refer")
     (root / "refclef" / "referit_test_imlist.txt").write_text("27040\nabc\n")
-    ds = open_dataset("refcoco", root, dataset="refclef", image_list="refclef/referit_test_imlist.txt")
+    ds = open_dataset(
+        "refcoco", root, dataset="refclef", image_list="refclef/referit_test_imlist.txt"
+    )
     with pytest.raises(DataFormatError) as err:
         ds.load_samples("test")
     assert str(err.value) == (

@@ -213,4 +213,6 @@ def test_a_run_folder_is_accepted_by_the_method_and_named_when_empty(saved, tmp_
     empty.mkdir()
     with pytest.raises(CheckpointError) as err:
         METHODS.get("checkpoint")(str(empty))
-    assert str(err.value) == f"checkpoint {empty} is a folder with no model.safetensors in it; {FIX}"
+    assert (
+        str(err.value) == f"checkpoint {empty} is a folder with no model.safetensors in it; {FIX}"
+    )

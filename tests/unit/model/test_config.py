@@ -73,8 +73,14 @@ def test_create_model_from_name():
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.relations=2", "preset tiny.model.relations: cannot use 2; expected true or false, like True"),
-        ("train.steps=true", "preset tiny.train.steps: cannot use True; expected an integer, like 4000"),
+        (
+            "model.relations=2",
+            "preset tiny.model.relations: cannot use 2; expected true or false, like True",
+        ),
+        (
+            "train.steps=true",
+            "preset tiny.train.steps: cannot use True; expected an integer, like 4000",
+        ),
         ("train.lr=false", "preset tiny.train.lr: cannot use False; expected a number, like 0.002"),
     ],
 )

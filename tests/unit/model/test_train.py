@@ -88,7 +88,9 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(square_records, 
 
 def test_resume_names_the_differing_keys_before_decoding(square_records, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    train(load_config("tiny", overrides=["train.steps=2"]), square_records[:16], run, progress=False)
+    train(
+        load_config("tiny", overrides=["train.steps=2"]), square_records[:16], run, progress=False
+    )
     import groundbench.model.train as train_mod
 
     def never(*args, **kwargs):
@@ -97,7 +99,9 @@ def test_resume_names_the_differing_keys_before_decoding(square_records, tmp_pat
     monkeypatch.setattr(train_mod, "build_training_data", never)
     with pytest.raises(CheckpointError) as err:
         train(
-            load_config("tiny", overrides=["train.steps=2", "train.lr=0.1", "model.relations=false"]),
+            load_config(
+                "tiny", overrides=["train.steps=2", "train.lr=0.1", "model.relations=false"]
+            ),
             square_records[:16],
             run,
             resume=True,
@@ -124,7 +128,9 @@ def test_resume_names_the_differing_keys_before_decoding(square_records, tmp_pat
 
 def test_resume_extends_a_finished_run_without_repeating_log_rows(square_records, tmp_path):
     run = tmp_path / "run"
-    train(load_config("tiny", overrides=["train.steps=4"]), square_records[:16], run, progress=False)
+    train(
+        load_config("tiny", overrides=["train.steps=4"]), square_records[:16], run, progress=False
+    )
     (run / "log.csv").write_text(
         (run / "log.csv").read_text() + "5,0.1,9,9,999\n"  # a row after the snapshot
     )
@@ -142,7 +148,7 @@ def test_resume_extends_a_finished_run_without_repeating_log_rows(square_records
 
 
 def test_a_run_directory_is_continued_or_replaced_never_mixed(square_records, tmp_path):
-    from groundbench.model.train import RunDirError
+    from groundbench.model.rundir import RunDirError
 
     run = tmp_path / "run"
     cfg = load_config("tiny", overrides=["train.steps=2"])
@@ -197,7 +203,7 @@ def test_sigterm_writes_a_snapshot_and_the_resumed_run_matches(square_records, t
     import os
     import signal
 
-    from groundbench.model.train import TrainingInterrupted
+    from groundbench.model.rundir import TrainingInterrupted
 
     cfg = load_config("tiny", overrides=["train.steps=6", "train.save_every=100"])
     full = train(cfg, square_records[:16], tmp_path / "full", progress=False)

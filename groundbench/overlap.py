@@ -31,7 +31,8 @@ class ProtocolOverlap:
         split: the split it evaluates.
         shared_images: images in both sets.
         training_images: distinct training images.
-        evaluated_images: distinct images of the protocol's split (before its selection).
+        evaluated_images: distinct images of the protocol's split (before its selection:
+            the images of the split's records).
     """
 
     protocol: str
@@ -82,8 +83,9 @@ def protocol_overlaps(
         key = (_frozen(ds.options), ds.split)
         if key not in loaded:
             try:
-                samples = open_dataset(adapter, root, **dict(ds.options)).load_samples(ds.split)
-                loaded[key] = {image_key(s.image_path) for s in samples}
+                # captions name the split's images without building samples (tags, masks)
+                records = open_dataset(adapter, root, **dict(ds.options)).load_captions(ds.split)
+                loaded[key] = {image_key(r.image_path) for r in records}
             except GroundbenchError as exc:
                 log.info("overlap with %s not computed: %s", name, exc)
                 loaded[key] = None

@@ -132,6 +132,7 @@ def test_train_cli_passes_adapter_options_and_warns_about_evaluated_images(tmp_p
     assert "evaluate it: groundbench evaluate --protocol refcoco+_testB.albef" in result.stdout
 
 
+@pytest.mark.slow
 def test_train_cli_refuses_a_used_folder_and_reports_resumes(tmp_path):
     root = write_flickr(tmp_path / "flickr30k")
     out = tmp_path / "run"
@@ -151,3 +152,20 @@ def test_train_cli_refuses_a_used_folder_and_reports_resumes(tmp_path):
     assert more.exit_code == 0, more.output
     assert more.stdout.startswith("trained 1 steps (now 3 of 3, resumed at step 2) in ")
     assert "--protocol flickr30k_test.albef " in more.stdout
+
+
+def test_train_cli_prints_one_summary_under_torchrun(tmp_path, monkeypatch):
+    """Only rank 0 reports: another rank's result prints nothing."""
+    import groundbench.model.train as train_mod
+    from groundbench.model.train import TrainResult
+
+    def fake_train(config, records, out_dir, **kwargs):
+        return TrainResult(tmp_path / "m.safetensors", 3, 1.0, 2.0, 1.0, 10.0, start=0, rank=1)
+
+    monkeypatch.setattr(train_mod, "train", fake_train)
+    root = write_flickr(tmp_path / "flickr30k")
+    args = ["train", "--preset", "tiny", "--out", str(tmp_path / "run")]
+    args += ["--data", f"flickr30k_entities:{root}", "--split", "train"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""

@@ -4,7 +4,10 @@
 and image counts next to the published count (caption counts for a captions-only split),
 missing image files (counted, never fatal: an evaluation reports them too), boxes reaching
 outside the image, degenerate boxes (zero width or height), duplicate sample ids, what the
-adapter had to leave out of the files (its ``load_warnings``), the first malformed record
+adapter had to leave out of the files (its ``load_warnings``), what it does not count as a
+sample by design (its ``skipped``, e.g. Flickr30k's ``notvisual`` phrases), the referents
+behind the sentences (REFER: one ref, several sentences), the training captions the
+split gives, the first malformed record
 (file and record named) when a split cannot be loaded at all, and, for each
 :class:`Expectation` given (the shipped protocols' sample sets), the count found next to
 the count expected on the full dataset.
@@ -73,6 +76,7 @@ class SplitCheck:
 
     split: str
     samples: int = 0
+    refs: int | None = None
     captions: int = 0
     images: int = 0
     published: int | None = None
@@ -85,6 +89,7 @@ class SplitCheck:
     examples: dict[str, list[str]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     expected: tuple[ExpectedCheck, ...] = ()
+    skipped: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -144,6 +149,16 @@ def check_split(
     except DataFormatError as exc:
         return SplitCheck(split, published=published, unit=unit, error=str(exc))
     warnings = tuple(getattr(adapter, "load_warnings", ()))
+    skipped = dict(getattr(adapter, "skipped", {}))  # before load_captions resets it
+    refs = (
+        len({s.meta["ref_id"] for s in samples})
+        if samples and all("ref_id" in s.meta for s in samples)
+        else None
+    )
+    try:
+        captions = len(adapter.load_captions(split))
+    except DataFormatError:
+        captions = 0  # the samples loaded: the caption files' problem shows at training
     expected = tuple(
         ExpectedCheck(e.name, e.expected, e.measure(samples), e.unit, e.source)
         for e in expectations
@@ -182,6 +197,8 @@ def check_split(
     return SplitCheck(
         split,
         samples=len(samples),
+        refs=refs,
+        captions=captions,
         images=len(images),
         published=published,
         unit=unit,
@@ -192,6 +209,7 @@ def check_split(
         examples=examples,
         warnings=warnings,
         expected=expected,
+        skipped=skipped,
     )
 
 
@@ -235,7 +253,7 @@ def format_checks(name: str, checks: list[SplitCheck]) -> str:
         verdict += f" ({n_warnings} warning{'s' * (n_warnings > 1)} below)"
     lines = [
         f"{name}: {verdict}",
-        f"{'split':<{width}} {'samples':>8} {'captions':>8} {'images':>7} {'published':>18} "
+        f"{'split':<{width}} {'samples':>8} {'refs':>7} {'captions':>8} {'images':>7} {'published':>18} "
         f"{'missing img':>11} {'out-of-image':>12} {'degenerate':>10} {'dup ids':>7}",
     ]
     for c in checks:
@@ -243,7 +261,8 @@ def format_checks(name: str, checks: list[SplitCheck]) -> str:
         if c.published is not None and c.published != c.loaded:
             pub += " (!)"
         lines.append(
-            f"{c.split:<{width}} {c.samples:>8} {c.captions:>8} {c.images:>7} {pub:>18} "
+            f"{c.split:<{width}} {c.samples:>8} {'-' if c.refs is None else c.refs:>7} "
+            f"{c.captions:>8} {c.images:>7} {pub:>18} "
             f"{c.missing_images:>11} "
             f"{c.out_of_image_boxes:>12} {c.degenerate_boxes:>10} {c.duplicate_ids:>7}"
         )
@@ -254,6 +273,9 @@ def format_checks(name: str, checks: list[SplitCheck]) -> str:
             errors.setdefault(c.error, []).append(c.split)
     lines += [f"[{', '.join(splits)}] malformed: {error}" for error, splits in errors.items()]
     for c in checks:
+        if c.skipped:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(c.skipped.items()))
+            lines.append(f"[{c.split}] not samples by design: {counts}")
         lines += [f"[{c.split}] warning: {w}" for w in c.warnings]
         for kind, ids in c.examples.items():
             lines.append(f"[{c.split}] {kind.replace('_', ' ')}: {', '.join(ids)}")

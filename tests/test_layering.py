@@ -23,6 +23,7 @@ LAYERS = {
     "groundbench.protocol_schema": 3,
     "groundbench.probes": 3,
     "groundbench.report": 4,
+    "groundbench.overlap": 4,
     "groundbench.evaluate": 5,
     "groundbench.evaluation": 5,
     "groundbench.demo": 7,

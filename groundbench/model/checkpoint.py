@@ -3,8 +3,9 @@
 The file's safetensors header carries, under the key ``groundbench``, a JSON object:
 ``format`` (2), ``config`` (the :class:`~groundbench.model.config.Config` as a plain dict),
 ``vocab`` (the word list, ``<unk>`` first), ``word_types`` (one learned type per word),
-``groundbench_version`` and ``data_fingerprint`` (sha256 of the training captions' ids and
-texts). Loading parses JSON and tensors only, so it never runs code from the file. The
+``groundbench_version``, ``data_fingerprint`` (sha256 of the training captions' ids and
+texts) and ``training_data`` (``adapter``, ``options``, ``split`` of the captions, when
+``groundbench train`` read them through an adapter; ``{}`` otherwise). Loading parses JSON and tensors only, so it never runs code from the file. The
 stored config is range-checked and every tensor's shape in the header is compared with
 the model that config describes *before* anything is allocated, so a crafted file cannot
 ask for gigabytes; a pickle, a truncated file or weights that do not fit the stored config
@@ -53,8 +54,14 @@ def save_checkpoint(
     config: Config,
     vocab: Vocabulary,
     data_fingerprint: str,
+    *,
+    training_data: dict | None = None,
 ) -> Path:
-    """Write ``model``'s weights and metadata to ``path`` atomically (temp file + rename)."""
+    """Write ``model``'s weights and metadata to ``path`` atomically (temp file + rename).
+
+    ``training_data`` (``adapter``, ``options``, ``split``: what the captions were) is
+    stored as metadata ``training_data`` for model cards.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -64,6 +71,7 @@ def save_checkpoint(
         "word_types": vocab.types,
         "groundbench_version": __version__,
         "data_fingerprint": data_fingerprint,
+        "training_data": dict(training_data or {}),
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -91,6 +99,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         CheckpointError: the file is missing, not safetensors, or lacks groundbench metadata.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"checkpoint {path} is a folder with no model.safetensors in it; {_FIX}"
+        )
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; {_FIX}")
     try:

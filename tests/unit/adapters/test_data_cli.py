@@ -20,9 +20,29 @@ def test_check_table_lists_counts_and_missing_images(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "flickr30k_entities: OK"
-    assert lines[1].split()[:5] == ["split", "samples", "captions", "images", "published"]
-    assert lines[4].split() == ["test", "14", "0", "2", "1000", "images", "(!)", "0", "0", "0", "0"]
+    assert lines[1].split()[:6] == ["split", "samples", "refs", "captions", "images", "published"]
+    # 14 phrases, no refs, 5 training captions (one of the 6 is unrelated to its image)
+    assert lines[4].split() == [
+        "test",
+        "14",
+        "-",
+        "5",
+        "2",
+        "1000",
+        "images",
+        "(!)",
+        "0",
+        "0",
+        "0",
+        "0",
+    ]
     assert f"[val] missing images: {root / 'flickr30k-images' / '3000.jpg'}" in lines
+    assert "[test] not samples by design: notvisual 1" in lines
+    as_json = CliRunner().invoke(
+        main, ["data", "check", "flickr30k_entities", "--root", str(root), "--json"]
+    )
+    test = [c for c in json.loads(as_json.stdout)["splits"] if c["split"] == "test"][0]
+    assert (test["skipped"], test["captions"], test["refs"]) == ({"notvisual": 1}, 5, None)
 
 
 def test_check_compares_each_shipped_protocol_with_its_expected_count(tmp_path):

@@ -131,7 +131,7 @@ def test_unknown_dataset_option(tmp_path):
     )
     assert error_of(path) == (
         f"{path}: unknown key dataset.options.split_bi; valid keys under dataset.options: "
-        "dataset, split_by, image_dir; did you mean 'split_by'?"
+        "dataset, split_by, image_dir, image_list; did you mean 'split_by'?"
     )
 
 
@@ -305,7 +305,7 @@ def test_unknown_shipped_name():
 
 def test_every_shipped_protocol_loads():
     names = list_protocols()
-    assert len(names) == 24 and not any(n.startswith("_") for n in names)
+    assert len(names) == 25 and not any(n.startswith("_") for n in names)
     for name in names:
         p = load_protocol(name)
         keys = [m.get("variant") for m in p.metrics if m["name"] == "pointing"]

@@ -8,7 +8,9 @@
 
 Each entry is a float map ``(h, w)`` or ``(P, h, w)`` (passes), or raw cross-attention
 ``(L, H, h, w)`` or ``(P, L, H, h, w)``, at any resolution; all entries have the same kind.
-Nothing is ever unpickled (``allow_pickle=False``).
+Nothing is ever unpickled (``allow_pickle=False``), and every entry's declared shape is
+checked against the bytes it really holds and :data:`groundbench.bounds.MAX_MAP_ELEMENTS`
+before any map is loaded (:mod:`groundbench.methods._bounded`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 
 from groundbench.errors import MethodError
+from groundbench.methods._bounded import check_safetensors_shape, npy_header, npz_headers
 from groundbench.methods.base import METHODS, check_float32_range
 from groundbench.types import GroundingSample, RawMaps
 
@@ -61,14 +64,18 @@ class HeatmapFile:
             raise MethodError(f"heatmaps:{path}: no such file or directory")
         if self.path.is_dir():
             headers = {
-                p.name[:-4].replace("__", "/"): _npy_header(
-                    p.open("rb"), f"heatmaps:{path}", p.name
+                p.name[:-4].replace("__", "/"): npy_header(
+                    p.open("rb"),
+                    f"heatmaps:{path}",
+                    p.name,
+                    p.stat().st_size,
+                    p.name[:-4].replace("__", "/"),
                 )
                 for p in sorted(self.path.glob("*.npy"))
             }
             self._reader = None
         elif self.path.suffix == ".npz":
-            headers = _npz_headers(self.path, f"heatmaps:{path}")
+            headers = npz_headers(self.path, f"heatmaps:{path}")
             try:
                 self._reader = np.load(self.path, allow_pickle=False)
             except (OSError, ValueError, zipfile.BadZipFile) as exc:
@@ -86,6 +93,7 @@ class HeatmapFile:
             for key in self._reader.keys():
                 sl = self._reader.get_slice(key)
                 dtype = sl.get_dtype()
+                check_safetensors_shape(f"heatmaps:{path}", key, tuple(sl.get_shape()))
                 headers[key] = (tuple(sl.get_shape()), _SAFETENSORS_REFUSED.get(dtype, "real"))
         else:
             raise MethodError(
@@ -149,42 +157,6 @@ class HeatmapFile:
             check_float32_range(t, f"heatmaps:{self.path}: map {s.id!r}")
             maps.append(t.to(torch.float32).to(device))
         return RawMaps(tuple(s.id for s in samples), tuple(maps), kind=self.kind)
-
-
-def _npy_header(f, where: str, member: str) -> tuple[tuple[int, ...], str]:
-    """(shape, "real" | the refused dtype's name) from a .npy header, without the data."""
-    with f:
-        try:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-        except (ValueError, OSError, EOFError) as exc:
-            raise MethodError(f"{where}: {member} is not a readable .npy array ({exc})") from exc
-    return tuple(shape), ("real" if dtype.kind in "fiu" else str(dtype))
-
-
-def _npz_headers(path: Path, where: str) -> dict[str, tuple[tuple[int, ...], str]]:
-    try:
-        archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise MethodError(f"{where}: not a readable .npz archive ({exc})") from exc
-    with archive:
-        names = archive.namelist()
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                raise MethodError(
-                    f"{where}: the archive holds member {name!r} twice, so which map is meant "
-                    "is ambiguous; rewrite it with numpy.savez (one entry per sample id)"
-                )
-            seen.add(name)
-        return {
-            name[:-4]: _npy_header(archive.open(name), where, name)
-            for name in names
-            if name.endswith(".npy")
-        }
 
 
 def _check_headers(where: str, headers: dict[str, tuple[tuple[int, ...], str]]) -> str:

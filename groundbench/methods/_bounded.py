@@ -24,9 +24,7 @@ def _limit_fix() -> str:
     )
 
 
-def npy_header(
-    f, where: str, member: str, size: int, sid: str
-) -> tuple[tuple[int, ...], str]:
+def npy_header(f, where: str, member: str, size: int, sid: str) -> tuple[tuple[int, ...], str]:
     """(shape, "real" | the refused dtype's name) of a ``.npy`` stream of ``size`` bytes.
 
     Args:

@@ -73,8 +73,11 @@ def test_mask_whose_runs_overrun_its_size_is_refused_before_decoding():
 
 def test_refcoco_compressed_segmentation_of_another_size_is_refused():
     seg = rle(np.ones((480, 640), bool))
-    with pytest.raises(DataFormatError, match=re.escape(
-        "ann 3: segmentation size [480, 640] is not the image's [height, width] = [240, 320]; "
-        "the annotation belongs to another image or resolution"
-    )):
+    with pytest.raises(
+        DataFormatError,
+        match=re.escape(
+            "ann 3: segmentation size [480, 640] is not the image's [height, width] = [240, 320]; "
+            "the annotation belongs to another image or resolution"
+        ),
+    ):
         segmentation_to_rle(seg, 240, 320, "ann 3")

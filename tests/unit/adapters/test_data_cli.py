@@ -222,7 +222,9 @@ def _native(root):
         ("mdetr", write_mdetr),
     ],
 )
-def test_check_finds_images_resized_behind_their_records_for_every_adapter(tmp_path, adapter, write):
+def test_check_finds_images_resized_behind_their_records_for_every_adapter(
+    tmp_path, adapter, write
+):
     root = write(tmp_path / adapter)
     image = sorted(p for p in root.rglob("*") if p.suffix in (".jpg", ".png"))[0]
     with Image.open(image) as im:

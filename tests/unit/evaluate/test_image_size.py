@@ -12,7 +12,9 @@ def _resize(path, size):
         im.resize(size).save(path)
 
 
-@pytest.mark.parametrize("method", ["centre_prior", "plugin:tests.unit.evaluate.test_image_size:grey"])
+@pytest.mark.parametrize(
+    "method", ["centre_prior", "plugin:tests.unit.evaluate.test_image_size:grey"]
+)
 def test_resized_image_is_refused_and_finished_records_are_kept(tiny, tmp_path, method):
     protocol, root = tiny
     image = root / "images" / "1.png"

@@ -88,10 +88,13 @@ def test_safetensors_entry_over_the_limit_is_refused(tmp_path, monkeypatch):
     path = tmp_path / "maps.safetensors"
     save_file({"t/0": torch.zeros(40, 40)}, str(path))
     monkeypatch.setattr(bounds, "MAX_MAP_ELEMENTS", 1000)
-    with pytest.raises(MethodError, match=re.escape(
-        f"heatmaps:{path}: map 't/0' declares shape (40, 40) = 1,600 values, over the limit of "
-        "1,000 values per map"
-    )):
+    with pytest.raises(
+        MethodError,
+        match=re.escape(
+            f"heatmaps:{path}: map 't/0' declares shape (40, 40) = 1,600 values, over the limit of "
+            "1,000 values per map"
+        ),
+    ):
         resolve_method(f"heatmaps:{path}")
 
 

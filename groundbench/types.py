@@ -30,6 +30,8 @@ from groundbench.errors import DataFormatError
 
 Supervision = Literal["box-free", "detector", "box-supervised", "training-free"]
 SUPERVISION_CLASSES: tuple[str, ...] = ("box-free", "detector", "box-supervised", "training-free")
+#: The class of maps nobody declared (a heatmap file without a card): never ranked as box-free.
+UNDECLARED = "undeclared"
 
 
 # --------------------------------------------------------------------------- boxes

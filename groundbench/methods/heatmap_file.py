@@ -19,6 +19,7 @@ import hashlib
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +27,8 @@ import torch
 from groundbench.errors import MethodError
 from groundbench.methods._bounded import check_safetensors_shape, npy_header, npz_headers
 from groundbench.methods.base import METHODS, check_float32_range
-from groundbench.types import GroundingSample, RawMaps
+from groundbench.methods.heatmap_card import declared
+from groundbench.types import UNDECLARED, GroundingSample, RawMaps
 
 _KINDS = {2: "heatmap", 3: "heatmap", 4: "attention", 5: "attention"}
 
@@ -47,7 +49,9 @@ class HeatmapFile:
 
     Args:
         path: ``.npz``, ``.safetensors`` or a directory of ``.npy`` files.
-        supervision: the supervision class of the model that made the maps.
+        supervision: the supervision class of the model that made the maps, or
+            ``undeclared``.
+        model_card: the validated sidecar model card, if there is one.
 
     Raises:
         MethodError: the path is missing or unreadable, holds no map, a member twice, an
@@ -56,9 +60,15 @@ class HeatmapFile:
 
     needs_images = False
 
-    def __init__(self, path: str | Path, supervision: str = "box-free") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        supervision: str = UNDECLARED,
+        model_card: dict[str, Any] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.supervision = supervision
+        self.model_card = model_card
         self.name = f"heatmaps:{self.path.name}"
         if not self.path.exists():
             raise MethodError(f"heatmaps:{path}: no such file or directory")
@@ -185,10 +195,13 @@ def _check_headers(where: str, headers: dict[str, tuple[tuple[int, ...], str]]) 
 
 
 @METHODS.register(
-    "heatmaps", supervision="declared by the file's model", arg="PATH (.npz, .safetensors or dir)"
+    "heatmaps",
+    supervision="declared: PATH@CLASS or a sidecar model card, else undeclared",
+    arg="PATH (.npz, .safetensors or dir)[@CLASS]",
 )
 def heatmaps(arg: str | None) -> HeatmapFile:
-    """``heatmaps:PATH``: precomputed maps keyed by sample id."""
+    """``heatmaps:PATH[@CLASS]``: precomputed maps keyed by sample id (:mod:`.heatmap_card`)."""
     if not arg:
         raise MethodError("method heatmaps needs a path: heatmaps:PATH (see docs/formats.md)")
-    return HeatmapFile(arg)
+    path, supervision, card = declared(arg)
+    return HeatmapFile(path, supervision, card)

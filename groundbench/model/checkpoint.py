@@ -3,8 +3,10 @@
 The file's safetensors header carries, under the key ``groundbench``, a JSON object:
 ``format`` (2), ``config`` (the :class:`~groundbench.model.config.Config` as a plain dict),
 ``vocab`` (the word list, ``<unk>`` first), ``word_types`` (one learned type per word),
-``groundbench_version`` and ``data_fingerprint`` (sha256 of the training captions' ids and
-texts). Loading parses JSON and tensors only, so it never runs code from the file. The
+``groundbench_version``, ``data_fingerprint`` (sha256 of the training captions' ids and
+texts), ``training_data`` (the captions' common id prefix, ``synth/train``) and
+``training_images`` (the sorted 16-hex sha256 prefixes of the training image files, which
+the leaderboard's model card compares with the evaluated images). Loading parses JSON and tensors only, so it never runs code from the file. The
 stored config is range-checked and every tensor's shape in the header is compared with
 the model that config describes *before* anything is allocated, so a crafted file cannot
 ask for gigabytes; a pickle, a truncated file or weights that do not fit the stored config
@@ -16,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,8 @@ class Checkpoint:
     vocab: Vocabulary
     groundbench_version: str
     data_fingerprint: str
+    training_data: tuple[str, ...] = ()
+    training_images: tuple[str, ...] | None = None
 
 
 def save_checkpoint(
@@ -53,8 +58,16 @@ def save_checkpoint(
     config: Config,
     vocab: Vocabulary,
     data_fingerprint: str,
+    *,
+    training_images: Sequence[str] = (),
+    training_data: Sequence[str] = (),
 ) -> Path:
-    """Write ``model``'s weights and metadata to ``path`` atomically (temp file + rename)."""
+    """Write ``model``'s weights and metadata to ``path`` atomically (temp file + rename).
+
+    Args:
+        training_images: 16-hex sha256 prefixes of the training image files.
+        training_data: names of the training data (the captions' common id prefix).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -64,6 +77,8 @@ def save_checkpoint(
         "word_types": vocab.types,
         "groundbench_version": __version__,
         "data_fingerprint": data_fingerprint,
+        "training_data": list(training_data),
+        "training_images": sorted(training_images),
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -166,4 +181,14 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
         vocab,
         str(meta.get("groundbench_version", "")),
         str(meta.get("data_fingerprint", "")),
+        tuple(_strings(meta.get("training_data", []), path, "training_data")),
+        None
+        if "training_images" not in meta
+        else tuple(_strings(meta["training_images"], path, "training_images")),
     )
+
+
+def _strings(value: Any, path: Path, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise CheckpointError(f"checkpoint {path}: metadata {key} must be a list of text; {_FIX}")
+    return value

@@ -293,7 +293,15 @@ def _snapshot(out, step, model, optimizer, scheduler, config, data) -> None:
     }
     torch.save(state, out / f".{STATE_NAME}.tmp")
     os.replace(out / f".{STATE_NAME}.tmp", out / STATE_NAME)  # one atomic resume point
-    save_checkpoint(out / CHECKPOINT_NAME, model, config, data.vocab, data.fingerprint)
+    save_checkpoint(
+        out / CHECKPOINT_NAME,
+        model,
+        config,
+        data.vocab,
+        data.fingerprint,
+        training_images=data.image_digests,
+        training_data=data.sources,
+    )
 
 
 def _resume(

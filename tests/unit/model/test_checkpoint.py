@@ -183,3 +183,24 @@ def test_unknown_config_key_in_metadata_is_refused(saved):
         match=r"malformed config or vocabulary \(checkpoint .*: config\.model\.dims: unknown key",
     ):
         load_checkpoint(path)
+
+
+def test_training_images_and_data_round_trip(saved, tmp_path):
+    _, model, cfg, vocab = saved
+    path = save_checkpoint(
+        tmp_path / "m2.safetensors", model, cfg, vocab, "f" * 64,
+        training_images=["b" * 16, "a" * 16], training_data=["synth/train"],
+    )  # fmt: skip
+    ckpt = load_checkpoint(path)
+    assert ckpt.training_images == ("a" * 16, "b" * 16)
+    assert ckpt.training_data == ("synth/train",)
+
+
+def test_a_checkpoint_without_training_images_says_unknown(saved, tmp_path):
+    path = saved[0]
+    tensors = load_file(str(path))
+    meta = read_metadata(path)
+    del meta["training_images"]
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata={"groundbench": json.dumps(meta)})
+    assert load_checkpoint(old).training_images is None

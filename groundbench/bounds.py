@@ -30,10 +30,10 @@ def declared_array_problem(
         limit: most values allowed (default :data:`MAX_MAP_ELEMENTS`).
 
     Example:
-        >>> declared_array_problem((100000, 100000), 4, 212)
-        'declares shape (100000, 100000) = 10,000,000,000 values, over the limit of 33,554,432 values per map'
-        >>> declared_array_problem((4, 4), 4, 10)
-        'declares shape (4, 4) = 64 bytes of data but holds 10 bytes (truncated or forged header)'
+        >>> declared_array_problem((100000, 100000), 4, 212).split(";")[0]
+        'declares shape (100000, 100000) = 10,000,000,000 values, over the limit of 33,554,432 values per map (docs/formats.md, Limits)'
+        >>> declared_array_problem((4, 4), 4, 10).split(";")[0]
+        'declares shape (4, 4) = 64 bytes of data but holds 10 bytes'
         >>> declared_array_problem((4, 4), 4, 64) is None
         True
     """
@@ -42,12 +42,12 @@ def declared_array_problem(
     if n > limit:
         return (
             f"declares shape {tuple(shape)} = {n:,} values, over the limit of {limit:,} "
-            "values per map"
+            "values per map (docs/formats.md, Limits); write maps at the model's own resolution"
         )
     if n * itemsize > available_bytes:
         return (
             f"declares shape {tuple(shape)} = {n * itemsize:,} bytes of data but holds "
-            f"{available_bytes:,} bytes (truncated or forged header)"
+            f"{available_bytes:,} bytes; the file is truncated or its header forged: write it again"
         )
     return None
 

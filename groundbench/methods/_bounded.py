@@ -17,13 +17,6 @@ from groundbench import bounds
 from groundbench.errors import MethodError
 
 
-def _limit_fix() -> str:
-    return (
-        f"maps hold at most {bounds.MAX_MAP_ELEMENTS:,} values each (docs/formats.md, Limits); "
-        "write the maps at the model's own resolution"
-    )
-
-
 def npy_header(f, where: str, member: str, size: int, sid: str) -> tuple[tuple[int, ...], str]:
     """(shape, "real" | the refused dtype's name) of a ``.npy`` stream of ``size`` bytes.
 
@@ -51,7 +44,7 @@ def npy_header(f, where: str, member: str, size: int, sid: str) -> tuple[tuple[i
     if dtype.kind in "fiu":
         problem = bounds.declared_array_problem(shape, dtype.itemsize, size - offset)
         if problem:
-            raise MethodError(f"{where}: map {sid!r} ({member}) {problem}; {_limit_fix()}")
+            raise MethodError(f"{where}: map {sid!r} ({member}) {problem}")
         return tuple(shape), "real"
     return tuple(shape), str(dtype)
 
@@ -89,4 +82,4 @@ def check_safetensors_shape(where: str, key: str, shape: tuple[int, ...]) -> Non
     """Refuse a safetensors entry over the per-map limit (the library checks the bytes)."""
     problem = bounds.declared_array_problem(shape, 0, 0)
     if problem:
-        raise MethodError(f"{where}: map {key!r} {problem}; {_limit_fix()}")
+        raise MethodError(f"{where}: map {key!r} {problem}")

@@ -77,7 +77,7 @@ def canonical_card(raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, Mapping):
         raise ModelCardError(f"model card {where}: must be a mapping of the keys {list(_KEYS)}")
     for key in raw:
-        if key not in _KEYS and key != "source":
+        if key not in _KEYS:
             raise ModelCardError(
                 f"model card {where}: unknown key {key!r}{did_you_mean(key, _KEYS)}"
             )

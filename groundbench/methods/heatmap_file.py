@@ -10,7 +10,9 @@ Each entry is a float map ``(h, w)`` or ``(P, h, w)`` (passes), or raw cross-att
 ``(L, H, h, w)`` or ``(P, L, H, h, w)``, at any resolution; all entries have the same kind.
 Nothing is ever unpickled (``allow_pickle=False``), and every entry's declared shape is
 checked against the bytes it really holds and :data:`groundbench.bounds.MAX_MAP_ELEMENTS`
-before any map is loaded (:mod:`groundbench.methods._bounded`).
+before any map is loaded (:mod:`groundbench.methods._bounded`). What made the maps is
+declared by ``heatmaps:PATH@CLASS`` or a sidecar model card (:mod:`.heatmap_card`); maps
+declared by neither are ``undeclared``.
 """
 
 from __future__ import annotations

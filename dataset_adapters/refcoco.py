@@ -109,6 +109,11 @@ def segmentation_to_rle(segmentation: Any, height: int, width: int, where: str) 
         raise DataFormatError(
             f"{where}: bad segmentation ({exc}); expected COCO polygons or RLE"
         ) from exc
+    if [int(v) for v in rle["size"]] != [height, width]:
+        raise DataFormatError(
+            f"{where}: segmentation size {list(rle['size'])} is not the image's [height, width] "
+            f"= [{height}, {width}]; the annotation belongs to another image or resolution"
+        )
     counts = rle["counts"]
     return {
         "size": [int(v) for v in rle["size"]],

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {
     "groundbench.errors": 0,
     "groundbench.progress": 0,
+    "groundbench.bounds": 0,
     "groundbench.types": 1,
     "groundbench.registry": 1,
     "dataset_adapters": 2,
@@ -21,6 +22,7 @@ LAYERS = {
     "groundbench.methods": 3,
     "groundbench.protocol": 3,
     "groundbench.protocol_schema": 3,
+    "groundbench.model_card": 3,
     "groundbench.probes": 3,
     "groundbench.report": 4,
     "groundbench.overlap": 4,

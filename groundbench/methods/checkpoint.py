@@ -42,6 +42,10 @@ class CheckpointMethod:
         self.name = "checkpoint"
         self.passes = passes
         self._ckpt = load_checkpoint(self.path)
+        # what the model saw, for the report's computed model card
+        self.data_fingerprint = self._ckpt.data_fingerprint
+        self.training_data = self._ckpt.training_sources
+        self.training_images = self._ckpt.training_images
         self._devices: dict[str, torch.nn.Module] = {}
 
     def fingerprint(self) -> str:

@@ -430,7 +430,14 @@ def _snapshot(out, step, model, optimizer, scheduler, config, data, meta) -> Non
     torch.save(state, out / f".{STATE_NAME}.tmp")
     os.replace(out / f".{STATE_NAME}.tmp", out / STATE_NAME)  # one atomic resume point
     save_checkpoint(
-        out / CHECKPOINT_NAME, model, config, data.vocab, data.fingerprint, training_data=meta
+        out / CHECKPOINT_NAME,
+        model,
+        config,
+        data.vocab,
+        data.fingerprint,
+        training_data=meta,
+        training_sources=data.sources,
+        training_images=data.image_digests,
     )
 
 

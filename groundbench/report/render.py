@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from groundbench.model_card import card_summary
+
 REPORT_SCHEMA = 1
 
 _MD_PUNCTUATION = str.maketrans(
@@ -105,6 +107,7 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
         *_dataset_notes(d),
         f"- method: {md_code(m['spec'])} ({md_text(m['supervision'])}), fingerprint "
         f"`{m['fingerprint'][:16]}`",
+        f"- model card: {md_text(card_summary(report.get('model_card')))}",
         f"- bootstrap: {p['canonical']['bootstrap']['resamples']} resamples, seed "
         f"{p['canonical']['bootstrap']['seed']}, 95% percentile intervals",
         "",

@@ -216,3 +216,24 @@ def test_a_run_folder_is_accepted_by_the_method_and_named_when_empty(saved, tmp_
     assert (
         str(err.value) == f"checkpoint {empty} is a folder with no model.safetensors in it; {FIX}"
     )
+
+
+def test_training_images_and_data_round_trip(saved, tmp_path):
+    _, model, cfg, vocab = saved
+    path = save_checkpoint(
+        tmp_path / "m2.safetensors", model, cfg, vocab, "f" * 64,
+        training_images=["b" * 16, "a" * 16], training_sources=["synth/train"],
+    )  # fmt: skip
+    ckpt = load_checkpoint(path)
+    assert ckpt.training_images == ("a" * 16, "b" * 16)
+    assert ckpt.training_sources == ("synth/train",)
+
+
+def test_a_checkpoint_without_training_images_says_unknown(saved, tmp_path):
+    path = saved[0]
+    tensors = load_file(str(path))
+    meta = read_metadata(path)
+    del meta["training_images"]
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata={"groundbench": json.dumps(meta)})
+    assert load_checkpoint(old).training_images is None

@@ -235,6 +235,7 @@ def _report(
             "name": method.name,
             "fingerprint": method_fp,
             "supervision": method.supervision,
+            **({"settings": method.settings()} if hasattr(method, "settings") else {}),
         },
         "metrics": metrics,
         "samples": {

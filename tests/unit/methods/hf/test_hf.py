@@ -218,3 +218,35 @@ def test_pickled_weights_load_only_as_plain_tensors(hf_dirs, tmp_path):
     torch.save({"w": torch.zeros(1), "evil": print}, d / "pytorch_model.bin")  # a pickled callable
     with pytest.raises(CheckpointError, match=r"cannot be read with torch.load\(weights_only=True\)"):
         resolve_method(f"hf:{d}:patchsim")
+
+
+def test_transformers_is_imported_only_when_an_hf_method_is_built():
+    import subprocess
+    import sys
+
+    code = "import sys, groundbench.methods; print('transformers' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_bad_start_layer_and_block_fail_when_the_method_is_built(hf_dirs):
+    with pytest.raises(MethodError, match=r"start_layer: block 5 is outside the tower's 2 blocks"):
+        resolve_method(f"hf:{hf_dirs['clip']}:relevance?start_layer=5")
+    with pytest.raises(MethodError, match=r"start_layer must be last, all or a block index, got 'first'"):
+        resolve_method(f"hf:{hf_dirs['clip']}:relevance?start_layer=first")
+    with pytest.raises(MethodError, match=r"itm-gradcam: block 9 is outside the tower's 8 blocks"):
+        resolve_method(f"hf:{hf_dirs['blip']}:itm-gradcam?block=9")
+
+
+def test_probe_attention_recomputation_equals_the_pooling_head(hf_dirs):
+    from groundbench.methods.hf.towers import probe_attention
+
+    m = transformers.SiglipModel.from_pretrained(hf_dirs["siglip"], attn_implementation="eager")
+    head = m.vision_model.head
+    x = torch.randn(3, 25, 32)
+    probe = head.probe.repeat(3, 1, 1)
+    want, avg = head.attention(probe, x, x)
+    got, probs = probe_attention(head.attention, probe, x)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(probs.mean(1), avg, rtol=1e-5, atol=1e-6)
+    assert probs.shape == (3, 4, 1, 25)

@@ -27,7 +27,9 @@ TEXT = dict(
     max_position_embeddings=16,
     pad_token_id=0,
 )
-VISION = dict(image_size=30, patch_size=6, hidden_size=32, num_attention_heads=4, intermediate_size=37)
+VISION = dict(
+    image_size=30, patch_size=6, hidden_size=32, num_attention_heads=4, intermediate_size=37
+)
 
 
 def save_dir(root: Path, model, size: int, mean: float = 0.5) -> Path:
@@ -36,7 +38,12 @@ def save_dir(root: Path, model, size: int, mean: float = 0.5) -> Path:
     (root / "vocab.txt").write_text("\n".join(WORDS) + "\n", encoding="utf-8")
     transformers.BertTokenizer(str(root / "vocab.txt")).save_pretrained(root)
     model.save_pretrained(root)
-    proc = {**PROCESSOR, "image_mean": [mean] * 3, "size": {"shortest_edge": size}, "crop_size": {"height": size, "width": size}}
+    proc = {
+        **PROCESSOR,
+        "image_mean": [mean] * 3,
+        "size": {"shortest_edge": size},
+        "crop_size": {"height": size, "width": size},
+    }
     (root / "preprocessor_config.json").write_text(json.dumps(proc), encoding="utf-8")
     return root
 
@@ -58,7 +65,13 @@ def build(kind: str, seed: int = 0):
         )
         return transformers.SiglipModel(cfg)
     cfg = transformers.BlipConfig(
-        text_config={**TEXT, "num_hidden_layers": 8, "encoder_hidden_size": 24, "bos_token_id": 2, "sep_token_id": 3},
+        text_config={
+            **TEXT,
+            "num_hidden_layers": 8,
+            "encoder_hidden_size": 24,
+            "bos_token_id": 2,
+            "sep_token_id": 3,
+        },
         vision_config={**VISION, "image_size": 24, "hidden_size": 24, "num_hidden_layers": 2},
         projection_dim=16,
     )

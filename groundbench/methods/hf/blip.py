@@ -81,6 +81,7 @@ class BlipITM:
             "target": "ITM positive logit itm_head(text_encoder(text, image)[:, 0])[:, 1], pre-softmax",
             "text_padding": "longest",
             "max_tokens": self.limit,
+            "truncation": "none: a longer text is an error",
             "image_tokens": "[CLS] + patches",
             "grid": list(self.grid),
         }

@@ -62,6 +62,7 @@ class DualEncoder:
             + (" + logit_bias" if self.siglip else " (logits_per_image diagonal)"),
             "text_padding": f"max_length {self.limit}" if self.siglip else "longest",
             "max_tokens": self.limit,
+            "truncation": "none: a longer text is an error",
             "image_tokens": "patches only (no [CLS])" if self.siglip else "[CLS] + patches",
             "grid": list(self.grid),
         }

@@ -217,6 +217,7 @@ def test_fingerprint_names_every_knob_and_file(hf_dirs):
         and s["preprocess"]["crop"] == "none"
     )
     assert set(s["libraries"]) == {"groundbench", "torch", "transformers"}
+    assert s["max_tokens"] == 16 and s["truncation"] == "none: a longer text is an error"
     blip = resolve_method(f"hf:{hf_dirs['blip']}:itm-gradcam").settings()["knobs"]
     assert (blip["block"], blip["tokens"], blip["first_token"]) == (2, "all", "cls")
 

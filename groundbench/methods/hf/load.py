@@ -181,8 +181,10 @@ def load_checkpoint_dir(path: str | Path) -> Loaded:
                 "convert it to model.safetensors"
             ) from None
     try:
+        if not safe:  # the tensors read above, with the directory's config
+            extra["config"] = cls.config_class.from_pretrained(root, local_files_only=True)
         model, info = cls.from_pretrained(
-            root,
+            None if not safe else root,
             local_files_only=True,
             trust_remote_code=False,
             attn_implementation="eager",

@@ -312,3 +312,35 @@ def test_probe_attention_recomputation_equals_the_pooling_head(hf_dirs):
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(probs.mean(1), avg, rtol=1e-5, atol=1e-6)
     assert probs.shape == (3, 4, 1, 25)
+
+
+def test_siglip_relevance_equals_an_independent_numpy_reference(hf_dirs):
+    d = hf_dirs["siglip"]
+    im = image(5)
+    model = transformers.SiglipModel.from_pretrained(d, attn_implementation="eager")
+    tok = transformers.AutoTokenizer.from_pretrained(d)
+    ids = tok(["green circle"], padding="max_length", max_length=16, return_tensors="pt")[
+        "input_ids"
+    ]
+    out = model.vision_model(pixel_values=pixels(im, 30), output_attentions=True)
+    x, head = out.last_hidden_state, model.vision_model.head
+    # the pooling head written out with per-head probabilities
+    wq, wk, wv = head.attention.in_proj_weight.chunk(3)
+    bq, bk, bv = head.attention.in_proj_bias.chunk(3)
+    q = (head.probe @ wq.T + bq).view(1, 1, 4, 8).transpose(1, 2)
+    k = (x @ wk.T + bk).view(1, 25, 4, 8).transpose(1, 2)
+    v = (x @ wv.T + bv).view(1, 25, 4, 8).transpose(1, 2)
+    probs = torch.softmax(q @ k.transpose(-1, -2) / 8**0.5, dim=-1)
+    h = head.attention.out_proj((probs @ v).transpose(1, 2).reshape(1, 1, 32))
+    pooled = (h + head.mlp(head.layernorm(h)))[:, 0]
+    text = model.text_model(input_ids=ids).pooler_output
+    cos = torch.nn.functional.cosine_similarity(pooled, text)[0]
+    logit = model.logit_scale.exp() * cos + model.logit_bias
+    a_last = out.attentions[-1]
+    g_last, g_pool = torch.autograd.grad(logit.sum(), [a_last, probs])
+    cam = np.clip(a_last[0].detach().double().numpy() * g_last[0].double().numpy(), 0, None)
+    R = np.eye(25) + cam.mean(0)
+    pool = np.clip(probs[0].detach().double().numpy() * g_pool[0].double().numpy(), 0, None)
+    want = (pool.mean(0) @ R)[0]
+    got = resolve_method(f"hf:{d}:relevance").predict([sample(0, "green circle")], [im], device=CPU)
+    np.testing.assert_allclose(got.maps[0].numpy().ravel(), want, rtol=1e-4, atol=1e-9)

@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-transformers = pytest.importorskip("transformers")
+
+def _transformers():
+    """transformers, or a skip where the vlm extra is not installed."""
+    return pytest.importorskip("transformers")
+
 
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[ENC]", "a", "the", "red", "blue"]
 WORDS += ["green", "square", "circle", "triangle", "left", "of", "big", "small"]
@@ -34,6 +38,7 @@ VISION = dict(
 
 def save_dir(root: Path, model, size: int, mean: float = 0.5) -> Path:
     """save_pretrained the model, a BERT word-piece tokenizer and a processor config."""
+    transformers = _transformers()
     root.mkdir(parents=True, exist_ok=True)
     (root / "vocab.txt").write_text("\n".join(WORDS) + "\n", encoding="utf-8")
     transformers.BertTokenizer(str(root / "vocab.txt")).save_pretrained(root)
@@ -50,6 +55,7 @@ def save_dir(root: Path, model, size: int, mean: float = 0.5) -> Path:
 
 def build(kind: str, seed: int = 0):
     """A tiny random-init model of ``kind`` (clip, siglip, blip)."""
+    transformers = _transformers()
     torch.manual_seed(seed)
     if kind == "clip":
         cfg = transformers.CLIPConfig(

@@ -236,6 +236,7 @@ def _report(
             "name": method.name,
             "fingerprint": method_fp,
             "supervision": method.supervision,
+            **({"settings": method.settings()} if hasattr(method, "settings") else {}),
         },
         "model_card": model_card_section(method, samples),
         "metrics": metrics,

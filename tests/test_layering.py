@@ -17,6 +17,7 @@ LAYERS = {
     "dataset_adapters": 2,
     "groundbench.metrics": 2,
     "groundbench.postprocess": 2,
+    "groundbench.attribution": 2,
     "groundbench.synthetic": 2,
     "groundbench.model": 2,
     "groundbench.methods": 3,

@@ -180,10 +180,9 @@ def _ref_pointing(h: np.ndarray, r: np.ndarray, tol: float) -> float:
 
 
 def _ref_albef(h: np.ndarray, boxes: np.ndarray, k: int) -> float:
-    y, x = divmod(int(h.argmax()), h.shape[1])
+    y, x = divmod(int(h.argmax()), h.shape[1])  # the first maximum, its integer index
     b = boxes[:k]
-    cy, cx = y + 0.5, x + 0.5  # pixel centre
-    return float(np.any((b[:, 0] < cx) & (cx < b[:, 2]) & (b[:, 1] < cy) & (cy < b[:, 3])))
+    return float(np.any((b[:, 0] < x) & (x < b[:, 2]) & (b[:, 1] < y) & (y < b[:, 3])))
 
 
 def _ref_spearman_blurred(h: np.ndarray, r: np.ndarray, sigma_px: float) -> float:

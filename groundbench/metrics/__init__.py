@@ -104,6 +104,28 @@ def _number(value: float) -> str:
     return f"{float(value):g}"
 
 
+def _pointing_key(full: Mapping[str, Any]) -> str:
+    """``pointing``, ``pointing@15px``, ``pointing[mg]``; a rule other than the variant's own
+    is appended: ``pointing[mg,centre,expected]``, ``pointing[first]``."""
+    from groundbench.metrics.pointing import resolve_rule
+
+    variant = full["variant"]
+    own = resolve_rule(variant, full["tolerance_px"] if variant is None else 0.0)
+    rule = resolve_rule(
+        **{k: full[k] for k in ("variant", "tolerance_px", "coords", "ties", "box_convention")}
+    )
+    shown = [
+        getattr(rule, f)
+        for f in ("coords", "ties", "box_convention")
+        if getattr(rule, f) != getattr(own, f)
+    ]
+    if variant is not None:
+        return f"pointing[{','.join([variant, *shown])}]"
+    tol = float(full["tolerance_px"])
+    base = f"pointing@{_number(tol)}px" if tol else "pointing"
+    return f"{base}[{','.join(shown)}]" if shown else base
+
+
 def display_key(name: str, params: Mapping[str, Any] | None = None) -> str:
     """Return the report/leaderboard column key of metric ``name`` with ``params``.
 
@@ -112,16 +134,15 @@ def display_key(name: str, params: Mapping[str, Any] | None = None) -> str:
     Example:
         >>> display_key("pointing", {"variant": "mg"}), display_key("pointing", {"tolerance_px": 15})
         ('pointing[mg]', 'pointing@15px')
+        >>> display_key("pointing", {"variant": "mg", "coords": "centre", "ties": "expected"})
+        'pointing[mg,centre,expected]'
         >>> display_key("box_acc", {}), display_key("soft_iou"), display_key("spearman", {"sigma_px": 4})
         ('box_acc@0.5', 'soft_iou', 'spearman@sigma4px')
     """
     check_params(name, params or {})
     full = {**metric_params(name), **(params or {})}
     if name == "pointing":
-        if full["variant"] is not None:
-            return f"pointing[{full['variant']}]"
-        tol = float(full["tolerance_px"])
-        return f"pointing@{_number(tol)}px" if tol else "pointing"
+        return _pointing_key(full)
     if name == "box_acc":
         return f"box_acc@{_number(full['iou'])}"
     if name == "spearman":

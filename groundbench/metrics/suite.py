@@ -110,6 +110,9 @@ def check_spec(spec: Any, *, path: str = "metrics.0", where: str = "") -> Metric
         compute_metric(name, _PROBE_BATCH, **params)
     except ProtocolError as exc:
         raise ProtocolError(f"{at}: {exc}") from exc
+    explicit = METRICS.meta(name).get("explicit")  # defaults that depend on other params
+    if explicit is not None:
+        params = explicit(params)
     return MetricSpec(name, params, display_key(name, params))
 
 

@@ -7,7 +7,7 @@ import torch
 
 from groundbench.errors import ProtocolError, UnknownNameError
 from groundbench.metrics import METRICS, compute_metric, display_key, metric_params
-from groundbench.metrics.suite import MetricSuite
+from groundbench.metrics.suite import MetricSuite, check_spec
 from groundbench.types import HeatmapBatch, rasterise_boxes
 
 
@@ -63,7 +63,7 @@ def test_unknown_param_names_the_key_path_and_closest_match():
         display_key("pointing", {"varaint": "mg"})
     assert str(err.value) == (
         "metrics.pointing.varaint: unknown parameter of metric 'pointing'; did you mean "
-        "'variant'? Valid parameters: tolerance_px, variant."
+        "'variant'? Valid parameters: box_convention, coords, ties, tolerance_px, variant."
     )
 
 
@@ -73,8 +73,10 @@ def test_metric_params_lists_defaults():
 
 
 def test_compute_metric_feeds_from_the_batch():
-    out = compute_metric("pointing", _batch(), variant="albef")
+    out = compute_metric("pointing", _batch(), variant="mg")
     assert out.values.tolist() == [1.0, 0.0]
+    # index (0, 0) sits on the box's corner: outside an open box
+    assert compute_metric("pointing", _batch(), variant="albef").values.tolist() == [0.0, 0.0]
     assert compute_metric("box_acc", _batch(), iou=0.25).values.tolist() == [1.0, 0.0]
 
 
@@ -146,3 +148,18 @@ def test_suite_scores_a_batch_as_one_matrix():
     assert scores.undefined.dtype.name == "int8"
     assert scores.values[:, 0].tolist() == [1.0, 0.0]
     assert set(scores.extras) == {"pointing[mg]:tie_count"}
+
+
+def test_pointing_rule_is_written_out_and_named_when_not_the_variants_own():
+    short = check_spec({"name": "pointing", "variant": "albef"})
+    spelled = check_spec(
+        {"name": "pointing", "variant": "albef", "coords": "index", "ties": "first"}
+    )
+    assert short == spelled and short.params["coords"] == "index" and short.key == "pointing[albef]"
+    old = check_spec({"name": "pointing", "variant": "mg", "coords": "centre", "ties": "expected"})
+    assert old.key == "pointing[mg,centre,expected]"
+    flickr = check_spec({"name": "pointing", "variant": "mg", "box_convention": "corners_1based"})
+    assert flickr.key == "pointing[mg,corners_1based]"
+    region = check_spec({"name": "pointing", "tolerance_px": 15})
+    assert (region.params["coords"], region.params["ties"]) == ("centre", "expected")
+    assert display_key("pointing", {"ties": "first"}) == "pointing[first]"

@@ -42,7 +42,14 @@ def test_minimal_protocol_fills_every_default(tmp_path):
     assert c["bootstrap"] == {"resamples": 1000, "seed": 0}
     assert c["pipeline"]["threshold"] == {"method": "fraction_of_max", "value": 0.5}
     assert c["metrics"] == [
-        {"name": "pointing", "variant": "albef", "tolerance_px": 0.0},
+        {
+            "name": "pointing",
+            "variant": "albef",
+            "tolerance_px": 0.0,
+            "coords": "index",
+            "ties": "first",
+            "box_convention": "xyxy",
+        },
         {"name": "box_acc", "iou": 0.5},
     ]
     assert "about" not in c

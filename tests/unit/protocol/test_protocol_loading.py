@@ -320,6 +320,19 @@ def test_every_shipped_protocol_loads():
         assert {m["name"] for m in p.metrics} >= {"box_acc", "miou", "soft_iou", "auc", "nss"}
 
 
+def test_shipped_lineage_protocols_use_their_codes_rule():
+    for name in list_protocols():
+        p = load_protocol(name)
+        for m in p.metrics:
+            if m["name"] == "pointing" and m["variant"] in ("mg", "albef"):
+                assert (m["coords"], m["ties"]) == ("index", "first"), name
+        if name.startswith("synth_") and not name.endswith(".zhang2016"):
+            # 15 px is a quarter of a 64 px image: not shipped as a second grounding score
+            assert all(m.get("tolerance_px", 0) == 0 for m in p.metrics), name
+    flickr = [m for m in load_protocol("flickr30k_test.mg").metrics if m.get("variant") == "mg"]
+    assert flickr[0]["box_convention"] == "corners_1based"
+
+
 def test_protocol_from_mapping_matches_the_file(tmp_path):
     import yaml
 

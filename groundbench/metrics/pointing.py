@@ -27,8 +27,7 @@ import math
 import numpy as np
 import torch
 
-from groundbench.errors import ProtocolError
-from groundbench.metrics import METRICS, _inputs
+from groundbench.metrics import MAX_DISTANCE_PX, Param, Params, _inputs, register_metric
 from groundbench.metrics._inputs import (
     check_inputs,
     count,
@@ -51,20 +50,30 @@ ZHANG2016_TOLERANCE_PX = 15.0
 _GATHER_TIE_LIMIT = 256
 
 
+def _one_tolerance(values: dict) -> str | None:
+    variant, tol = values["variant"], values["tolerance_px"]
+    if variant is not None and tol != 0:
+        return f"variant {variant!r} fixes its own tolerance; drop tolerance_px={tol:g}"
+    return None
+
+
+def _pointing_key(name: str, values: dict) -> str:
+    if values["variant"] is not None:
+        return f"{name}[{values['variant']}]"
+    tol = values["tolerance_px"]
+    return f"{name}@{tol:g}px" if tol else name
+
+
+PARAMS = Params(
+    Param("variant", None, choices=POINTING_VARIANTS, kind=str),
+    Param("tolerance_px", 0.0, low=0.0, high=MAX_DISTANCE_PX),
+    rule=_one_tolerance,
+    key=_pointing_key,
+)
+
+
 def _rule(variant: str | None, tolerance_px: float) -> tuple[str, float]:
-    if variant not in POINTING_VARIANTS:
-        raise ProtocolError(
-            f"pointing: unknown variant {variant!r}; valid variants: None, 'zhang2016', 'mg', 'albef'"
-        )
-    tolerance_px = float(tolerance_px)
-    if not (math.isfinite(tolerance_px) and tolerance_px >= 0):
-        raise ProtocolError(
-            f"pointing: tolerance_px must be a finite number >= 0, got {tolerance_px}"
-        )
-    if variant is not None and tolerance_px != 0:
-        raise ProtocolError(
-            f"pointing: variant {variant!r} fixes its own tolerance; drop tolerance_px={tolerance_px:g}"
-        )
+    """The hit rule (``region``, ``closed_box``, ``open_box``) and its tolerance in pixels."""
     if variant == "zhang2016":
         return "region", ZHANG2016_TOLERANCE_PX
     if variant == "mg":
@@ -151,8 +160,12 @@ def _peak_coords(
     return b, y, x
 
 
-@METRICS.register(
-    "pointing", needs=("heatmap", "region", "boxes"), higher_is_better=True, range=(0.0, 1.0)
+@register_metric(
+    "pointing",
+    needs=("heatmap", "region", "boxes"),
+    higher_is_better=True,
+    range=(0.0, 1.0),
+    params=PARAMS,
 )
 def pointing(
     heatmap: torch.Tensor,
@@ -197,7 +210,8 @@ def pointing(
         >>> out.values.tolist(), out.extras["tie_count"].tolist()
         ([0.5], [2])
     """
-    rule, tol = _rule(variant, tolerance_px)
+    checked = PARAMS.check({"variant": variant, "tolerance_px": tolerance_px}, metric="pointing")
+    rule, tol = _rule(checked["variant"], checked["tolerance_px"])
     needs = ("heatmap", "region") if rule == "region" else ("heatmap", "boxes")
     inputs = check_inputs(
         "pointing",

@@ -143,7 +143,7 @@ def test_unknown_metric_and_bad_variant(tmp_path):
     )
     path = write(tmp_path, BASE.replace("variant: albef", "variant: albeff"))
     assert error_of(path) == (
-        f"{path}: metrics.0: pointing: unknown variant 'albeff'; valid variants: None, "
+        f"{path}: metrics.0.variant: unknown value 'albeff'; valid values: None, "
         "'zhang2016', 'mg', 'albef'"
     )
 

@@ -66,6 +66,7 @@ from groundbench.metrics.box import box_acc, box_iou  # noqa: E402
 from groundbench.metrics.iou import miou, soft_iou  # noqa: E402
 from groundbench.metrics.nss import nss  # noqa: E402
 from groundbench.metrics.pointing import pointing  # noqa: E402
+from groundbench.metrics.saliency import cc, kl, sim  # noqa: E402
 from groundbench.metrics.spearman import spearman  # noqa: E402
 
 
@@ -149,16 +150,19 @@ __all__ = [
     "auc",
     "box_acc",
     "box_iou",
+    "cc",
     "compute_metric",
     "declaration",
     "display_key",
     "feed_metric",
+    "kl",
     "metric_params",
     "miou",
     "nss",
     "pointing",
     "register_metric",
     "shared_ranks",
+    "sim",
     "soft_iou",
     "spearman",
 ]

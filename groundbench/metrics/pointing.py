@@ -40,13 +40,13 @@ protocol's job, never the metric's.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from groundbench.errors import ProtocolError
-from groundbench.metrics import METRICS, _inputs
+from groundbench.metrics import MAX_DISTANCE_PX, Param, Params, _inputs, register_metric
 from groundbench.metrics._inputs import (
     check_inputs,
     count,
@@ -82,51 +82,63 @@ class Rule(NamedTuple):
     box_convention: str
 
 
-def _choice(name: str, value: str | None, valid: tuple[str, ...]) -> None:
-    if value is not None and value not in valid:
-        names = ", ".join(repr(v) for v in valid)
-        raise ProtocolError(f"pointing: unknown {name} {value!r}; valid values: {names}")
+def _conflict(values: Mapping[str, Any]) -> str | None:
+    """Why checked ``values`` do not make one rule, or None."""
+    variant, tol = values["variant"], values["tolerance_px"]
+    if variant is not None and tol != 0:
+        return f"variant {variant!r} fixes its own tolerance; drop tolerance_px={tol:g}"
+    if variant not in ("mg", "albef") and (
+        values["coords"] == "index" or values["box_convention"] != "xyxy"
+    ):
+        return (
+            "coords and box_convention apply to the box variants 'mg' and 'albef'; the region "
+            f"rule of variant {variant!r} tests pixels of R, drop them"
+        )
+    return None
 
 
-def resolve_rule(
-    variant: str | None = None,
-    tolerance_px: float = 0.0,
-    coords: str | None = None,
-    ties: str | None = None,
-    box_convention: str = "xyxy",
-) -> Rule:
-    """Check pointing's parameters and fill ``coords``/``ties`` from the variant.
-
-    Raises:
-        ProtocolError: an unknown value, a tolerance given with a variant, or ``coords`` /
-            ``box_convention`` given to a region rule (its raster is already pixel based).
-    """
-    if variant not in POINTING_VARIANTS:
-        raise ProtocolError(
-            f"pointing: unknown variant {variant!r}; valid variants: None, 'zhang2016', 'mg', 'albef'"
-        )
-    _choice("coords", coords, POINTING_COORDS)
-    _choice("ties", ties, POINTING_TIES)
-    _choice("box_convention", box_convention, BOX_CONVENTIONS)
-    tolerance_px = float(tolerance_px)
-    if not (math.isfinite(tolerance_px) and tolerance_px >= 0):
-        raise ProtocolError(
-            f"pointing: tolerance_px must be a finite number >= 0, got {tolerance_px}"
-        )
-    if variant is not None and tolerance_px != 0:
-        raise ProtocolError(
-            f"pointing: variant {variant!r} fixes its own tolerance; drop tolerance_px={tolerance_px:g}"
-        )
+def resolve_rule(values: Mapping[str, Any]) -> Rule:
+    """The :class:`Rule` of checked parameters, ``coords``/``ties`` filled from the variant."""
+    variant, coords, ties = values["variant"], values["coords"], values["ties"]
     if variant in ("mg", "albef"):
         kind = "closed_box" if variant == "mg" else "open_box"
-        return Rule(kind, 0.0, coords or "index", ties or "first", box_convention)
-    if coords == "index" or box_convention != "xyxy":
-        raise ProtocolError(
-            f"pointing: coords and box_convention apply to the box variants 'mg' and 'albef'; "
-            f"the region rule of variant {variant!r} tests pixels of R, drop them"
-        )
-    tol = ZHANG2016_TOLERANCE_PX if variant == "zhang2016" else tolerance_px
+        return Rule(kind, 0.0, coords or "index", ties or "first", values["box_convention"])
+    tol = ZHANG2016_TOLERANCE_PX if variant == "zhang2016" else values["tolerance_px"]
     return Rule("region", tol, "centre", ties or "expected", "xyxy")
+
+
+def _explicit(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with the variant's own ``coords`` and ``ties`` written out, so a spec that
+    relies on them and one that spells them out hash the same."""
+    rule = resolve_rule(values)
+    return {**values, "coords": rule.coords, "ties": rule.ties}
+
+
+def _pointing_key(name: str, values: Mapping[str, Any]) -> str:
+    """``pointing``, ``pointing@15px``, ``pointing[mg]``; a rule other than the variant's own
+    is appended: ``pointing[mg,centre,expected]``, ``pointing[mg,corners_1based]``."""
+    variant = values["variant"]
+    own = resolve_rule({**values, "coords": None, "ties": None, "box_convention": "xyxy"})
+    rule = resolve_rule(values)
+    fields = ("coords", "ties", "box_convention")
+    shown = [getattr(rule, f) for f in fields if getattr(rule, f) != getattr(own, f)]
+    if variant is not None:
+        return f"{name}[{','.join([variant, *shown])}]"
+    tol = values["tolerance_px"]
+    base = f"{name}@{tol:g}px" if tol else name
+    return f"{base}[{','.join(shown)}]" if shown else base
+
+
+PARAMS = Params(
+    Param("variant", None, choices=POINTING_VARIANTS, kind=str),
+    Param("tolerance_px", 0.0, low=0.0, high=MAX_DISTANCE_PX),
+    Param("coords", None, choices=(None, *POINTING_COORDS), kind=str),
+    Param("ties", None, choices=(None, *POINTING_TIES), kind=str),
+    Param("box_convention", "xyxy", choices=BOX_CONVENTIONS),
+    rule=_conflict,
+    key=_pointing_key,
+    resolve=_explicit,
+)
 
 
 def _disc_offsets(tolerance_px: float) -> tuple[np.ndarray, np.ndarray]:
@@ -230,19 +242,12 @@ def _peak_coords(
     return b, y, x
 
 
-def explicit_rule(params: dict) -> dict:
-    """``params`` with ``coords`` and ``ties`` written out (the variant's own where None), so
-    a protocol that relies on the variant's rule and one that spells it out hash the same."""
-    rule = resolve_rule(**params)
-    return {**params, "coords": rule.coords, "ties": rule.ties}
-
-
-@METRICS.register(
+@register_metric(
     "pointing",
     needs=("heatmap", "region", "boxes"),
     higher_is_better=True,
     range=(0.0, 1.0),
-    explicit=explicit_rule,
+    params=PARAMS,
 )
 def pointing(
     heatmap: torch.Tensor,
@@ -297,7 +302,10 @@ def pointing(
         >>> out.values.tolist(), out.extras["tie_count"].tolist()
         ([0.5], [2])
     """
-    rule = resolve_rule(variant, tolerance_px, coords, ties, box_convention)
+    given = {"variant": variant, "tolerance_px": tolerance_px, "coords": coords, "ties": ties}
+    rule = resolve_rule(
+        PARAMS.check({**given, "box_convention": box_convention}, metric="pointing")
+    )
     needs = ("heatmap", "region") if rule.kind == "region" else ("heatmap", "boxes")
     inputs = check_inputs(
         "pointing",

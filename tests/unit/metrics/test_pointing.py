@@ -212,10 +212,10 @@ def test_ties_first_with_tolerance_and_padding():
 def test_rule_values_are_checked():
     h, region = torch.rand(1, 2, 2), torch.ones(1, 2, 2, dtype=torch.bool)
     with pytest.raises(
-        ProtocolError, match="unknown coords 'corner'; valid values: 'index', 'centre'"
+        ProtocolError, match="coords: unknown value 'corner'; valid values: None, 'index', 'centre'"
     ):
         pointing(h, region=region, coords="corner")
-    with pytest.raises(ProtocolError, match="unknown ties 'random'"):
+    with pytest.raises(ProtocolError, match="ties: unknown value 'random'"):
         pointing(h, region=region, ties="random")
     with pytest.raises(ProtocolError, match="apply to the box variants"):
         pointing(h, region=region, coords="index")
@@ -256,14 +256,18 @@ def test_bfloat16_ties_are_real_ties():
 
 
 def test_variant_and_tolerance_conflict_is_an_error():
-    with pytest.raises(ProtocolError, match=r"variant 'zhang2016' fixes its own tolerance"):
+    with pytest.raises(
+        ProtocolError,
+        match=r"^pointing: pointing: variant 'zhang2016' fixes its own tolerance; drop "
+        r"tolerance_px=10$",
+    ):
         pointing(
             torch.rand(1, 2, 2),
             region=torch.ones(1, 2, 2, dtype=torch.bool),
             variant="zhang2016",
             tolerance_px=10,
         )
-    with pytest.raises(ProtocolError, match="unknown variant 'torchray'"):
+    with pytest.raises(ProtocolError, match=r"^pointing.variant: unknown value 'torchray'; valid"):
         pointing(
             torch.rand(1, 2, 2), region=torch.ones(1, 2, 2, dtype=torch.bool), variant="torchray"
         )

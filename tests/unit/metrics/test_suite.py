@@ -62,8 +62,8 @@ def test_unknown_param_names_the_key_path_and_closest_match():
     with pytest.raises(ProtocolError) as err:
         display_key("pointing", {"varaint": "mg"})
     assert str(err.value) == (
-        "metrics.pointing.varaint: unknown parameter of metric 'pointing'; did you mean "
-        "'variant'? Valid parameters: box_convention, coords, ties, tolerance_px, variant."
+        "metric spec: unknown key pointing.varaint; valid keys under pointing: name, variant, "
+        "tolerance_px, coords, ties, box_convention; did you mean 'variant'?"
     )
 
 
@@ -108,8 +108,10 @@ def test_suite_rejects_duplicates_and_nameless_specs():
     assert str(exc.value) == (
         "metrics.1 repeats metrics.0 (both report as 'pointing[mg]'); remove one"
     )
-    with pytest.raises(ProtocolError, match=r"^metrics\[0\]: every metric spec needs a 'name'"):
+    with pytest.raises(ProtocolError, match=r"^metrics.0 must be a mapping with a name and"):
         MetricSuite([{"variant": "mg"}])
+    with pytest.raises(ProtocolError, match=r"^unknown metrics 'aucc' \(asked for by metrics.0"):
+        MetricSuite([{"name": "aucc"}])
 
 
 def test_shared_ranks_rank_each_map_once_and_change_no_value(monkeypatch):

@@ -146,11 +146,12 @@ def test_unknown_metric_and_bad_variant(tmp_path):
     path = write(tmp_path, BASE.replace("name: box_acc, iou: 0.5", "name: box_accuracy"))
     assert error_of(path) == (
         f"unknown metrics 'box_accuracy' (asked for by {path} metrics.1.name); did you mean "
-        "'box_acc'? Valid names: auc, box_acc, box_iou, miou, nss, pointing, soft_iou, spearman."
+        "'box_acc'? Valid names: auc, box_acc, box_iou, cc, kl, miou, nss, pointing, sim, "
+        "soft_iou, spearman."
     )
     path = write(tmp_path, BASE.replace("variant: albef", "variant: albeff"))
     assert error_of(path) == (
-        f"{path}: metrics.0: pointing: unknown variant 'albeff'; valid variants: None, "
+        f"{path}: metrics.0.variant: unknown value 'albeff'; valid values: None, "
         "'zhang2016', 'mg', 'albef'"
     )
 

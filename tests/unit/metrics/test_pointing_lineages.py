@@ -6,7 +6,9 @@ conversion. Maps are small integers, so ties are frequent.
 
 - SelfEQ / AMC (``dataset/utils.py``): ``y, x = (mask == mask.max()).nonzero()[0]`` then
   ``point_in_box``: ``x > x1 and x < x1 + w and y > y1 and y < y1 + h`` on the COCO
-  ``[x, y, w, h]`` of the referent (RefCOCO family).
+  ``[x, y, w, h]`` of the referent (RefCOCO family); on Flickr30k ``point_in_box_xyxy``, the
+  same strict test on any box, the boxes read by info-ground's ``get_annotations`` (XML
+  corners minus 1).
 - MG (``code/utils.py: isCorrectHit``): ``np.unravel_index(np.argmax(heatmap))`` then
   ``x0 <= col <= x1 and y0 <= row <= y1`` for any box. Its Flickr30k loader keeps the XML's
   1-based corners as they are; its COCO / Visual Genome loaders store ``[x, y, x + w, y + h]``.
@@ -79,6 +81,16 @@ def test_albef_is_selfeq_point_in_box_on_coco_boxes(seed):
     assert 0 < sum(expected) < N  # both outcomes occur
 
 
+def _selfeq_flickr_point_acc(boxes: list[list[int]], mask: torch.Tensor) -> int:
+    y, x = (mask == torch.max(mask)).nonzero()[0]
+    center_point = [int(x), int(y)]
+    for x1, y1, x2, y2 in boxes:  # calculate_point_acc / point_in_box_xyxy
+        px, py = center_point
+        if px > x1 and px < x2 and py > y1 and py < y2:
+            return 1
+    return 0
+
+
 def _corners(rng: np.random.Generator, k: int) -> list[list[int]]:
     """Flickr30k XML corners (1-based, inclusive), some reaching past the image."""
     out = []
@@ -145,3 +157,23 @@ def test_the_torch_path_picks_the_same_first_maximum():
         torch.from_numpy(maps).bfloat16(), boxes=K, box_count=torch.ones(N, dtype=torch.long), **kw
     )
     assert out.values.tolist() == on_numpy
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_albef_on_flickr_is_selfeq_point_acc_on_its_flickr_boxes(seed):
+    maps = _maps(seed)
+    rng = np.random.default_rng(500 + seed)
+    corners = [_corners(rng, int(rng.integers(1, 4))) for _ in range(N)]
+    selfeq_boxes = [[[v - 1 for v in box] for box in c] for c in corners]  # info-ground's "- 1"
+    expected = [
+        float(_selfeq_flickr_point_acc(b, torch.from_numpy(m)))
+        for m, b in zip(maps, selfeq_boxes, strict=True)
+    ]
+    ours = _ours(
+        maps,
+        [corners_1based_to_xyxy(c) for c in corners],
+        variant="albef",
+        box_convention="corners_0based",
+    )
+    assert ours == expected
+    assert 0 < sum(expected) < N

@@ -332,6 +332,8 @@ def test_shipped_lineage_protocols_use_their_codes_rule():
             assert all(m.get("tolerance_px", 0) == 0 for m in p.metrics), name
     flickr = [m for m in load_protocol("flickr30k_test.mg").metrics if m.get("variant") == "mg"]
     assert flickr[0]["box_convention"] == "corners_1based"
+    flickr = [m for m in load_protocol("flickr30k_test.albef").metrics if m.get("variant")]
+    assert flickr[0]["box_convention"] == "corners_0based"
 
 
 def test_protocol_from_mapping_matches_the_file(tmp_path):

@@ -16,7 +16,8 @@ against the box, as the lineages' code does; ``"centre"``: the pixel centre
 ``(j + 0.5, i + 0.5)``. ``box_convention`` says how the lineage's loader stores the box the
 index is compared with: ``"xyxy"`` (groundbench's own numbers: COCO ``x, x + w``), or the
 integer corners ``"corners_1based"`` (``[x0 + 1, y0 + 1, x1, y1]``, Flickr30k's XML as MG
-reads it) and ``"corners_0based"`` (``[x0, y0, x1 - 1, y1 - 1]``).
+reads it) and ``"corners_0based"`` (``[x0, y0, x1 - 1, y1 - 1]``, the XML minus 1, as WWbL's
+and SelfEQ's Flickr30k boxes).
 
 **Variants** (docs/metrics.md gives their sources; ``None`` for ``coords``/``ties`` means the
 variant's own rule):
@@ -31,7 +32,8 @@ variant's own rule):
   AMC ``point_in_box``).
 
 ``coords="centre", ties="expected"`` with ``mg`` or ``albef`` is the pixel-centre rule
-groundbench used before it followed the lineages' code (display key ``pointing[mg,centre]``).
+groundbench used before it followed the lineages' code (display key
+``pointing[mg,centre,expected]``).
 
 The sample selection a variant implies in the literature (``mg`` drops small phrases) is the
 protocol's job, never the metric's.
@@ -217,12 +219,12 @@ def _hits_in_boxes(
 
 def _first_of_each(coords: tuple, tie_count: torch.Tensor) -> tuple:
     """The first of each map's tied pixels (row-major order), from all of them in order."""
-    counts = tie_count.to(coords[0].device) if isinstance(coords[0], torch.Tensor) else tie_count
     if isinstance(coords[0], torch.Tensor):
+        counts = tie_count.to(coords[0].device)
         starts = (torch.cumsum(counts, 0) - counts)[counts > 0]
-        return tuple(c[starts] for c in coords)
-    n = counts.numpy()
-    starts = (np.cumsum(n) - n)[n > 0]
+    else:
+        n = tie_count.numpy()
+        starts = (np.cumsum(n) - n)[n > 0]
     return tuple(c[starts] for c in coords)
 
 

@@ -123,6 +123,7 @@ def evaluate(
             method,
             spec,
             loaded,
+            limit,
             data_fp,
             method_fp,
             metrics,
@@ -207,7 +208,7 @@ def _score(
 
 
 def _report(
-    protocol, method, spec, loaded: LoadedSplit, data_fp, method_fp, metrics, samples_csv, env
+    protocol, method, spec, loaded: LoadedSplit, limit, data_fp, method_fp, metrics, samples_csv, env
 ) -> dict[str, Any]:
     import hashlib
 
@@ -227,6 +228,7 @@ def _report(
             "split": ds.split,
             "fingerprint": data_fp,
             "n_samples": len(samples),
+            "limit": limit,
             "warnings": list(loaded.warnings),
             "skipped": dict(loaded.skipped),
         },

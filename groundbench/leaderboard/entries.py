@@ -114,13 +114,20 @@ def add_entry(report_dir: str | Path, board: str | Path, *, replace: bool = Fals
 
     Raises:
         SubmissionError: the report is invalid (see :mod:`groundbench.leaderboard.validate`),
-            duplicates an entry (same protocol id and method fingerprint), its dataset
+            was made with ``--limit`` (``dataset.limit`` set), duplicates an entry (same protocol id and method fingerprint), its dataset
             fingerprint differs from the entries already under its protocol, or its name is
             taken by another method and ``replace`` is False.
     """
     submission = validate_report_dir(report_dir)
     report = submission.report
     where = str(Path(report_dir) / "report.json")
+    limit = report["dataset"].get("limit")
+    if limit is not None:
+        raise SubmissionError(
+            f"{where}: dataset.limit is {limit}: the report was made with --limit {limit} and "
+            "scores only the first samples of the split, so it is not comparable with full "
+            "runs; evaluate again without --limit and add that report"
+        )
     target = entry_path(board, report)
     for other in load_entries(board, protocol_id=report["protocol"]["id"]):
         if other.method_fingerprint == report["method"]["fingerprint"]:

@@ -83,8 +83,14 @@ def headline_lines(
 
 
 def _dataset_notes(dataset: Mapping[str, Any]) -> list[str]:
-    """Sub-items of the dataset line: the adapter's warnings, then what it left out by rule."""
-    lines = [f"  - warning: {md_text(w)}" for w in dataset.get("warnings") or ()]
+    """Sub-items of the dataset line: ``--limit``, the adapter's warnings, what it left out by rule."""
+    lines = []
+    if dataset.get("limit") is not None:
+        lines.append(
+            f"  - limited: `--limit {dataset['limit']}` scored only the first samples by id; "
+            "not comparable with a full run (`leaderboard add` refuses it)"
+        )
+    lines += [f"  - warning: {md_text(w)}" for w in dataset.get("warnings") or ()]
     skipped = dataset.get("skipped") or {}
     if skipped:
         counts = ", ".join(f"{md_text(reason)} {n}" for reason, n in sorted(skipped.items()))

@@ -256,3 +256,23 @@ def test_nan_maps_are_counted_undefined_not_averaged(workspace, tmp_path):
         assert agg["n_defined"] == 0 and agg["undefined"] == {"nan_input": 16}
     rows = (tmp_path / "nan" / "samples.csv").read_text(encoding="utf-8").splitlines()[1:]
     assert all(",nan_input" in row for row in rows)
+
+
+def test_limited_run_is_marked_and_kept_off_the_board(workspace, tmp_path):
+    out = tmp_path / "limited"
+    assert _cli(workspace, out, "uniform", "--limit", "5").exit_code == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["dataset"]["limit"] == 5 and report["dataset"]["n_samples"] == 5
+    assert "`--limit 5` scored only the first samples" in (out / "report.md").read_text()
+    full = tmp_path / "full"
+    assert _cli(workspace, full, "uniform").exit_code == 0
+    assert json.loads((full / "report.json").read_text())["dataset"]["limit"] is None
+    board = str(tmp_path / "board")
+    refused = CliRunner().invoke(main, ["leaderboard", "add", str(out), "--board", board])
+    assert refused.exit_code == 1
+    assert refused.output == (
+        f"Error: {out / 'report.json'}: dataset.limit is 5: the report was made with --limit 5 "
+        "and scores only the first samples of the split, so it is not comparable with full "
+        "runs; evaluate again without --limit and add that report\n"
+    )
+    assert CliRunner().invoke(main, ["leaderboard", "add", str(full), "--board", board]).exit_code == 0

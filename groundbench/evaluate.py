@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from groundbench import __version__
+from groundbench.device import resolve_device
 from groundbench.errors import GroundbenchError
 from groundbench.evaluation.cache import RecordWriter, cache_key, read_records
 from groundbench.evaluation.data import LoadedSplit, batches, dataset_fingerprint, load_split
@@ -67,13 +66,15 @@ def evaluate(
     Returns the result on rank 0 and None on the other ``torchrun`` ranks.
 
     Raises:
+        DeviceError: ``device`` is no torch device or is missing on this machine.
         OutputDirError: ``out_dir`` exists and is not a report directory, or another
             evaluation is writing it.
     """
+    dev = resolve_device(device)
     spec = method if isinstance(method, str) else method.name
     protocol = load_protocol(protocol, overrides) if isinstance(protocol, str) else protocol
     method = resolve_method(method) if isinstance(method, str) else method
-    shown, out_dir, dev = Path(out_dir), check_out_dir(out_dir), torch.device(device)
+    shown, out_dir = Path(out_dir), check_out_dir(out_dir)
     scorer = Scorer(protocol, method, dev)
     world = join_world(dev)
     lock = RunLock(out_dir)
@@ -208,7 +209,16 @@ def _score(
 
 
 def _report(
-    protocol, method, spec, loaded: LoadedSplit, limit, data_fp, method_fp, metrics, samples_csv, env
+    protocol,
+    method,
+    spec,
+    loaded: LoadedSplit,
+    limit,
+    data_fp,
+    method_fp,
+    metrics,
+    samples_csv,
+    env,
 ) -> dict[str, Any]:
     import hashlib
 

@@ -7,11 +7,11 @@ the same result, so a report depends only on the protocol and the data.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from groundbench.errors import DataFormatError
+from groundbench.errors import DataFormatError, ProtocolError, did_you_mean
 from groundbench.protocol import SelectSpec
 from groundbench.types import GroundingSample
 
@@ -68,6 +68,49 @@ def select_samples(samples: Sequence[GroundingSample], select: SelectSpec) -> li
         and not (exclude & s.tags)
         and (fraction <= 0 or union_area_fraction(s) > fraction)
     ]
+
+
+def check_select_tags(select: SelectSpec, split_tags: Iterable[str], where: str) -> list[str]:
+    """Check the tags a selection names against the tags the split's samples carry.
+
+    An ``include_tags`` entry no sample carries would leave nothing, and an ``exclude_tags``
+    entry close to a carried tag (``notvisaul``) is a typo that would exclude nothing: both
+    are errors with the closest tag. An ``exclude_tags`` entry like no carried tag (the MG
+    preset's ``notvisual`` outside Flickr30k) excludes nothing and is returned as a note.
+
+    Args:
+        select: the protocol's selection.
+        split_tags: every tag of the split's samples, before selection.
+        where: what to name in messages, e.g. ``protocol synth_test.albef (synth/test)``.
+
+    Returns:
+        One note per excluded tag no sample carries.
+
+    Raises:
+        ProtocolError: an included tag no sample carries, or an excluded tag close to one.
+
+    Example:
+        >>> sel = SelectSpec(("relational",), ("notvisual",), 0.0)
+        >>> check_select_tags(sel, {"relational", "small"}, "p")
+        ["p: select.exclude_tags: no sample carries 'notvisual', so it excludes nothing"]
+    """
+    known = sorted(set(split_tags))
+    shown = ", ".join(known[:40]) + (f", … ({len(known)} tags)" if len(known) > 40 else "")
+    notes = []
+    for key, tags in (("include_tags", select.include_tags), ("exclude_tags", select.exclude_tags)):
+        for tag in tags:
+            if tag in known:
+                continue
+            hint = did_you_mean(tag, known)
+            if key == "include_tags" or hint:
+                raise ProtocolError(
+                    f"{where}: select.{key}: no sample carries the tag {tag!r}{hint} "
+                    f"(tags of the split: {shown or 'none'})"
+                )
+            notes.append(
+                f"{where}: select.{key}: no sample carries {tag!r}, so it excludes nothing"
+            )
+    return notes
 
 
 def blind_derangement(samples: Sequence[GroundingSample], seed: int) -> list[int]:

@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {
     "groundbench.errors": 0,
     "groundbench.progress": 0,
+    "groundbench.device": 0,
     "groundbench.types": 1,
     "groundbench.registry": 1,
     "dataset_adapters": 2,

@@ -16,7 +16,7 @@ import torch
 
 from dataset_adapters import open_dataset
 from groundbench.errors import DataFormatError, GroundbenchError
-from groundbench.probes import blind_control, select_samples
+from groundbench.probes import blind_control, check_select_tags, select_samples
 from groundbench.protocol import Protocol
 from groundbench.types import GroundingSample
 
@@ -75,10 +75,20 @@ def load_split(
 
     Raises:
         DataFormatError: duplicate ids, or no sample left after selection.
+        ProtocolError: the selection names a tag no sample carries (see
+            :func:`~groundbench.probes.check_select_tags`).
     """
     ds = protocol.dataset
     adapter = open_dataset(ds.adapter, dataset_root(protocol, data_root), **dict(ds.options))
-    samples = select_samples(adapter.load_samples(ds.split), protocol.select)
+    loaded = adapter.load_samples(ds.split)
+    notes = check_select_tags(
+        protocol.select,
+        {t for s in loaded for t in s.tags},
+        f"protocol {protocol.name} ({ds.name}/{ds.split})",
+    )
+    for note in notes:
+        log.info(note)
+    samples = select_samples(loaded, protocol.select)
     if protocol.control == "blind":
         samples = blind_control(samples, protocol.bootstrap.seed)
     samples = sorted(samples, key=lambda s: s.id)

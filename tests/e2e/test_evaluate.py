@@ -236,11 +236,66 @@ def test_empty_selection_is_a_clear_error(workspace, tmp_path):
     result = CliRunner().invoke(
         main,
         ["evaluate", "--protocol", str(workspace["protocol"]), "--method", "uniform"]
-        + ["--set", "select.include_tags=[no-such-tag]", "--out", str(tmp_path / "x")]
+        + ["--set", "select.include_tags=[relational, attribute]", "--out", str(tmp_path / "x")]
         + ["--data-root", str(workspace["data"])],
     )
     assert result.exit_code != 0
     assert "no sample" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "typo", "tag"),
+    [("include_tags", "relationl", "relational"), ("exclude_tags", "smal", "small")],
+)
+def test_a_misspelt_select_tag_is_one_line_with_the_closest_tag(
+    workspace, tmp_path, key, typo, tag
+):
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", "--protocol", str(workspace["protocol"]), "--method", "uniform"]
+        + ["--set", f"select.{key}=[{typo}]", "--out", str(tmp_path / "x")]
+        + ["--data-root", str(workspace["data"])],
+    )
+    assert result.exit_code == 1
+    (line,) = result.output.splitlines()
+    assert line.startswith(
+        f"Error: protocol tiny (synth-tiny/test): select.{key}: no sample carries the tag "
+        f"{typo!r}; did you mean {tag!r}? (tags of the split: "
+    )
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        (
+            "gpu",
+            "--device 'gpu' is not a torch device; use cpu, cuda (or cuda:N) or mps; did you mean 'cuda'?",
+        ),
+        ("cuda", None),
+    ],
+)
+def test_a_bad_or_missing_device_is_one_line(workspace, tmp_path, device, message):
+    import torch
+
+    if device == "cuda":
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a CUDA GPU")
+        message = (
+            f"--device cuda: this torch ({torch.__version__}) is built without CUDA; install a "
+            "CUDA build of torch (pytorch.org) or use --device cpu"
+            if not torch.backends.cuda.is_built()
+            else "--device cuda: torch sees no CUDA GPU here (check the driver and "
+            "CUDA_VISIBLE_DEVICES); use --device cpu"
+        )
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", "--protocol", str(workspace["protocol"]), "--method", "uniform"]
+        + ["--device", device, "--out", str(tmp_path / "x"), "--data-root", str(workspace["data"])],
+    )
+    assert result.exit_code == 1
+    assert result.output == f"Error: {message}\n"
     assert not (tmp_path / "x").exists()
 
 
@@ -275,4 +330,6 @@ def test_limited_run_is_marked_and_kept_off_the_board(workspace, tmp_path):
         "and scores only the first samples of the split, so it is not comparable with full "
         "runs; evaluate again without --limit and add that report\n"
     )
-    assert CliRunner().invoke(main, ["leaderboard", "add", str(full), "--board", board]).exit_code == 0
+    assert (
+        CliRunner().invoke(main, ["leaderboard", "add", str(full), "--board", board]).exit_code == 0
+    )

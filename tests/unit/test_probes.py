@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from groundbench.errors import DataFormatError
-from groundbench.probes import blind_control, blind_derangement, select_samples, union_area_fraction
+from groundbench.errors import DataFormatError, ProtocolError
+from groundbench.probes import (
+    blind_control,
+    blind_derangement,
+    check_select_tags,
+    select_samples,
+    union_area_fraction,
+)
 from groundbench.protocol import SelectSpec
 from groundbench.types import GroundingSample
 
@@ -97,3 +103,30 @@ def test_blind_control_needs_another_image_for_everyone():
         "blind control: cannot give each of 5 samples a phrase from another image "
         "(one image holds 3 of them); evaluate more samples or images"
     )
+
+
+SPLIT_TAGS = {"relational", "small", "off-centre", "notvisual"}
+
+
+def test_a_misspelt_included_tag_is_refused_with_the_closest_tag():
+    with pytest.raises(ProtocolError) as err:
+        check_select_tags(
+            SelectSpec(("relationl",), (), 0.0), SPLIT_TAGS, "protocol p (synth/test)"
+        )
+    assert str(err.value) == (
+        "protocol p (synth/test): select.include_tags: no sample carries the tag 'relationl'; "
+        "did you mean 'relational'? (tags of the split: notvisual, off-centre, relational, small)"
+    )
+
+
+def test_a_misspelt_excluded_tag_is_refused_and_an_unused_one_is_a_note():
+    with pytest.raises(
+        ProtocolError,
+        match="exclude_tags: no sample carries the tag 'off_centre'; did you mean 'off-centre'",
+    ):
+        check_select_tags(SelectSpec((), ("off_centre",), 0.0), SPLIT_TAGS, "p")
+    notes = check_select_tags(SelectSpec(("small",), ("whole_image",), 0.0), SPLIT_TAGS, "p")
+    assert notes == [
+        "p: select.exclude_tags: no sample carries 'whole_image', so it excludes nothing"
+    ]
+    assert check_select_tags(SelectSpec(("small",), ("notvisual",), 0.0), SPLIT_TAGS, "p") == []

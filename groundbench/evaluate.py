@@ -231,6 +231,7 @@ def _report(
             "id": protocol.id,
             "hash": protocol.hash,
             "canonical": protocol.canonical,
+            "overrides": list(protocol.overrides),
         },
         "dataset": {
             "adapter": ds.adapter,

@@ -34,9 +34,12 @@ from groundbench.leaderboard.validate import (
     validate_report_dir,
 )
 from groundbench.report.records import Records
+from groundbench.report.render import protocol_title
 
 ENTRY_SCHEMA = 1
 ENTRIES_DIR = "entries"
+#: Method specs that read the ground truth: checks of the metrics, listed but unranked.
+CHECK_METHODS: tuple[str, ...] = ("oracle_box",)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -65,6 +68,11 @@ class Entry:
         return self.report["protocol"]["name"]
 
     @property
+    def protocol_title(self) -> str:
+        """The protocol's name with the ``--set`` overrides of the run, if any."""
+        return protocol_title(self.report["protocol"])
+
+    @property
     def canonical(self) -> Mapping[str, Any]:
         """The canonical protocol settings (every default filled)."""
         return self.report["protocol"]["canonical"]
@@ -83,6 +91,12 @@ class Entry:
     def supervision(self) -> str:
         """Supervision class: box-free, detector, box-supervised or training-free."""
         return self.report["method"]["supervision"]
+
+    @property
+    def is_check(self) -> bool:
+        """Whether the entry is a check of the metrics (``oracle_box`` reads the ground truth),
+        shown beside the methods but never ranked among them."""
+        return self.report["method"]["spec"] in CHECK_METHODS
 
     @property
     def metric_keys(self) -> tuple[str, ...]:

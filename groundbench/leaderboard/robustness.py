@@ -5,7 +5,9 @@ the sample selection (``select``) and the ``control``. Within a family the
 **in-distribution** protocol is the one on the in-distribution split (``test`` by default)
 with no control and no ``include_tags`` filter; every other protocol is a **probe**,
 labelled by its control (``blind``), else its split (``compositional``), else its included
-tags. Entries are matched across protocols by method fingerprint, so a row is one method.
+tags. A protocol on a **development** split (:data:`DEVELOPMENT_SPLITS`: ``val``, ...) is
+neither: it is where settings are tuned, not a shift of distribution, so it stays out of
+the view. Entries are matched across protocols by method fingerprint, so a row is one method.
 A cell holds the probe score on the family's first metric and the signed **difference**
 ``probe mean − in-distribution mean`` (negative = worse on the probe), stored as ``drop``.
 """
@@ -36,6 +38,10 @@ PROBE_ORDER = (
     "small",
     "blind",
 )
+
+
+#: Splits that tune or calibrate a method (never probes, never in-distribution references).
+DEVELOPMENT_SPLITS: tuple[str, ...] = ("train", "val", "validation", "dev", "minival")
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,16 @@ def pointing_variant(canonical: Mapping[str, Any]) -> str:
     return "unnamed" if pointing else "-"
 
 
+def is_development(canonical: Mapping[str, Any], in_distribution_split: str) -> bool:
+    """Whether the protocol reads a development split (:data:`DEVELOPMENT_SPLITS`)."""
+    split = canonical.get("dataset", {}).get("split")
+    return split != in_distribution_split and split in DEVELOPMENT_SPLITS
+
+
 def probe_label(canonical: Mapping[str, Any], in_distribution_split: str) -> str | None:
-    """Return the probe label of a protocol, or None for an in-distribution protocol."""
+    """Return the probe label of a protocol; None for an in-distribution or development one."""
+    if is_development(canonical, in_distribution_split):
+        return None
     control = canonical.get("control")
     if control:
         return str(control)
@@ -138,6 +152,8 @@ def robustness_matrices(
     """
     families: dict[str, list[Entry]] = {}
     for e in entries:
+        if is_development(e.canonical, in_distribution_split):
+            continue
         families.setdefault(family_key(e.canonical), []).append(e)
     out = []
     for members in families.values():

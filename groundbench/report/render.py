@@ -44,6 +44,21 @@ def md_code(text: object) -> str:
     return f"`{s}`"
 
 
+def protocol_title(protocol: Mapping[str, Any]) -> str:
+    """Name a report's protocol with the ``--set`` overrides it was run with.
+
+    Args:
+        protocol: the report's ``protocol`` section (``name``, optional ``overrides``).
+
+    Example:
+        >>> protocol_title({"name": "synth_test.albef", "overrides": ["dataset.split=val"]})
+        'synth_test.albef --set dataset.split=val'
+    """
+    return " ".join(
+        [str(protocol["name"]), *(f"--set {o}" for o in protocol.get("overrides") or ())]
+    )
+
+
 def render_report_json(report: Mapping[str, Any]) -> bytes:
     """Serialise a report dict: sorted keys, 2-space indent, UTF-8, no NaN."""
     return (
@@ -103,9 +118,14 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
     p, d, m = report["protocol"], report["dataset"], report["method"]
     metrics = report["metrics"]
     out = [
-        f"# {md_text(m['name'])} on {md_text(p['name'])}",
+        f"# {md_text(m['name'])} on {md_text(protocol_title(p))} (split {md_text(d['split'])})",
         "",
         f"- protocol: {md_code(p['name'])} id `{p['id']}` (sha256 `{p['hash']}`)",
+        *(
+            [f"  - overrides: {', '.join(md_code('--set ' + o) for o in p['overrides'])}"]
+            if p.get("overrides")
+            else []
+        ),
         f"- dataset: {md_text(d['name'])} / {md_text(d['split'])} via {md_code(d['adapter'])}, "
         f"{d['n_samples']} samples, fingerprint `{d['fingerprint'][:16]}`",
         *_dataset_notes(d),

@@ -333,3 +333,22 @@ def test_limited_run_is_marked_and_kept_off_the_board(workspace, tmp_path):
     assert (
         CliRunner().invoke(main, ["leaderboard", "add", str(full), "--board", board]).exit_code == 0
     )
+
+
+def test_set_overrides_and_the_split_are_in_the_report_and_its_titles(workspace, tmp_path):
+    out = tmp_path / "val"
+    result = _cli(workspace, out, "uniform", "--set", "dataset.split=val")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["protocol"]["overrides"] == ["dataset.split=val"]
+    assert report["dataset"]["split"] == "val"
+    assert result.stdout.startswith(
+        f"uniform on tiny --set dataset.split=val ({report['protocol']['id']}), split val, "
+    )
+    md = (out / "report.md").read_text(encoding="utf-8").splitlines()
+    assert md[0] == "# uniform on tiny --set dataset.split=val (split val)"
+    assert "  - overrides: `--set dataset.split=val`" in md
+    plain = tmp_path / "plain"
+    assert _cli(workspace, plain, "uniform").exit_code == 0
+    assert json.loads((plain / "report.json").read_text())["protocol"]["overrides"] == []
+    assert (plain / "report.md").read_text().startswith("# uniform on tiny (split test)\n")

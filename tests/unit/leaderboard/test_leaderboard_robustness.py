@@ -23,7 +23,9 @@ from groundbench.leaderboard.robustness import (
         (canonical_protocol("relational"), "relational"),
         (canonical_protocol("test", control="blind"), "blind"),
         (canonical_protocol("test", include_tags=["small", "attribute"]), "attribute+small"),
-        (canonical_protocol("val", include_tags=["small"]), "val+small"),
+        (canonical_protocol("occlusion", include_tags=["small"]), "occlusion+small"),
+        (canonical_protocol("val"), None),
+        (canonical_protocol("val", include_tags=["small"]), None),
     ],
 )
 def test_probe_label(canonical, label):
@@ -149,3 +151,24 @@ def test_figure_says_difference_and_has_a_colour_bar(board):
     finally:
         plt.close(fig)
     assert "difference from the" in title and "drop" not in title
+
+
+def test_a_development_split_is_no_probe(tmp_path):
+    from leaderboard_reports import write_report as write
+
+    from groundbench.leaderboard.tables import protocol_tables, table_heading
+
+    board = tmp_path / "board"
+    for name, canonical in [
+        ("synth_test.albef", canonical_protocol("test")),
+        ("synth_small.albef", canonical_protocol("small")),
+        ("synth_val.albef", canonical_protocol("val")),
+    ]:
+        run = write(tmp_path / name, {"pointing": [1.0, 0.0] * 5}, canonical=canonical, name=name)
+        add_entry(run, board)
+    entries = load_entries(board)
+    (m,) = robustness_matrices(entries)
+    assert m.probes == ("small",)
+    headings = [table_heading(t) for t in protocol_tables(entries)]
+    assert headings[-1].startswith("synth_val.albef ·")
+    assert headings[-1].endswith("split `val` (development split)")

@@ -17,7 +17,13 @@ from groundbench import __version__
 from groundbench.device import resolve_device
 from groundbench.errors import GroundbenchError
 from groundbench.evaluation.cache import RecordWriter, cache_key, read_records
-from groundbench.evaluation.data import LoadedSplit, batches, dataset_fingerprint, load_split
+from groundbench.evaluation.data import (
+    LoadedSplit,
+    batches,
+    cluster_ids,
+    dataset_fingerprint,
+    load_split,
+)
 from groundbench.evaluation.gallery import GalleryKeeper
 from groundbench.evaluation.outputs import environment, figure_writers, write_report_dir
 from groundbench.evaluation.scoring import Scorer
@@ -33,7 +39,7 @@ from groundbench.methods import Method, resolve_method
 from groundbench.progress import progress_bar
 from groundbench.protocol import Protocol, load_protocol
 from groundbench.report import headline_lines
-from groundbench.report.records import Records, aggregates_to_dict
+from groundbench.report.records import CLUSTER_PREFIX, Records, aggregates_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +120,11 @@ def evaluate(
         if not world.is_main:
             return None
         records = _in_sample_order(read_records(work, key, scorer.keys), samples, work)
+        cluster = protocol.bootstrap.cluster
+        if cluster is not None:
+            records = records.with_extra(CLUSTER_PREFIX + cluster, cluster_ids(samples, cluster))
         aggregates = records.aggregate(
-            resamples=protocol.bootstrap.resamples, seed=protocol.bootstrap.seed
+            resamples=protocol.bootstrap.resamples, seed=protocol.bootstrap.seed, cluster=cluster
         )
         metrics = aggregates_to_dict(aggregates)
         samples_csv = records.to_csv()

@@ -61,10 +61,11 @@ class SelectSpec:
 
 @dataclass(frozen=True)
 class BootstrapSpec:
-    """Bootstrap settings of the confidence intervals: resample count and seed."""
+    """Interval settings: resample count, seed, and what samples cluster by (None or ``image``)."""
 
     resamples: int
     seed: int
+    cluster: str | None = None
 
 
 @dataclass(frozen=True)
@@ -340,7 +341,7 @@ def _build(
         resolution=res if res == "image" else (res[0], res[1]),
         region=canonical["region"],
         metrics=tuple(dict(m) for m in canonical["metrics"]),
-        bootstrap=BootstrapSpec(boot["resamples"], boot["seed"]),
+        bootstrap=BootstrapSpec(boot["resamples"], boot["seed"], boot["cluster"]),
         control=canonical["control"],
         _canonical=copy.deepcopy(canonical),
         overrides=overrides,

@@ -130,6 +130,22 @@ def root_relative(text: str, root: str | Path | None) -> str:
     return re.sub(rf"(?<![^\s'\"(\[]){prefix}", "", text)
 
 
+def cluster_ids(samples: Sequence[GroundingSample], by: str) -> np.ndarray:
+    """Number the clusters of ``samples`` (``by="image"``: one per image file) 0, 1, ... in
+    order of first appearance; ``(N,)`` float64, as ``samples.csv`` stores them.
+
+    Example:
+        >>> s = [GroundingSample(f"s{i}", f"{i // 2}.png", 4, 4, "x", "x", (0, 1), [[0, 0, 1, 1]])
+        ...      for i in range(5)]
+        >>> cluster_ids(s, "image").tolist()
+        [0.0, 0.0, 1.0, 1.0, 2.0]
+    """
+    if by != "image":
+        raise DataFormatError(f"bootstrap.cluster: cannot cluster samples by {by!r}; use image")
+    index: dict[str, int] = {}
+    return np.array([index.setdefault(s.image_path, len(index)) for s in samples], np.float64)
+
+
 def dataset_fingerprint(samples: Sequence[GroundingSample]) -> str:
     """sha256 over what is scored of every sample, wherever the data lives.
 

@@ -114,7 +114,7 @@ def render_markdown(
         f"Generated from {n_entries} entries.",
         "",
         "Each table holds the entries of one protocol (same hash, dataset and pointing variant), "
-        "ranked by its first metric. Values are means with 95% bootstrap intervals. "
+        "ranked by its first metric. Values are means with 95% intervals (Wilson score for 0/1 metrics, else bootstrap). "
         "Also: `leaderboard.csv` (every aggregate, per tag) and `leaderboard.html` (sortable, with charts).",
         "",
     ]

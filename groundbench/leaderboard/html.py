@@ -84,7 +84,7 @@ def render_html(
         f"<style>{_CSS}</style></head><body>",
         "<h1>groundbench leaderboard</h1>",
         f'<p class="note">Generated from {n_entries} entries by <code>groundbench leaderboard build</code>. '
-        "Rows in one table share a protocol hash; values are means with 95% bootstrap intervals "
+        "Rows in one table share a protocol hash; values are means with 95% intervals (Wilson score for 0/1 metrics, else bootstrap) "
         "below them. Click a column header (or Tab to it and press Enter) to sort: the first "
         "press puts the best rows first.</p>",
     ]

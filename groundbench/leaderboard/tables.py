@@ -186,7 +186,7 @@ def render_markdown_table(t: ProtocolTable) -> str:
     lines = [
         f"### {markdown_heading(t)}",
         "",
-        f"{n} samples; ranked by {md_code(t.metrics[0])}; mean [95% bootstrap interval]"
+        f"{n} samples; ranked by {md_code(t.metrics[0])}; mean [95% interval: Wilson for 0/1 metrics, else bootstrap]"
         + (
             "; `check` rows read the ground truth (a check of the metrics, not a method) and "
             "are not ranked."

@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from groundbench.metrics.aggregate import SMALL_N
+
 REPORT_SCHEMA = 1
 
 _MD_PUNCTUATION = str.maketrans(
@@ -82,6 +84,20 @@ def _undefined(agg: Mapping[str, Any]) -> str:
     return f"undefined={total} ({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items()))})"
 
 
+def _interval_rule(boot: Mapping[str, Any]) -> str:
+    cluster = boot.get("cluster")
+    rule = (
+        "95%: Wilson score for 0/1 metrics, percentile bootstrap otherwise "
+        f"({boot['resamples']} resamples, seed {boot['seed']})"
+    )
+    if cluster:
+        rule += (
+            f"; samples clustered by {md_text(cluster)} (Wilson with the design-effect "
+            "sample size, bootstrap over whole clusters)"
+        )
+    return rule
+
+
 def headline_lines(
     metrics: Mapping[str, Mapping[str, Mapping[str, Any]]], tag: str = "all"
 ) -> list[str]:
@@ -91,8 +107,9 @@ def headline_lines(
     for key, by_tag in metrics.items():
         if tag in by_tag:
             agg = by_tag[tag]
+            few = f"  (n < {SMALL_N})" if agg["n"] < SMALL_N else ""
             lines.append(
-                f"{key:<{width}}  tag={tag}  n={agg['n']}  {_undefined(agg)}  {_interval(agg)}"
+                f"{key:<{width}}  tag={tag}  n={agg['n']}  {_undefined(agg)}  {_interval(agg)}{few}"
             )
     return lines
 
@@ -131,8 +148,7 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
         *_dataset_notes(d),
         f"- method: {md_code(m['spec'])} ({md_text(m['supervision'])}), fingerprint "
         f"`{m['fingerprint'][:16]}`",
-        f"- bootstrap: {p['canonical']['bootstrap']['resamples']} resamples, seed "
-        f"{p['canonical']['bootstrap']['seed']}, 95% percentile intervals",
+        f"- intervals: {_interval_rule(p['canonical']['bootstrap'])}",
         "",
         "## Headline",
         "",
@@ -150,10 +166,15 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
             "| tag | n | " + " | ".join(md_text(k) for k in keys) + " |",
             "|---|---:|" + "---:|" * len(keys),
         ]
+        few = False
         for t in tags:
             n = next((metrics[k][t]["n"] for k in keys if t in metrics[k]), 0)
             cells = [_interval(metrics[k][t]) if t in metrics[k] else "" for k in keys]
-            out.append(f"| {md_text(t)} | {n} | " + " | ".join(cells) + " |")
+            mark = " \\*" if n < SMALL_N else ""
+            few = few or bool(mark)
+            out.append(f"| {md_text(t)}{mark} | {n} | " + " | ".join(cells) + " |")
+        if few:
+            out += ["", f"\\* fewer than {SMALL_N} samples: the mean is noisy, read the interval."]
         out.append("")
     if figures:
         out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]

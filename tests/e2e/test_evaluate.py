@@ -352,3 +352,30 @@ def test_set_overrides_and_the_split_are_in_the_report_and_its_titles(workspace,
     assert _cli(workspace, plain, "uniform").exit_code == 0
     assert json.loads((plain / "report.json").read_text())["protocol"]["overrides"] == []
     assert (plain / "report.md").read_text().startswith("# uniform on tiny (split test)\n")
+
+
+def test_clustered_intervals_are_written_and_pass_the_board(workspace, tmp_path):
+    out = tmp_path / "clustered"
+    result = _cli(workspace, out, "centre_prior", "--set", "bootstrap.cluster=image")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["protocol"]["canonical"]["bootstrap"]["cluster"] == "image"
+    kinds = {m: by_tag["all"]["interval"] for m, by_tag in report["metrics"].items()}
+    assert kinds == {
+        "pointing[albef]": "wilson_cluster",
+        "box_acc@0.5": "wilson_cluster",
+        "soft_iou": "cluster_bootstrap",
+    }
+    header, *rows = (out / "samples.csv").read_text(encoding="utf-8").splitlines()
+    assert "cluster:image" in header.split(",")
+    column = header.split(",").index("cluster:image")
+    # 6 test scenes, each image's expressions share one id, numbered in order of first use
+    assert [float(r.split(",")[column]) for r in rows] == sorted(
+        float(r.split(",")[column]) for r in rows
+    )
+    assert len({r.split(",")[column] for r in rows}) == 6
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "samples clustered by image" in md
+    board = str(tmp_path / "board")
+    added = CliRunner().invoke(main, ["leaderboard", "add", str(out), "--board", board])
+    assert added.exit_code == 0, added.output

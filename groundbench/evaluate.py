@@ -251,6 +251,7 @@ def _report(
             "limit": limit,
             "warnings": list(loaded.warnings),
             "skipped": dict(loaded.skipped),
+            "control": loaded.control,
         },
         "method": {
             "spec": spec,

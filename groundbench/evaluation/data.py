@@ -10,13 +10,19 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from dataset_adapters import open_dataset
 from groundbench.errors import DataFormatError, GroundbenchError
-from groundbench.probes import blind_control, check_select_tags, select_samples
+from groundbench.probes import (
+    DESCRIBING_DONOR_TAG,
+    blind_control,
+    check_select_tags,
+    select_samples,
+)
 from groundbench.protocol import Protocol
 from groundbench.types import GroundingSample
 
@@ -47,11 +53,15 @@ class LoadedSplit:
             written relative to it (so the report does not depend on where the data lives).
         skipped: reason -> count of records the adapter leaves out by rule (Flickr30k
             Entities' phrases without a box), sorted by reason; empty when it reports none.
+        control: under a control, ``{"name": "blind", "donors_describing_target": k}``:
+            how many of the samples kept a donor phrase that describes their target
+            (:func:`~groundbench.probes.describes_target`); None without a control.
     """
 
     samples: list[GroundingSample]
     warnings: tuple[str, ...] = ()
     skipped: dict[str, int] = field(default_factory=dict)
+    control: dict[str, Any] | None = None
 
 
 def load_samples(
@@ -112,7 +122,11 @@ def load_split(
         if isinstance(skipped, Mapping)
         else {}
     )
-    return LoadedSplit(samples, warnings, counts)
+    control = None
+    if protocol.control == "blind":
+        describing = sum(DESCRIBING_DONOR_TAG in s.tags for s in samples)
+        control = {"name": "blind", "donors_describing_target": describing}
+    return LoadedSplit(samples, warnings, counts, control)
 
 
 def root_relative(text: str, root: str | Path | None) -> str:

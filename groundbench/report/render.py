@@ -122,6 +122,15 @@ def _dataset_notes(dataset: Mapping[str, Any]) -> list[str]:
             f"  - limited: `--limit {dataset['limit']}` scored only the first samples by id; "
             "not comparable with a full run (`leaderboard add` refuses it)"
         )
+    control = dataset.get("control")
+    if control and control.get("name") == "blind":
+        k, n = control["donors_describing_target"], dataset["n_samples"]
+        lines.append(
+            f"  - blind control: {k} of {n} donor phrases ({k / n:.1%}) still describe their "
+            "target (its shape, colour, category or a word of its phrase), tagged "
+            "`blind:donor-describes-target`; the others name something else, so a method "
+            "that reads the phrase should fall to what the image alone tells it"
+        )
     lines += [f"  - warning: {md_text(w)}" for w in dataset.get("warnings") or ()]
     skipped = dataset.get("skipped") or {}
     if skipped:

@@ -379,3 +379,20 @@ def test_clustered_intervals_are_written_and_pass_the_board(workspace, tmp_path)
     board = str(tmp_path / "board")
     added = CliRunner().invoke(main, ["leaderboard", "add", str(out), "--board", board])
     assert added.exit_code == 0, added.output
+
+
+def test_blind_control_reports_how_many_donors_describe_their_target(workspace, tmp_path):
+    out = tmp_path / "blind"
+    result = _cli(workspace, out, "uniform", "--set", "control=blind")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    control = report["dataset"]["control"]
+    assert control["name"] == "blind" and isinstance(control["donors_describing_target"], int)
+    k = control["donors_describing_target"]
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert f"  - blind control: {k} of 16 donor phrases" in md
+    tagged = report["metrics"]["soft_iou"].get("blind:donor-describes-target", {"n": 0})["n"]
+    assert tagged == k
+    plain = tmp_path / "plain"
+    assert _cli(workspace, plain, "uniform").exit_code == 0
+    assert json.loads((plain / "report.json").read_text())["dataset"]["control"] is None

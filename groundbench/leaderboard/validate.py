@@ -271,6 +271,11 @@ def check_aggregates(report: Mapping[str, Any], table: Records, where: str) -> N
             )
         for tag, agg in by_tag.items():
             for name, value in agg.items():
+                if name not in given[tag]:
+                    raise SubmissionError(
+                        f"{where}: report.json metrics.{key}.{tag} has no {name!r}; the report "
+                        "was written by an older groundbench: re-run groundbench evaluate"
+                    )
                 if not _same(given[tag][name], value):
                     raise SubmissionError(
                         f"{where}: report.json metrics.{key}.{tag}.{name} is "

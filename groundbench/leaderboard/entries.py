@@ -36,8 +36,8 @@ from groundbench.leaderboard.validate import (
     validate_report_dir,
 )
 from groundbench.report.records import Records
-from groundbench.types import UNDECLARED
 from groundbench.report.render import protocol_title
+from groundbench.types import UNDECLARED
 
 ENTRY_SCHEMA = 1
 ENTRIES_DIR = "entries"

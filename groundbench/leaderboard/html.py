@@ -19,8 +19,8 @@ from groundbench.leaderboard.robustness import RobustnessMatrix, metric_higher_i
 from groundbench.leaderboard.tables import (
     ProtocolTable,
     format_interval,
-    shown_name,
     rank_text,
+    shown_name,
     table_heading,
 )
 

@@ -27,7 +27,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from groundbench.device import resolve_device
-from groundbench.errors import CheckpointError, DataFormatError
+from groundbench.errors import DataFormatError
 from groundbench.model.checkpoint import save_checkpoint
 from groundbench.model.config import Config
 from groundbench.model.data import TrainingData, build_training_data, captions_fingerprint

@@ -11,8 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from groundbench.model_card import card_summary
 from groundbench.metrics.aggregate import SMALL_N
+from groundbench.model_card import card_summary
 
 REPORT_SCHEMA = 1
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dataset_adapters import open_dataset
+from dataset_adapters.proposals import Proposals, gt_proposals, read_proposals
 from groundbench.errors import DataFormatError, GroundbenchError
 from groundbench.probes import blind_control, select_samples
 from groundbench.protocol import Protocol
@@ -47,11 +48,13 @@ class LoadedSplit:
             written relative to it (so the report does not depend on where the data lives).
         skipped: reason -> count of records the adapter leaves out by rule (Flickr30k
             Entities' phrases without a box), sorted by reason; empty when it reports none.
+        proposals: the candidate boxes of a region-ranking protocol, else None.
     """
 
     samples: list[GroundingSample]
     warnings: tuple[str, ...] = ()
     skipped: dict[str, int] = field(default_factory=dict)
+    proposals: Proposals | None = None
 
 
 def load_samples(
@@ -102,7 +105,22 @@ def load_split(
         if isinstance(skipped, Mapping)
         else {}
     )
-    return LoadedSplit(samples, warnings, counts)
+    proposals = load_proposals(protocol, dataset_root(protocol, data_root), samples)
+    if proposals is not None:
+        warnings += proposals.warnings
+    return LoadedSplit(samples, warnings, counts, proposals)
+
+
+def load_proposals(
+    protocol: Protocol, root: Path, samples: Sequence[GroundingSample]
+) -> Proposals | None:
+    """The candidate boxes of the protocol's ``proposals`` (a file under ``root``, or ``gt``)."""
+    spec = protocol.proposals
+    if spec is None:
+        return None
+    if spec == "gt":
+        return gt_proposals(samples)
+    return read_proposals(root / spec["file"], samples)
 
 
 def root_relative(text: str, root: str | Path | None) -> str:
@@ -120,14 +138,19 @@ def root_relative(text: str, root: str | Path | None) -> str:
     return re.sub(rf"(?<![^\s'\"(\[]){prefix}", "", text)
 
 
-def dataset_fingerprint(samples: Sequence[GroundingSample]) -> str:
+def dataset_fingerprint(
+    samples: Sequence[GroundingSample], proposals: Proposals | None = None
+) -> str:
     """sha256 over what is scored of every sample, wherever the data lives.
 
     Covers the id, text, phrase and span, image size, boxes, mask, tags and the sha256 of
     the image file's bytes (:func:`file_sha256`), so two roots whose images differ never
-    share a fingerprint, a cache key or a leaderboard column.
+    share a fingerprint, a cache key or a leaderboard column; with region ranking, also the
+    proposal file's sha256 (or ``gt``).
     """
     h = hashlib.sha256()
+    if proposals is not None:
+        h.update(f"proposals:{proposals.sha256 or proposals.source}\n".encode())
     for s in samples:
         head = {
             "id": s.id,

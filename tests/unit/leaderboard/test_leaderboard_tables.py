@@ -164,3 +164,16 @@ def test_board_files_follow_the_umask(board, tmp_path):
         assert path.stat().st_mode & 0o777 == 0o644, path.name
     entry = next((board / "entries").glob("*/*.json"))
     assert entry.stat().st_mode & 0o777 == 0o644
+
+
+def test_region_ranking_tables_sort_apart_and_say_what_they_rank():
+    from groundbench.leaderboard.tables import ProtocolTable, _variant, table_heading
+
+    canonical = {"metrics": [{"name": "rank_acc"}], "proposals": {"file": "refcoco_dets.json"}}
+    assert _variant(canonical) == "rank:refcoco_dets.json"
+    assert _variant({**canonical, "proposals": "gt"}) == "rank:gt"
+    t = ProtocolTable("abc", "refcoco_val.rank", "refcoco", "val", "rank:gt", None, (), (), ())
+    assert table_heading(t) == (
+        "refcoco_val.rank · protocol `abc` · region ranking of `gt` · split `val` "
+        "(in-distribution)"
+    )

@@ -113,6 +113,44 @@ def box_sums_kernel(h, valid, boxes):  # pragma: no cover - compiled
     return out
 
 
+@numba.njit(nogil=True, cache=True)
+def _judge(sums, cand, gts, alpha, iou, strict, top_only):  # pragma: no cover - compiled
+    """``(value, no positive score)`` of one sample from its box sums: the top box's
+    correctness, or the 1-based rank of the best-ranked correct box (NaN when none)."""
+    m = cand.shape[0]
+    scores = np.empty(m)
+    correct = np.zeros(m, np.bool_)
+    for i in range(m):
+        w, h = cand[i, 2] - cand[i, 0], cand[i, 3] - cand[i, 1]
+        scores[i] = sums[i] / (w * h) ** alpha
+        for j in range(gts.shape[0]):
+            iw = min(cand[i, 2], gts[j, 2]) - max(cand[i, 0], gts[j, 0])
+            ih = min(cand[i, 3], gts[j, 3]) - max(cand[i, 1], gts[j, 1])
+            inter = max(iw, 0.0) * max(ih, 0.0)
+            gw, gh = max(gts[j, 2] - gts[j, 0], 0.0), max(gts[j, 3] - gts[j, 1], 0.0)
+            union = max(w, 0.0) * max(h, 0.0) + gw * gh - inter
+            overlap = inter / union if union > 0 else 0.0
+            if overlap > iou or (not strict and overlap == iou):
+                correct[i] = True
+    top = 0
+    for i in range(1, m):
+        if scores[i] > scores[top]:  # the first of equal maxima
+            top = i
+    if top_only:
+        return (1.0 if correct[top] else 0.0), not scores[top] > 0
+    best = np.nan
+    for i in range(m):
+        if correct[i]:
+            # rank: boxes scoring above it, and equal ones before it in the file, go first
+            rank = 1
+            for j in range(m):
+                if scores[j] > scores[i] or (scores[j] == scores[i] and j < i):
+                    rank += 1
+            if np.isnan(best) or rank < best:
+                best = rank
+    return best, False
+
+
 _ALL_VALID = np.zeros((0, 0), dtype=np.bool_)
 
 
@@ -120,18 +158,6 @@ def box_sums(h: np.ndarray, valid: np.ndarray | None, boxes: np.ndarray) -> np.n
     """Σ of ``h`` over each ``xyxy`` box's pixels, float64 ``(m,)``, one read of the map."""
     v = _ALL_VALID if valid is None else valid
     return box_sums_kernel(h, v, np.ascontiguousarray(boxes, dtype=np.float64))
-
-
-def box_ious(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(m, k)`` continuous IoU of ``xyxy`` boxes (0 where the union is empty)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(axis=-1)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
 
 
 def _rank(heatmap, valid, boxes, box_count, proposals, proposal_count, params, top_only):
@@ -154,7 +180,7 @@ def _rank(heatmap, valid, boxes, box_count, proposals, proposal_count, params, t
     v_np = None if valid is None else valid.cpu().numpy()
     props, n_props = proposals.cpu().double().numpy(), proposal_count.cpu().numpy()
     gts, n_gts = boxes.cpu().double().numpy(), box_count.cpu().numpy()
-    correct_of = np.greater_equal if p["rule"] == ">=" else np.greater
+    strict = p["rule"] == ">"
     out = np.full(B, math.nan)
     no_score = np.zeros(B, dtype=bool)
     skip = nonfinite.numpy()
@@ -167,17 +193,9 @@ def _rank(heatmap, valid, boxes, box_count, proposals, proposal_count, params, t
             cand = props[i, :m]
             full = v_np is None or bool(v_np[i].all())
             sums = box_sums(h_np[i], None if full else v_np[i], cand)
-            area = (cand[:, 2] - cand[:, 0]) * (cand[:, 3] - cand[:, 1])
-            scores = sums / area ** p["alpha"]
-            correct = correct_of(box_ious(cand, gts[i, :k]).max(axis=1), p["iou"])
-            if top_only:
-                top = int(np.argmax(scores))  # the first of equal maxima
-                no_score[i] = not scores[top] > 0
-                out[i] = float(correct[top])
-            else:
-                order = np.argsort(-scores, kind="stable")
-                hits = np.flatnonzero(correct[order])
-                out[i] = float(hits[0] + 1) if hits.size else math.nan
+            out[i], no_score[i] = _judge(
+                sums, cand, gts[i, :k], p["alpha"], p["iou"], strict, top_only
+            )
 
     map_blocks(block, B, pixels=heatmap[0].numel() if B else 1)
     codes = [

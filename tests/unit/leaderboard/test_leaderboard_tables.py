@@ -174,6 +174,5 @@ def test_region_ranking_tables_sort_apart_and_say_what_they_rank():
     assert _variant({**canonical, "proposals": "gt"}) == "rank:gt"
     t = ProtocolTable("abc", "refcoco_val.rank", "refcoco", "val", "rank:gt", None, (), (), ())
     assert table_heading(t) == (
-        "refcoco_val.rank · protocol `abc` · region ranking of `gt` · split `val` "
-        "(in-distribution)"
+        "refcoco_val.rank · protocol `abc` · region ranking of `gt` · split `val` (in-distribution)"
     )

@@ -11,6 +11,12 @@ is a hit at IoU ``δ`` when any of those boxes reaches IoU ``>= δ`` with any gr
 * Calibrated: ``τ*_δ = argmax_τ BoxAcc_val(τ, δ)`` on the protocol's calibration split, then
   ``mean_δ BoxAcc_test(τ*_δ, δ)``; the chosen thresholds are reported.
 
+**PxAP** (:func:`pxap`): the average precision of the normalised map's pixels as a
+classifier of the ground-truth mask's pixels, pooled over the split's samples (valid pixels
+only): ``Σ_n (R_n − R_{n−1}) P_n`` over the distinct scores, as
+``sklearn.metrics.average_precision_score``. wsolevaluation bins the scores at 0.01 first,
+which rounds the curve; here every distinct score is a threshold.
+
 These are split-level numbers (a maximum over the split), so they live here as functions
 over the per-sample hit table ``(N, T, D)``, not as a per-sample registered metric.
 A constant map (no spread) and a map with NaN/Inf hit nothing.
@@ -117,3 +123,36 @@ def calibrated_box_acc(
         for j, d in enumerate(deltas)
     }
     return MaxBoxAcc(float(np.mean(list(per.values()))), per, chosen)
+
+
+def pxap(heatmaps: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> float:
+    """PxAP of a split: AP of the min-max normalised maps' pixels against the masks' pixels.
+
+    Args:
+        heatmaps: per sample, a ``(Y, X)`` map (its valid pixels only: crop padding first).
+        masks: per sample, the ``(Y, X)`` bool ground-truth mask.
+
+    Returns:
+        The average precision in ``[0, 1]``; NaN when no mask pixel is positive. Maps that
+        are constant or hold NaN/Inf score 0 on every pixel.
+    """
+    scores, labels = [], []
+    for h, m in zip(heatmaps, masks, strict=True):
+        x = h.detach().cpu().double().numpy().ravel()
+        if x.size and np.isfinite(x).all() and x.max() > x.min():
+            x = (x - x.min()) / (x.max() - x.min())
+        else:
+            x = np.zeros(x.size)
+        scores.append(x)
+        labels.append(m.cpu().numpy().ravel().astype(bool))
+    s, y = np.concatenate(scores), np.concatenate(labels)
+    positives = int(y.sum())
+    if positives == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]  # last index of each distinct score
+    tp = np.cumsum(y)[last]
+    precision = tp / (last + 1)
+    recall = tp / positives
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))

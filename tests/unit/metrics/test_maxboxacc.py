@@ -99,3 +99,22 @@ def test_constant_and_non_finite_maps_hit_nothing():
     h[1, 0, 0] = float("nan")
     boxes = torch.tensor([[[0.0, 0.0, 4.0, 4.0]]] * 2, dtype=torch.float64)
     assert not box_hits(h, None, boxes, torch.ones(2, dtype=torch.long)).any()
+
+
+def test_pxap_is_sklearn_average_precision_over_the_pooled_pixels(rng):
+    from sklearn.metrics import average_precision_score
+
+    from groundbench.metrics.maxboxacc import pxap
+
+    for kind in ("random", "tied"):
+        maps = [
+            rng.random((9, 11)) if kind == "random" else rng.integers(0, 4, (9, 11)) * 1.0
+            for _ in range(4)
+        ]
+        masks = [rng.random((9, 11)) < 0.3 for _ in range(4)]
+        norm = [(m - m.min()) / (m.max() - m.min()) for m in maps]
+        ref = average_precision_score(
+            np.concatenate([k.ravel() for k in masks]), np.concatenate([n.ravel() for n in norm])
+        )
+        got = pxap([torch.from_numpy(m) for m in maps], [torch.from_numpy(k) for k in masks])
+        assert abs(got - ref) <= 1e-12, kind

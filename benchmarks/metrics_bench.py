@@ -45,6 +45,7 @@ from groundbench.metrics import (
     miou,
     nss,
     pointing,
+    rank_acc,
     shared_ranks,
     sim,
     soft_iou,
@@ -54,6 +55,7 @@ from groundbench.types import rasterise_boxes
 
 log = logging.getLogger("metrics_bench")
 HEIGHT, WIDTH = 480, 640
+PROPOSALS = 50
 
 
 def make_maps(n: int, seed: int) -> dict[str, torch.Tensor]:
@@ -82,12 +84,21 @@ def make_maps(n: int, seed: int) -> dict[str, torch.Tensor]:
     heat = torch.from_numpy(maps)
     region = rasterise_boxes(box_t, count_t, HEIGHT, WIDTH)
     pred_mask = heat >= 0.5 * heat.flatten(1).amax(dim=1)[:, None, None]
+    # 50 candidate boxes per map: the ground-truth boxes and random ones
+    props = np.empty((n, PROPOSALS, 4))
+    for i in range(n):
+        x0, y0 = rng.uniform(0, WIDTH - 20, PROPOSALS), rng.uniform(0, HEIGHT - 20, PROPOSALS)
+        w, h = rng.uniform(20, WIDTH / 2, PROPOSALS), rng.uniform(20, HEIGHT / 2, PROPOSALS)
+        props[i] = np.stack([x0, y0, np.minimum(x0 + w, WIDTH), np.minimum(y0 + h, HEIGHT)], 1)
+        props[i, : counts[i]] = boxes[i, : counts[i]]
     return {
         "heatmap": heat,
         "region": region,
         "boxes": box_t,
         "box_count": count_t,
         "pred_mask": pred_mask,
+        "proposals": torch.from_numpy(props),
+        "proposal_count": torch.full((n,), PROPOSALS),
     }
 
 
@@ -174,6 +185,15 @@ OURS: dict[str, Callable[[dict], torch.Tensor]] = {
     "cc": lambda d: cc(d["heatmap"], region=d["region"]).values,
     "kl": lambda d: kl(d["heatmap"], region=d["region"]).values,
     "sim": lambda d: sim(d["heatmap"], region=d["region"]).values,
+    "rank_acc (50 boxes)": lambda d: (
+        rank_acc(
+            d["heatmap"],
+            boxes=d["boxes"],
+            box_count=d["box_count"],
+            proposals=d["proposals"],
+            proposal_count=d["proposal_count"],
+        ).values
+    ),
 }
 # the battery MetricSuite runs in the rows below: the first seven metrics
 BATTERY = ("pointing", "pointing@15px", "miou", "soft_iou", "auc", "nss", "spearman")
@@ -238,6 +258,25 @@ def _ref_sim(h: np.ndarray, r: np.ndarray) -> float:
     return float(np.minimum(_ref_density(r), _ref_density(h)).sum())
 
 
+def _ref_rank_acc(h: np.ndarray, gt: np.ndarray, cand: np.ndarray) -> float:
+    """Per-box slices (pixel-centre rule), ``sum / sqrt(area)``, IoU >= 0.5 with a GT box."""
+    best, top = -math.inf, None
+    for b in cand:
+        r0, r1 = math.ceil(b[1] - 0.5), math.floor(b[3] - 0.5) + 1
+        c0, c1 = math.ceil(b[0] - 0.5), math.floor(b[2] - 0.5) + 1
+        score = h[max(r0, 0) : r1, max(c0, 0) : c1].sum(dtype=np.float64)
+        score /= math.sqrt((b[2] - b[0]) * (b[3] - b[1]))
+        if score > best:
+            best, top = score, b
+    ious = []
+    for g in gt:
+        iw = max(0.0, min(top[2], g[2]) - max(top[0], g[0]))
+        ih = max(0.0, min(top[3], g[3]) - max(top[1], g[1]))
+        union = (top[2] - top[0]) * (top[3] - top[1]) + (g[2] - g[0]) * (g[3] - g[1]) - iw * ih
+        ious.append(iw * ih / union)
+    return float(max(ious) >= 0.5)
+
+
 def _ref_miou(m: np.ndarray, r: np.ndarray) -> float:
     return float((m & r).sum() / (m | r).sum())
 
@@ -268,6 +307,11 @@ def reference() -> dict[str, Callable[[dict], np.ndarray]]:
         "cc": loop(lambda h, r, d, i: _ref_cc(h, r)),
         "kl": loop(lambda h, r, d, i: _ref_kl(h, r)),
         "sim": loop(lambda h, r, d, i: _ref_sim(h, r)),
+        "rank_acc (50 boxes)": loop(
+            lambda h, r, d, i: _ref_rank_acc(
+                h, d["boxes"][i, : int(d["box_count"][i])].numpy(), d["proposals"][i].numpy()
+            )
+        ),
     }
 
 
@@ -427,7 +471,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--peers", help="directory of --no-deps peer installs, added to sys.path")
-    parser.add_argument("--metrics", help="comma-separated rows to time (default: all)")
+    parser.add_argument("--metrics", help="semicolon-separated rows to time (default: all)")
     parser.add_argument(
         "--memory",
         type=int,
@@ -463,7 +507,7 @@ def main() -> None:
     peer_fns, notes = peers()
     rows = []
     total_ours = total_ref = total_cpu = 0.0
-    names = args.metrics.split(",") if args.metrics else list(OURS)
+    names = args.metrics.split(";") if args.metrics else list(OURS)
     for name in names:
         fn = OURS[name]
         t_ref = best_time(lambda fn=refs[name]: fn(small), 1)

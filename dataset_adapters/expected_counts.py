@@ -54,7 +54,8 @@ EXPECTED_COUNTS: dict[str, ExpectedCount] = {
             "phrases, less notvisual ones and those covering 5% of the image or less",
         ),
         *(
-            ExpectedCount(f"{key[0]}_{split}.albef", n, "samples", _REFER_SOURCE[key])
+            ExpectedCount(f"{key[0]}_{split}.{variant}", n, "samples", _REFER_SOURCE[key])
+            for variant in ("albef", "rank", "rank_gt")
             for key, splits in PUBLISHED_SENTENCES.items()
             for split, n in splits.items()
             if split != "train"  # no shipped protocol evaluates a train split

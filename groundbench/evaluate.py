@@ -91,7 +91,9 @@ def evaluate(
         samples = loaded.samples
         if limit is None and hasattr(method, "check_ids"):
             method.check_ids([s.id for s in samples])
-        data_fp, method_fp = dataset_fingerprint(samples), method.fingerprint()
+        scorer.proposals = loaded.proposals
+        data_fp = dataset_fingerprint(samples, loaded.proposals)
+        method_fp = method.fingerprint()
         key = cache_key(protocol.hash, method_fp, data_fp)
         _take_lock(world, lock, work, key, resume)
         done = read_records(work, key, scorer.keys)

@@ -109,6 +109,11 @@ class Protocol:
         return copy.deepcopy(dict(self._canonical))
 
     @property
+    def proposals(self) -> str | dict[str, str] | None:
+        """The candidate boxes region ranking scores: ``"gt"``, ``{"file": NAME}`` or None."""
+        return copy.deepcopy(self._canonical.get("proposals"))
+
+    @property
     def pipeline(self) -> dict[str, Any]:
         """A copy of the canonical post-processing config (for ``Pipeline.from_config``)."""
         return copy.deepcopy(self._canonical["pipeline"])

@@ -32,6 +32,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "metrics",
     "bootstrap",
     "control",
+    "proposals",
 )
 DATASET_KEYS: tuple[str, ...] = ("adapter", "name", "split", "options")
 SELECT_DEFAULTS: dict[str, Any] = {"include_tags": [], "exclude_tags": [], "min_area_fraction": 0.0}
@@ -207,7 +208,24 @@ def _resolution(where: str, value: Any) -> str | list[int]:
     )
 
 
-def _metrics(where: str, value: Any, pipeline: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _proposals(where: str, value: Any) -> str | dict[str, str] | None:
+    """``gt``, ``{file: NAME}`` (a JSON file under the dataset root), or None (no ranking)."""
+    if value is None or value == "gt":
+        return value
+    if isinstance(value, Mapping) and set(value) == {"file"} and isinstance(value["file"], str):
+        name = value["file"]
+        parts = name.replace("\\", "/").split("/")
+        if name and not name.startswith("/") and ".." not in parts:
+            return {"file": name}
+    raise ProtocolError(
+        f"{where}: proposals must be gt or {{file: NAME}} with NAME a path under the dataset "
+        f"root (e.g. refcoco+_dets_dict.json), got {value!r}"
+    )
+
+
+def _metrics(
+    where: str, value: Any, pipeline: Mapping[str, Any], proposals: Any = None
+) -> list[dict[str, Any]]:
     if not isinstance(value, list) or not value:
         raise ProtocolError(
             f"{where}: metrics must be a non-empty list like [{{name: pointing, variant: albef}}], "
@@ -215,12 +233,19 @@ def _metrics(where: str, value: Any, pipeline: Mapping[str, Any]) -> list[dict[s
         )
     for i, m in enumerate(value):
         if isinstance(m, Mapping) and "name" in m and str(m["name"]) in METRICS:
-            _check_needs(where, f"metrics.{i}", str(m["name"]), pipeline)
+            _check_needs(where, f"metrics.{i}", str(m["name"]), pipeline, proposals)
     return [spec.to_dict() for spec in check_specs(value, where=where)]
 
 
-def _check_needs(where: str, path: str, name: str, pipeline: Mapping[str, Any]) -> None:
+def _check_needs(
+    where: str, path: str, name: str, pipeline: Mapping[str, Any], proposals: Any
+) -> None:
     needs = METRICS.meta(name).get("needs", ())
+    if "proposals" in needs and proposals is None:
+        raise ProtocolError(
+            f"{where}: {path}: metric {name!r} ranks candidate boxes, but the protocol has no "
+            "proposals; set proposals: {file: NAME} (a detector file) or proposals: gt"
+        )
     if "pred_mask" in needs and pipeline["threshold"] is None:
         raise ProtocolError(
             f"{where}: {path}: metric {name!r} reads the thresholded mask, but "
@@ -279,17 +304,21 @@ def canonicalise(where: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     except ProtocolError as exc:
         raise ProtocolError(f"{where}: {exc}") from exc
     control = raw.get("control")
-    return {
+    proposals = _proposals(where, raw.get("proposals"))
+    canonical = {
         "schema": SCHEMA_VERSION,
         "dataset": _dataset(where, raw["dataset"]),
         "select": _select(where, raw.get("select")),
         "resolution": _resolution(where, raw.get("resolution", "image")),
         "region": _choice(where, raw.get("region", "boxes"), "region", REGIONS),
         "pipeline": pipeline,
-        "metrics": _metrics(where, raw["metrics"], pipeline),
+        "metrics": _metrics(where, raw["metrics"], pipeline, proposals),
         "bootstrap": _bootstrap(where, raw.get("bootstrap")),
         "control": None if control is None else _choice(where, control, "control", CONTROLS),
     }
+    if proposals is not None:  # absent, not null, when nothing is ranked: older hashes hold
+        canonical["proposals"] = proposals
+    return canonical
 
 
 def _bootstrap(where: str, value: Any) -> dict[str, Any]:

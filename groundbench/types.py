@@ -335,6 +335,9 @@ class HeatmapBatch:
         box_count: ``(B,)`` long, real boxes per sample.
         pred_mask: ``(B, Y, X)`` bool thresholded heatmap, or None if no threshold step ran.
         pred_box: ``(B, 4)`` float64 predicted ``xyxy`` box (NaN row = no prediction), or None.
+        proposals: ``(B, M, 4)`` float64 ``xyxy`` candidate boxes at the evaluation size,
+            padded, or None when the protocol ranks no proposals.
+        proposal_count: ``(B,)`` long, real proposals per sample, or None.
     """
 
     ids: tuple[str, ...]
@@ -345,6 +348,8 @@ class HeatmapBatch:
     box_count: torch.Tensor
     pred_mask: torch.Tensor | None = None
     pred_box: torch.Tensor | None = None
+    proposals: torch.Tensor | None = None
+    proposal_count: torch.Tensor | None = None
 
 
 class Undefined(enum.IntEnum):
@@ -357,6 +362,9 @@ class Undefined(enum.IntEnum):
     CONSTANT_MAP = 4  # the heatmap is constant where a correlation needs variance
     NO_BOX = 5  # a box metric got a sample with no box
     MISSING_IMAGE = 6  # the image could not be read, so the method produced no map
+    NO_PROPOSAL = 7  # region ranking: the sample's image has no candidate box
+    NO_POSITIVE_SCORE = 8  # region ranking: no candidate box scores above 0
+    NO_CORRECT_PROPOSAL = 9  # the rank of the correct box: no candidate reaches the IoU
 
     @property
     def label(self) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from dataset_adapters import open_dataset
+from dataset_adapters.proposals import Proposals, gt_proposals, read_proposals
 from groundbench.bounds import image_header_size
 from groundbench.errors import DataFormatError, GroundbenchError
 from groundbench.probes import (
@@ -57,12 +58,14 @@ class LoadedSplit:
         control: under a control, ``{"name": "blind", "donors_describing_target": k}``:
             how many of the samples kept a donor phrase that describes their target
             (:func:`~groundbench.probes.describes_target`); None without a control.
+        proposals: the candidate boxes of a region-ranking protocol, else None.
     """
 
     samples: list[GroundingSample]
     warnings: tuple[str, ...] = ()
     skipped: dict[str, int] = field(default_factory=dict)
     control: dict[str, Any] | None = None
+    proposals: Proposals | None = None
 
 
 def load_samples(
@@ -127,7 +130,22 @@ def load_split(
     if protocol.control == "blind":
         describing = sum(DESCRIBING_DONOR_TAG in s.tags for s in samples)
         control = {"name": "blind", "donors_describing_target": describing}
-    return LoadedSplit(samples, warnings, counts, control)
+    proposals = load_proposals(protocol, dataset_root(protocol, data_root), samples)
+    if proposals is not None:
+        warnings += proposals.warnings
+    return LoadedSplit(samples, warnings, counts, control, proposals)
+
+
+def load_proposals(
+    protocol: Protocol, root: Path, samples: Sequence[GroundingSample]
+) -> Proposals | None:
+    """The candidate boxes of the protocol's ``proposals`` (a file under ``root``, or ``gt``)."""
+    spec = protocol.proposals
+    if spec is None:
+        return None
+    if spec == "gt":
+        return gt_proposals(samples)
+    return read_proposals(root / spec["file"], samples)
 
 
 def root_relative(text: str, root: str | Path | None) -> str:
@@ -161,14 +179,19 @@ def cluster_ids(samples: Sequence[GroundingSample], by: str) -> np.ndarray:
     return np.array([index.setdefault(s.image_path, len(index)) for s in samples], np.float64)
 
 
-def dataset_fingerprint(samples: Sequence[GroundingSample]) -> str:
+def dataset_fingerprint(
+    samples: Sequence[GroundingSample], proposals: Proposals | None = None
+) -> str:
     """sha256 over what is scored of every sample, wherever the data lives.
 
     Covers the id, text, phrase and span, image size, boxes, mask, tags and the sha256 of
     the image file's bytes (:func:`file_sha256`), so two roots whose images differ never
-    share a fingerprint, a cache key or a leaderboard column.
+    share a fingerprint, a cache key or a leaderboard column; with region ranking, also the
+    proposal file's sha256 (or ``gt``).
     """
     h = hashlib.sha256()
+    if proposals is not None:
+        h.update(f"proposals:{proposals.sha256 or proposals.source}\n".encode())
     for s in samples:
         head = {
             "id": s.id,

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from dataset_adapters.proposals import Proposals
 from groundbench.bounds import rle_run_total
 from groundbench.errors import DataFormatError, MethodError
 from groundbench.methods.base import Method, check_float32_range
@@ -52,6 +53,8 @@ class Scorer:
         self.device = device
         self.pipeline = Pipeline.from_config(protocol.pipeline)
         self.suite = MetricSuite(protocol.metrics)
+        #: candidate boxes per image for region ranking (set once the split is loaded)
+        self.proposals: Proposals | None = None
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -104,6 +107,16 @@ class Scorer:
             region[i, :h, :w] = _decode_mask(s, h, w)
         return boxes, count, region
 
+    def candidates(self, samples: Sequence[GroundingSample]):
+        """Padded proposals scaled to the evaluation size and their counts, or ``(None, None)``."""
+        if self.proposals is None:
+            return None, None
+        scaled = []
+        for s in samples:
+            h, w = self.size_of(s)
+            scaled.append(self.proposals.of(s) * np.array([w / s.width, h / s.height] * 2))
+        return pad_boxes(scaled)
+
     def score(
         self,
         samples: Sequence[GroundingSample],
@@ -122,6 +135,7 @@ class Scorer:
             out = self.maps(good, [images[i] for i in ok])
             Y, X = out.heatmap.shape[1:]
             boxes, count, region = self.ground_truth(good, Y, X)
+            proposals, proposal_count = self.candidates(good)
             valid = out.valid.cpu()
             batch = HeatmapBatch(
                 ids=out.ids,
@@ -132,6 +146,8 @@ class Scorer:
                 box_count=count,
                 pred_mask=None if out.pred_mask is None else out.pred_mask.cpu(),
                 pred_box=None if out.pred_box is None else out.pred_box.cpu(),
+                proposals=proposals,
+                proposal_count=proposal_count,
             )
             scores = self.suite.score(batch)
             values[ok], codes[ok] = scores.values, scores.undefined

@@ -33,7 +33,9 @@ class ProtocolTable:
         protocol_name: e.g. ``synth_test.albef``.
         dataset: dataset name.
         split: dataset split.
-        variant: pointing variant(s) (``-`` when none).
+        variant: pointing variant(s) (``-`` when none); ``rank:<proposals>`` for a
+            region-ranking protocol (``rank:gt``, ``rank:refcoco+_dets_dict.json``), whose
+            tables sort apart from the pointing ones.
         probe: probe label, or None for an in-distribution or development protocol.
         metrics: metric display keys; the first ranks.
         entries: methods best first, then the checks (:attr:`Entry.is_check`).
@@ -87,7 +89,7 @@ def protocol_tables(
                 protocol_name=first.protocol_title,
                 dataset=first.report["dataset"]["name"],
                 split=first.report["dataset"]["split"],
-                variant=pointing_variant(first.canonical),
+                variant=_variant(first.canonical),
                 probe=probe_label(first.canonical, in_distribution_split),
                 metrics=metrics,
                 entries=tuple(ranked),
@@ -96,6 +98,19 @@ def protocol_tables(
             )
         )
     return sorted(tables, key=_table_order)
+
+
+def _variant(canonical: Mapping[str, Any]) -> str:
+    proposals = canonical.get("proposals")
+    if proposals is None:
+        return pointing_variant(canonical)
+    return "rank:" + (proposals if isinstance(proposals, str) else proposals["file"])
+
+
+def _what(variant: str) -> tuple[str, str]:
+    if variant.startswith("rank:"):
+        return "region ranking of", variant[len("rank:") :]
+    return "pointing variant", variant
 
 
 def _table_order(t: ProtocolTable) -> tuple[Any, ...]:
@@ -165,8 +180,9 @@ def _fmt(x: float | None) -> str:
 def table_heading(t: ProtocolTable) -> str:
     """One-line heading naming the protocol, its id and pointing variant."""
     what = t.role
+    kind, variant = _what(t.variant)
     return (
-        f"{t.protocol_name} · protocol `{t.protocol_id}` · pointing variant `{t.variant}` · "
+        f"{t.protocol_name} · protocol `{t.protocol_id}` · {kind} `{variant}` · "
         f"split `{t.split}` ({what})"
     )
 
@@ -174,9 +190,10 @@ def table_heading(t: ProtocolTable) -> str:
 def markdown_heading(t: ProtocolTable) -> str:
     """:func:`table_heading` for Markdown: every name escaped (names come from report files)."""
     what = md_text(t.role)
+    kind, variant = _what(t.variant)
     return (
-        f"{md_text(t.protocol_name)} · protocol {md_code(t.protocol_id)} · pointing variant "
-        f"{md_code(t.variant)} · split {md_code(t.split)} ({what})"
+        f"{md_text(t.protocol_name)} · protocol {md_code(t.protocol_id)} · {kind} "
+        f"{md_code(variant)} · split {md_code(t.split)} ({what})"
     )
 
 

@@ -66,6 +66,7 @@ from groundbench.metrics.box import box_acc, box_iou  # noqa: E402
 from groundbench.metrics.iou import miou, soft_iou  # noqa: E402
 from groundbench.metrics.nss import nss  # noqa: E402
 from groundbench.metrics.pointing import pointing  # noqa: E402
+from groundbench.metrics.ranking import proposal_rank, rank_acc  # noqa: E402
 from groundbench.metrics.saliency import cc, kl, sim  # noqa: E402
 from groundbench.metrics.spearman import spearman  # noqa: E402
 
@@ -113,6 +114,14 @@ def feed_metric(name: str, batch: HeatmapBatch, params: Mapping[str, Any]) -> Me
                 f"metric {name!r} needs {field}, which the pipeline only produces with a "
                 "threshold step; set pipeline.threshold (and pipeline.regions for boxes)"
             )
+    if "proposals" in needs and batch.proposals is None:
+        raise ProtocolError(
+            f"metric {name!r} ranks candidate boxes: set the protocol's proposals "
+            "(proposals: {file: NAME} or proposals: gt)"
+        )
+    ranked = {}
+    if "proposals" in needs:  # only region ranking takes candidate boxes
+        ranked = {"proposals": batch.proposals, "proposal_count": batch.proposal_count}
     return fn(
         batch.heatmap,
         region=batch.region,
@@ -121,6 +130,7 @@ def feed_metric(name: str, batch: HeatmapBatch, params: Mapping[str, Any]) -> Me
         box_count=batch.box_count,
         pred_mask=batch.pred_mask,
         pred_box=batch.pred_box,
+        **ranked,
         **params,
     )
 
@@ -160,6 +170,8 @@ __all__ = [
     "miou",
     "nss",
     "pointing",
+    "proposal_rank",
+    "rank_acc",
     "register_metric",
     "shared_ranks",
     "sim",

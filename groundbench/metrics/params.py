@@ -29,7 +29,16 @@ from groundbench.errors import GroundbenchError, ProtocolError, did_you_mean
 MAX_DISTANCE_PX = 4096.0
 
 # Keyword arguments every metric accepts for its inputs; the rest of its keywords are params.
-INPUT_NAMES: tuple[str, ...] = ("region", "valid", "boxes", "box_count", "pred_mask", "pred_box")
+INPUT_NAMES: tuple[str, ...] = (
+    "region",
+    "valid",
+    "boxes",
+    "box_count",
+    "pred_mask",
+    "pred_box",
+    "proposals",
+    "proposal_count",
+)
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,18 @@ def _inputs_for(B=3, Y=9, X=11, seed=0):
         "box_count": count,
         "pred_mask": heat > 0.6,
         "pred_box": torch.tensor([[1.0, 1.0, 4.0, 4.0]] * B, dtype=torch.float64),
+        "proposals": torch.tensor(
+            [[[1.0, 1.0, 5.0, 4.0], [0.0, 0.0, 3.0, 3.0], [5.5, 4.5, 10.0, 9.0]]] * B,
+            dtype=torch.float64,
+        ),
+        "proposal_count": torch.tensor([3 - i % 2 for i in range(B)]),
     }
 
 
 def _call(name, inputs, **params):
     kw = dict(inputs)
+    if "proposals" not in METRICS.meta(name)["needs"]:
+        kw.pop("proposals", None), kw.pop("proposal_count", None)
     return METRICS.get(name)(kw.pop("heatmap"), **kw, **params)
 
 

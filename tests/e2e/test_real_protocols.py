@@ -6,6 +6,7 @@ pickles + COCO instances, Flickr30k Entities Sentences/Annotations, Visual Genom
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from adapter_files import (  # noqa: E402
     write_vg,
 )
 
+from dataset_adapters.proposals import image_key  # noqa: E402
 from groundbench.evaluate import evaluate  # noqa: E402
+from groundbench.evaluation.data import load_samples  # noqa: E402
 from groundbench.protocol import list_protocols, load_protocol  # noqa: E402
 
 REAL = [name for name in list_protocols() if not name.startswith("synth_")]
@@ -52,6 +55,15 @@ def test_every_adapter_has_a_shipped_protocol():
 def test_shipped_protocol_runs_on_a_standard_root(name, tmp_path):
     protocol = load_protocol(name)
     root = _write_root(protocol, tmp_path / "data")
+    proposals = protocol.proposals
+    if isinstance(proposals, dict):  # a detector file: each image's boxes, shifted by 1 px
+        (root / proposals["file"]).write_text("{}")  # read with the samples
+        dets: dict[str, list[list[float]]] = {}
+        for s in load_samples(protocol, root):
+            dets.setdefault(image_key(s), []).extend(
+                [b[0] + 1, b[1], b[2] - b[0], b[3] - b[1]] for b in s.boxes.tolist()
+            )
+        (root / proposals["file"]).write_text(json.dumps(dets))
     result = evaluate(
         protocol, "centre_prior", out_dir=tmp_path / "report", data_root=root, progress=False
     )

@@ -64,11 +64,12 @@ def test_check_compares_only_the_protocols_of_the_chosen_data(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     i = lines.index("expected on the full dataset (docs/adapters.md) vs found here:")
-    assert [line.split()[:6] for line in lines[i + 2 : i + 4]] == [
-        ["refcocog_val.albef", "val", "4896", "samples", "1", "samples"],
-        ["refcocog_test.albef", "test", "9602", "samples", "3", "samples"],
+    assert [line.split()[:6] for line in lines[i + 2 : i + 8]] == [
+        [f"refcocog_{split}.{variant}", split, n, "samples", found, "samples"]
+        for split, n, found in (("val", "4896", "1"), ("test", "9602", "3"))
+        for variant in ("albef", "rank", "rank_gt")
     ]
-    assert lines[i + 4].startswith("[")  # no RefCOCO or RefCOCO+ protocol follows
+    assert lines[i + 8].startswith("[")  # no RefCOCO or RefCOCO+ protocol follows
 
 
 def test_check_json_has_expected_counts_and_warnings(tmp_path):

@@ -216,3 +216,15 @@ def test_set_overrides_title_the_tables(tmp_path):
     readme = (tmp_path / "board" / "README.md").read_text()
     assert "### synth_test.albef --set dataset.split=val · protocol" in readme
     assert json.loads((run / "report.json").read_text())["protocol"]["overrides"]
+
+
+def test_region_ranking_tables_sort_apart_and_say_what_they_rank():
+    from groundbench.leaderboard.tables import ProtocolTable, _variant, table_heading
+
+    canonical = {"metrics": [{"name": "rank_acc"}], "proposals": {"file": "refcoco_dets.json"}}
+    assert _variant(canonical) == "rank:refcoco_dets.json"
+    assert _variant({**canonical, "proposals": "gt"}) == "rank:gt"
+    t = ProtocolTable("abc", "refcoco_val.rank", "refcoco", "val", "rank:gt", None, (), (), ())
+    assert table_heading(t) == (
+        "refcoco_val.rank · protocol `abc` · region ranking of `gt` · split `val` (in-distribution)"
+    )

@@ -32,7 +32,14 @@ def _batch(ids=("a", "b"), with_pred=True):
 def test_every_registered_metric_declares_its_metadata():
     for name in METRICS.names():
         meta = METRICS.meta(name)
-        assert set(meta["needs"]) <= {"heatmap", "region", "boxes", "pred_mask", "pred_box"}
+        assert set(meta["needs"]) <= {
+            "heatmap",
+            "region",
+            "boxes",
+            "pred_mask",
+            "pred_box",
+            "proposals",
+        }
         assert isinstance(meta["higher_is_better"], bool)
         low, high = meta["range"]
         assert low < high

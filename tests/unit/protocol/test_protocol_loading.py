@@ -93,7 +93,8 @@ def test_python_tags_are_refused(tmp_path):
         (
             "regoin: boxes\n",
             "unknown key regoin; valid keys at the top level: schema, about, dataset, select, "
-            "resolution, region, pipeline, metrics, bootstrap, control; did you mean 'region'?",
+            "resolution, region, pipeline, metrics, bootstrap, control, proposals; did you mean "
+            "'region'?",
         ),
         (
             "select: {include_tag: [small]}\n",
@@ -146,8 +147,8 @@ def test_unknown_metric_and_bad_variant(tmp_path):
     path = write(tmp_path, BASE.replace("name: box_acc, iou: 0.5", "name: box_accuracy"))
     assert error_of(path) == (
         f"unknown metrics 'box_accuracy' (asked for by {path} metrics.1.name); did you mean "
-        "'box_acc'? Valid names: auc, box_acc, box_iou, cc, kl, miou, nss, pointing, sim, "
-        "soft_iou, spearman."
+        "'box_acc'? Valid names: auc, box_acc, box_iou, cc, kl, miou, nss, pointing, "
+        "proposal_rank, rank_acc, sim, soft_iou, spearman."
     )
     path = write(tmp_path, BASE.replace("variant: albef", "variant: albeff"))
     assert error_of(path) == (
@@ -313,9 +314,17 @@ def test_unknown_shipped_name():
 
 def test_every_shipped_protocol_loads():
     names = list_protocols()
-    assert len(names) == 25 and not any(n.startswith("_") for n in names)
+    assert len(names) == 41 and not any(n.startswith("_") for n in names)
     for name in names:
         p = load_protocol(name)
+        if name.endswith((".rank", ".rank_gt")):  # region ranking: its own metrics
+            rule = ">" if name.endswith("_gt") else ">="
+            assert [(m["name"], m["rule"]) for m in p.metrics] == [
+                ("rank_acc", rule),
+                ("proposal_rank", rule),
+            ]
+            assert (p.proposals == "gt") == name.endswith("_gt"), name
+            continue
         keys = [m.get("variant") for m in p.metrics if m["name"] == "pointing"]
         assert name.rsplit(".", 1)[1] in keys or name.endswith(".blind"), name
         assert {m["name"] for m in p.metrics} >= {"box_acc", "miou", "soft_iou", "auc", "nss"}
@@ -386,4 +395,32 @@ def test_bootstrap_cluster_is_image_or_null_and_part_of_the_hash(tmp_path):
     assert error_of(path) == (
         f"{path}: bootstrap.cluster: 'images' is not a valid value; valid values: image; "
         "did you mean 'image'?"
+    )
+
+
+RANKING = BASE + "  - {name: rank_acc}\n"
+
+
+def test_proposals_are_a_named_source_and_absent_when_unused(tmp_path):
+    plain = load_protocol(str(write(tmp_path, BASE)))
+    assert "proposals" not in plain.canonical and plain.proposals is None
+    gt = load_protocol(str(write(tmp_path, RANKING + "proposals: gt\n")))
+    det = load_protocol(str(write(tmp_path, RANKING + "proposals: {file: dets/a.json}\n")))
+    assert gt.proposals == "gt" and det.proposals == {"file": "dets/a.json"}
+    assert gt.hash != det.hash
+
+
+@pytest.mark.parametrize("bad", ["detections", "{file: ../x.json}", "{file: /x.json}", "{path: x}"])
+def test_bad_proposal_sources_are_refused(tmp_path, bad):
+    path = write(tmp_path, RANKING + f"proposals: {bad}\n")
+    assert error_of(path).startswith(
+        f"{path}: proposals must be gt or {{file: NAME}} with NAME a path under the dataset root"
+    )
+
+
+def test_a_ranking_metric_needs_proposals(tmp_path):
+    path = write(tmp_path, RANKING)
+    assert error_of(path) == (
+        f"{path}: metrics.2: metric 'rank_acc' ranks candidate boxes, but the protocol has no "
+        "proposals; set proposals: {file: NAME} (a detector file) or proposals: gt"
     )

@@ -19,6 +19,7 @@ LAYERS = {
     "groundbench.attribution": 2,
     "groundbench.synthetic": 2,
     "groundbench.model": 2,
+    "groundbench.contrastive": 2,
     "groundbench.methods": 3,
     "groundbench.protocol": 3,
     "groundbench.protocol_schema": 3,
@@ -27,6 +28,7 @@ LAYERS = {
     "groundbench.evaluate": 5,
     "groundbench.evaluation": 5,
     "groundbench.demo": 7,
+    "groundbench.clip_baseline": 7,
     "groundbench.leaderboard": 6,
     "groundbench.cli": 8,
 }

@@ -26,6 +26,7 @@ LAYERS = {
     "groundbench.probes": 3,
     "groundbench.report": 4,
     "groundbench.evaluate": 5,
+    "groundbench.sanity": 5,
     "groundbench.evaluation": 5,
     "groundbench.demo": 7,
     "groundbench.clip_baseline": 7,

@@ -49,6 +49,22 @@ class CheckpointMethod:
         h.update(f"passes={self.passes}".encode())
         return h.hexdigest()
 
+    def randomisation_layers(self) -> dict[str, list[torch.nn.Module]]:
+        """Tower → parameterised layers, output side first, for the randomisation probe.
+
+        ``vision``: the token encoder (its mixing blocks if any, then its convolutions and
+        batch norms, last first); ``text``: the word embeddings that form the query;
+        ``grounding``: the hidden-word head (output side), the value path, then the keys.
+        The read-out attention depends on the keys, the query and the image tokens only,
+        so resetting the head and the values leaves it unchanged by construction.
+        """
+        model = self._ckpt.model
+        enc, g = model.encoder, model.grounding
+        vision = [*reversed(list(enc.mixing.blocks))] if enc.mixing is not None else []
+        vision += [m for m in reversed(list(enc.net)) if any(True for _ in m.parameters())]
+        head = [m for m in reversed(list(model.head)) if any(True for _ in m.parameters())]
+        return {"vision": vision, "text": [g.embed], "grounding": [*head, g.value_norm, g.value, g.key]}
+
     def predict(
         self,
         samples: Sequence[GroundingSample],

@@ -95,3 +95,21 @@ def test_methods_without_layers_are_refused(synth, tmp_path):
         "randomise (baselines and heatmap files have none); a plugin can add "
         "randomisation_layers() -> {tower: [modules, output side first]}"
     )
+
+
+def test_the_board_shows_probe_end_points_beside_the_scores(synth, tmp_path):
+    from groundbench.evaluate import evaluate
+    from groundbench.sanity import randomisation_probe
+
+    evaluate("synth_test.albef", "centre_prior", out_dir=tmp_path / "eval", data_root=synth, progress=False)
+    randomisation_probe("synth_test.albef", EdgeMethod(), out_dir=tmp_path / "probe", limit=3, data_root=synth)
+    board = tmp_path / "board"
+    for report in ("eval", "probe"):
+        result = CliRunner().invoke(main, ["leaderboard", "add", str(tmp_path / report), "--board", str(board)])
+        assert result.exit_code == 0, result.output
+    assert (board / "sanity").is_dir() and len(list((board / "entries").rglob("*.json"))) == 1
+    result = CliRunner().invoke(main, ["leaderboard", "build", "--board", str(board)])
+    assert result.exit_code == 0, result.output
+    readme = (board / "README.md").read_text()
+    assert "## Randomisation sanity probe" in readme
+    assert "| edges | `synth_test.albef` | 3 | **1.000 [1.000, 1.000] survives** |" in readme

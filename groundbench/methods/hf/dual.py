@@ -45,6 +45,16 @@ class DualEncoder:
         if self.siglip and not getattr(self.vision, "use_head", True):
             raise MethodError(f"{spec}: this SigLIP vision tower has no pooling head to score with")
 
+    def resolve(self, recipe: str, knobs: dict[str, Any]) -> dict[str, Any]:
+        """Check the knobs that depend on the model (a bad ``start_layer`` fails here)."""
+        if recipe == "relevance":
+            knobs = {**knobs, "start_layer": self._start_knob(knobs["start_layer"])}
+        return knobs
+
+    def _start_knob(self, value):
+        self.start_layer(value)  # fails on a bad value
+        return int(value) if isinstance(value, str) and value.lstrip("-").isdigit() else value
+
     def settings(self) -> dict[str, Any]:
         """How texts and scores are formed, readable."""
         return {
@@ -133,6 +143,8 @@ class DualEncoder:
             return n - 1
         if value == "all":
             return 0
+        if isinstance(value, str) and value.lstrip("-").isdigit():
+            value = int(value)
         if isinstance(value, int):
             return block_index(value, n, f"{self.spec}: start_layer")
         raise MethodError(f"{self.spec}: start_layer must be last, all or a block index, got {value!r}")

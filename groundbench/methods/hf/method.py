@@ -66,11 +66,9 @@ class HFMethod:
                 f"{shown}: supervision must be one of {', '.join(SUPERVISION_CLASSES)}, got "
                 f"{knobs['supervision']!r}"
             )
-        self.knobs = self.adapter.resolve(recipe, knobs) if hasattr(self.adapter, "resolve") else knobs
-        if recipe == "occlusion" and self.knobs["window"] is None:
-            self.knobs["window"] = self.adapter.patch
-        if recipe == "relevance":
-            self.adapter.start_layer(self.knobs["start_layer"])  # fail early on a bad value
+        if recipe == "occlusion" and knobs["window"] is None:
+            knobs["window"] = self.adapter.patch
+        self.knobs = self.adapter.resolve(recipe, knobs)
         self.prep = ImagePrep(loaded.processor, self.adapter.size, str(Path(self.spec.path) / "preprocessor_config.json"))
         self.name = f"hf:{Path(self.spec.path).name}:{arg.rpartition(':')[2]}"
         self.supervision = self.knobs["supervision"]

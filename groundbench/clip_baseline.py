@@ -61,6 +61,7 @@ def run_clip_baseline(
     board: str | Path | None = None,
     config: ClipTrainConfig = ClipTrainConfig(),
     rise_masks: int = DEFAULT_RISE_MASKS,
+    only: Sequence[str] | None = None,
     protocols: Sequence[str] | None = None,
     device: str = "cpu",
     batch_size: int = 64,
@@ -75,6 +76,8 @@ def run_clip_baseline(
         board: leaderboard folder to add the reports to and build (default ``out/board``).
         config: the model's size and training settings.
         rise_masks: RISE masks per sample (TorchRay's 8000 cost about 8× the time of 1000).
+        only: score only these recipes (``relevance``, ``gradcam``, ``rise``; default all),
+            e.g. to add the cheap recipes to a board first.
         protocols: protocol names (default: every synthetic protocol but ``val``).
         device: torch device for training and evaluation.
         batch_size: evaluation batch size.
@@ -88,7 +91,8 @@ def run_clip_baseline(
     board = out / "board" if board is None else Path(board)
     root = _data(data_root, say)
     model_dir = _train(out / MODEL_DIR, config, root, device, say)
-    specs = [f"hf:{model_dir}:{r}" for r in recipes(rise_masks)]
+    chosen = [r for r in recipes(rise_masks) if only is None or r.partition("?")[0] in only]
+    specs = [f"hf:{model_dir}:{r}" for r in chosen]
     names = list(protocols or synth_protocols())
     total, k, evaluated, reports = len(names) * len(specs), 0, 0, []
     for name in names:

@@ -90,6 +90,13 @@ def train_clip_command(out_dir, overrides, data, split, device, threads, as_json
     type=click.IntRange(min=1),
     help="RISE masks per sample (TorchRay's default is 8000; see docs/contrastive.md).",
 )
+@click.option(
+    "--recipe",
+    "only",
+    multiple=True,
+    type=click.Choice(["relevance", "gradcam", "rise"]),
+    help="Score only this recipe (repeatable) [default: all three].",
+)
 @click.option("--protocol", "protocols", multiple=True, help="Protocol (repeatable) [default: every synthetic one but val].")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only N samples per protocol (smoke run; adds nothing to the board).")
 @click.option("--batch-size", default=64, show_default=True, help="Evaluation batch size.")
@@ -101,7 +108,7 @@ def train_clip_command(out_dir, overrides, data, split, device, threads, as_json
     type=click.Path(file_okay=False, exists=True),
     help="A native-format synthetic set [default: the generated default set].",
 )
-def baseline_clip_command(out, board, overrides, rise_masks, protocols, limit, batch_size, device, threads, data_root):
+def baseline_clip_command(out, board, overrides, rise_masks, only, protocols, limit, batch_size, device, threads, data_root):
     """Train the small CLIP on the synthetic captions and score it with relevance, gradcam
     and RISE on every synthetic protocol; add the reports to the board and build it.
 
@@ -115,6 +122,7 @@ def baseline_clip_command(out, board, overrides, rise_masks, protocols, limit, b
         board=board,
         config=config,
         rise_masks=rise_masks,
+        only=only or None,
         protocols=protocols or None,
         device=device,
         batch_size=batch_size,

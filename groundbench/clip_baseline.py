@@ -59,7 +59,7 @@ def run_clip_baseline(
     out: str | Path,
     *,
     board: str | Path | None = None,
-    config: ClipTrainConfig = ClipTrainConfig(),
+    config: ClipTrainConfig | None = None,
     rise_masks: int = DEFAULT_RISE_MASKS,
     only: Sequence[str] | None = None,
     protocols: Sequence[str] | None = None,
@@ -74,7 +74,7 @@ def run_clip_baseline(
     Args:
         out: run folder (model in ``out/clip-synth``, reports in ``out/reports/PROTOCOL/RECIPE``).
         board: leaderboard folder to add the reports to and build (default ``out/board``).
-        config: the model's size and training settings.
+        config: the model's size and training settings (default: :class:`ClipTrainConfig`).
         rise_masks: RISE masks per sample (TorchRay's 8000 cost about 8× the time of 1000).
         only: score only these recipes (``relevance``, ``gradcam``, ``rise``; default all),
             e.g. to add the cheap recipes to a board first.
@@ -87,6 +87,7 @@ def run_clip_baseline(
         announce: called with one line per stage.
     """
     say = announce or log.info
+    config = ClipTrainConfig() if config is None else config
     out = Path(out)
     board = out / "board" if board is None else Path(board)
     root = _data(data_root, say)

@@ -172,7 +172,7 @@ def pick_captions(owner: torch.Tensor, images: torch.Tensor, seed: int, step: in
 def train_clip(
     records: Sequence[CaptionRecord],
     out_dir: str | Path,
-    config: ClipTrainConfig = ClipTrainConfig(),
+    config: ClipTrainConfig | None = None,
     *,
     device: str = "cpu",
     progress: bool = True,
@@ -184,6 +184,7 @@ def train_clip(
         DataFormatError: records that are not captions, too few images, or an over-long caption.
     """
     require_transformers()
+    config = ClipTrainConfig() if config is None else config
     config.check()
     records = list(records)
     _check_records(records, config)

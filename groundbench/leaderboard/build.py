@@ -30,13 +30,13 @@ from groundbench.leaderboard.robustness import (
     plot_robustness,
     robustness_matrices,
 )
+from groundbench.leaderboard.sanity import load_sanity, render_sanity_markdown
 from groundbench.leaderboard.tables import (
     ProtocolTable,
     protocol_tables,
     render_csv,
     render_markdown_table,
 )
-from groundbench.leaderboard.sanity import load_sanity, render_sanity_markdown
 from groundbench.leaderboard.validate import SubmissionError
 from groundbench.report.render import md_code, md_text
 

@@ -2,7 +2,9 @@
 
 Example spec: ``checkpoint:runs/small/model.safetensors``. The method is box-free (trained
 on captions only), reads pixels, and its fingerprint is the sha256 of the checkpoint bytes
-(which include the config and the vocabulary).
+(which include the config and the vocabulary). ``checkpoint:PATH:gradcam`` reads the same
+weights out by a gradient attribution instead of the attention
+(:func:`groundbench.model.infer.gradcam_read_out`), so the two can be compared.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from groundbench.methods.base import METHODS
 from groundbench.types import GroundingSample, RawMaps
 
 
+RECIPES = ("attention", "gradcam")
+
+
 class CheckpointMethod:
     """A trained :mod:`groundbench.model` checkpoint used as an evaluation method.
 
@@ -26,16 +31,21 @@ class CheckpointMethod:
         path: the ``model.safetensors`` file written by ``groundbench train``.
         passes: ``full`` (one query with every referent word) or ``masked`` (the mean of
             passes that each hide one word); see :func:`groundbench.model.infer.read_out`.
+        recipe: ``attention`` (the grounding attention, the default) or ``gradcam`` (Grad-CAM
+            of the training objective over the visual tokens).
     """
 
     supervision = "box-free"
     needs_images = True
 
-    def __init__(self, path: str | Path, *, passes: str = "full") -> None:
+    def __init__(self, path: str | Path, *, passes: str = "full", recipe: str = "attention") -> None:
         from groundbench.model.checkpoint import load_checkpoint
 
+        if recipe not in RECIPES:
+            raise MethodError(f"checkpoint recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
         self.path = Path(path)
-        self.name = "checkpoint"
+        self.recipe = recipe
+        self.name = "checkpoint" if recipe == "attention" else f"checkpoint:{recipe}"
         self.passes = passes
         self._ckpt = load_checkpoint(self.path)
         self._devices: dict[str, torch.nn.Module] = {}
@@ -47,6 +57,8 @@ class CheckpointMethod:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         h.update(f"passes={self.passes}".encode())
+        if self.recipe != "attention":
+            h.update(f";recipe={self.recipe}".encode())
         return h.hexdigest()
 
     def randomisation_layers(self) -> dict[str, list[torch.nn.Module]]:
@@ -73,13 +85,17 @@ class CheckpointMethod:
         device: torch.device,
     ) -> RawMaps:
         """Return ``(1, H, h, w)`` attention per sample (``(P, 1, H, h, w)`` with masked passes)."""
-        from groundbench.model.infer import read_out
+        from groundbench.model.infer import gradcam_read_out, read_out
 
         if images is None:
             raise MethodError("checkpoint method needs images; the caller passed none")
         key = str(device)
         if key not in self._devices:
             self._devices[key] = self._ckpt.model.to(device)
+        if self.recipe == "gradcam":
+            return gradcam_read_out(
+                self._devices[key], self._ckpt.vocab, samples, images, device=device
+            )
         return read_out(
             self._devices[key],
             self._ckpt.vocab,
@@ -90,7 +106,9 @@ class CheckpointMethod:
         )
 
 
-@METHODS.register("checkpoint", supervision="box-free", arg="PATH to model.safetensors")
+@METHODS.register(
+    "checkpoint", supervision="box-free", arg="PATH to model.safetensors[:gradcam]"
+)
 def checkpoint_method(arg: str | None) -> CheckpointMethod:
     """Build the method from ``checkpoint:PATH``.
 
@@ -102,4 +120,7 @@ def checkpoint_method(arg: str | None) -> CheckpointMethod:
         raise MethodError(
             "the checkpoint method needs a path: --method checkpoint:RUN_DIR/model.safetensors"
         )
+    path, sep, recipe = arg.rpartition(":")
+    if sep and recipe in RECIPES:
+        return CheckpointMethod(path, recipe=recipe)
     return CheckpointMethod(arg)

@@ -12,7 +12,9 @@ import torch
 from groundbench.errors import MethodError
 
 
-def gradcam(activations: torch.Tensor, gradients: torch.Tensor, *, relu: bool = True) -> torch.Tensor:
+def gradcam(
+    activations: torch.Tensor, gradients: torch.Tensor, *, relu: bool = True
+) -> torch.Tensor:
     """Return ``(B, h, w)`` Grad-CAM maps.
 
     Args:

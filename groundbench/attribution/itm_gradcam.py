@@ -68,5 +68,7 @@ def itm_gradcam(
     words[:, 0] = 0
     words = words - last
     if bool((n <= 2).any()):
-        raise MethodError("itm_gradcam: tokens=words needs at least one word between [ENC] and [SEP]")
+        raise MethodError(
+            "itm_gradcam: tokens=words needs at least one word between [ENC] and [SEP]"
+        )
     return (cam * words[..., None]).sum(1) / (n - 2)[:, None]

@@ -31,7 +31,9 @@ def _upsample_reflect(grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     cells = grid.shape[2:]
     cell = [math.ceil(s / c) for s, c in zip(size, cells, strict=True)]
     padded = [cell[i] * (cells[i] + 2) for i in range(2)]
-    up = F.interpolate(F.pad(grid, (1, 1, 1, 1), mode="reflect"), padded, mode="bilinear", align_corners=False)
+    up = F.interpolate(
+        F.pad(grid, (1, 1, 1, 1), mode="reflect"), padded, mode="bilinear", align_corners=False
+    )
     return up[:, :, cell[0] : cell[0] + size[0], cell[1] : cell[1] + size[1]]
 
 

@@ -92,6 +92,19 @@ def _dataset_notes(dataset: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _method_notes(m: Mapping[str, Any]) -> list[str]:
+    """The recipe and its knobs, for methods that declare ``settings`` (``hf:``)."""
+    settings = m.get("settings")
+    if not settings or "recipe" not in settings:
+        return []
+    knobs = ", ".join(f"{k}={v}" for k, v in sorted(settings.get("knobs", {}).items()))
+    return [
+        f"  - {md_text(settings.get('model_class', ''))} read out by "
+        f"{md_code(settings['recipe'])}: {md_text(knobs)} (every setting: report.json "
+        "method.settings)"
+    ]
+
+
 def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
     """The human summary: what was run, headline lines, the per-tag table, the figures."""
     p, d, m = report["protocol"], report["dataset"], report["method"]
@@ -105,6 +118,7 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
         *_dataset_notes(d),
         f"- method: {md_code(m['spec'])} ({md_text(m['supervision'])}), fingerprint "
         f"`{m['fingerprint'][:16]}`",
+        *_method_notes(m),
         f"- bootstrap: {p['canonical']['bootstrap']['resamples']} resamples, seed "
         f"{p['canonical']['bootstrap']['seed']}, 95% percentile intervals",
         "",

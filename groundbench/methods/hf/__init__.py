@@ -12,9 +12,7 @@ from groundbench.methods.base import METHODS
 
 
 @METHODS.register(
-    "hf",
-    supervision="box-free unless declared (supervision=...)",
-    arg="DIR:RECIPE?knob=value (recipes: itm-gradcam, relevance, gradcam, patchsim, rise, rise-paper, occlusion)",
+    "hf", supervision="box-free unless declared", arg="DIR:RECIPE?knob=value (docs/methods.md)"
 )
 def hf_method(arg: str | None):
     """Build the method from ``hf:DIR:RECIPE?knob=value&...``."""

@@ -46,18 +46,24 @@ class BlipITM:
             raise MethodError(f"{self.spec}: variant must be one of {', '.join(VARIANTS)}")
         block, tokens, first = VARIANTS[knobs["variant"]]
         if block is None:  # the 3rd layer with cross-attention (ALBEF's block 8 of 6..11)
-            fused = [i for i, layer in enumerate(self.text_layers) if hasattr(layer, "crossattention")]
+            fused = [
+                i for i, layer in enumerate(self.text_layers) if hasattr(layer, "crossattention")
+            ]
             if len(fused) < 3:
                 raise MethodError(f"{self.spec}: fewer than 3 cross-attention layers; set block=")
             block = fused[2]
         out = {**knobs}
         for key, value in (("block", block), ("tokens", tokens), ("first_token", first)):
             out[key] = value if out[key] is None else out[key]
-        out["block"] = block_index(int(out["block"]), len(self.text_layers), f"{self.spec}: itm-gradcam")
+        out["block"] = block_index(
+            int(out["block"]), len(self.text_layers), f"{self.spec}: itm-gradcam"
+        )
         if not hasattr(self.text_layers[out["block"]], "crossattention"):
             raise MethodError(f"{self.spec}: text layer {out['block']} has no cross-attention")
         if out["first_token"] not in ("cls", "enc"):
-            raise MethodError(f"{self.spec}: first_token must be cls or enc, got {out['first_token']!r}")
+            raise MethodError(
+                f"{self.spec}: first_token must be cls or enc, got {out['first_token']!r}"
+            )
         if out["first_token"] == "enc":
             self.enc_id()
         return out
@@ -75,6 +81,7 @@ class BlipITM:
             "target": "ITM positive logit itm_head(text_encoder(text, image)[:, 0])[:, 1], pre-softmax",
             "text_padding": "longest",
             "max_tokens": self.limit,
+            "truncation": "none: a longer text is an error",
             "image_tokens": "[CLS] + patches",
             "grid": list(self.grid),
         }
@@ -100,7 +107,10 @@ class BlipITM:
     def _itm(self, image_embeds, ids, mask) -> torch.Tensor:
         ones = torch.ones(image_embeds.shape[:2], dtype=torch.long, device=image_embeds.device)
         out = self.model.text_encoder(
-            input_ids=ids, attention_mask=mask, encoder_hidden_states=image_embeds, encoder_attention_mask=ones
+            input_ids=ids,
+            attention_mask=mask,
+            encoder_hidden_states=image_embeds,
+            encoder_attention_mask=ones,
         ).last_hidden_state
         return self.model.itm_head(out[:, 0])[:, 1]
 
@@ -122,7 +132,10 @@ class BlipITM:
         ids, mask = self._text(texts)
         if recipe == "gradcam":
             b = block_index(knobs["block"], len(self.layers), f"{self.spec}: gradcam")
-            with torch.enable_grad(), captured(self.layers, expand_at=b, pair_image=pair_image, norm_of=b) as got:
+            with (
+                torch.enable_grad(),
+                captured(self.layers, expand_at=b, pair_image=pair_image, norm_of=b) as got,
+            ):
                 score = self._itm(self.vision(pixel_values=pixels).last_hidden_state, ids, mask)
                 act = got["norm"][0]
                 (grad,) = torch.autograd.grad(score.sum(), [act])
@@ -131,7 +144,9 @@ class BlipITM:
         if recipe == "patchsim":
             with torch.no_grad():
                 emb = self.vision(pixel_values=pixels).last_hidden_state[:, 1:]
-                text = self.model.text_encoder(input_ids=ids, attention_mask=mask).last_hidden_state[:, 0]
+                text = self.model.text_encoder(
+                    input_ids=ids, attention_mask=mask
+                ).last_hidden_state[:, 0]
                 sim = patchsim(self.model.vision_proj(emb)[pair_image], self.model.text_proj(text))
             return sim.reshape(-1, *self.grid)
         maps = []
@@ -143,7 +158,9 @@ class BlipITM:
                 keys = ("num_masks", "num_cells", "p", "seed", "output")
                 maps.append(rise(score, image, **{n: knobs[n] for n in keys}))
             else:
-                maps.append(occlusion(score, image, window=knobs["window"], baseline=knobs["baseline"]))
+                maps.append(
+                    occlusion(score, image, window=knobs["window"], baseline=knobs["baseline"])
+                )
         return torch.stack(maps)
 
     def _itm_gradcam(self, knobs, pixels, pair_image, texts) -> torch.Tensor:

@@ -62,6 +62,7 @@ class DualEncoder:
             + (" + logit_bias" if self.siglip else " (logits_per_image diagonal)"),
             "text_padding": f"max_length {self.limit}" if self.siglip else "longest",
             "max_tokens": self.limit,
+            "truncation": "none: a longer text is an error",
             "image_tokens": "patches only (no [CLS])" if self.siglip else "[CLS] + patches",
             "grid": list(self.grid),
         }
@@ -85,11 +86,17 @@ class DualEncoder:
         """``(P, D)`` unit text embeddings."""
         dev = self.model.logit_scale.device
         enc = tokenize(
-            self.tokenizer, texts, self.limit, pad_to=self.limit if self.siglip else None, spec=self.spec
+            self.tokenizer,
+            texts,
+            self.limit,
+            pad_to=self.limit if self.siglip else None,
+            spec=self.spec,
         )
         kwargs = {} if self.siglip else {"attention_mask": enc["attention_mask"].to(dev)}
         with torch.no_grad():
-            pooled = self.model.text_model(input_ids=enc["input_ids"].to(dev), **kwargs).pooler_output
+            pooled = self.model.text_model(
+                input_ids=enc["input_ids"].to(dev), **kwargs
+            ).pooler_output
             if not self.siglip:
                 pooled = self.model.text_projection(pooled)
         return torch.nn.functional.normalize(pooled, dim=-1)
@@ -133,7 +140,9 @@ class DualEncoder:
                 keys = ("num_masks", "num_cells", "p", "seed", "output")
                 maps.append(rise(score, image, **{n: knobs[n] for n in keys}))
             else:
-                maps.append(occlusion(score, image, window=knobs["window"], baseline=knobs["baseline"]))
+                maps.append(
+                    occlusion(score, image, window=knobs["window"], baseline=knobs["baseline"])
+                )
         return torch.stack(maps)
 
     def start_layer(self, value) -> int:
@@ -147,7 +156,9 @@ class DualEncoder:
             value = int(value)
         if isinstance(value, int):
             return block_index(value, n, f"{self.spec}: start_layer")
-        raise MethodError(f"{self.spec}: start_layer must be last, all or a block index, got {value!r}")
+        raise MethodError(
+            f"{self.spec}: start_layer must be last, all or a block index, got {value!r}"
+        )
 
     def _relevance(self, start_layer, pixels, pair_image, text) -> torch.Tensor:
         start, n = self.start_layer(start_layer), len(self.layers)
@@ -161,11 +172,19 @@ class DualEncoder:
 
             hook = self.vision.head.attention.register_forward_hook(recompute)
         try:
-            with torch.enable_grad(), captured(
-                self.layers, expand_at=start, pair_image=pair_image, attention_of=range(start, n)
-            ) as got:
+            with (
+                torch.enable_grad(),
+                captured(
+                    self.layers,
+                    expand_at=start,
+                    pair_image=pair_image,
+                    attention_of=range(start, n),
+                ) as got,
+            ):
                 score = self._logit(self.vision(pixel_values=pixels), text)
-                attns = [got["attn"][i] for i in range(start, n)] + ([pool["a"]] if self.siglip else [])
+                attns = [got["attn"][i] for i in range(start, n)] + (
+                    [pool["a"]] if self.siglip else []
+                )
                 grads = torch.autograd.grad(score.sum(), attns)
         finally:
             if hook is not None:
@@ -179,9 +198,10 @@ class DualEncoder:
 
     def _gradcam(self, block, relu, pixels, pair_image, text) -> torch.Tensor:
         b = block_index(block, len(self.layers), f"{self.spec}: gradcam")
-        with torch.enable_grad(), captured(
-            self.layers, expand_at=b, pair_image=pair_image, norm_of=b
-        ) as got:
+        with (
+            torch.enable_grad(),
+            captured(self.layers, expand_at=b, pair_image=pair_image, norm_of=b) as got,
+        ):
             score = self._logit(self.vision(pixel_values=pixels), text)
             act = got["norm"][0]
             (grad,) = torch.autograd.grad(score.sum(), [act])

@@ -92,7 +92,9 @@ def check_sizes(config: dict[str, Any], where: str, key: str = "") -> None:
         path = f"{key}.{name}" if key else name
         if isinstance(value, dict):
             check_sizes(value, where, path)
-        elif name in SIZE_LIMITS and isinstance(value, (int, float)) and not isinstance(value, bool):
+        elif (
+            name in SIZE_LIMITS and isinstance(value, (int, float)) and not isinstance(value, bool)
+        ):
             if not 0 < value <= SIZE_LIMITS[name]:
                 raise CheckpointError(
                     f"{where}: {path} = {value} is outside (0, {SIZE_LIMITS[name]}]; refusing "
@@ -155,7 +157,10 @@ def load_checkpoint_dir(path: str | Path) -> Loaded:
         "save the image processor too: processor.save_pretrained(DIR)",
     )
     weights, safe = _weights(root)
-    files = {p.name: _sha256(p) for p in [root / "config.json", root / "preprocessor_config.json", *weights]}
+    files = {
+        p.name: _sha256(p)
+        for p in [root / "config.json", root / "preprocessor_config.json", *weights]
+    }
     files.update({n: _sha256(root / n) for n in _TOKENIZER_FILES if (root / n).is_file()})
     try:
         import transformers
@@ -176,8 +181,10 @@ def load_checkpoint_dir(path: str | Path) -> Loaded:
                 "convert it to model.safetensors"
             ) from None
     try:
+        if not safe:  # the tensors read above, with the directory's config
+            extra["config"] = cls.config_class.from_pretrained(root, local_files_only=True)
         model, info = cls.from_pretrained(
-            root,
+            None if not safe else root,
             local_files_only=True,
             trust_remote_code=False,
             attn_implementation="eager",
@@ -187,7 +194,11 @@ def load_checkpoint_dir(path: str | Path) -> Loaded:
         )
     except (OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{root}: transformers cannot load {cls_name} ({exc})") from None
-    bad = {k: v for k, v in info.items() if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v}
+    bad = {
+        k: v
+        for k, v in info.items()
+        if k in ("missing_keys", "unexpected_keys", "mismatched_keys") and v
+    }
     if bad:
         raise CheckpointError(
             f"{root}: the weights do not fit {cls_name}: "

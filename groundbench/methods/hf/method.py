@@ -69,7 +69,11 @@ class HFMethod:
         if recipe == "occlusion" and knobs["window"] is None:
             knobs["window"] = self.adapter.patch
         self.knobs = self.adapter.resolve(recipe, knobs)
-        self.prep = ImagePrep(loaded.processor, self.adapter.size, str(Path(self.spec.path) / "preprocessor_config.json"))
+        self.prep = ImagePrep(
+            loaded.processor,
+            self.adapter.size,
+            str(Path(self.spec.path) / "preprocessor_config.json"),
+        )
         self.name = f"hf:{Path(self.spec.path).name}:{arg.rpartition(':')[2]}"
         self.supervision = self.knobs["supervision"]
         self._settings = {

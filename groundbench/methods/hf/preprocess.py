@@ -33,7 +33,9 @@ class ImagePrep:
             self.mean = [float(v) for v in processor["image_mean"]]
             self.std = [float(v) for v in processor["image_std"]]
         except (KeyError, TypeError, ValueError):
-            raise CheckpointError(f"{where}: needs image_mean and image_std (3 numbers each)") from None
+            raise CheckpointError(
+                f"{where}: needs image_mean and image_std (3 numbers each)"
+            ) from None
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise CheckpointError(f"{where}: image_mean/image_std must be 3 numbers, std > 0")
         resample = processor.get("resample", 3)

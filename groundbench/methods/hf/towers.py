@@ -67,7 +67,9 @@ def captured(
             handles.append(getattr(layers[i], attention_name).register_forward_hook(keep_attn(i)))
         if norm_of is not None:
             norm = getattr(layers[norm_of], norm_name)
-            handles.append(norm.register_forward_hook(lambda m, a, o: got["norm"].__setitem__(0, o)))
+            handles.append(
+                norm.register_forward_hook(lambda m, a, o: got["norm"].__setitem__(0, o))
+            )
         yield got
     finally:
         for h in handles:

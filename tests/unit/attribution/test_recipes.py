@@ -47,8 +47,8 @@ def test_relevance_matches_the_rollout_formula_for_every_start_layer(rng):
     g = [rng.standard_normal((B, H, N, N)) for _ in range(L)]
     for start in (0, 1, -1):
         R = np.broadcast_to(np.eye(N), (B, N, N)).copy()
-        for l in range(start % L, L):
-            cam = np.clip(a[l] * g[l], 0, None).mean(1)
+        for k in range(start % L, L):
+            cam = np.clip(a[k] * g[k], 0, None).mean(1)
             R = R + cam @ R
         got = relevance([t(x) for x in a], [t(x) for x in g], start_layer=start).numpy()
         np.testing.assert_allclose(got, R, rtol=1e-12)
@@ -64,7 +64,9 @@ def test_gradcam_is_the_textbook_formula_on_a_non_square_grid(rng):
     w = grad.mean(axis=(2, 3))
     want = np.maximum(np.einsum("bc,bchw->bhw", w, act), 0)
     np.testing.assert_allclose(gradcam(t(act), t(grad)).numpy(), want, rtol=1e-12)
-    np.testing.assert_allclose(gradcam(t(act), t(grad), relu=False).numpy(), np.einsum("bc,bchw->bhw", w, act), rtol=1e-12)
+    np.testing.assert_allclose(
+        gradcam(t(act), t(grad), relu=False).numpy(), np.einsum("bc,bchw->bhw", w, act), rtol=1e-12
+    )
     tokens = rng.standard_normal((2, 7, 4))
     grid = tokens_to_grid(t(tokens), (2, 3)).numpy()
     assert grid[1, :, 1, 2].tolist() == tokens[1, 1 + 1 * 3 + 2].tolist()
@@ -73,7 +75,11 @@ def test_gradcam_is_the_textbook_formula_on_a_non_square_grid(rng):
 
 def test_patchsim_is_the_cosine(rng):
     p, q = rng.standard_normal((2, 6, 5)), rng.standard_normal((2, 5))
-    want = np.einsum("bnd,bd->bn", p, q) / np.linalg.norm(p, axis=-1) / np.linalg.norm(q, axis=-1)[:, None]
+    want = (
+        np.einsum("bnd,bd->bn", p, q)
+        / np.linalg.norm(p, axis=-1)
+        / np.linalg.norm(q, axis=-1)[:, None]
+    )
     np.testing.assert_allclose(patchsim(t(p), t(q)).numpy(), want, rtol=1e-12)
 
 

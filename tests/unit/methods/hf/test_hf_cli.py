@@ -18,7 +18,13 @@ def test_evaluate_a_saved_clip_checkpoint_with_relevance(hf_dirs, tmp_path):
     scenes = {"train": 1, "val": 1, "test": 8} | {name: 1 for name in PROBE_SPLITS}
     data = generate(tmp_path / "synth", {"scenes": scenes}, seed=0, progress=False)
     out = tmp_path / "report"
-    args = ["evaluate", "--protocol", "synth_test.albef", "--method", f"hf:{hf_dirs['clip']}:relevance"]
+    args = [
+        "evaluate",
+        "--protocol",
+        "synth_test.albef",
+        "--method",
+        f"hf:{hf_dirs['clip']}:relevance",
+    ]
     args += ["--limit", "20", "--data-root", str(data), "--out", str(out), "--batch-size", "7"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -28,6 +34,11 @@ def test_evaluate_a_saved_clip_checkpoint_with_relevance(hf_dirs, tmp_path):
     settings = method["settings"]
     assert settings["recipe"] == "relevance" and settings["knobs"]["start_layer"] == "last"
     assert settings["model_class"] == "CLIPModel" and settings["attn_implementation"] == "eager"
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert (
+        "  - CLIPModel read out by `relevance`: prompt={}, start_layer=last, supervision=box-free"
+        in md
+    )
     with (out / "samples.csv").open(encoding="utf-8") as f:
         assert len(list(csv.DictReader(f))) == 20
     bad = CliRunner().invoke(main, [*args[:4], f"hf:{hf_dirs['clip']}:itm-gradcam", *args[5:]])

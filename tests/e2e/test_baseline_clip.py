@@ -22,6 +22,7 @@ def data(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("synth") / "synth", {"scenes": scenes}, progress=False)
 
 
+@pytest.mark.slow
 def test_trains_scores_three_recipes_and_builds_the_board_then_reuses_everything(data, tmp_path, monkeypatch):
     torch.set_num_threads(1)
     monkeypatch.setattr(clip_baseline, "synth_protocols", lambda: ["synth_test.albef"])

@@ -21,6 +21,7 @@ LAYERS = {
     "groundbench.attribution": 2,
     "groundbench.synthetic": 2,
     "groundbench.model": 2,
+    "groundbench.contrastive": 2,
     "groundbench.methods": 3,
     "groundbench.protocol": 3,
     "groundbench.protocol_schema": 3,
@@ -29,8 +30,10 @@ LAYERS = {
     "groundbench.report": 4,
     "groundbench.overlap": 4,
     "groundbench.evaluate": 5,
+    "groundbench.sanity": 5,
     "groundbench.evaluation": 5,
     "groundbench.demo": 7,
+    "groundbench.clip_baseline": 7,
     "groundbench.leaderboard": 6,
     "groundbench.cli": 8,
 }

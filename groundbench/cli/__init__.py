@@ -25,6 +25,8 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "evaluate",
     "demo",
     "protocols",
+    "contrastive",
+    "probe",
 )
 
 

@@ -4,7 +4,8 @@
 deterministically (the only varying line is "generated from N entries"):
 
 - ``README.md``: one Markdown table per protocol, grouped by dataset and pointing variant,
-  then the robustness matrices;
+  then the robustness matrices, then the randomisation-probe end points (when the board
+  holds probe reports, :mod:`.sanity`);
 - ``leaderboard.csv``: every aggregate in long format;
 - ``leaderboard.html``: a self-contained sortable page with inline SVG charts;
 - ``robustness.png``: the methods × probes figure (only when a family has probes).
@@ -29,6 +30,7 @@ from groundbench.leaderboard.robustness import (
     plot_robustness,
     robustness_matrices,
 )
+from groundbench.leaderboard.sanity import load_sanity, render_sanity_markdown
 from groundbench.leaderboard.tables import (
     ProtocolTable,
     protocol_tables,
@@ -89,9 +91,11 @@ def build_board(board: str | Path, *, in_distribution_split: str = "test") -> Bo
     elif figure.exists():
         figure.unlink()
     markdown = board / "README.md"
-    write_atomic(
-        markdown, render_markdown(tables, matrices, n_entries=len(entries)).encode("utf-8")
-    )
+    text = render_markdown(tables, matrices, n_entries=len(entries))
+    sanity = render_sanity_markdown(load_sanity(board))
+    if sanity:
+        text += "\n" + "\n".join(sanity)
+    write_atomic(markdown, text.encode("utf-8"))
     csv_path = board / "leaderboard.csv"
     write_atomic(csv_path, render_csv(tables).encode("utf-8"))
     html_path = board / "leaderboard.html"

@@ -140,7 +140,8 @@ def add_entry(
     """Validate a report directory and store it as an entry on ``board``.
 
     Args:
-        report_dir: a directory written by ``groundbench evaluate``.
+        report_dir: a directory written by ``groundbench evaluate`` (or by ``groundbench
+            probe randomise``: stored under ``<board>/sanity/``, see :mod:`.sanity`).
         board: the leaderboard directory (``leaderboard/``).
         replace: supersede an entry of the same method name whose fingerprint differs
             (a retrained checkpoint, say). A duplicate is refused even so.
@@ -156,6 +157,10 @@ def add_entry(
             fingerprint differs from the entries already under its protocol, or its name is
             taken by another method and ``replace`` is False.
     """
+    from groundbench.leaderboard.sanity import add_sanity_entry, is_sanity_report
+
+    if is_sanity_report(report_dir):
+        return add_sanity_entry(report_dir, board)
     submission = validate_report_dir(report_dir)
     report = submission.report
     where = str(Path(report_dir) / "report.json")

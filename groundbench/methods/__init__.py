@@ -6,7 +6,14 @@
 
 from __future__ import annotations
 
-from groundbench.methods import baselines, checkpoint, heatmap_file, hf, plugin  # noqa: F401  (register)
+from groundbench.methods import (  # noqa: F401  (register)
+    baselines,
+    checkpoint,
+    heatmap_file,
+    hf,
+    open_clip,
+    plugin,
+)
 from groundbench.methods.base import METHODS, Method
 
 

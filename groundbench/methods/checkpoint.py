@@ -3,7 +3,9 @@
 Example spec: ``checkpoint:runs/small/model.safetensors``, or the run folder
 ``checkpoint:runs/small`` (its ``model.safetensors`` is read). The method is box-free (trained
 on captions only), reads pixels, and its fingerprint is the sha256 of the checkpoint bytes
-(which include the config and the vocabulary).
+(which include the config and the vocabulary). ``checkpoint:PATH:gradcam`` reads the same
+weights out by a gradient attribution instead of the attention
+(:func:`groundbench.model.infer.gradcam_read_out`), so the two can be compared.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from groundbench.errors import MethodError
 from groundbench.methods.base import METHODS
 from groundbench.types import GroundingSample, RawMaps
 
+RECIPES = ("attention", "gradcam")
+
 
 class CheckpointMethod:
     """A trained :mod:`groundbench.model` checkpoint used as an evaluation method.
@@ -28,18 +32,23 @@ class CheckpointMethod:
             folder holding it.
         passes: ``full`` (one query with every referent word) or ``masked`` (the mean of
             passes that each hide one word); see :func:`groundbench.model.infer.read_out`.
+        recipe: ``attention`` (the grounding attention, the default) or ``gradcam`` (Grad-CAM
+            of the training objective over the visual tokens).
     """
 
     supervision = "box-free"
     needs_images = True
 
-    def __init__(self, path: str | Path, *, passes: str = "full") -> None:
+    def __init__(self, path: str | Path, *, passes: str = "full", recipe: str = "attention") -> None:
         from groundbench.model.checkpoint import load_checkpoint
 
+        if recipe not in RECIPES:
+            raise MethodError(f"checkpoint recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
         self.path = Path(path)
         if (self.path / "model.safetensors").is_file():  # a run folder
             self.path = self.path / "model.safetensors"
-        self.name = "checkpoint"
+        self.recipe = recipe
+        self.name = "checkpoint" if recipe == "attention" else f"checkpoint:{recipe}"
         self.passes = passes
         self._ckpt = load_checkpoint(self.path)
         # what the model saw, for the report's computed model card
@@ -55,7 +64,25 @@ class CheckpointMethod:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         h.update(f"passes={self.passes}".encode())
+        if self.recipe != "attention":
+            h.update(f";recipe={self.recipe}".encode())
         return h.hexdigest()
+
+    def randomisation_layers(self) -> dict[str, list[torch.nn.Module]]:
+        """Tower → parameterised layers, output side first, for the randomisation probe.
+
+        ``vision``: the token encoder (its mixing blocks if any, then its convolutions and
+        batch norms, last first); ``text``: the word embeddings that form the query;
+        ``grounding``: the hidden-word head (output side), the value path, then the keys.
+        The read-out attention depends on the keys, the query and the image tokens only,
+        so resetting the head and the values leaves it unchanged by construction.
+        """
+        model = self._ckpt.model
+        enc, g = model.encoder, model.grounding
+        vision = [*reversed(list(enc.mixing.blocks))] if enc.mixing is not None else []
+        vision += [m for m in reversed(list(enc.net)) if any(True for _ in m.parameters())]
+        head = [m for m in reversed(list(model.head)) if any(True for _ in m.parameters())]
+        return {"vision": vision, "text": [g.embed], "grounding": [*head, g.value_norm, g.value, g.key]}
 
     def predict(
         self,
@@ -65,13 +92,17 @@ class CheckpointMethod:
         device: torch.device,
     ) -> RawMaps:
         """Return ``(1, H, h, w)`` attention per sample (``(P, 1, H, h, w)`` with masked passes)."""
-        from groundbench.model.infer import read_out
+        from groundbench.model.infer import gradcam_read_out, read_out
 
         if images is None:
             raise MethodError("checkpoint method needs images; the caller passed none")
         key = str(device)
         if key not in self._devices:
             self._devices[key] = self._ckpt.model.to(device)
+        if self.recipe == "gradcam":
+            return gradcam_read_out(
+                self._devices[key], self._ckpt.vocab, samples, images, device=device
+            )
         return read_out(
             self._devices[key],
             self._ckpt.vocab,
@@ -83,7 +114,9 @@ class CheckpointMethod:
 
 
 @METHODS.register(
-    "checkpoint", supervision="box-free", arg="PATH to model.safetensors or its run folder"
+    "checkpoint",
+    supervision="box-free",
+    arg="PATH to model.safetensors or its run folder[:gradcam]",
 )
 def checkpoint_method(arg: str | None) -> CheckpointMethod:
     """Build the method from ``checkpoint:PATH``.
@@ -96,4 +129,7 @@ def checkpoint_method(arg: str | None) -> CheckpointMethod:
         raise MethodError(
             "the checkpoint method needs a path: --method checkpoint:RUN_DIR/model.safetensors"
         )
+    path, sep, recipe = arg.rpartition(":")
+    if sep and recipe in RECIPES:
+        return CheckpointMethod(path, recipe=recipe)
     return CheckpointMethod(arg)

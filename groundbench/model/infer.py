@@ -111,3 +111,57 @@ def read_out(
         grid = attention.float().view(P, 1, cfg.heads, cfg.grid, cfg.grid).cpu()  # P L H h w
         maps.append(grid[0] if passes == "full" else grid)
     return RawMaps(tuple(s.id for s in samples), tuple(maps), kind="attention")
+
+
+def gradcam_read_out(
+    model: GroundingModel,
+    vocab: Vocabulary,
+    samples: Sequence[GroundingSample],
+    images: Sequence[np.ndarray],
+    *,
+    device: str | torch.device = "cpu",
+) -> RawMaps:
+    """Return ``kind="heatmap"`` Grad-CAM maps ``(h, w)`` of the training objective, per sample.
+
+    The score is the training task on the referent phrase: for each of its known words, the
+    head's logit (pre-softmax) of that word predicted from the attention-pooled value of a
+    query made of the phrase's *other* words (with the relation shift, as in training); the
+    scores are summed. Grad-CAM (:func:`~groundbench.attribution.gradcam`, ReLU) is taken
+    over the visual tokens, the token encoder's output on the ``h × w`` grid. A phrase with
+    no known word gives a zero map.
+    """
+    from groundbench.attribution import gradcam, tokens_to_grid
+
+    model.eval()
+    device = torch.device(device)
+    cfg = model.cfg
+    maps = []
+    for sample, image in zip(samples, images, strict=True):
+        p = parse(sample.phrase)
+        ids = vocab.ids(p.phrases[p.referent])[: cfg.max_phrase_words] if p.referent >= 0 else []
+        known = [(k, i) for k, i in enumerate(ids) if i]
+        if not known:
+            maps.append(torch.zeros(cfg.grid, cfg.grid))
+            continue
+        _, landmark, code = phrase_queries(sample.phrase, vocab, cfg.max_phrase_words)
+        query = torch.tensor([pad_words(ids[:k] + ids[k + 1 :], cfg.max_phrase_words) for k, _ in known])
+        target = torch.tensor([i for _, i in known], device=device)
+        P = len(known)
+        pixels = image_to_uint8(image, cfg.image_size)[None].to(device).float().div_(255.0)
+        with torch.enable_grad():
+            tokens = model.encoder(pixels).detach().requires_grad_(True)  # 1 N C
+            keys, values = model.grounding.keys_values(tokens)
+            _, pooled = model.ground(
+                keys,
+                values,
+                query[None].to(device),
+                landmark.expand(P, -1)[None].to(device),
+                torch.full((1, P), code, dtype=torch.long, device=device),
+            )  # 1 P e
+            logits = model.predict(pooled, target[None])  # 1 P V
+            score = logits[0, torch.arange(P, device=device), target].sum()
+            (grad,) = torch.autograd.grad(score, [tokens])
+        grid = (cfg.grid, cfg.grid)
+        cam = gradcam(tokens_to_grid(tokens.detach(), grid, prefix=0), tokens_to_grid(grad, grid, prefix=0))
+        maps.append(cam[0].float().cpu())
+    return RawMaps(tuple(s.id for s in samples), tuple(maps), kind="heatmap")

@@ -76,3 +76,37 @@ def test_read_out_shapes_and_batch_invariance(model):
 def test_read_out_refuses_misaligned_images(model):
     with pytest.raises(MethodError, match="read_out got 0 images for 1 samples"):
         read_out(model, VOCAB, [_sample(0, "a red circle", "red circle")], [])
+
+
+def test_gradcam_read_out_is_textbook_gradcam_of_the_masked_word_logits(model):
+    from groundbench.model.data import image_to_uint8
+    from groundbench.model.infer import gradcam_read_out
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
+    s = _sample(0, "a blue square", "blue square")
+    got = gradcam_read_out(model, VOCAB, [s], [image]).maps[0]
+    # independent: hide "blue" (query: square) and "square" (query: blue), sum the two logits
+    cfg = model.cfg
+    x = image_to_uint8(image, cfg.image_size)[None].float() / 255.0
+    tokens = model.encoder(x).detach().requires_grad_(True)
+    keys, values = model.grounding.keys_values(tokens)
+    query = torch.tensor([[[4, 0, 0, 0][: cfg.max_phrase_words], [1, 0, 0, 0][: cfg.max_phrase_words]]])
+    empty = torch.zeros_like(query)
+    _, pooled = model.ground(keys, values, query, empty, torch.full((1, 2), NO_RELATION))
+    logits = model.predict(pooled, torch.tensor([[1, 4]]))
+    (grad,) = torch.autograd.grad(logits[0, 0, 1] + logits[0, 1, 4], [tokens])
+    a = tokens.detach()[0].numpy().T.reshape(-1, cfg.grid, cfg.grid)  # C h w
+    g = grad[0].numpy().T.reshape(-1, cfg.grid, cfg.grid)
+    expected = np.maximum((g.mean(axis=(1, 2))[:, None, None] * a).sum(0), 0)
+    assert got.shape == (cfg.grid, cfg.grid)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-6)
+    assert got.max() > 0
+
+
+def test_gradcam_read_out_of_a_phrase_without_known_words_is_zero(model):
+    from groundbench.model.infer import gradcam_read_out
+
+    s = _sample(0, "the thing", "the thing")
+    got = gradcam_read_out(model, VOCAB, [s], [np.zeros((30, 40, 3), np.uint8)]).maps[0]
+    assert got.abs().sum() == 0

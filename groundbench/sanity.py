@@ -66,7 +66,7 @@ def _explainer(method, samples, pipeline: Pipeline, device, batch_size):
 
 def _summary(values: np.ndarray, seed: int) -> dict[str, Any]:
     undefined = np.where(np.isnan(values), int(Undefined.CONSTANT_MAP), 0).astype(np.int8)
-    return aggregate(values, undefined, resamples=1000, seed=seed).to_dict()
+    return aggregate(values, undefined, resamples=1000, seed=seed, binary=False).to_dict()
 
 
 def randomisation_probe(

@@ -65,6 +65,7 @@ def aggregate(
     seed: int = 0,
     confidence: float = 0.95,
     clusters: np.ndarray | None = None,
+    binary: bool | None = None,
 ) -> Aggregate:
     """Summarise one metric's per-sample values.
 
@@ -76,6 +77,8 @@ def aggregate(
         confidence: interval coverage in ``(0, 1)``.
         clusters: ``(N,)`` cluster id per sample (e.g. its image index), or None when the
             samples are independent.
+        binary: a 0/1 metric (Wilson interval); None decides from the values, False always
+            bootstraps (:func:`~groundbench.metrics.intervals.mean_interval`).
 
     Returns:
         An :class:`Aggregate`.
@@ -118,7 +121,7 @@ def aggregate(
     mean = float(defined.mean())
     groups = None if clusters is None else np.asarray(clusters)[codes == 0]
     lo, hi, kind = mean_interval(
-        defined, groups, resamples=resamples, seed=seed, confidence=confidence
+        defined, groups, resamples=resamples, seed=seed, confidence=confidence, binary=binary
     )
     return Aggregate(mean, lo, hi, int(values.size), int(defined.size), reasons, kind)
 

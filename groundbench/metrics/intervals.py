@@ -117,6 +117,7 @@ def mean_interval(
     resamples: int,
     seed: int,
     confidence: float,
+    binary: bool | None = None,
 ) -> tuple[float, float, str | None]:
     """Return ``(low, high, kind)`` for the mean of ``values`` (defined values only).
 
@@ -126,6 +127,9 @@ def mean_interval(
         resamples: bootstrap resamples; 0 = no interval (NaN, NaN, None).
         seed: bootstrap seed.
         confidence: coverage in (0, 1).
+        binary: whether the metric is a 0/1 hit rate (Wilson); None decides from the values
+            (all exactly 0 or 1); False always bootstraps (e.g. a correlation that happens to
+            be 1 everywhere).
 
     Returns:
         The interval and its kind: ``wilson``, ``wilson_cluster``, ``bootstrap`` or
@@ -133,7 +137,7 @@ def mean_interval(
     """
     if not resamples:
         return math.nan, math.nan, None
-    if is_binary(values):
+    if is_binary(values) if binary is None else binary:
         n = float(values.size)
         if clusters is None:
             return (*wilson_interval(float(values.sum()), n, confidence), "wilson")

@@ -178,3 +178,11 @@ def test_by_tag_passes_each_tag_its_clusters():
     tags = [frozenset({"a"}), frozenset({"a"}), frozenset(), frozenset({"a"})]
     out = aggregate_by_tag(values, np.zeros(4, np.int8), tags, np.array([0, 0, 1, 1]))
     assert out["all"].interval == out["a"].interval == "wilson_cluster"
+
+
+def test_a_metric_declared_continuous_is_bootstrapped_even_when_every_value_is_one():
+    values, codes = np.ones(5), np.zeros(5, np.int8)
+    inferred = aggregate(values, codes)
+    continuous = aggregate(values, codes, binary=False)
+    assert inferred.interval == "wilson" and inferred.ci_low < 1.0
+    assert continuous.interval == "bootstrap" and continuous.ci_low == continuous.ci_high == 1.0

@@ -120,10 +120,11 @@ def test_train_cli_passes_adapter_options_and_warns_about_evaluated_images(tmp_p
     meta = read_metadata(out / "model.safetensors")["training_data"]
     assert meta["adapter"] == "refcoco" and meta["options"] == {"dataset": "refcoco+"}
     assert meta["split"] == "val"
-    # the val images are what refcoco+_val.albef evaluates (and testA/testB share image 1)
+    # the val images are what refcoco+_val.* evaluate (and testA/testB share image 1)
     assert meta["protocol_overlap"] == {
-        "refcoco+_testA.albef": 1,
-        "refcoco+_val.albef": 1,
+        f"refcoco+_{split}.{kind}": 1
+        for split in ("testA", "val")
+        for kind in ("albef", "rank", "rank_gt")
     }
     assert (
         "warning: 1 of the 1 training images are evaluated by refcoco+_val.albef (split val): "

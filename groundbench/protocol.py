@@ -23,12 +23,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from groundbench.errors import ProtocolError
 from groundbench.protocol_schema import apply_presets, canonicalise
+
+if TYPE_CHECKING:
+    from groundbench.protocol_scorer import ProtocolScorer
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -103,6 +106,18 @@ class Protocol:
     def canonical(self) -> dict[str, Any]:
         """A copy of the canonical dict: every default filled, JSON-ready, ``about`` dropped."""
         return copy.deepcopy(dict(self._canonical))
+
+    def scorer(self, device: str | Any = "cpu") -> ProtocolScorer:
+        """A one-call scorer of raw maps under this protocol (:mod:`groundbench.protocol_scorer`).
+
+        Example:
+            >>> scorer = load_protocol("synth_test.albef").scorer("cpu")
+            >>> scorer.keys[0]
+            'pointing[albef]'
+        """
+        from groundbench.protocol_scorer import ProtocolScorer
+
+        return ProtocolScorer(self, device)
 
     @property
     def pipeline(self) -> dict[str, Any]:

@@ -134,9 +134,12 @@ def display_key(name: str, params: Mapping[str, Any] | None = None) -> str:
     return f"{name}[{','.join(f'{k}={v}' for k, v in shown.items())}]"
 
 
+from groundbench.metrics.suite import MetricSuite  # noqa: E402  (it reads the functions above)
+
 __all__ = [
     "INPUT_NAMES",
     "METRICS",
+    "MetricSuite",
     "auc",
     "box_acc",
     "box_iou",

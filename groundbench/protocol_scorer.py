@@ -1,0 +1,205 @@
+"""Score maps under a protocol in one call: pipeline → ground truth → metrics → per-sample values.
+
+The same path ``groundbench evaluate`` takes, without a method, a cache or a report: for a
+training loop or a notebook that already has maps::
+
+    scorer = load_protocol("synth_val.albef").scorer("cpu")
+    scores = scorer.update(raw_maps, samples)   # per-sample values of this batch
+    aggregates = scorer.compute()               # means and intervals over every batch so far
+
+The protocol's evaluation resolution, region rule (boxes or mask), pipeline and metrics
+apply exactly as in a report, so the numbers are the report's for the same maps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from groundbench.errors import DataFormatError, MethodError
+from groundbench.methods.base import check_float32_range
+from groundbench.metrics.aggregate import Aggregate
+from groundbench.metrics.suite import MetricSuite
+from groundbench.postprocess import Pipeline, ProcessedMaps
+from groundbench.types import GroundingSample, HeatmapBatch, RawMaps, pad_boxes, rasterise_boxes
+
+if TYPE_CHECKING:
+    from groundbench.protocol import Protocol
+
+
+@dataclass(frozen=True)
+class SampleScores:
+    """Per-sample metric values of one batch.
+
+    Attributes:
+        ids: ``B`` sample ids, in batch order.
+        keys: ``K`` metric display keys, in protocol order.
+        values: ``(B, K)`` float64, NaN where undefined.
+        undefined: ``(B, K)`` int8 :class:`~groundbench.types.Undefined` codes (0 = defined).
+        extras: column (``pointing[albef]:tie_count``) → ``(B,)`` float64.
+    """
+
+    ids: tuple[str, ...]
+    keys: tuple[str, ...]
+    values: np.ndarray
+    undefined: np.ndarray
+    extras: Mapping[str, np.ndarray]
+
+    def records(self) -> list[dict[str, Any]]:
+        """One ``{"id": ..., key: value or None}`` dict per sample (None = undefined)."""
+        return [
+            {
+                "id": sid,
+                **{
+                    k: None if c else float(v)
+                    for k, v, c in zip(self.keys, vals, codes, strict=True)
+                },
+            }
+            for sid, vals, codes in zip(self.ids, self.values, self.undefined, strict=True)
+        ]
+
+
+class ProtocolScorer:
+    """Turns raw maps of a protocol's samples into its metrics (see the module docstring).
+
+    Args:
+        protocol: a loaded protocol.
+        device: where the pipeline runs (metrics reduce on the CPU in float64).
+    """
+
+    def __init__(self, protocol: Protocol, device: torch.device | str = "cpu") -> None:
+        self.protocol = protocol
+        self.device = torch.device(device)
+        self.pipeline = Pipeline.from_config(protocol.pipeline)
+        self.suite = MetricSuite(protocol.metrics)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Metric display keys, in protocol order."""
+        return self.suite.keys
+
+    def size_of(self, sample: GroundingSample) -> tuple[int, int]:
+        """(height, width) in pixels at which the sample is evaluated."""
+        res = self.protocol.resolution
+        return (sample.height, sample.width) if res == "image" else (int(res[0]), int(res[1]))
+
+    def heatmaps(
+        self, raw: RawMaps, samples: Sequence[GroundingSample], *, method: str | None = None
+    ) -> ProcessedMaps:
+        """Post-process ``raw`` to each sample's evaluation size.
+
+        Args:
+            raw: one map per sample, in the order of ``samples``.
+            samples: the batch.
+            method: the name of the method that made the maps, for messages.
+
+        Raises:
+            MethodError: ``raw`` is not aligned with ``samples``, holds an empty map, or finite
+                values beyond the float32 range.
+        """
+        want = tuple(s.id for s in samples)
+        if not isinstance(raw, RawMaps) or raw.ids != want:
+            got = raw.ids[:3] if isinstance(raw, RawMaps) else type(raw).__name__
+            who = f"method {method} returned maps" if method else "the RawMaps are"
+            raise MethodError(
+                f"{who} for ids {got}... instead of the batch's {want[:3]}...; they must keep "
+                "the batch order"
+            )
+        prefix = f"method {method}: " if method else ""
+        for sid, m in zip(raw.ids, raw.maps, strict=True):
+            if m.numel() == 0:
+                raise MethodError(
+                    f"{prefix}the map of sample {sid!r} has shape {tuple(m.shape)} with no "
+                    "element; return at least a 1×1 map"
+                )
+            check_float32_range(m, f"{prefix}the map of sample {sid!r}")
+        return self.pipeline.run(raw, [self.size_of(s) for s in samples], device=self.device)
+
+    def ground_truth(
+        self, samples: Sequence[GroundingSample], Y: int, X: int
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Padded boxes (scaled to the evaluation size), box counts and regions ``(B, Y, X)``."""
+        scaled = []
+        for s in samples:
+            h, w = self.size_of(s)
+            scaled.append(s.boxes * np.array([w / s.width, h / s.height] * 2))
+        boxes, count = pad_boxes(scaled)
+        if self.protocol.region == "boxes":
+            return boxes, count, rasterise_boxes(boxes, count, Y, X)
+        region = torch.zeros(len(samples), Y, X, dtype=torch.bool)
+        for i, s in enumerate(samples):
+            h, w = self.size_of(s)
+            region[i, :h, :w] = decode_mask(s, h, w)
+        return boxes, count, region
+
+    def batch(self, maps: ProcessedMaps, samples: Sequence[GroundingSample]) -> HeatmapBatch:
+        """The metrics' input: post-processed maps with their ground truth, on the CPU."""
+        Y, X = maps.heatmap.shape[1:]
+        boxes, count, region = self.ground_truth(samples, Y, X)
+        valid = maps.valid.cpu()
+        return HeatmapBatch(
+            ids=maps.ids,
+            heatmap=maps.heatmap.cpu(),
+            valid=valid,
+            region=region & valid,
+            boxes=boxes,
+            box_count=count,
+            pred_mask=None if maps.pred_mask is None else maps.pred_mask.cpu(),
+            pred_box=None if maps.pred_box is None else maps.pred_box.cpu(),
+        )
+
+    def score(self, raw: RawMaps, samples: Sequence[GroundingSample]) -> SampleScores:
+        """Score one batch without keeping it (see :meth:`update` to accumulate)."""
+        scores = self.suite.score(self.batch(self.heatmaps(raw, samples), samples))
+        return SampleScores(raw.ids, self.keys, scores.values, scores.undefined, scores.extras)
+
+    def update(self, raw: RawMaps, samples: Sequence[GroundingSample]) -> SampleScores:
+        """Score one batch and keep its values for :meth:`compute`.
+
+        Raises:
+            DataFormatError: a sample id occurs twice in the batch or was already scored
+                since the last :meth:`reset` (a batch passed twice would count twice).
+        """
+        batch = self.batch(self.heatmaps(raw, samples), samples)
+        scores = self.suite.update(batch, [s.tags for s in samples])
+        return SampleScores(raw.ids, self.keys, scores.values, scores.undefined, scores.extras)
+
+    def compute(self) -> dict[str, dict[str, Aggregate]]:
+        """``{key: {"all": Aggregate, tag: Aggregate, ...}}`` with the protocol's bootstrap."""
+        boot = self.protocol.bootstrap
+        return self.suite.compute(resamples=boot.resamples, seed=boot.seed)
+
+    def reset(self) -> None:
+        """Forget every sample seen so far (e.g. at the start of an epoch)."""
+        self.suite.reset()
+
+
+def decode_mask(sample: GroundingSample, height: int, width: int) -> torch.Tensor:
+    """The sample's COCO RLE mask as ``(height, width)`` bool (nearest-resized if needed).
+
+    Raises:
+        DataFormatError: the sample has no mask.
+    """
+    if sample.mask is None:
+        raise DataFormatError(
+            f"sample {sample.id!r} has no mask but the protocol says region: mask; "
+            "use region: boxes for this dataset"
+        )
+    from pycocotools import mask as mask_utils
+
+    rle: Mapping[str, Any] = dict(sample.mask)
+    if isinstance(rle.get("counts"), str):
+        rle = {**rle, "counts": rle["counts"].encode()}
+    m = torch.from_numpy(mask_utils.decode(rle).astype(bool))
+    if tuple(m.shape) != (height, width):
+        m = (
+            torch.nn.functional.interpolate(
+                m[None, None].float(), size=(height, width), mode="nearest"
+            )[0, 0]
+            > 0.5
+        )
+    return m

@@ -1,0 +1,110 @@
+"""``protocol.scorer(device)``: a report's numbers from raw maps in one call, each sample once."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from groundbench.errors import DataFormatError, MethodError
+from groundbench.evaluate import evaluate
+from groundbench.evaluation.data import load_samples
+from groundbench.methods import resolve_method
+from groundbench.metrics import MetricSuite
+from groundbench.protocol import load_protocol
+from groundbench.synthetic import PROBE_SPLITS, generate
+from groundbench.types import HeatmapBatch
+
+ROOT = Path(__file__).resolve().parents[2]
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    """A synthetic set with a 4-scene val split (12 samples)."""
+    root = tmp_path_factory.mktemp("scorer")
+    scenes = {"train": 1, "val": 4, "test": 1} | {name: 1 for name in PROBE_SPLITS}
+    return generate(root / "synth", {"scenes": scenes}, seed=0, progress=False)
+
+
+def _predict(method, samples):
+    images = [s.load_image() for s in samples] if method.needs_images else None
+    return method.predict(samples, images, device=CPU)
+
+
+def test_the_scorer_gives_the_report_numbers(synth, tmp_path, monkeypatch):
+    monkeypatch.setenv("GROUNDBENCH_CACHE", str(tmp_path / "cache"))
+    protocol = load_protocol("synth_val.albef")
+    method = resolve_method("centre_prior:0.2")
+    result = evaluate(protocol, method, out_dir=tmp_path / "run", data_root=synth,
+                      batch_size=5, progress=False)  # fmt: skip
+    samples = load_samples(protocol, synth)
+    scorer = protocol.scorer("cpu")
+    for start in range(0, len(samples), 7):  # another batch size than the report's
+        scores = scorer.update(
+            _predict(method, samples[start : start + 7]), samples[start : start + 7]
+        )
+        assert scores.ids == tuple(s.id for s in samples[start : start + 7])
+    aggregates = scorer.compute()
+    for key in scorer.keys:
+        got, want = aggregates[key]["all"].to_dict(), result.report["metrics"][key]["all"]
+        assert got == want, key
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "run" / "samples.csv").read_text())))
+    one = scorer.score(_predict(method, samples[:1]), samples[:1]).records()[0]
+    assert one["id"] == rows[0]["id"] == samples[0].id
+    assert one["pointing[albef]"] == float(rows[0]["pointing[albef]"])
+
+
+def test_a_sample_scored_twice_is_refused_until_reset(synth):
+    protocol = load_protocol("synth_val.albef")
+    samples = load_samples(protocol, synth)[:4]
+    raw = _predict(resolve_method("uniform"), samples)
+    scorer = protocol.scorer("cpu")
+    scorer.update(raw, samples)
+    with pytest.raises(DataFormatError) as exc:
+        scorer.update(raw, samples)
+    assert str(exc.value) == (
+        f"MetricSuite.update: 4 sample ids were already scored since the last reset or occur "
+        f"twice in the batch (first: {samples[0].id!r}); each sample counts once: call reset() "
+        "between passes over the data"
+    )
+    assert scorer.compute()["pointing[albef]"]["all"].n == 4
+    scorer.reset()
+    scorer.update(raw, samples)
+    assert scorer.compute()["pointing[albef]"]["all"].n == 4
+
+
+def test_maps_of_other_ids_are_refused(synth):
+    protocol = load_protocol("synth_val.albef")
+    samples = load_samples(protocol, synth)[:2]
+    raw = _predict(resolve_method("uniform"), samples[::-1])
+    with pytest.raises(MethodError, match=r"the RawMaps are for ids .* instead of the batch's"):
+        protocol.scorer("cpu").score(raw, samples)
+
+
+def test_metric_suite_refuses_an_id_twice_in_one_batch():
+    suite = MetricSuite([{"name": "pointing"}])
+    batch = HeatmapBatch(ids=("a", "a"), heatmap=torch.rand(2, 2, 2),
+                         valid=torch.ones(2, 2, 2, dtype=torch.bool),
+                         region=torch.ones(2, 2, 2, dtype=torch.bool),
+                         boxes=torch.zeros(2, 1, 4), box_count=torch.ones(2, dtype=torch.long))  # fmt: skip
+    with pytest.raises(DataFormatError, match="1 sample ids were already scored"):
+        suite.update(batch)
+    assert suite.ids == ()
+
+
+def test_the_docs_example_runs(synth, capsys):
+    text = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    code = text.split("## Scoring inside a training loop", 1)[1].split("```python\n", 1)[1]
+    code = code.split("```", 1)[0]
+    centre = resolve_method("centre_prior")
+    namespace = {"data_root": synth, "model_maps": lambda s, i: centre.predict(s, i, device=CPU)}
+    exec(compile(code, "docs/metrics.md", "exec"), namespace)  # noqa: S102
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("epoch 0: pointing ")
+    assert lines[0][len("epoch 0") :] == lines[1][len("epoch 1") :]
+    assert np.isfinite(namespace["pointing"].mean)

@@ -13,6 +13,7 @@ apply exactly as in a report, so the numbers are the report's for the same maps.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,12 @@ from groundbench.types import GroundingSample, HeatmapBatch, RawMaps, pad_boxes,
 
 if TYPE_CHECKING:
     from groundbench.protocol import Protocol
+
+log = logging.getLogger(__name__)
+
+#: How far (relative) a map's aspect ratio may differ from its frame's before a warning, on
+#: top of one grid cell of rounding (``1 / min(h, w)``).
+ASPECT_TOLERANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ class ProtocolScorer:
         self.device = torch.device(device)
         self.pipeline = Pipeline.from_config(protocol.pipeline)
         self.suite = MetricSuite(protocol.metrics)
+        self._warned_aspect = False
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -117,7 +125,48 @@ class ProtocolScorer:
                     "element; return at least a 1×1 map"
                 )
             check_float32_range(m, f"{prefix}the map of sample {sid!r}")
-        return self.pipeline.run(raw, [self.size_of(s) for s in samples], device=self.device)
+        extents = raw.extents or (None,) * len(samples)
+        for sample, m, extent in zip(samples, raw.maps, extents, strict=True):
+            self._check_frame(sample, tuple(m.shape[-2:]), extent, prefix)
+        sizes = [self.size_of(s) for s in samples]
+        scaled = [
+            None if e is None else _scale_extent(e, s, size)
+            for e, s, size in zip(extents, samples, sizes, strict=True)
+        ]
+        return self.pipeline.run(raw, sizes, device=self.device, extents=scaled)
+
+    def _check_frame(self, sample: GroundingSample, grid, extent, prefix: str) -> None:
+        """Refuse a transposed map; warn once when a map's aspect ratio is not its frame's."""
+        h, w = grid
+        if extent is None:
+            fw, fh, frame = float(sample.width), float(sample.height), "image"
+        else:
+            fw, fh, frame = extent[2] - extent[0], extent[3] - extent[1], "extent"
+        if (h, w) == (round(fw), round(fh)) and round(fw) != round(fh):
+            raise MethodError(
+                f"{prefix}the map of sample {sample.id!r} has {h} rows × {w} columns for an "
+                f"{frame} {round(fh)} pixels high and {round(fw)} wide: it is transposed "
+                "(numpy shapes are (height, width), PIL sizes (width, height)); return maps "
+                "shaped (height, width)"
+            )
+        mismatch = abs((w / h) / (fw / fh) - 1.0)
+        if mismatch > ASPECT_TOLERANCE + 1.0 / min(h, w) and not self._warned_aspect:
+            self._warned_aspect = True
+            log.warning(
+                "%sthe map of sample %r is %d×%d (rows × columns) for an %s of %g×%g pixels: "
+                "its aspect ratio differs by %.0f%%, so it is stretched over the %s; if the "
+                "model saw a crop or a letterbox, give RawMaps.extents (docs/postprocess.md). "
+                "Further maps are not reported.",
+                prefix,
+                sample.id,
+                h,
+                w,
+                frame,
+                fh,
+                fw,
+                100 * mismatch,
+                frame,
+            )
 
     def ground_truth(
         self, samples: Sequence[GroundingSample], Y: int, X: int
@@ -176,6 +225,13 @@ class ProtocolScorer:
     def reset(self) -> None:
         """Forget every sample seen so far (e.g. at the start of an epoch)."""
         self.suite.reset()
+
+
+def _scale_extent(extent, sample: GroundingSample, size: tuple[int, int]) -> tuple[float, ...]:
+    """An extent in image pixels → pixels of the evaluation ``size``."""
+    sx, sy = size[1] / sample.width, size[0] / sample.height
+    x0, y0, x1, y1 = extent
+    return (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
 
 
 def decode_mask(sample: GroundingSample, height: int, width: int) -> torch.Tensor:

@@ -8,7 +8,8 @@
 
 Each entry is a float map ``(h, w)`` or ``(P, h, w)`` (passes), or raw cross-attention
 ``(L, H, h, w)`` or ``(P, L, H, h, w)``, at any resolution; all entries have the same kind.
-Nothing is ever unpickled (``allow_pickle=False``).
+Nothing is ever unpickled (``allow_pickle=False``). An optional extents file says which
+image rectangle each map covers (:mod:`groundbench.methods.extents`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 
 from groundbench.errors import MethodError
 from groundbench.methods.base import METHODS, check_float32_range
+from groundbench.methods.extents import extents_path, read_extents
 from groundbench.types import GroundingSample, RawMaps
 
 _KINDS = {2: "heatmap", 3: "heatmap", 4: "attention", 5: "attention"}
@@ -95,11 +97,13 @@ class HeatmapFile:
             raise MethodError(f"heatmaps:{path}: holds no maps")
         self._keys = set(headers)
         self.kind = _check_headers(f"heatmaps:{path}", headers)
+        self._extents = read_extents(self.path, self._keys, f"heatmaps:{path}")
 
     def fingerprint(self) -> str:
         """sha256 of the file bytes (of every .npy file, in name order, for a directory)."""
         h = hashlib.sha256()
         files = sorted(self.path.glob("*.npy")) if self.path.is_dir() else [self.path]
+        files += [extents_path(self.path)] if self._extents else []
         for f in files:
             h.update(f.name.encode())
             with f.open("rb") as fh:
@@ -148,7 +152,8 @@ class HeatmapFile:
             t = torch.from_numpy(np.ascontiguousarray(arr)) if isinstance(arr, np.ndarray) else arr
             check_float32_range(t, f"heatmaps:{self.path}: map {s.id!r}")
             maps.append(t.to(torch.float32).to(device))
-        return RawMaps(tuple(s.id for s in samples), tuple(maps), kind=self.kind)
+        extents = tuple(self._extents.get(s.id) for s in samples) if self._extents else None
+        return RawMaps(tuple(s.id for s in samples), tuple(maps), kind=self.kind, extents=extents)
 
 
 def _npy_header(f, where: str, member: str) -> tuple[tuple[int, ...], str]:

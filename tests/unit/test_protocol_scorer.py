@@ -108,3 +108,65 @@ def test_the_docs_example_runs(synth, capsys):
     assert len(lines) == 2 and lines[0].startswith("epoch 0: pointing ")
     assert lines[0][len("epoch 0") :] == lines[1][len("epoch 1") :]
     assert np.isfinite(namespace["pointing"].mean)
+
+
+def _frame_protocol():
+    from groundbench.protocol import protocol_from_mapping
+
+    return protocol_from_mapping({"schema": 1, "dataset": {"adapter": "native", "split": "test"},
+                                  "pipeline": {"upsample": {"mode": "nearest"}},
+                                  "metrics": [{"name": "pointing"}]})  # fmt: skip
+
+
+def _wide_sample(box=(32.0, 10.0, 40.0, 20.0)):
+    from groundbench.types import GroundingSample
+
+    return GroundingSample(id="wide/0", image_path="none.png", width=60, height=30,
+                           text="the dot", phrase="dot", span=(4, 7), boxes=np.array([box]))  # fmt: skip
+
+
+def test_a_transposed_map_is_refused():
+    # A (W, H) map for an H × W image scored 0.102 instead of 1.000, silently.
+    from groundbench.types import RawMaps
+
+    sample = _wide_sample()
+    raw = RawMaps(("wide/0",), (torch.rand(60, 30),))
+    with pytest.raises(MethodError) as exc:
+        _frame_protocol().scorer().score(raw, [sample])
+    assert str(exc.value) == (
+        "the map of sample 'wide/0' has 60 rows × 30 columns for an image 30 pixels high and 60 "
+        "wide: it is transposed (numpy shapes are (height, width), PIL sizes (width, height)); "
+        "return maps shaped (height, width)"
+    )
+
+
+def test_a_map_of_another_aspect_ratio_is_warned_about_once(caplog):
+    from groundbench.types import RawMaps
+
+    scorer = _frame_protocol().scorer()
+    sample = _wide_sample()
+    with caplog.at_level("WARNING", logger="groundbench.protocol_scorer"):
+        scorer.score(RawMaps(("wide/0",), (torch.rand(15, 30),)), [sample])  # 1:2 like the image
+        scorer.score(RawMaps(("wide/0",), (torch.rand(7, 15),)), [sample])  # off by one cell
+        assert caplog.messages == []
+        scorer.score(RawMaps(("wide/0",), (torch.rand(24, 24),)), [sample])
+        scorer.score(RawMaps(("wide/0",), (torch.rand(24, 24),)), [sample])
+    assert len(caplog.messages) == 1
+    assert caplog.messages[0].startswith(
+        "the map of sample 'wide/0' is 24×24 (rows × columns) for an image of 30×60 pixels: its "
+        "aspect ratio differs by 50%, so it is stretched over the image; if the model saw a "
+        "crop or a letterbox, give RawMaps.extents"
+    )
+
+
+def test_a_centre_crop_map_scores_where_it_points_once_its_extent_is_given():
+    from groundbench.types import RawMaps
+
+    # the model saw the centre 30 × 30 crop (columns 15..45) and points at the target's centre
+    crop = torch.zeros(30, 30)
+    crop[15, 36 - 15] = 1.0
+    sample = _wide_sample()
+    scorer = _frame_protocol().scorer()
+    stretched = scorer.score(RawMaps(("wide/0",), (crop,)), [sample])
+    placed = scorer.score(RawMaps(("wide/0",), (crop,), extents=[(15, 0, 45, 30)]), [sample])
+    assert stretched.values[0, 0] == 0.0 and placed.values[0, 0] == 1.0

@@ -92,8 +92,7 @@ class ProtocolScorer:
 
     def size_of(self, sample: GroundingSample) -> tuple[int, int]:
         """(height, width) in pixels at which the sample is evaluated."""
-        res = self.protocol.resolution
-        return (sample.height, sample.width) if res == "image" else (int(res[0]), int(res[1]))
+        return self.protocol.evaluation_size(sample.height, sample.width)
 
     def heatmaps(
         self, raw: RawMaps, samples: Sequence[GroundingSample], *, method: str | None = None

@@ -170,3 +170,36 @@ def test_a_centre_crop_map_scores_where_it_points_once_its_extent_is_given():
     stretched = scorer.score(RawMaps(("wide/0",), (crop,)), [sample])
     placed = scorer.score(RawMaps(("wide/0",), (crop,), extents=[(15, 0, 45, 30)]), [sample])
     assert stretched.values[0, 0] == 0.0 and placed.values[0, 0] == 1.0
+
+
+@pytest.mark.parametrize("region", ["boxes", "mask"])
+def test_a_resolution_cap_scales_maps_boxes_and_masks_together(region):
+    from pycocotools import mask as mask_utils
+
+    from groundbench.protocol import protocol_from_mapping
+    from groundbench.types import GroundingSample, RawMaps
+
+    def protocol(resolution):
+        return protocol_from_mapping({
+            "schema": 1, "dataset": {"adapter": "native", "split": "test"},
+            "resolution": resolution, "region": region,
+            "pipeline": {"upsample": {"mode": "nearest"},
+                         "threshold": {"method": "fraction_of_max", "value": 0.5},
+                         "regions": "union_box"},
+            "metrics": [{"name": "pointing"}, {"name": "box_acc", "iou": 0.9}, {"name": "miou"}],
+        })  # fmt: skip
+
+    box = [120.0, 60.0, 280.0, 180.0]  # on a 400 × 300 image
+    truth = np.zeros((300, 400), np.uint8)
+    truth[60:180, 120:280] = 1
+    rle = mask_utils.encode(np.asfortranarray(truth))
+    sample = GroundingSample(id="big/0", image_path="none.png", width=400, height=300,
+                             text="a box", phrase="box", span=(2, 5), boxes=np.array([box]),
+                             mask={"size": [300, 400], "counts": rle["counts"].decode()})  # fmt: skip
+    raw = RawMaps(("big/0",), (torch.from_numpy(truth.astype(np.float32)),))
+    capped = protocol({"max_side": 100}).scorer()
+    maps = capped.heatmaps(raw, [sample])
+    assert tuple(maps.heatmap.shape[1:]) == (75, 100)
+    assert maps.pred_box[0].tolist() == [30.0, 15.0, 70.0, 45.0]  # the box, scaled by 1/4
+    full = protocol("image").scorer().score(raw, [sample])
+    assert full.values.tolist() == capped.score(raw, [sample]).values.tolist() == [[1.0, 1.0, 1.0]]

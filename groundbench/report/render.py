@@ -92,6 +92,15 @@ def _dataset_notes(dataset: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _fingerprint_note(method: Mapping[str, Any]) -> str:
+    if method.get("fingerprint_complete", True):
+        return ""
+    return (
+        " — it covers the plugin's code only, not its weights (docs/plugins.md): this report "
+        "cannot join a leaderboard"
+    )
+
+
 def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
     """The human summary: what was run, headline lines, the per-tag table, the figures."""
     p, d, m = report["protocol"], report["dataset"], report["method"]
@@ -104,7 +113,7 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
         f"{d['n_samples']} samples, fingerprint `{d['fingerprint'][:16]}`",
         *_dataset_notes(d),
         f"- method: {md_code(m['spec'])} ({md_text(m['supervision'])}), fingerprint "
-        f"`{m['fingerprint'][:16]}`",
+        f"`{m['fingerprint'][:16]}`" + _fingerprint_note(m),
         f"- bootstrap: {p['canonical']['bootstrap']['resamples']} resamples, seed "
         f"{p['canonical']['bootstrap']['seed']}, 95% percentile intervals",
         "",

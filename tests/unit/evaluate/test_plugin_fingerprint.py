@@ -175,6 +175,7 @@ def test_an_undeclared_plugin_never_resumes_records(tiny, tmp_path, weights, mon
     result = _run(protocol, root, out, method, resume=False)
     assert result.report["metrics"]["pointing[albef]"]["all"]["mean"] == 1.0
     assert result.report["method"]["fingerprint_complete"] is False
+    assert "it covers the plugin's code only, not its weights" in (out / "report.md").read_text()
 
 
 @pytest.mark.parametrize("name", ["by_file", "by_function"])
@@ -191,5 +192,6 @@ def test_a_declared_plugin_resumes_only_records_of_the_same_weights(
     result = _run(protocol, root, out, method)
     assert result.report["metrics"]["pointing[albef]"]["all"]["mean"] == 1.0
     assert result.report["method"]["fingerprint_complete"] is True
+    assert "not its weights" not in (out / "report.md").read_text()
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert report["method"]["fingerprint"] == resolve_method(method).fingerprint()

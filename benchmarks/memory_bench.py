@@ -134,12 +134,21 @@ def main() -> None:
     parser.add_argument("--method", default="grid")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--max-side", type=int, nargs="*", default=[])
+    parser.add_argument("--write-only", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.write_only:
+        write_dataset(args.write_only, args.images, args.phrases, args.width, args.height)
+        return
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         (tmp / "gb_bench_grid.py").write_text(GRID_PLUGIN, encoding="utf-8")
         method = "plugin:gb_bench_grid:grid" if args.method == "grid" else args.method
-        data = write_dataset(tmp / "photos", args.images, args.phrases, args.width, args.height)
+        # written by a child process: a child forked from a parent that held the images'
+        # arrays would count them in its peak
+        data = tmp / "photos"
+        size = ["--images", str(args.images), "--phrases", str(args.phrases)]
+        size += ["--width", str(args.width), "--height", str(args.height)]
+        subprocess.run([sys.executable, __file__, *size, "--write-only", str(data)], check=True)
         n = args.images * args.phrases
         mp = args.width * args.height / 1e6
         print(f"{n} samples on {args.images} images of {args.width}×{args.height} ({mp:.0f} MP), "

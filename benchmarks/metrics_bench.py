@@ -38,7 +38,18 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from groundbench.metrics import auc, miou, nss, pointing, shared_ranks, soft_iou, spearman
+from groundbench.metrics import (
+    auc,
+    cc,
+    kl,
+    miou,
+    nss,
+    pointing,
+    shared_ranks,
+    sim,
+    soft_iou,
+    spearman,
+)
 from groundbench.types import rasterise_boxes
 
 log = logging.getLogger("metrics_bench")
@@ -160,6 +171,9 @@ OURS: dict[str, Callable[[dict], torch.Tensor]] = {
         pointing(d["heatmap"], boxes=d["boxes"], box_count=d["box_count"], variant="albef").values
     ),
     "spearman@sigma10px": lambda d: spearman(d["heatmap"], region=d["region"], sigma_px=10).values,
+    "cc": lambda d: cc(d["heatmap"], region=d["region"]).values,
+    "kl": lambda d: kl(d["heatmap"], region=d["region"]).values,
+    "sim": lambda d: sim(d["heatmap"], region=d["region"]).values,
 }
 # the battery MetricSuite runs in the rows below: the first seven metrics
 BATTERY = ("pointing", "pointing@15px", "miou", "soft_iou", "auc", "nss", "spearman")
@@ -180,10 +194,9 @@ def _ref_pointing(h: np.ndarray, r: np.ndarray, tol: float) -> float:
 
 
 def _ref_albef(h: np.ndarray, boxes: np.ndarray, k: int) -> float:
-    y, x = divmod(int(h.argmax()), h.shape[1])
+    y, x = divmod(int(h.argmax()), h.shape[1])  # the first maximum, its integer index
     b = boxes[:k]
-    cy, cx = y + 0.5, x + 0.5  # pixel centre
-    return float(np.any((b[:, 0] < cx) & (cx < b[:, 2]) & (b[:, 1] < cy) & (cy < b[:, 3])))
+    return float(np.any((b[:, 0] < x) & (x < b[:, 2]) & (b[:, 1] < y) & (y < b[:, 3])))
 
 
 def _ref_spearman_blurred(h: np.ndarray, r: np.ndarray, sigma_px: float) -> float:
@@ -204,6 +217,25 @@ def _ref_soft_iou(h: np.ndarray, r: np.ndarray) -> float:
 def _ref_nss(h: np.ndarray, r: np.ndarray) -> float:
     h = h.astype(np.float64)
     return float((h[r].mean() - h.mean()) / h.std())
+
+
+def _ref_density(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    x = x - min(x.min(), 0.0)  # pysaliency shifts only a negative minimum
+    return x / x.sum() if x.sum() else np.full(x.shape, 1.0 / x.size)
+
+
+def _ref_cc(h: np.ndarray, r: np.ndarray) -> float:
+    return float(np.corrcoef(h.ravel().astype(np.float64), r.ravel().astype(np.float64))[0, 1])
+
+
+def _ref_kl(h: np.ndarray, r: np.ndarray, eps: float = 2.2204e-16) -> float:
+    p, q = _ref_density(r), _ref_density(h)
+    return float(np.sum(p * np.log(eps + p / (q + eps))))
+
+
+def _ref_sim(h: np.ndarray, r: np.ndarray) -> float:
+    return float(np.minimum(_ref_density(r), _ref_density(h)).sum())
 
 
 def _ref_miou(m: np.ndarray, r: np.ndarray) -> float:
@@ -233,6 +265,9 @@ def reference() -> dict[str, Callable[[dict], np.ndarray]]:
             lambda h, r, d, i: _ref_albef(h, d["boxes"][i].numpy(), int(d["box_count"][i]))
         ),
         "spearman@sigma10px": loop(lambda h, r, d, i: _ref_spearman_blurred(h, r, 10.0)),
+        "cc": loop(lambda h, r, d, i: _ref_cc(h, r)),
+        "kl": loop(lambda h, r, d, i: _ref_kl(h, r)),
+        "sim": loop(lambda h, r, d, i: _ref_sim(h, r)),
     }
 
 
@@ -311,6 +346,17 @@ def peers() -> tuple[dict[str, dict[str, Callable[[dict], object]]], list[str]]:
             return [np.mean(psm.NSS(h[i], *np.nonzero(r[i])[::-1])) for i in range(len(h))]
 
         found.setdefault("nss", {})["pysaliency"] = ps_nss
+
+        def ps_pair(fn):
+            def run(d):
+                h, r = d["heatmap"].numpy().astype(np.float64), d["region"].numpy()
+                return [fn(h[i], r[i].astype(np.float64)) for i in range(len(h))]
+
+            return run
+
+        found.setdefault("cc", {})["pysaliency"] = ps_pair(psm.CC)
+        found.setdefault("kl", {})["pysaliency"] = ps_pair(psm.MIT_KLDiv)
+        found.setdefault("sim", {})["pysaliency"] = ps_pair(psm.SIM)
         roc_path = _find("pysaliency/roc_cython*.so")
         if roc_path:
             if not hasattr(np, "trapz"):  # removed in numpy 2.4; roc_cython still calls it
@@ -381,6 +427,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--peers", help="directory of --no-deps peer installs, added to sys.path")
+    parser.add_argument("--metrics", help="comma-separated rows to time (default: all)")
     parser.add_argument(
         "--memory",
         type=int,
@@ -416,7 +463,9 @@ def main() -> None:
     peer_fns, notes = peers()
     rows = []
     total_ours = total_ref = total_cpu = 0.0
-    for name, fn in OURS.items():
+    names = args.metrics.split(",") if args.metrics else list(OURS)
+    for name in names:
+        fn = OURS[name]
         t_ref = best_time(lambda fn=refs[name]: fn(small), 1)
         ref_rate = args.reference_maps / t_ref
         if ref_rate * FAST_REFERENCE_S > args.maps:

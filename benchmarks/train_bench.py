@@ -178,7 +178,9 @@ def _train_scored(args, name: str, overrides: list[str], every: int) -> tuple[fl
             None,
         )
 
-    result = train(cfg, records, out, device=args.device, on_step=on_step, progress=False)
+    result = train(
+        cfg, records, out, device=args.device, on_step=on_step, progress=False, overwrite=True
+    )
     _emit(
         {
             "bench": "quality",

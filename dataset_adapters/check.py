@@ -2,9 +2,14 @@
 
 :func:`check_dataset` loads every split of an adapter and reports, per split: the sample
 and image counts next to the published count (caption counts for a captions-only split),
-missing image files (counted, never fatal: an evaluation reports them too), boxes reaching
+missing image files (counted, never fatal: an evaluation reports them too), records whose
+image file (its header, no pixel decoded) has another size than the record says (fatal:
+an evaluation refuses them), boxes reaching
 outside the image, degenerate boxes (zero width or height), duplicate sample ids, what the
-adapter had to leave out of the files (its ``load_warnings``), the first malformed record
+adapter had to leave out of the files (its ``load_warnings``), what it does not count as a
+sample by design (its ``skipped``, e.g. Flickr30k's ``notvisual`` phrases), the referents
+behind the sentences (REFER: one ref, several sentences), the training captions the
+split gives, the first malformed record
 (file and record named) when a split cannot be loaded at all, and, for each
 :class:`Expectation` given (the shipped protocols' sample sets), the count found next to
 the count expected on the full dataset.
@@ -21,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from dataset_adapters.base import DatasetAdapter
+from groundbench.bounds import image_header_size
 from groundbench.errors import DataFormatError
 from groundbench.types import GroundingSample
 
@@ -73,6 +79,7 @@ class SplitCheck:
 
     split: str
     samples: int = 0
+    refs: int | None = None
     captions: int = 0
     images: int = 0
     published: int | None = None
@@ -81,15 +88,17 @@ class SplitCheck:
     out_of_image_boxes: int = 0
     degenerate_boxes: int = 0
     duplicate_ids: int = 0
+    size_mismatches: int = 0
     error: str | None = None
     examples: dict[str, list[str]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     expected: tuple[ExpectedCheck, ...] = ()
+    skipped: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """No malformed record and no duplicate id (missing images and odd boxes only warn)."""
-        return self.error is None and self.duplicate_ids == 0
+        """No malformed record, duplicate id or record sized unlike its image (the rest warns)."""
+        return self.error is None and self.duplicate_ids == 0 and self.size_mismatches == 0
 
     @property
     def loaded(self) -> int:
@@ -101,6 +110,26 @@ def _missing(paths: list[str]) -> list[str]:
     return [p for p in paths if not os.path.isfile(p)]
 
 
+def _size_mismatches(records: Sequence[Any]) -> list[str]:
+    """``"<id>: record W×H, image W'×H'"`` per record whose image header gives another size.
+
+    Only headers are read (Pillow decodes no pixel), once per image; a missing or
+    unreadable image is left to the missing-image count and to evaluation.
+    """
+    real: dict[str, tuple[int, int] | None] = {}
+    found = []
+    for r in records:
+        if r.image_path not in real:
+            try:
+                real[r.image_path] = image_header_size(r.image_path)
+            except OSError:
+                real[r.image_path] = None
+        size = real[r.image_path]
+        if size is not None and size != (r.width, r.height):
+            found.append(f"{r.id}: record {r.width}×{r.height}, image {size[0]}×{size[1]}")
+    return found
+
+
 def _check_captions(adapter: DatasetAdapter, split: str) -> SplitCheck:
     """Findings for a captions-only split (an adapter whose ``kind(split)`` is ``captions``)."""
     try:
@@ -110,13 +139,15 @@ def _check_captions(adapter: DatasetAdapter, split: str) -> SplitCheck:
     images = sorted({c.image_path for c in captions})
     missing = _missing(images)
     dupes = [i for i, c in Counter(c.id for c in captions).items() if c > 1]
-    found = (("missing_images", missing), ("duplicate_ids", dupes))
+    sizes = _size_mismatches(captions)
+    found = (("missing_images", missing), ("duplicate_ids", dupes), ("size_mismatches", sizes))
     return SplitCheck(
         split,
         captions=len(captions),
         images=len(images),
         missing_images=len(missing),
         duplicate_ids=len(dupes),
+        size_mismatches=len(sizes),
         examples={kind: v[:EXAMPLES] for kind, v in found if v},
         warnings=tuple(getattr(adapter, "load_warnings", ())),
     )
@@ -144,6 +175,16 @@ def check_split(
     except DataFormatError as exc:
         return SplitCheck(split, published=published, unit=unit, error=str(exc))
     warnings = tuple(getattr(adapter, "load_warnings", ()))
+    skipped = dict(getattr(adapter, "skipped", {}))  # before load_captions resets it
+    refs = (
+        len({s.meta["ref_id"] for s in samples})
+        if samples and all("ref_id" in s.meta for s in samples)
+        else None
+    )
+    try:
+        captions = len(adapter.load_captions(split))
+    except DataFormatError:
+        captions = 0  # the samples loaded: the caption files' problem shows at training
     expected = tuple(
         ExpectedCheck(e.name, e.expected, e.measure(samples), e.unit, e.source)
         for e in expectations
@@ -179,9 +220,14 @@ def check_split(
     dupes = [i for i, c in Counter(s.id for s in samples).items() if c > 1]
     for i in dupes[:EXAMPLES]:
         note("duplicate_ids", i)
+    sizes = _size_mismatches(samples)
+    for what in sizes[:EXAMPLES]:
+        note("size_mismatches", what)
     return SplitCheck(
         split,
         samples=len(samples),
+        refs=refs,
+        captions=captions,
         images=len(images),
         published=published,
         unit=unit,
@@ -189,9 +235,11 @@ def check_split(
         out_of_image_boxes=out_of_image,
         degenerate_boxes=degenerate,
         duplicate_ids=len(dupes),
+        size_mismatches=len(sizes),
         examples=examples,
         warnings=warnings,
         expected=expected,
+        skipped=skipped,
     )
 
 
@@ -235,17 +283,20 @@ def format_checks(name: str, checks: list[SplitCheck]) -> str:
         verdict += f" ({n_warnings} warning{'s' * (n_warnings > 1)} below)"
     lines = [
         f"{name}: {verdict}",
-        f"{'split':<{width}} {'samples':>8} {'captions':>8} {'images':>7} {'published':>18} "
-        f"{'missing img':>11} {'out-of-image':>12} {'degenerate':>10} {'dup ids':>7}",
+        f"{'split':<{width}} {'samples':>8} {'refs':>7} {'captions':>8} {'images':>7} {'published':>18} "
+        f"{'missing img':>11} {'out-of-image':>12} {'degenerate':>10} {'dup ids':>7} "
+        f"{'size≠image':>10}",
     ]
     for c in checks:
         pub = _count(c.published, c.unit)
         if c.published is not None and c.published != c.loaded:
             pub += " (!)"
         lines.append(
-            f"{c.split:<{width}} {c.samples:>8} {c.captions:>8} {c.images:>7} {pub:>18} "
+            f"{c.split:<{width}} {c.samples:>8} {'-' if c.refs is None else c.refs:>7} "
+            f"{c.captions:>8} {c.images:>7} {pub:>18} "
             f"{c.missing_images:>11} "
-            f"{c.out_of_image_boxes:>12} {c.degenerate_boxes:>10} {c.duplicate_ids:>7}"
+            f"{c.out_of_image_boxes:>12} {c.degenerate_boxes:>10} {c.duplicate_ids:>7} "
+            f"{c.size_mismatches:>10}"
         )
     lines += _expected_table(checks)
     errors: dict[str, list[str]] = {}
@@ -254,6 +305,9 @@ def format_checks(name: str, checks: list[SplitCheck]) -> str:
             errors.setdefault(c.error, []).append(c.split)
     lines += [f"[{', '.join(splits)}] malformed: {error}" for error, splits in errors.items()]
     for c in checks:
+        if c.skipped:
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(c.skipped.items()))
+            lines.append(f"[{c.split}] not samples by design: {counts}")
         lines += [f"[{c.split}] warning: {w}" for w in c.warnings]
         for kind, ids in c.examples.items():
             lines.append(f"[{c.split}] {kind.replace('_', ' ')}: {', '.join(ids)}")

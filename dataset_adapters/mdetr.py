@@ -16,10 +16,17 @@ Each file has ``images`` (one record per expression or caption: ``id``, ``file_n
 caption).
 
 RefCOCO-family subsets give one sample per record (the whole expression, every box of the
-record), id ``mdetr/<subset>/<split>/i<record id>``. The ``flickr`` subset gives one sample
-per distinct ``tokens_positive`` in a record (a phrase with all its boxes), id
-``mdetr/flickr/<split>/i<record id>/p<k>`` (``k`` = order of first appearance); the phrase
-runs from the first span's start to the last span's end.
+record), id ``mdetr/<subset>/<split>/i<record id>``; their ``bbox`` is COCO's continuous
+``[x, y, w, h]``.
+
+The ``flickr`` subset (written by MDETR's ``flickr_combined.py``) gives one sample per
+entry of a record's ``tokens_positive_eval`` (one per boxed phrase mention, as Flickr30k
+Entities counts them), id ``mdetr/flickr/<split>/i<record id>/p<k>`` (``k`` = the entry's
+index), with every box whose ``tokens_positive`` holds that mention's span. An annotation's
+``tokens_positive`` lists *every* mention of the entities sharing its box, so it cannot be a
+phrase itself. Its ``bbox`` is ``[xmin, ymin, xmax - xmin, ymax - ymin]`` over the XML's
+**1-based inclusive** corners, so the box is ``[xmin - 1, ymin - 1, xmax, ymax]``, exactly
+what the ``flickr30k_entities`` adapter reads from the same XML.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import numpy as np
 
 from dataset_adapters._files import bbox_field, field, read_json, under_root
 from dataset_adapters.base import ADAPTERS, DatasetAdapter
-from dataset_adapters.coords import coco_bbox_to_xyxy
+from dataset_adapters.coords import coco_bbox_to_xyxy, corners_1based_to_xyxy
 from dataset_adapters.probe_tags import probe_tags, training_pairs
 from dataset_adapters.refcoco import PUBLISHED_SENTENCES
 from groundbench.errors import DataFormatError
@@ -61,6 +68,21 @@ def _spans(value: Any, where: str, text_len: int) -> tuple[tuple[int, int], ...]
             f"(length {text_len}), got {value!r:.80}"
         )
     return tuple(sorted((s[0], s[1]) for s in value))
+
+
+def _size(value: int | str, key: str, where: str) -> int:
+    """An image size: an int, or the digit string MDETR copies from the Flickr30k XML."""
+    if isinstance(value, str):
+        if not value.isdigit():
+            raise DataFormatError(f"{where}: field {key!r} must be an integer, got {value!r:.40}")
+        return int(value)
+    return value
+
+
+def _flickr_box(bbox: list[float]) -> np.ndarray:
+    """MDETR's Flickr ``[xmin, ymin, xmax - xmin, ymax - ymin]`` (1-based corners) → ``xyxy``."""
+    x, y, w, h = bbox
+    return corners_1based_to_xyxy([x, y, x + w, y + h])
 
 
 @ADAPTERS.register("mdetr", formats="MDETR final_*.json")
@@ -128,7 +150,7 @@ class MdetrAdapter(DatasetAdapter):
             for key, kind in (("id", int), ("file_name", str), ("caption", str)):
                 field(img, key, where, kind)
             for key in ("width", "height"):
-                field(img, key, where, int)
+                img[key] = _size(field(img, key, where, (int, str)), key, where)
             img["where"] = where
             records.append((img, anns.get(img["id"], [])))
         return sorted(records, key=lambda r: r[0]["id"])
@@ -145,11 +167,22 @@ class MdetrAdapter(DatasetAdapter):
         if self.subset != "flickr":
             boxes = np.stack([coco_bbox_to_xyxy(a["bbox"]) for a in anns])
             return [((0, len(text)), boxes)]
-        groups: dict[tuple, list[np.ndarray]] = {}
-        for a in anns:
-            key = _spans(a.get("tokens_positive"), a["where"], len(text))
-            groups.setdefault(key, []).append(coco_bbox_to_xyxy(a["bbox"]))
-        return [((key[0][0], key[-1][1]), np.stack(b)) for key, b in groups.items()]
+        boxes = [
+            (set(_spans(a.get("tokens_positive"), a["where"], len(text))), _flickr_box(a["bbox"]))
+            for a in anns
+        ]
+        out = []
+        for k, entry in enumerate(field(img, "tokens_positive_eval", img["where"], list)):
+            where = f"{img['where']} tokens_positive_eval[{k}]"
+            spans = _spans(entry, where, len(text))
+            mine = [box for held, box in boxes if set(spans) <= held]
+            if not mine:
+                raise DataFormatError(
+                    f"{where}: no annotation of record {img['id']} holds the span {spans[0]}; "
+                    "the file is not MDETR's flickr_combined.py output: re-download it"
+                )
+            out.append(((spans[0][0], spans[-1][1]), np.stack(mine)))
+        return out
 
     def load_samples(self, split: str) -> list[GroundingSample]:
         has_train = split != "train" and "train" in self.splits()

@@ -1,4 +1,5 @@
-"""RefCOCO, RefCOCO+ and RefCOCOg in the REFER layout (``refs(<split_by>).p`` + COCO JSON).
+"""RefCOCO, RefCOCO+, RefCOCOg and ReferItGame (RefCLEF) in the REFER layout
+(``refs(<split_by>).p`` + COCO JSON).
 
 Layout under the dataset root (as the REFER API expects)::
 
@@ -7,7 +8,10 @@ Layout under the dataset root (as the REFER API expects)::
     <root>/refcoco+/refs(unc).p        <root>/refcoco+/instances.json
     <root>/refcocog/refs(umd).p        <root>/refcocog/refs(google).p
     <root>/refcocog/instances.json
+    <root>/refclef/refs(unc).p         <root>/refclef/refs(berkeley).p
+    <root>/refclef/instances.json
     <root>/images/mscoco/images/train2014/COCO_train2014_<12-digit id>.jpg
+    <root>/images/saiapr_tc-12/<folder>/images/<image id>.jpg      (RefCLEF)
 
 ``refs(*).p`` is a pickled list of refs ``{ref_id, ann_id, image_id, split, category_id,
 sent_ids, sentences: [{sent_id, sent, raw, tokens}], file_name}``; it is read with a
@@ -18,6 +22,12 @@ category_id, bbox ``[x, y, w, h]``, segmentation polygons or RLE), ``categories`
 One sample per sentence, id ``<dataset>/<split_by>/<split>/r<ref_id>/s<sent_id>``; the
 phrase is the whole (tokenised, lower-case) ``sent``; the box is the referent's COCO box
 and the mask its segmentation as a compressed RLE.
+
+RefCLEF samples carry three more tags, so that MG's ReferIt selection can be written as
+protocol ``select`` keys: ``repeated_sentence`` (the sentence repeats an earlier identical
+sentence of the same ref; MG counts each distinct sentence once), ``box_outside_image``
+(the box reaches past the right or bottom edge; MG drops such refs) and ``in_image_list``
+(the image is listed in the ``image_list`` file, e.g. ``referit_test_imlist.txt``).
 """
 
 from __future__ import annotations
@@ -44,14 +54,20 @@ SPLITS_BY: dict[str, tuple[str, ...]] = {
     "refcoco": ("unc", "google"),
     "refcoco+": ("unc",),
     "refcocog": ("umd", "google"),
+    "refclef": ("unc", "berkeley"),
 }
 
+#: Default image folder under the root per dataset (as the REFER API's IMAGE_DIR).
+_IMAGE_DIRS = {"refclef": ("images", "saiapr_tc-12")}
+_COCO_IMAGES = ("images", "mscoco", "images", "train2014")
+
 #: Published sentence counts per (dataset, split_by) and split (Yu et al. 2016; Nagaraja
-#: et al. 2016), shown next to the loaded counts by ``groundbench data check``.
+#: et al. 2016; train counts as the REFER files hold them), shown next to the loaded counts
+#: by ``groundbench data check``.
 PUBLISHED_SENTENCES: dict[tuple[str, str], dict[str, int]] = {
-    ("refcoco", "unc"): {"val": 10834, "testA": 5657, "testB": 5095},
-    ("refcoco+", "unc"): {"val": 10758, "testA": 5726, "testB": 4889},
-    ("refcocog", "umd"): {"val": 4896, "test": 9602},
+    ("refcoco", "unc"): {"train": 120624, "val": 10834, "testA": 5657, "testB": 5095},
+    ("refcoco+", "unc"): {"train": 120191, "val": 10758, "testA": 5726, "testB": 4889},
+    ("refcocog", "umd"): {"train": 80512, "val": 4896, "test": 9602},
 }
 
 _SPLIT_ORDER = ("train", "val", "test", "testA", "testB", "testC")
@@ -93,6 +109,11 @@ def segmentation_to_rle(segmentation: Any, height: int, width: int, where: str) 
         raise DataFormatError(
             f"{where}: bad segmentation ({exc}); expected COCO polygons or RLE"
         ) from exc
+    if [int(v) for v in rle["size"]] != [height, width]:
+        raise DataFormatError(
+            f"{where}: segmentation size {list(rle['size'])} is not the image's [height, width] "
+            f"= [{height}, {width}]; the annotation belongs to another image or resolution"
+        )
     counts = rle["counts"]
     return {
         "size": [int(v) for v in rle["size"]],
@@ -102,15 +123,20 @@ def segmentation_to_rle(segmentation: Any, height: int, width: int, where: str) 
 
 @ADAPTERS.register("refcoco", formats="REFER refs(*).p + COCO instances.json")
 class RefCocoAdapter(DatasetAdapter):
-    """RefCOCO / RefCOCO+ / RefCOCOg from the REFER files.
+    """RefCOCO / RefCOCO+ / RefCOCOg / RefCLEF from the REFER files.
 
     Args:
-        root: the folder holding ``refcoco/``, ``refcoco+/``, ``refcocog/`` and ``images/``.
-        dataset: ``refcoco`` (default), ``refcoco+`` or ``refcocog``.
-        split_by: ``unc`` (default for RefCOCO/RefCOCO+), ``umd`` (default for RefCOCOg)
-            or ``google``.
-        image_dir: the COCO train2014 images; default
-            ``<root>/images/mscoco/images/train2014``.
+        root: the folder holding ``refcoco/``, ``refcoco+/``, ``refcocog/``, ``refclef/``
+            and ``images/``.
+        dataset: ``refcoco`` (default), ``refcoco+``, ``refcocog`` or ``refclef``
+            (ReferItGame).
+        split_by: ``unc`` (default for RefCOCO/RefCOCO+/RefCLEF), ``umd`` (default for
+            RefCOCOg), ``google`` or ``berkeley`` (RefCLEF).
+        image_dir: the images; default ``<root>/images/mscoco/images/train2014`` (COCO
+            train2014) or ``<root>/images/saiapr_tc-12`` (RefCLEF).
+        image_list: RefCLEF only: a text file of image ids, one per line (the
+            ``referit_<split>_imlist.txt`` of the Berkeley/MG splits); samples of listed
+            images are tagged ``in_image_list``.
     """
 
     name = "refcoco"
@@ -123,6 +149,7 @@ class RefCocoAdapter(DatasetAdapter):
         dataset: str = "refcoco",
         split_by: str | None = None,
         image_dir: str | Path | None = None,
+        image_list: str | Path | None = None,
     ) -> None:
         if dataset not in SPLITS_BY:
             raise DataFormatError(
@@ -134,14 +161,21 @@ class RefCocoAdapter(DatasetAdapter):
                 f"refcoco adapter: {dataset} has no split_by {split_by!r}; "
                 f"use one of {', '.join(SPLITS_BY[dataset])}"
             )
-        super().__init__(root, dataset=dataset, split_by=split_by, image_dir=image_dir)
+        if image_list is not None and dataset != "refclef":
+            raise DataFormatError(
+                f"refcoco adapter: image_list applies to dataset refclef only, not {dataset}"
+            )
+        super().__init__(
+            root, dataset=dataset, split_by=split_by, image_dir=image_dir, image_list=image_list
+        )
         self.dataset = dataset
         self.split_by = split_by
         self.image_dir = (
             under_root(self.root, image_dir)
             if image_dir
-            else self.root / "images" / "mscoco" / "images" / "train2014"
+            else self.root.joinpath(*_IMAGE_DIRS.get(dataset, _COCO_IMAGES))
         )
+        self.image_list_path = under_root(self.root, image_list) if image_list else None
         self.refs_path = self.root / dataset / f"refs({split_by}).p"
         self.instances_path = self.root / dataset / "instances.json"
 
@@ -200,6 +234,41 @@ class RefCocoAdapter(DatasetAdapter):
         return images, anns, cats, per_image_category
 
     @cached_property
+    def _listed_images(self) -> frozenset[int] | None:
+        """Image ids of the ``image_list`` file (None without one)."""
+        if self.image_list_path is None:
+            return None
+        try:
+            lines = self.image_list_path.read_text(encoding="utf-8").split()
+        except OSError as exc:
+            raise DataFormatError(
+                f"image_list {self.image_list_path} cannot be read ({exc}); give the path of "
+                "a referit_<split>_imlist.txt (absolute or relative to the dataset root)"
+            ) from exc
+        bad = [x for x in lines if not x.isdigit()]
+        if bad:
+            raise DataFormatError(
+                f"image_list {self.image_list_path}: {bad[0]!r} is not an image id; the file "
+                "lists one integer id per line"
+            )
+        return frozenset(int(x) for x in lines)
+
+    def _clef_tags(self, ref: dict, sent: dict, seen: set[str], box, w: int, h: int) -> set[str]:
+        """RefCLEF's selection tags for one sentence (``seen``: the ref's earlier sentences)."""
+        if self.dataset != "refclef":
+            return set()
+        tags = set()
+        if sent["sent"] in seen:
+            tags.add("repeated_sentence")
+        seen.add(sent["sent"])
+        if box[0, 2] > w or box[0, 3] > h:
+            tags.add("box_outside_image")
+        listed = self._listed_images
+        if listed is not None and ref["image_id"] in listed:
+            tags.add("in_image_list")
+        return tags
+
+    @cached_property
     def _train_pairs(self) -> frozenset[tuple[str, str]]:
         return training_pairs(
             s["sent"] for ref in self._refs if ref["split"] == "train" for s in ref["sentences"]
@@ -251,6 +320,7 @@ class RefCocoAdapter(DatasetAdapter):
             if cat["supercategory"]:
                 base_tags.add(f"supercategory={cat['supercategory']}")
             same = per_image_category[ref["image_id"], ann["category_id"]]
+            seen: set[str] = set()
             for sent in ref["sentences"]:
                 text = sent["sent"]
                 samples.append(
@@ -265,6 +335,7 @@ class RefCocoAdapter(DatasetAdapter):
                         boxes=box,
                         mask=mask,
                         tags=base_tags
+                        | self._clef_tags(ref, sent, seen, box, w, h)
                         | probe_tags(
                             text, box, w, h, same_category_count=same, seen_pairs=seen_pairs
                         ),

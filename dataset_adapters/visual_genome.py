@@ -12,7 +12,9 @@ Layout under the dataset root (the Visual Genome v1.2 / v1.4 downloads)::
     <root>/VG_100K/<image_id>.jpg     <root>/VG_100K_2/<image_id>.jpg
 
 The JSON files are indexed once into ``<root>/groundbench_index/visual_genome.sqlite``
-(``groundbench data index visual_genome --root ...``; built on first use otherwise).
+(``groundbench data index visual_genome --root ...``; built on first use otherwise). On a
+read-only root (a shared cluster copy) the index goes to the user's cache instead:
+``$GROUNDBENCH_CACHE/index/`` or ``~/.cache/groundbench/index/``, one file per root.
 A region's ``x, y, width, height`` becomes ``[x, y, x + width, y + height]``.
 
 Splits: with ``test_image_ids`` the splits are ``train`` (every other image) and ``test``;
@@ -28,6 +30,8 @@ image size, so no sample) and test ids without image metadata are counted in
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import logging
 import os
@@ -134,6 +138,26 @@ def _has_sequence(phrase_words: tuple[str, ...], target: tuple[str, ...]) -> boo
     )
 
 
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def cache_index_path(root: Path) -> Path:
+    """Where a read-only root's index goes: ``$GROUNDBENCH_CACHE`` (else ``~/.cache/groundbench``)
+    ``/index/visual_genome-<sha256 of the absolute root, 16 hex>.sqlite``."""
+    base = os.environ.get("GROUNDBENCH_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "groundbench"
+    )
+    digest = hashlib.sha256(str(Path(root).resolve()).encode("utf-8")).hexdigest()[:16]
+    return Path(base) / "index" / f"visual_genome-{digest}.sqlite"
+
+
+def _unwritable(path: Path, exc: OSError) -> DataFormatError:
+    return DataFormatError(
+        f"cannot write the Visual Genome index {path} ({exc.strerror or exc}); pass "
+        "-o index_path=PATH (or dataset.options.index_path) naming a writable file"
+    )
+
+
 @ADAPTERS.register("visual_genome", formats="region_descriptions.json + image_data.json (indexed)")
 class VisualGenomeAdapter(DatasetAdapter):
     """Visual Genome region descriptions.
@@ -141,7 +165,8 @@ class VisualGenomeAdapter(DatasetAdapter):
     Args:
         root: the folder holding the VG JSON files and image folders.
         test_image_ids: image-id list defining the ``test`` split (None: one split ``all``).
-        index_path: the SQLite index; default ``<root>/groundbench_index/visual_genome.sqlite``.
+        index_path: the SQLite index; default ``<root>/groundbench_index/visual_genome.sqlite``,
+            or the user's cache (:func:`cache_index_path`) when the root cannot be written.
         image_dir: a folder holding every ``<image_id>.jpg``; default: the folder named by
             each image's url (``VG_100K`` or ``VG_100K_2``) under ``root``.
     """
@@ -162,6 +187,7 @@ class VisualGenomeAdapter(DatasetAdapter):
         )
         self.test_ids_path = under_root(self.root, test_image_ids) if test_image_ids else None
         self.test_ids = read_image_ids(self.test_ids_path) if self.test_ids_path else None
+        self._explicit_index = index_path is not None
         self.index_path = (
             under_root(self.root, index_path)
             if index_path
@@ -170,8 +196,33 @@ class VisualGenomeAdapter(DatasetAdapter):
         self.image_dir = under_root(self.root, image_dir) if image_dir else None
 
     def build_index(self, *, progress: bool = True) -> dict[str, int]:
-        """(Re)build the SQLite index from the JSON files; returns rows per table."""
-        return build_vg_index(self.root, self.index_path, progress=progress)
+        """(Re)build the SQLite index from the JSON files; returns rows per table.
+
+        Without an ``index_path`` option, a root that cannot be written sends the index to
+        :func:`cache_index_path` (``self.index_path`` then names it).
+
+        Raises:
+            DataFormatError: the index cannot be written (the message names ``index_path``).
+        """
+        try:
+            return build_vg_index(self.root, self.index_path, progress=progress)
+        except OSError as exc:
+            if exc.errno not in _NOT_WRITABLE:
+                raise
+            if self._explicit_index:
+                raise _unwritable(self.index_path, exc) from exc
+            cached = cache_index_path(self.root)
+            log.warning(
+                "cannot write the Visual Genome index inside %s (%s); writing it to %s",
+                self.root, exc.strerror or exc, cached,
+            )  # fmt: skip
+            self.index_path = cached
+            try:
+                return build_vg_index(self.root, cached, progress=progress)
+            except OSError as exc2:
+                if exc2.errno not in _NOT_WRITABLE:
+                    raise
+                raise _unwritable(cached, exc2) from exc2
 
     def _connect(self, split: str) -> sqlite3.Connection:
         """Open the index read-only, with a temp view ``split_images`` of the split's image ids."""
@@ -180,6 +231,13 @@ class VisualGenomeAdapter(DatasetAdapter):
                 f"visual_genome has no split {split!r} here; its splits are "
                 f"{', '.join(self.splits())} (pass test_image_ids for train/test)"
             )
+        cached = cache_index_path(self.root)
+        if (
+            not self._explicit_index
+            and not index_is_current(self.index_path, self.root)
+            and index_is_current(cached, self.root)
+        ):
+            self.index_path = cached  # built there on an earlier read-only visit
         if not index_is_current(self.index_path, self.root):
             log.warning("building the Visual Genome index %s (once)", self.index_path)
             self.build_index()

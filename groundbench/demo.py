@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +157,7 @@ def _train(run_dir: Path, preset: str, config, device: str, root: Path, say: Ann
     done, state = run_dir / CHECKPOINT_NAME, run_dir / STATE_NAME
     stored = _stored_training(done, state)
     steps = config.train.steps
+    differences: list[str] = []
     if stored is not None:
         differences = _differences(stored, wanted)
         if not differences and stored["step"] in (None, steps):
@@ -170,12 +170,11 @@ def _train(run_dir: Path, preset: str, config, device: str, root: Path, say: Ann
                 f"training: {run_dir} holds a model trained otherwise ({'; '.join(differences)}); "
                 f"retraining it with preset {preset}"
             )
-            for path in (done, state, run_dir / "log.csv", run_dir / "loss.png"):
-                path.unlink(missing_ok=True)
-            shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
     else:
         say(f"training: preset {preset}, {steps} steps → {done}")
-    return Path(train(config, captions, run_dir, device=device, resume=True).checkpoint)
+    resume = state.is_file() and stored is not None and not differences
+    result = train(config, captions, run_dir, device=device, resume=resume, overwrite=not resume)
+    return Path(result.checkpoint)
 
 
 def _stored_training(checkpoint: Path, state: Path) -> dict[str, Any] | None:

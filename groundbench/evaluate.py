@@ -18,6 +18,7 @@ import torch
 from groundbench import __version__
 from groundbench.errors import GroundbenchError, MethodError
 from groundbench.evaluation.cache import RecordWriter, cache_key, read_records
+from groundbench.evaluation.card import model_card_section
 from groundbench.evaluation.data import LoadedSplit, batches, dataset_fingerprint, load_split
 from groundbench.evaluation.gallery import GalleryKeeper
 from groundbench.evaluation.outputs import environment, figure_writers, write_report_dir
@@ -260,7 +261,9 @@ def _report(
             "fingerprint": method_fp,
             "supervision": method.supervision,
             "fingerprint_complete": bool(getattr(method, "fingerprint_complete", True)),
+            **({"settings": method.settings()} if hasattr(method, "settings") else {}),
         },
+        "model_card": model_card_section(method, samples),
         "metrics": metrics,
         "samples": {
             "file": "samples.csv",

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from groundbench.bounds import rle_run_total
 from groundbench.errors import DataFormatError, MethodError
 from groundbench.methods.base import check_float32_range
 from groundbench.metrics.aggregate import Aggregate
@@ -247,8 +248,17 @@ def decode_mask(sample: GroundingSample, height: int, width: int) -> torch.Tenso
     from pycocotools import mask as mask_utils
 
     rle: Mapping[str, Any] = dict(sample.mask)
-    if isinstance(rle.get("counts"), str):
-        rle = {**rle, "counts": rle["counts"].encode()}
+    h, w = (int(v) for v in rle["size"])
+    try:  # pycocotools writes every run it is given: the runs must fill the image exactly
+        total = rle_run_total(rle["counts"]) if isinstance(rle.get("counts"), str) else None
+    except ValueError as exc:
+        total = f"unreadable ({exc})"
+    if total != h * w:
+        raise DataFormatError(
+            f"sample {sample.id!r}: its mask's RLE counts cover {total} pixels, not its size "
+            f"{h}×{w} = {h * w}; re-export the mask as a compressed COCO RLE of the image"
+        )
+    rle = {**rle, "counts": rle["counts"].encode()}
     m = torch.from_numpy(mask_utils.decode(rle).astype(bool))
     if tuple(m.shape) != (height, width):
         m = (

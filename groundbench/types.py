@@ -25,10 +25,13 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from groundbench.bounds import MAX_IMAGE_PIXELS
 from groundbench.errors import DataFormatError
 
 Supervision = Literal["box-free", "detector", "box-supervised", "training-free"]
 SUPERVISION_CLASSES: tuple[str, ...] = ("box-free", "detector", "box-supervised", "training-free")
+#: The class of maps nobody declared (a heatmap file without a card): never ranked as box-free.
+UNDECLARED = "undeclared"
 
 
 # --------------------------------------------------------------------------- boxes
@@ -197,6 +200,20 @@ class GroundingSample:
         if int(self.width) <= 0 or int(self.height) <= 0:
             raise DataFormatError(
                 f"{where}: width and height must be positive pixels, got {self.width}×{self.height}"
+            )
+        if int(self.width) * int(self.height) > MAX_IMAGE_PIXELS:
+            raise DataFormatError(
+                f"{where}: an image of {self.width}×{self.height} pixels is over the limit of "
+                f"{MAX_IMAGE_PIXELS:,} pixels (docs/formats.md, Limits); check the record's size"
+            )
+        if self.mask is not None and (
+            not isinstance(self.mask, Mapping)
+            or list(self.mask.get("size", ())) != [int(self.height), int(self.width)]
+        ):
+            shown = self.mask.get("size") if isinstance(self.mask, Mapping) else self.mask
+            raise DataFormatError(
+                f"{where}: mask size {shown!r} is not the image's [height, width] = "
+                f"[{self.height}, {self.width}]; a COCO RLE is sized like its image"
             )
         start, end = (int(v) for v in self.span)
         if self.text[start:end] != self.phrase:

@@ -1,4 +1,4 @@
-"""``groundbench data``: check a dataset root and build the indexes adapters read."""
+"""``groundbench data``: check a dataset root, build the indexes adapters read, export tasks."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ _OPTION = click.option(
 
 @click.group("data")
 def data() -> None:
-    """Check dataset roots and build their indexes."""
+    """Check dataset roots, build their indexes, export a protocol's samples as tasks."""
 
 
 #: Adapter options that say where files are, not which samples: they never keep a shipped
@@ -117,6 +117,45 @@ def index(name: str, root: str, option: tuple[str, ...], quiet: bool) -> None:
         )
     counts = build(progress=not quiet)
     click.echo(f"wrote {adapter.index_path}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+@data.command("export")
+@click.option(
+    "--protocol", required=True, help="Shipped protocol name or a YAML path, as for evaluate."
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Task file to write (.jsonl).",
+)
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a protocol key."
+)
+@click.option(
+    "--data-root",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Dataset folder (default: the generated synthetic set for synth protocols).",
+)
+@click.option(
+    "--limit", default=None, type=click.IntRange(min=1), help="Only the first N samples by id."
+)
+def export(
+    protocol: str, out: str, overrides: tuple[str, ...], data_root: str | None, limit: int | None
+) -> None:
+    """Write a protocol's samples as a task file for any model (docs/formats.md).
+
+    One JSON line per sample: id, absolute image path, width, height, text, phrase and span;
+    no box. Write one map per id and evaluate it with --method heatmaps:PATH.
+    """
+    from groundbench.evaluation.export import export_tasks
+    from groundbench.protocol import load_protocol
+
+    loaded = load_protocol(protocol, overrides)
+    n = export_tasks(loaded, out, data_root=data_root, limit=limit)
+    click.echo(f"wrote {out}: {n} samples of {loaded.name} ({loaded.id})")
 
 
 COMMANDS = [data]

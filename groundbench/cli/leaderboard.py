@@ -31,7 +31,13 @@ def leaderboard() -> None:
     is_flag=True,
     help="Supersede an entry of the same method name with another fingerprint.",
 )
-def add(report_dirs: tuple[str, ...], board: str, replace: bool) -> None:
+@click.option(
+    "--model-card",
+    type=click.Path(exists=True, dir_okay=False),
+    help="model_card.yaml saying what the model saw (docs/leaderboard.md), for reports "
+    "that carry none.",
+)
+def add(report_dirs: tuple[str, ...], board: str, replace: bool, model_card: str | None) -> None:
     """Validate each REPORT_DIR (written by `groundbench evaluate`) and store it as an entry.
 
     Reports are added in order; the first refusal stops the command (earlier ones stay added).
@@ -39,7 +45,7 @@ def add(report_dirs: tuple[str, ...], board: str, replace: bool) -> None:
     from groundbench.leaderboard import add_entry
 
     for report_dir in report_dirs:
-        path = add_entry(report_dir, board, replace=replace)
+        path = add_entry(report_dir, board, replace=replace, model_card=model_card)
         click.echo(f"added {path}")
 
 
@@ -89,6 +95,7 @@ def compare(
     A and B are report directories or leaderboard entry files.
     """
     from groundbench.leaderboard import compare_tables, read_any
+    from groundbench.leaderboard.cards import training_data_note
 
     ea, eb = read_any(a), read_any(b)
     rows = compare_tables(
@@ -100,11 +107,13 @@ def compare(
         seed=seed,
     )
     same = ea.report["protocol"]["hash"] == eb.report["protocol"]["hash"]
+    data_note = training_data_note(ea.model_card, eb.model_card)
     if as_json:
         payload = {
             "a": {"method": ea.method_name, "protocol_id": ea.protocol_id},
             "b": {"method": eb.method_name, "protocol_id": eb.protocol_id},
             "same_protocol": same,
+            "training_data_note": data_note,
             "comparisons": [r.to_dict() for r in rows],
         }
         click.echo(json.dumps(payload, indent=2, sort_keys=True))
@@ -113,6 +122,8 @@ def compare(
     click.echo(f"B = {eb.method_name} (protocol {eb.protocol_id})")
     if not same:
         click.echo("note: the protocols differ; the difference mixes method and protocol effects")
+    if data_note:
+        click.echo(f"note: {data_note}", err=True)
     click.echo(
         f"{'metric':<22} {'n':>6} {'A':>7} {'B':>7} {'A-B':>8} {'95% interval':>20} {'p':>8}"
     )

@@ -82,10 +82,10 @@ def _first_line(obj: object) -> str:
 @list_group.command("metrics")
 def list_metrics() -> None:
     """Metrics with their parameters (defaults), inputs and direction."""
-    from groundbench.metrics import METRICS, metric_params
+    from groundbench.metrics import METRICS, declaration
 
     for e in METRICS.describe():
-        params = ", ".join(f"{k}={v!r}" for k, v in metric_params(e.name).items()) or "-"
+        params = ", ".join(p.describe() for p in declaration(e.name).params) or "-"
         better = "higher" if e.meta.get("higher_is_better") else "lower"
         needs = ",".join(e.meta.get("needs", ()))
         click.echo(f"{e.name:<10} params: {params:<38} needs: {needs:<24} {better} is better")

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from dataset_adapters import open_dataset
+from groundbench.bounds import image_header_size
 from groundbench.errors import DataFormatError, GroundbenchError
 from groundbench.probes import blind_control, select_samples
 from groundbench.protocol import Protocol
@@ -249,22 +250,48 @@ def flush_hash_cache() -> None:
 
 
 class _ImageDataset(torch.utils.data.Dataset):
-    """Index → (index, image or None, error message or None); decoding runs in workers."""
+    """Index → (index, image or None, error or None, refusal or None); decoding runs in workers.
+
+    Every image's real size is compared with its record's: from the decoded pixels when the
+    method reads them, else from the file's header (a missing or unreadable file is then no
+    error, the method never reads it). A mismatch is a refusal, raised by :func:`batches`.
+    """
 
     def __init__(self, samples: Sequence[GroundingSample], with_images: bool) -> None:
         self.samples = samples
         self.with_images = with_images
+        self._sizes: dict[str, tuple[int, int] | None] = {}
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str | None]:
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str | None, str | None]:
+        s = self.samples[i]
         if not self.with_images:
-            return i, None, None
+            if s.image_path not in self._sizes:
+                try:
+                    self._sizes[s.image_path] = image_header_size(s.image_path)
+                except OSError:
+                    self._sizes[s.image_path] = None
+            real = self._sizes[s.image_path]
+            return i, None, None, None if real is None else size_refusal(s, *real)
         try:
-            return i, self.samples[i].load_image(), None
+            image = s.load_image()
         except GroundbenchError as exc:
-            return i, None, str(exc)
+            return i, None, str(exc), None
+        return i, image, None, size_refusal(s, image.shape[1], image.shape[0])
+
+
+def size_refusal(sample: GroundingSample, width: int, height: int) -> str | None:
+    """The one-line refusal when an image is ``width × height`` but its record says otherwise."""
+    if (width, height) == (sample.width, sample.height):
+        return None
+    return (
+        f"image {sample.image_path} is {width}×{height} pixels but sample {sample.id!r} records "
+        f"{sample.width}×{sample.height}, so its boxes and the map would be in different "
+        "frames; restore the original images or correct the record (`groundbench data check` "
+        "lists every such record)"
+    )
 
 
 def _as_list(batch: list) -> list:
@@ -274,7 +301,12 @@ def _as_list(batch: list) -> list:
 def batches(
     samples: Sequence[GroundingSample], *, with_images: bool, batch_size: int, num_workers: int
 ):
-    """Yield ``(samples, images, errors)`` batches in order; a missing image is None + message."""
+    """Yield ``(samples, images, errors)`` batches in order; a missing image is None + message.
+
+    Raises:
+        DataFormatError: an image whose real size differs from its record's (the batches
+            yielded before it stay scored).
+    """
     loader = torch.utils.data.DataLoader(
         _ImageDataset(samples, with_images),
         batch_size=batch_size,
@@ -283,8 +315,11 @@ def batches(
         collate_fn=_as_list,
     )
     for items in loader:
+        refusal = next((r for *_, r in items if r), None)
+        if refusal:
+            raise DataFormatError(refusal)
         yield (
-            [samples[i] for i, _, _ in items],
-            [img for _, img, _ in items],
-            [err for _, _, err in items],
+            [samples[i] for i, *_ in items],
+            [img for _, img, _, _ in items],
+            [err for _, _, err, _ in items],
         )

@@ -3,6 +3,7 @@
 An entry is one JSON file, ``<board>/entries/<protocol_id>/<method-name>.json``::
 
     {"entry_schema": 1,
+     "model_card": {... what the model saw, with its sha256 ...} or null,
      "report": {... the report.json, unchanged ...},
      "samples_csv": {"encoding": "gzip+base64", "sha256": "<64 hex>", "data": "..."}}
 
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from groundbench.leaderboard.cards import card_marks, check_card, resolve_card
 from groundbench.leaderboard.validate import (
     Submission,
     SubmissionError,
@@ -34,6 +36,7 @@ from groundbench.leaderboard.validate import (
     validate_report_dir,
 )
 from groundbench.report.records import Records
+from groundbench.types import UNDECLARED
 
 ENTRY_SCHEMA = 1
 ENTRIES_DIR = "entries"
@@ -48,11 +51,13 @@ class Entry:
         report: the report's ``report.json`` content.
         table: its per-sample values.
         path: the entry file, or None for a report directory read directly.
+        model_card: what the model saw (:mod:`groundbench.leaderboard.cards`), or None.
     """
 
     report: Mapping[str, Any]
     table: Records
     path: Path | None = None
+    model_card: Mapping[str, Any] | None = None
 
     @property
     def protocol_id(self) -> str:
@@ -81,8 +86,19 @@ class Entry:
 
     @property
     def supervision(self) -> str:
-        """Supervision class: box-free, detector, box-supervised or training-free."""
-        return self.report["method"]["supervision"]
+        """Supervision class: box-free, detector, box-supervised, training-free or undeclared.
+
+        A heatmap file reported ``undeclared`` takes the class its model card declares.
+        """
+        own = self.report["method"]["supervision"]
+        if own == UNDECLARED and self.model_card is not None:
+            return self.model_card["supervision"]
+        return own
+
+    @property
+    def marks(self) -> tuple[str, ...]:
+        """The board's model-card warnings (selected on test, saw evaluated images)."""
+        return card_marks(self.model_card, self.report["dataset"]["split"])
 
     @property
     def metric_keys(self) -> tuple[str, ...]:
@@ -112,7 +128,13 @@ def fingerprint_complete(method: Mapping[str, Any]) -> bool:
     return not str(method.get("spec", "")).startswith("plugin:")
 
 
-def add_entry(report_dir: str | Path, board: str | Path, *, replace: bool = False) -> Path:
+def add_entry(
+    report_dir: str | Path,
+    board: str | Path,
+    *,
+    replace: bool = False,
+    model_card: str | Path | None = None,
+) -> Path:
     """Validate a report directory and store it as an entry on ``board``.
 
     Args:
@@ -120,6 +142,8 @@ def add_entry(report_dir: str | Path, board: str | Path, *, replace: bool = Fals
         board: the leaderboard directory (``leaderboard/``).
         replace: supersede an entry of the same method name whose fingerprint differs
             (a retrained checkpoint, say). A duplicate is refused even so.
+        model_card: a ``model_card.yaml`` saying what the model saw, for a report that
+            carries none (docs/leaderboard.md, "Model cards").
 
     Returns:
         The path of the new entry file.
@@ -140,6 +164,7 @@ def add_entry(report_dir: str | Path, board: str | Path, *, replace: bool = Fals
             "what the plugin's maps depend on (fn.depends_on = [paths] and/or fn.fingerprint = "
             "a function returning a string; docs/plugins.md) and evaluate again"
         )
+    card = resolve_card(report, model_card, where)
     target = entry_path(board, report)
     for other in load_entries(board, protocol_id=report["protocol"]["id"]):
         if other.method_fingerprint == report["method"]["fingerprint"]:
@@ -159,14 +184,15 @@ def add_entry(report_dir: str | Path, board: str | Path, *, replace: bool = Fals
                 f"{where}: {target} already holds method {other.method_name!r} with another "
                 f"fingerprint ({other.method_fingerprint[:12]}…); pass --replace to supersede it"
             )
-    write_atomic(target, encode_entry(submission))
+    write_atomic(target, encode_entry(submission, card))
     return target
 
 
-def encode_entry(submission: Submission) -> bytes:
-    """Serialise a submission as entry-file bytes (deterministic)."""
+def encode_entry(submission: Submission, model_card: Mapping[str, Any] | None = None) -> bytes:
+    """Serialise a submission (and its model card) as entry-file bytes (deterministic)."""
     payload = {
         "entry_schema": ENTRY_SCHEMA,
+        "model_card": model_card,
         "report": submission.report,
         "samples_csv": {
             "encoding": "gzip+base64",
@@ -203,8 +229,11 @@ def read_entry(path: str | Path) -> Entry:
         ) from None
     check_report_schema(report, str(path))
     check_protocol_hash(report, str(path))
+    card = payload.get("model_card")
+    if card is not None:
+        check_card(card, f"{path}: model_card")
     submission = check_samples(report, data, f"{path} (samples_csv)")
-    return Entry(report=submission.report, table=submission.table, path=path)
+    return Entry(report=submission.report, table=submission.table, path=path, model_card=card)
 
 
 def read_any(path: str | Path) -> Entry:
@@ -212,7 +241,8 @@ def read_any(path: str | Path) -> Entry:
     path = Path(path)
     if path.is_dir():
         submission = validate_report_dir(path)
-        return Entry(report=submission.report, table=submission.table)
+        card = resolve_card(submission.report, None, str(path / "report.json"))
+        return Entry(report=submission.report, table=submission.table, model_card=card)
     return read_entry(path)
 
 

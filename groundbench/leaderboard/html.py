@@ -16,7 +16,12 @@ import re
 from collections.abc import Sequence
 
 from groundbench.leaderboard.robustness import RobustnessMatrix, metric_higher_is_better
-from groundbench.leaderboard.tables import ProtocolTable, format_interval, table_heading
+from groundbench.leaderboard.tables import (
+    ProtocolTable,
+    format_interval,
+    shown_name,
+    table_heading,
+)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em;color:#1b1f24}
@@ -122,7 +127,7 @@ def _protocol_section(t: ProtocolTable) -> str:
         )
         rows.append(
             f'<tr><td class="num" data-value="{"" if rank is None else rank}">{"–" if rank is None else rank}</td>'
-            f"<td>{_e(e.method_name)}</td><td>{_e(e.supervision)}</td>{cells}</tr>"
+            f"<td>{_e(shown_name(e))}</td><td>{_e(e.supervision)}</td>{cells}</tr>"
         )
     bars = [(e.method_name, e.aggregate(t.metrics[0])) for e in t.entries]
     return (

@@ -169,11 +169,16 @@ def render_markdown_table(t: ProtocolTable) -> str:
         cells = [format_interval(e.aggregate(k)) for k in t.metrics]
         shown_rank = "–" if rank is None else str(rank)
         lines.append(
-            f"| {shown_rank} | {md_text(e.method_name)} | {md_text(e.supervision)} | "
+            f"| {shown_rank} | {md_text(shown_name(e))} | {md_text(e.supervision)} | "
             + " | ".join(cells)
             + " |"
         )
     return "\n".join(lines) + "\n"
+
+
+def shown_name(entry: Entry) -> str:
+    """The method name with its model-card marks: ``checkpoint (! selected on test)``."""
+    return entry.method_name + "".join(f" (! {m})" for m in entry.marks)
 
 
 CSV_COLUMNS = (
@@ -193,6 +198,7 @@ CSV_COLUMNS = (
     "n",
     "n_defined",
     "undefined",
+    "model_card_marks",
 )
 
 
@@ -223,6 +229,7 @@ def render_csv(tables: Sequence[ProtocolTable]) -> str:
                             agg["n"],
                             agg["n_defined"],
                             ";".join(f"{r}:{c}" for r, c in sorted(agg["undefined"].items())),
+                            ";".join(e.marks),
                         ]
                     )
     rows.sort(key=lambda r: [str(c) for c in r[:10]])

@@ -31,7 +31,7 @@ from groundbench.metrics import display_key
 from groundbench.protocol import protocol_hash
 from groundbench.protocol_schema import MAX_RESAMPLES
 from groundbench.report.records import Records, aggregates_to_dict, parse_samples_csv
-from groundbench.types import SUPERVISION_CLASSES
+from groundbench.types import SUPERVISION_CLASSES, UNDECLARED
 
 REPORT_SCHEMA = 1
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -148,10 +148,10 @@ def check_report_schema(report: Any, where: str) -> None:
         raise SubmissionError(
             f"{where}: samples.file must be a file name inside the report directory, got {name!r}"
         )
-    if report["method"]["supervision"] not in SUPERVISION_CLASSES:
+    if report["method"]["supervision"] not in (*SUPERVISION_CLASSES, UNDECLARED):
         raise SubmissionError(
             f"{where}: method.supervision is {report['method']['supervision']!r}; "
-            f"expected one of {list(SUPERVISION_CLASSES)}"
+            f"expected one of {[*SUPERVISION_CLASSES, UNDECLARED]}"
         )
     metrics = _field(report, "metrics", dict, where)
     if not metrics:

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from groundbench.methods import baselines, checkpoint, heatmap_file, plugin  # noqa: F401  (register)
+from groundbench.methods import baselines, checkpoint, heatmap_file, hf, plugin  # noqa: F401  (register)
 from groundbench.methods.base import METHODS, Method
 
 

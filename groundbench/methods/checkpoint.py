@@ -1,6 +1,7 @@
 """The ``checkpoint:PATH`` method: the reference model's grounding-attention read-out.
 
-Example spec: ``checkpoint:runs/small/model.safetensors``. The method is box-free (trained
+Example spec: ``checkpoint:runs/small/model.safetensors``, or the run folder
+``checkpoint:runs/small`` (its ``model.safetensors`` is read). The method is box-free (trained
 on captions only), reads pixels, and its fingerprint is the sha256 of the checkpoint bytes
 (which include the config and the vocabulary).
 """
@@ -23,7 +24,8 @@ class CheckpointMethod:
     """A trained :mod:`groundbench.model` checkpoint used as an evaluation method.
 
     Args:
-        path: the ``model.safetensors`` file written by ``groundbench train``.
+        path: the ``model.safetensors`` file written by ``groundbench train``, or the run
+            folder holding it.
         passes: ``full`` (one query with every referent word) or ``masked`` (the mean of
             passes that each hide one word); see :func:`groundbench.model.infer.read_out`.
     """
@@ -35,9 +37,15 @@ class CheckpointMethod:
         from groundbench.model.checkpoint import load_checkpoint
 
         self.path = Path(path)
+        if (self.path / "model.safetensors").is_file():  # a run folder
+            self.path = self.path / "model.safetensors"
         self.name = "checkpoint"
         self.passes = passes
         self._ckpt = load_checkpoint(self.path)
+        # what the model saw, for the report's computed model card
+        self.data_fingerprint = self._ckpt.data_fingerprint
+        self.training_data = self._ckpt.training_sources
+        self.training_images = self._ckpt.training_images
         self._devices: dict[str, torch.nn.Module] = {}
 
     def fingerprint(self) -> str:
@@ -74,7 +82,9 @@ class CheckpointMethod:
         )
 
 
-@METHODS.register("checkpoint", supervision="box-free", arg="PATH to model.safetensors")
+@METHODS.register(
+    "checkpoint", supervision="box-free", arg="PATH to model.safetensors or its run folder"
+)
 def checkpoint_method(arg: str | None) -> CheckpointMethod:
     """Build the method from ``checkpoint:PATH``.
 

@@ -8,8 +8,12 @@
 
 Each entry is a float map ``(h, w)`` or ``(P, h, w)`` (passes), or raw cross-attention
 ``(L, H, h, w)`` or ``(P, L, H, h, w)``, at any resolution; all entries have the same kind.
-Nothing is ever unpickled (``allow_pickle=False``). An optional extents file says which
-image rectangle each map covers (:mod:`groundbench.methods.extents`).
+Nothing is ever unpickled (``allow_pickle=False``), and every entry's declared shape is
+checked against the bytes it really holds and :data:`groundbench.bounds.MAX_MAP_ELEMENTS`
+before any map is loaded (:mod:`groundbench.methods._bounded`). What made the maps is
+declared by ``heatmaps:PATH@CLASS`` or a sidecar model card (:mod:`.heatmap_card`); maps
+declared by neither are ``undeclared``. An optional extents file says which image rectangle
+each map covers (:mod:`groundbench.methods.extents`).
 """
 
 from __future__ import annotations
@@ -18,14 +22,17 @@ import hashlib
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from groundbench.errors import MethodError
+from groundbench.methods._bounded import check_safetensors_shape, npy_header, npz_headers
 from groundbench.methods.base import METHODS, check_float32_range
 from groundbench.methods.extents import extents_path, read_extents
-from groundbench.types import GroundingSample, RawMaps
+from groundbench.methods.heatmap_card import declared
+from groundbench.types import UNDECLARED, GroundingSample, RawMaps
 
 _KINDS = {2: "heatmap", 3: "heatmap", 4: "attention", 5: "attention"}
 
@@ -46,7 +53,9 @@ class HeatmapFile:
 
     Args:
         path: ``.npz``, ``.safetensors`` or a directory of ``.npy`` files.
-        supervision: the supervision class of the model that made the maps.
+        supervision: the supervision class of the model that made the maps, or
+            ``undeclared``.
+        model_card: the validated sidecar model card, if there is one.
 
     Raises:
         MethodError: the path is missing or unreadable, holds no map, a member twice, an
@@ -55,22 +64,32 @@ class HeatmapFile:
 
     needs_images = False
 
-    def __init__(self, path: str | Path, supervision: str = "box-free") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        supervision: str = UNDECLARED,
+        model_card: dict[str, Any] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.supervision = supervision
+        self.model_card = model_card
         self.name = f"heatmaps:{self.path.name}"
         if not self.path.exists():
             raise MethodError(f"heatmaps:{path}: no such file or directory")
         if self.path.is_dir():
             headers = {
-                p.name[:-4].replace("__", "/"): _npy_header(
-                    p.open("rb"), f"heatmaps:{path}", p.name
+                p.name[:-4].replace("__", "/"): npy_header(
+                    p.open("rb"),
+                    f"heatmaps:{path}",
+                    p.name,
+                    p.stat().st_size,
+                    p.name[:-4].replace("__", "/"),
                 )
                 for p in sorted(self.path.glob("*.npy"))
             }
             self._reader = None
         elif self.path.suffix == ".npz":
-            headers = _npz_headers(self.path, f"heatmaps:{path}")
+            headers = npz_headers(self.path, f"heatmaps:{path}")
             try:
                 self._reader = np.load(self.path, allow_pickle=False)
             except (OSError, ValueError, zipfile.BadZipFile) as exc:
@@ -88,6 +107,7 @@ class HeatmapFile:
             for key in self._reader.keys():
                 sl = self._reader.get_slice(key)
                 dtype = sl.get_dtype()
+                check_safetensors_shape(f"heatmaps:{path}", key, tuple(sl.get_shape()))
                 headers[key] = (tuple(sl.get_shape()), _SAFETENSORS_REFUSED.get(dtype, "real"))
         else:
             raise MethodError(
@@ -156,42 +176,6 @@ class HeatmapFile:
         return RawMaps(tuple(s.id for s in samples), tuple(maps), kind=self.kind, extents=extents)
 
 
-def _npy_header(f, where: str, member: str) -> tuple[tuple[int, ...], str]:
-    """(shape, "real" | the refused dtype's name) from a .npy header, without the data."""
-    with f:
-        try:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-        except (ValueError, OSError, EOFError) as exc:
-            raise MethodError(f"{where}: {member} is not a readable .npy array ({exc})") from exc
-    return tuple(shape), ("real" if dtype.kind in "fiu" else str(dtype))
-
-
-def _npz_headers(path: Path, where: str) -> dict[str, tuple[tuple[int, ...], str]]:
-    try:
-        archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise MethodError(f"{where}: not a readable .npz archive ({exc})") from exc
-    with archive:
-        names = archive.namelist()
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                raise MethodError(
-                    f"{where}: the archive holds member {name!r} twice, so which map is meant "
-                    "is ambiguous; rewrite it with numpy.savez (one entry per sample id)"
-                )
-            seen.add(name)
-        return {
-            name[:-4]: _npy_header(archive.open(name), where, name)
-            for name in names
-            if name.endswith(".npy")
-        }
-
-
 def _check_headers(where: str, headers: dict[str, tuple[tuple[int, ...], str]]) -> str:
     """Check every entry's shape and dtype; return the file's one kind."""
     kinds: dict[str, str] = {}
@@ -218,10 +202,13 @@ def _check_headers(where: str, headers: dict[str, tuple[tuple[int, ...], str]]) 
 
 
 @METHODS.register(
-    "heatmaps", supervision="declared by the file's model", arg="PATH (.npz, .safetensors or dir)"
+    "heatmaps",
+    supervision="declared: PATH@CLASS or a sidecar model card, else undeclared",
+    arg="PATH (.npz, .safetensors or dir)[@CLASS]",
 )
 def heatmaps(arg: str | None) -> HeatmapFile:
-    """``heatmaps:PATH``: precomputed maps keyed by sample id."""
+    """``heatmaps:PATH[@CLASS]``: precomputed maps keyed by sample id (:mod:`.heatmap_card`)."""
     if not arg:
         raise MethodError("method heatmaps needs a path: heatmaps:PATH (see docs/formats.md)")
-    return HeatmapFile(arg)
+    path, supervision, card = declared(arg)
+    return HeatmapFile(path, supervision, card)

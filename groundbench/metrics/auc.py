@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from groundbench.metrics import METRICS, _inputs
+from groundbench.metrics import _inputs, register_metric
 from groundbench.metrics._inputs import (
     check_inputs,
     count,
@@ -28,7 +28,7 @@ from groundbench.metrics._ranks import chunk_rank_stats, shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
 
-@METRICS.register("auc", needs=("heatmap", "region"), higher_is_better=True, range=(0.0, 1.0))
+@register_metric("auc", needs=("heatmap", "region"), higher_is_better=True, range=(0.0, 1.0))
 def auc(
     heatmap: torch.Tensor,
     *,

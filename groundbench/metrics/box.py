@@ -10,12 +10,9 @@ row: nothing survived the threshold) scores 0; a zero-area union scores 0.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from groundbench.errors import ProtocolError
-from groundbench.metrics import METRICS
+from groundbench.metrics import Param, Params, register_metric
 from groundbench.metrics._inputs import (
     Inputs,
     check_inputs,
@@ -73,7 +70,7 @@ def _best_iou(inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
     return best, code
 
 
-@METRICS.register(
+@register_metric(
     "box_iou", needs=("heatmap", "boxes", "pred_box"), higher_is_better=True, range=(0.0, 1.0)
 )
 def box_iou(
@@ -120,8 +117,18 @@ def box_iou(
     return MetricOutput(values=finish(best, code), undefined=code)
 
 
-@METRICS.register(
-    "box_acc", needs=("heatmap", "boxes", "pred_box"), higher_is_better=True, range=(0.0, 1.0)
+BOX_ACC_PARAMS = Params(
+    Param("iou", 0.5, low=0.0, high=1.0, low_open=True),
+    key=lambda name, values: f"{name}@{values['iou']:g}",  # the threshold is always shown
+)
+
+
+@register_metric(
+    "box_acc",
+    needs=("heatmap", "boxes", "pred_box"),
+    higher_is_better=True,
+    range=(0.0, 1.0),
+    params=BOX_ACC_PARAMS,
 )
 def box_acc(
     heatmap: torch.Tensor,
@@ -154,9 +161,7 @@ def box_acc(
         ...         pred_box=torch.tensor([[0.0, 0.0, 4.0, 2.0]])).values.tolist()
         [1.0]
     """
-    iou = float(iou)
-    if not (math.isfinite(iou) and 0 < iou <= 1):
-        raise ProtocolError(f"box_acc: iou must be a threshold in (0, 1], got {iou}")
+    iou = BOX_ACC_PARAMS.check({"iou": iou}, metric="box_acc")["iou"]
     inputs = check_inputs(
         "box_acc",
         heatmap,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from groundbench.metrics import METRICS, _inputs
+from groundbench.metrics import _inputs, register_metric
 from groundbench.metrics._inputs import (
     check_inputs,
     count,
@@ -45,7 +45,7 @@ def _miou_numpy(
     return summarise(h, valid, None, PEAK).nonfinite, *counts.unbind(1)
 
 
-@METRICS.register(
+@register_metric(
     "miou", needs=("heatmap", "region", "pred_mask"), higher_is_better=True, range=(0.0, 1.0)
 )
 def miou(
@@ -104,7 +104,7 @@ def miou(
     )
 
 
-@METRICS.register("soft_iou", needs=("heatmap", "region"), higher_is_better=True, range=(0.0, 1.0))
+@register_metric("soft_iou", needs=("heatmap", "region"), higher_is_better=True, range=(0.0, 1.0))
 def soft_iou(
     heatmap: torch.Tensor,
     *,

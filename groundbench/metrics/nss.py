@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from groundbench.metrics import METRICS, _inputs
+from groundbench.metrics import _inputs, register_metric
 from groundbench.metrics._inputs import (
     check_inputs,
     count,
@@ -28,7 +28,7 @@ from groundbench.metrics._ranks import shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
 
-@METRICS.register(
+@register_metric(
     "nss", needs=("heatmap", "region"), higher_is_better=True, range=(float("-inf"), float("inf"))
 )
 def nss(

@@ -5,16 +5,35 @@ A map *hits* when its argmax pixel lies in the ground-truth region ``R`` (or wit
 Distances are Euclidean, between pixel centres ``(j + 0.5, i + 0.5)``, and inclusive
 (``d <= tolerance_px``).
 
-**Ties.** When several valid pixels share the maximum, the score is the fraction of them that
-hit: the expected score of a uniformly random tie-break. ``extras["tie_count"]`` holds the
-number of tied maxima per map, so a flat map (every pixel tied) is easy to spot.
+**Ties** (``ties``). ``"expected"``: when several valid pixels share the maximum, the score is
+the fraction of them that hit, the expected score of a uniformly random tie-break.
+``"first"``: only the first maximum in row-major order counts (``np.argmax``,
+``(h == h.max()).nonzero()[0]``), as the lineages' code does. ``extras["tie_count"]`` holds the
+number of tied maxima per map either way, so a flat map (every pixel tied) is easy to spot.
 
-**Variants** (docs/metrics.md gives their sources):
+**Point** (``coords``, box variants). ``"index"``: the integer index ``(j, i)`` is tested
+against the box, as the lineages' code does; ``"centre"``: the pixel centre
+``(j + 0.5, i + 0.5)``. ``box_convention`` says how the lineage's loader stores the box the
+index is compared with: ``"xyxy"`` (groundbench's own numbers: COCO ``x, x + w``), or the
+integer corners ``"corners_1based"`` (``[x0 + 1, y0 + 1, x1, y1]``, Flickr30k's XML as MG
+reads it) and ``"corners_0based"`` (``[x0, y0, x1 - 1, y1 - 1]``, the XML minus 1, as WWbL's
+and SelfEQ's Flickr30k boxes).
 
-* ``None``: hit in ``R`` dilated by ``tolerance_px`` (default 0: in ``R`` itself).
-* ``"zhang2016"``: tolerance 15 px to ``R``, inclusive (TorchRay uses strict ``d < 15``).
-* ``"mg"``: argmax pixel centre inside any ground-truth box, boundaries included.
-* ``"albef"``: argmax pixel centre strictly inside any ground-truth box (open box).
+**Variants** (docs/metrics.md gives their sources; ``None`` for ``coords``/``ties`` means the
+variant's own rule):
+
+* ``None``: hit in ``R`` dilated by ``tolerance_px`` (default 0: in ``R`` itself); pixel
+  centres, ties ``expected``.
+* ``"zhang2016"``: tolerance 15 px to ``R``, inclusive (TorchRay uses strict ``d < 15``);
+  pixel centres, ties ``expected``.
+* ``"mg"``: argmax index inside any ground-truth box, boundaries included, first maximum
+  (MG's ``isCorrectHit``).
+* ``"albef"``: argmax index strictly inside any ground-truth box, first maximum (SelfEQ /
+  AMC ``point_in_box``).
+
+``coords="centre", ties="expected"`` with ``mg`` or ``albef`` is the pixel-centre rule
+groundbench used before it followed the lineages' code (display key
+``pointing[mg,centre,expected]``).
 
 The sample selection a variant implies in the literature (``mg`` drops small phrases) is the
 protocol's job, never the metric's.
@@ -23,12 +42,13 @@ protocol's job, never the metric's.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-from groundbench.errors import ProtocolError
-from groundbench.metrics import METRICS, _inputs
+from groundbench.metrics import MAX_DISTANCE_PX, Param, Params, _inputs, register_metric
 from groundbench.metrics._inputs import (
     check_inputs,
     count,
@@ -45,33 +65,82 @@ from groundbench.metrics._ranks import shared_summaries
 from groundbench.types import MetricOutput, Undefined
 
 POINTING_VARIANTS: tuple[str | None, ...] = (None, "zhang2016", "mg", "albef")
+POINTING_COORDS: tuple[str, ...] = ("index", "centre")
+POINTING_TIES: tuple[str, ...] = ("first", "expected")
+BOX_CONVENTIONS: tuple[str, ...] = ("xyxy", "corners_1based", "corners_0based")
 ZHANG2016_TOLERANCE_PX = 15.0
 # Tied maxima per map up to which the tolerance test gathers a disc around each of them;
 # maps with more ties (flat maps) use an exact distance transform instead.
 _GATHER_TIE_LIMIT = 256
 
 
-def _rule(variant: str | None, tolerance_px: float) -> tuple[str, float]:
-    if variant not in POINTING_VARIANTS:
-        raise ProtocolError(
-            f"pointing: unknown variant {variant!r}; valid variants: None, 'zhang2016', 'mg', 'albef'"
+class Rule(NamedTuple):
+    """A resolved pointing rule: what is tested, against what, and how ties count."""
+
+    kind: str  # "region", "closed_box" or "open_box"
+    tolerance_px: float
+    coords: str  # "index" or "centre"
+    ties: str  # "first" or "expected"
+    box_convention: str
+
+
+def _conflict(values: Mapping[str, Any]) -> str | None:
+    """Why checked ``values`` do not make one rule, or None."""
+    variant, tol = values["variant"], values["tolerance_px"]
+    if variant is not None and tol != 0:
+        return f"variant {variant!r} fixes its own tolerance; drop tolerance_px={tol:g}"
+    if variant not in ("mg", "albef") and (
+        values["coords"] == "index" or values["box_convention"] != "xyxy"
+    ):
+        return (
+            "coords and box_convention apply to the box variants 'mg' and 'albef'; the region "
+            f"rule of variant {variant!r} tests pixels of R, drop them"
         )
-    tolerance_px = float(tolerance_px)
-    if not (math.isfinite(tolerance_px) and tolerance_px >= 0):
-        raise ProtocolError(
-            f"pointing: tolerance_px must be a finite number >= 0, got {tolerance_px}"
-        )
-    if variant is not None and tolerance_px != 0:
-        raise ProtocolError(
-            f"pointing: variant {variant!r} fixes its own tolerance; drop tolerance_px={tolerance_px:g}"
-        )
-    if variant == "zhang2016":
-        return "region", ZHANG2016_TOLERANCE_PX
-    if variant == "mg":
-        return "closed_box", 0.0
-    if variant == "albef":
-        return "open_box", 0.0
-    return "region", tolerance_px
+    return None
+
+
+def resolve_rule(values: Mapping[str, Any]) -> Rule:
+    """The :class:`Rule` of checked parameters, ``coords``/``ties`` filled from the variant."""
+    variant, coords, ties = values["variant"], values["coords"], values["ties"]
+    if variant in ("mg", "albef"):
+        kind = "closed_box" if variant == "mg" else "open_box"
+        return Rule(kind, 0.0, coords or "index", ties or "first", values["box_convention"])
+    tol = ZHANG2016_TOLERANCE_PX if variant == "zhang2016" else values["tolerance_px"]
+    return Rule("region", tol, "centre", ties or "expected", "xyxy")
+
+
+def _explicit(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with the variant's own ``coords`` and ``ties`` written out, so a spec that
+    relies on them and one that spells them out hash the same."""
+    rule = resolve_rule(values)
+    return {**values, "coords": rule.coords, "ties": rule.ties}
+
+
+def _pointing_key(name: str, values: Mapping[str, Any]) -> str:
+    """``pointing``, ``pointing@15px``, ``pointing[mg]``; a rule other than the variant's own
+    is appended: ``pointing[mg,centre,expected]``, ``pointing[mg,corners_1based]``."""
+    variant = values["variant"]
+    own = resolve_rule({**values, "coords": None, "ties": None, "box_convention": "xyxy"})
+    rule = resolve_rule(values)
+    fields = ("coords", "ties", "box_convention")
+    shown = [getattr(rule, f) for f in fields if getattr(rule, f) != getattr(own, f)]
+    if variant is not None:
+        return f"{name}[{','.join([variant, *shown])}]"
+    tol = values["tolerance_px"]
+    base = f"{name}@{tol:g}px" if tol else name
+    return f"{base}[{','.join(shown)}]" if shown else base
+
+
+PARAMS = Params(
+    Param("variant", None, choices=POINTING_VARIANTS, kind=str),
+    Param("tolerance_px", 0.0, low=0.0, high=MAX_DISTANCE_PX),
+    Param("coords", None, choices=(None, *POINTING_COORDS), kind=str),
+    Param("ties", None, choices=(None, *POINTING_TIES), kind=str),
+    Param("box_convention", "xyxy", choices=BOX_CONVENTIONS),
+    rule=_conflict,
+    key=_pointing_key,
+    resolve=_explicit,
+)
 
 
 def _disc_offsets(tolerance_px: float) -> tuple[np.ndarray, np.ndarray]:
@@ -121,25 +190,49 @@ def _hits_in_boxes(
     B: int,
     boxes: torch.Tensor,
     box_count: torch.Tensor,
-    strict: bool,
+    rule: Rule,
 ) -> torch.Tensor:
-    """Per map, the number of tied pixels whose centre is in a real box (closed or open).
+    """Per map, the number of the given pixels whose point (index or centre) is in a real box.
 
-    ``coords`` are the ``(b, y, x)`` int64 of the tied pixels, on the device of the result.
+    ``coords`` are the ``(b, y, x)`` int64 of the pixels, on the device of the result; the
+    boxes are first written in ``rule.box_convention``.
     """
     b, y, x = coords
     dev = b.device
-    cy = (y.double() + 0.5)[:, None]
-    cx = (x.double() + 0.5)[:, None]
+    shift = 0.5 if rule.coords == "centre" else 0.0
+    py = (y.double() + shift)[:, None]
+    px = (x.double() + shift)[:, None]
     bx = boxes.to(dev, torch.float64)[b]  # T K 4
+    if rule.box_convention == "corners_1based":
+        bx = bx + bx.new_tensor([1.0, 1.0, 0.0, 0.0])
+    elif rule.box_convention == "corners_0based":
+        bx = bx - bx.new_tensor([0.0, 0.0, 1.0, 1.0])
     real = torch.arange(bx.shape[1], device=dev)[None, :] < box_count.to(dev)[b, None]
-    if strict:
-        inside = (bx[..., 0] < cx) & (cx < bx[..., 2]) & (bx[..., 1] < cy) & (cy < bx[..., 3])
+    if rule.kind == "open_box":
+        inside = (bx[..., 0] < px) & (px < bx[..., 2]) & (bx[..., 1] < py) & (py < bx[..., 3])
     else:
-        inside = (bx[..., 0] <= cx) & (cx <= bx[..., 2]) & (bx[..., 1] <= cy) & (cy <= bx[..., 3])
+        inside = (bx[..., 0] <= px) & (px <= bx[..., 2]) & (bx[..., 1] <= py) & (py <= bx[..., 3])
     hit = (inside & real).any(dim=1)
     hits = torch.zeros(B, dtype=torch.long, device=dev)
     return hits.index_add_(0, b, hit.long())
+
+
+def _first_of_each(coords: tuple, tie_count: torch.Tensor) -> tuple:
+    """The first of each map's tied pixels (row-major order), from all of them in order."""
+    if isinstance(coords[0], torch.Tensor):
+        counts = tie_count.to(coords[0].device)
+        starts = (torch.cumsum(counts, 0) - counts)[counts > 0]
+    else:
+        n = tie_count.numpy()
+        starts = (np.cumsum(n) - n)[n > 0]
+    return tuple(c[starts] for c in coords)
+
+
+def _hits_in_region(coords: tuple, region: torch.Tensor, B: int) -> torch.Tensor:
+    """Per map, how many of the given pixels lie in the (valid) region (CPU int64)."""
+    b, y, x = (torch.as_tensor(c, device=region.device) for c in coords)
+    hits = torch.zeros(B, dtype=torch.long, device=region.device)
+    return hits.index_add_(0, b, region[b, y, x].long()).cpu()
 
 
 def _peak_coords(
@@ -151,8 +244,12 @@ def _peak_coords(
     return b, y, x
 
 
-@METRICS.register(
-    "pointing", needs=("heatmap", "region", "boxes"), higher_is_better=True, range=(0.0, 1.0)
+@register_metric(
+    "pointing",
+    needs=("heatmap", "region", "boxes"),
+    higher_is_better=True,
+    range=(0.0, 1.0),
+    params=PARAMS,
 )
 def pointing(
     heatmap: torch.Tensor,
@@ -165,6 +262,9 @@ def pointing(
     pred_box: torch.Tensor | None = None,
     variant: str | None = None,
     tolerance_px: float = 0.0,
+    coords: str | None = None,
+    ties: str | None = None,
+    box_convention: str = "xyxy",
 ) -> MetricOutput:
     """Score the pointing game per map (1 = hit, 0 = miss, fractions on ties).
 
@@ -179,6 +279,12 @@ def pointing(
         pred_box: ignored.
         variant: ``None``, ``"zhang2016"``, ``"mg"`` or ``"albef"`` (module docstring).
         tolerance_px: hit distance in pixels for ``variant=None`` (inclusive).
+        coords: ``"index"`` or ``"centre"``: the point the box variants test; None = the
+            variant's own (``index``).
+        ties: ``"first"`` or ``"expected"``; None = the variant's own (``first`` for ``mg``
+            and ``albef``, ``expected`` for the region rules).
+        box_convention: ``"xyxy"``, ``"corners_1based"`` or ``"corners_0based"``: the box
+            numbers a box variant compares the point with (module docstring).
 
     Returns:
         :class:`MetricOutput` on CPU: values ``(B,)`` float64 in ``[0, 1]``; undefined codes
@@ -187,7 +293,8 @@ def pointing(
         ``extras["tie_count"]`` ``(B,)`` int64, the number of tied maxima.
 
     Raises:
-        ProtocolError: unknown variant, or a tolerance given together with a variant.
+        ProtocolError: unknown variant or rule value, a tolerance given together with a
+            variant, or ``coords``/``box_convention`` given to a region rule.
         DataFormatError: missing or misshapen inputs.
 
     Example:
@@ -197,8 +304,11 @@ def pointing(
         >>> out.values.tolist(), out.extras["tie_count"].tolist()
         ([0.5], [2])
     """
-    rule, tol = _rule(variant, tolerance_px)
-    needs = ("heatmap", "region") if rule == "region" else ("heatmap", "boxes")
+    given = {"variant": variant, "tolerance_px": tolerance_px, "coords": coords, "ties": ties}
+    rule = resolve_rule(
+        PARAMS.check({**given, "box_convention": box_convention}, metric="pointing")
+    )
+    needs = ("heatmap", "region") if rule.kind == "region" else ("heatmap", "boxes")
     inputs = check_inputs(
         "pointing",
         heatmap,
@@ -208,44 +318,51 @@ def pointing(
         boxes=boxes,
         box_count=box_count,
     )
-    values, codes, ties = [], [], []
+    first = rule.ties == "first"
+    values, codes, ties_out = [], [], []
     for rows, h, v in iter_chunks(inputs):
-        reg = inputs.region[rows] if rule == "region" else None
+        B = h.shape[0]
+        reg = inputs.region[rows] if rule.kind == "region" else None
         s = shared_summaries(inputs, rows, h, v) if reg is not None else None
         if s is None and _inputs.use_numpy(h):
             s = summarise(h, v, reg, ANY)  # n_pos only tells an empty region
         if s is not None:
             hits, n_pos, nonfinite, tie_count = s.tied_in_region, s.n_pos, s.nonfinite, s.tie_count
-            coords = _peak_coords(s.tied, tie_count, h.shape[2])
+            points = _peak_coords(s.tied, tie_count, h.shape[2])
         else:
             _, hi, nonfinite = masked_minmax(h, v)
             tied = equal_to(h, torch.where(nonfinite, torch.nan, hi), v)
             tie_count = count(tied, None)
             hits = count(tied, reg) if reg is not None else None
             n_pos = count(reg, v) if reg is not None else None
-            coords = true_coords(tied)
-        if rule == "region":
-            if tol != 0:
-                b, y, x = (c.cpu().numpy() if isinstance(c, torch.Tensor) else c for c in coords)
+            points = true_coords(tied)
+        if first:
+            points = _first_of_each(points, tie_count)
+            scored = (tie_count > 0).long()
+        else:
+            scored = tie_count
+        if rule.kind == "region":
+            if rule.tolerance_px != 0:
+                b, y, x = (c.cpu().numpy() if isinstance(c, torch.Tensor) else c for c in points)
                 reg_np = restrict(reg, v).cpu().numpy()
-                hits = _hits_near_region((b, y, x), reg_np, tie_count.cpu().numpy(), tol)
+                hits = _hits_near_region((b, y, x), reg_np, scored.cpu().numpy(), rule.tolerance_px)
+            elif first:
+                hits = _hits_in_region(points, reg, B)
             missing = (n_pos == 0, Undefined.EMPTY_REGION)
         else:
             bc = inputs.box_count[rows]
-            coords = tuple(torch.as_tensor(c, device=inputs.boxes.device) for c in coords)
-            hits = _hits_in_boxes(
-                coords, h.shape[0], inputs.boxes[rows], bc, strict=rule == "open_box"
-            ).cpu()
+            points = tuple(torch.as_tensor(c, device=inputs.boxes.device) for c in points)
+            hits = _hits_in_boxes(points, B, inputs.boxes[rows], bc, rule).cpu()
             missing = (bc.cpu() == 0, Undefined.NO_BOX)
         no_pixel = (tie_count == 0) & ~nonfinite
         code = reasons(
             (nonfinite, Undefined.NAN_INPUT), missing, (no_pixel, Undefined.EMPTY_REGION)
         )
-        values.append(finish(hits.double() / tie_count.clamp(min=1).double(), code))
+        values.append(finish(hits.double() / scored.cpu().clamp(min=1).double(), code))
         codes.append(code)
-        ties.append(tie_count.cpu())
+        ties_out.append(tie_count.cpu())
     return MetricOutput(
         values=torch.cat(values) if values else torch.zeros(0, dtype=torch.float64),
         undefined=torch.cat(codes) if codes else torch.zeros(0, dtype=torch.int8),
-        extras={"tie_count": torch.cat(ties) if ties else torch.zeros(0, dtype=torch.long)},
+        extras={"tie_count": torch.cat(ties_out) if ties_out else torch.zeros(0, dtype=torch.long)},
     )

@@ -23,8 +23,7 @@ import math
 import numpy as np
 import torch
 
-from groundbench.errors import ProtocolError
-from groundbench.metrics import METRICS, _inputs
+from groundbench.metrics import MAX_DISTANCE_PX, Param, Params, _inputs, register_metric
 from groundbench.metrics._inputs import (
     check_inputs,
     count,
@@ -129,7 +128,19 @@ def _rho_blurred_exact(values: np.ndarray, target: np.ndarray) -> float:
     return 3 * cross / math.sqrt(d_h * d_g)
 
 
-@METRICS.register("spearman", needs=("heatmap", "region"), higher_is_better=True, range=(-1.0, 1.0))
+SPEARMAN_PARAMS = Params(
+    Param("sigma_px", 0.0, low=0.0, high=MAX_DISTANCE_PX),
+    key=lambda name, v: f"{name}@sigma{v['sigma_px']:g}px" if v["sigma_px"] else name,
+)
+
+
+@register_metric(
+    "spearman",
+    needs=("heatmap", "region"),
+    higher_is_better=True,
+    range=(-1.0, 1.0),
+    params=SPEARMAN_PARAMS,
+)
 def spearman(
     heatmap: torch.Tensor,
     *,
@@ -164,9 +175,7 @@ def spearman(
         >>> round(spearman(h, region=region).values.item(), 6)
         0.894427
     """
-    sigma_px = float(sigma_px)
-    if not (math.isfinite(sigma_px) and sigma_px >= 0):
-        raise ProtocolError(f"spearman: sigma_px must be a finite number >= 0, got {sigma_px}")
+    sigma_px = SPEARMAN_PARAMS.check({"sigma_px": sigma_px}, metric="spearman")["sigma_px"]
     inputs = check_inputs(
         "spearman", heatmap, needs=("heatmap", "region"), region=region, valid=valid
     )

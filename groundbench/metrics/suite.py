@@ -1,37 +1,25 @@
 """``MetricSuite``: the one owner of metric specs, and the per-sample collector over batches.
 
-A spec is ``{"name": ..., **params}``. The suite checks it (registered name, known
-parameters, types coerced, values in range, no two specs with one display key), names its
-column (:func:`~groundbench.metrics.display_key`) and computes every metric of a batch at
-once, sharing the rank statistics between ``auc`` and ``spearman``. Its state is the
+A spec is ``{"name": ..., **params}``. The suite checks it once against the metric's
+declared parameters (:mod:`groundbench.metrics.params`: registered name, known parameters,
+types coerced, values in range, no two specs with one display key), keeps its column key
+and computes every metric of a batch at once, sharing the rank statistics between ``auc`` and ``spearman``. Its state is the
 per-sample values, so means, undefined counts and intervals all come from
 :mod:`groundbench.metrics.aggregate`; the suite holds no metric logic.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
-from groundbench.errors import DataFormatError, GroundbenchError, ProtocolError, did_you_mean
-from groundbench.metrics import (
-    METRICS,
-    check_params,
-    compute_metric,
-    display_key,
-    metric_params,
-    shared_ranks,
-)
+from groundbench.errors import DataFormatError, GroundbenchError, ProtocolError
+from groundbench.metrics import METRICS, declaration, feed_metric, shared_ranks
 from groundbench.metrics.aggregate import Aggregate, aggregate_by_tag
 from groundbench.types import HeatmapBatch
-
-#: Largest distance parameter (``*_px``) a spec may give: larger ones only allocate.
-MAX_DISTANCE_PX = 4096.0
 
 
 @dataclass(frozen=True)
@@ -84,33 +72,10 @@ def check_spec(spec: Any, *, path: str = "metrics.0", where: str = "") -> Metric
         METRICS.entry(str(name), asked_by=f"{where} {path}.name".strip())
     except GroundbenchError as exc:
         raise ProtocolError(str(exc)) from exc
-    defaults = metric_params(name)
-    valid = ["name", *defaults]
-    for key in spec:
-        if key not in valid:
-            hint = did_you_mean(key, valid)
-            raise ProtocolError(
-                f"{where or 'metric spec'}: unknown key {path}.{key}; valid keys under {path}: "
-                f"{', '.join(valid)}{hint}"
-            )
-    params = {}
-    for key, default in defaults.items():
-        given = spec.get(key, default)
-        if isinstance(default, float) and isinstance(given, int) and not isinstance(given, bool):
-            given = float(given)
-        if isinstance(default, float) and not isinstance(given, float):
-            raise ProtocolError(f"{at}.{key} must be a number, got {given!r}")
-        if key.endswith("_px") and not (math.isfinite(given) and 0 <= given <= MAX_DISTANCE_PX):
-            raise ProtocolError(
-                f"{at}.{key}: {given!r} is out of range; use a distance in pixels in "
-                f"[0, {MAX_DISTANCE_PX:g}]"
-            )
-        params[key] = given
-    try:
-        compute_metric(name, _PROBE_BATCH, **params)
-    except ProtocolError as exc:
-        raise ProtocolError(f"{at}: {exc}") from exc
-    return MetricSpec(name, params, display_key(name, params))
+    declared = declaration(name)
+    given = {k: v for k, v in spec.items() if k != "name"}
+    params = declared.check(given, metric=name, path=path, where=where)
+    return MetricSpec(name, params, declared.key(name, params))
 
 
 def check_specs(specs: Sequence[Any], *, where: str = "") -> tuple[MetricSpec, ...]:
@@ -129,19 +94,6 @@ def check_specs(specs: Sequence[Any], *, where: str = "") -> tuple[MetricSpec, .
     return tuple(out)
 
 
-# A 1×2×2 batch every metric can run on: lets a metric check its own parameter values.
-_PROBE_BATCH = HeatmapBatch(
-    ids=("probe",),
-    heatmap=torch.tensor([[[0.0, 1.0], [0.5, 0.25]]]),
-    valid=torch.ones(1, 2, 2, dtype=torch.bool),
-    region=torch.tensor([[[False, True], [False, False]]]),
-    boxes=torch.tensor([[[1.0, 0.0, 2.0, 1.0]]], dtype=torch.float64),
-    box_count=torch.tensor([1]),
-    pred_mask=torch.tensor([[[False, True], [False, False]]]),
-    pred_box=torch.tensor([[1.0, 0.0, 2.0, 1.0]], dtype=torch.float64),
-)
-
-
 class MetricSuite:
     """A fixed list of metrics, each with its parameters, fed batch by batch.
 
@@ -150,8 +102,8 @@ class MetricSuite:
             ``[{"name": "pointing", "variant": "albef"}, {"name": "box_acc", "iou": 0.5}]``.
 
     Raises:
-        ProtocolError: a spec has no name, an unknown parameter, or two specs share a key.
-        UnknownNameError: a spec names an unregistered metric.
+        ProtocolError: a spec has no name, names an unregistered metric, has an unknown
+            parameter or a value the metric's declaration refuses, or two specs share a key.
 
     Example:
         >>> suite = MetricSuite([{"name": "pointing"}, {"name": "auc"}])
@@ -160,11 +112,6 @@ class MetricSuite:
     """
 
     def __init__(self, specs: Sequence[Mapping[str, Any]]) -> None:
-        for i, spec in enumerate(specs):
-            if not isinstance(spec, Mapping) or "name" not in spec:
-                raise ProtocolError(f"metrics[{i}]: every metric spec needs a 'name', got {spec!r}")
-            METRICS.get(spec["name"])  # UnknownNameError names the valid metrics
-            check_params(spec["name"], {k: v for k, v in spec.items() if k != "name"})
         self.specs = check_specs(specs)
         self.reset()
 
@@ -176,7 +123,7 @@ class MetricSuite:
     def score(self, batch: HeatmapBatch) -> BatchScores:
         """Compute every metric on ``batch`` (stateless): ``(B, K)`` values and codes, extras."""
         with shared_ranks():  # one sort and one summary of each map for all the metrics
-            outs = [compute_metric(s.name, batch, **s.params) for s in self.specs]
+            outs = [feed_metric(s.name, batch, s.params) for s in self.specs]
         values = np.stack([o.values.double().numpy() for o in outs], axis=1).reshape(-1, len(outs))
         codes = np.stack([o.undefined.numpy() for o in outs], axis=1).reshape(-1, len(outs))
         values = values.astype(np.float64, copy=True)

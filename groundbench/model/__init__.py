@@ -2,9 +2,12 @@
 
 Shape alphabet used in comments across this package (nanoGPT style, at the end of lines):
 
-* ``B`` batch, ``L`` decoder layers, ``H`` heads, ``D`` model width,
-* ``T`` text tokens, ``N`` visual tokens (``N = h * w``), ``h × w`` the visual token grid,
-* ``V`` vocabulary size, ``P`` read-out passes, ``C`` pixels per patch (``3 * patch²``).
+* ``B`` images in a batch, ``Q`` (phrase, hidden word) pairs per image, ``P`` words per
+  query (``max_phrase_words``) or read-out passes (in ``infer``),
+* ``H`` heads, ``d`` / ``e`` the per-head key and value widths, ``C`` encoder channels,
+* ``N`` visual tokens (``N = h * w``), ``h × w`` the token grid, ``L`` attention layers of
+  a read-out (1: the one grounding attention),
+* ``V`` vocabulary size, ``R`` relation words.
 
 Image size is always spelled ``height`` / ``width``.
 

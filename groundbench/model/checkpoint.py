@@ -3,8 +3,12 @@
 The file's safetensors header carries, under the key ``groundbench``, a JSON object:
 ``format`` (2), ``config`` (the :class:`~groundbench.model.config.Config` as a plain dict),
 ``vocab`` (the word list, ``<unk>`` first), ``word_types`` (one learned type per word),
-``groundbench_version`` and ``data_fingerprint`` (sha256 of the training captions' ids and
-texts). Loading parses JSON and tensors only, so it never runs code from the file. The
+``groundbench_version``, ``data_fingerprint`` (sha256 of the training captions' ids and
+texts), ``training_data`` (``adapter``, ``options``, ``split`` of the captions, when
+``groundbench train`` read them through an adapter; ``{}`` otherwise), ``training_sources``
+(the captions' common id prefix, ``synth/train``) and ``training_images`` (the sorted 16-hex
+sha256 prefixes of the training image files, which the leaderboard's model card compares
+with the evaluated images). Loading parses JSON and tensors only, so it never runs code from the file. The
 stored config is range-checked and every tensor's shape in the header is compared with
 the model that config describes *before* anything is allocated, so a crafted file cannot
 ask for gigabytes; a pickle, a truncated file or weights that do not fit the stored config
@@ -16,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +50,8 @@ class Checkpoint:
     vocab: Vocabulary
     groundbench_version: str
     data_fingerprint: str
+    training_sources: tuple[str, ...] = ()
+    training_images: tuple[str, ...] | None = None
 
 
 def save_checkpoint(
@@ -53,8 +60,18 @@ def save_checkpoint(
     config: Config,
     vocab: Vocabulary,
     data_fingerprint: str,
+    *,
+    training_data: dict | None = None,
+    training_sources: Sequence[str] = (),
+    training_images: Sequence[str] = (),
 ) -> Path:
-    """Write ``model``'s weights and metadata to ``path`` atomically (temp file + rename)."""
+    """Write ``model``'s weights and metadata to ``path`` atomically (temp file + rename).
+
+    Args:
+        training_data: ``adapter``, ``options``, ``split``: what the captions were.
+        training_sources: names of the training data (the captions' common id prefix).
+        training_images: 16-hex sha256 prefixes of the training image files.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -64,6 +81,9 @@ def save_checkpoint(
         "word_types": vocab.types,
         "groundbench_version": __version__,
         "data_fingerprint": data_fingerprint,
+        "training_data": dict(training_data or {}),
+        "training_sources": list(training_sources),
+        "training_images": sorted(training_images),
     }
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -91,6 +111,10 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         CheckpointError: the file is missing, not safetensors, or lacks groundbench metadata.
     """
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"checkpoint {path} is a folder with no model.safetensors in it; {_FIX}"
+        )
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; {_FIX}")
     try:
@@ -166,4 +190,14 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
         vocab,
         str(meta.get("groundbench_version", "")),
         str(meta.get("data_fingerprint", "")),
+        tuple(_strings(meta.get("training_sources", []), path, "training_sources")),
+        None
+        if "training_images" not in meta
+        else tuple(_strings(meta["training_images"], path, "training_images")),
     )
+
+
+def _strings(value: Any, path: Path, key: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise CheckpointError(f"checkpoint {path}: metadata {key} must be a list of text; {_FIX}")
+    return value

@@ -92,9 +92,12 @@ class TrainConfig:
             colour–shape pairs never seen in training.
         precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``bf16`` or ``fp32``.
         threads: torch intra-op CPU threads for the run (0 = leave torch's default).
+            ``threads``, ``log_every`` and ``save_every`` are bookkeeping: a resumed run
+            may change them.
         compile: wrap the model's step in ``torch.compile``.
         log_every: steps between scalar log rows.
-        save_every: steps between resumable snapshots (0 = only at the end).
+        save_every: steps between resumable snapshots (0 = every 5% of ``steps``; a
+            snapshot is also written at the end and on SIGTERM/SIGINT).
     """
 
     steps: int = 4000
@@ -172,7 +175,12 @@ def list_models() -> list[str]:
     return sorted(p.stem.replace("_", "-") for p in _CONFIG_DIR.glob("*.yaml"))
 
 
-def _section(cls: type, values: Mapping[str, Any], where: str) -> Any:
+def _section(cls: type, values: Any, where: str) -> Any:
+    if not isinstance(values, Mapping):
+        raise ConfigError(
+            f"{where}: expected a mapping of keys to values, got a {type(values).__name__} "
+            f"({values!r:.60}); write it as `{where.rsplit('.', 1)[-1]}: {{key: value}}`"
+        )
     names = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in values.items():
@@ -191,11 +199,13 @@ def _section(cls: type, values: Mapping[str, Any], where: str) -> Any:
 def _coerce(value: Any, default: Any, where: str) -> Any:
     try:
         if isinstance(default, bool):
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false"):
-                    raise ValueError(value)
+            if isinstance(value, str) and value.lower() in ("true", "false"):
                 return value.lower() == "true"
-            return bool(value)
+            if not isinstance(value, bool):  # 2 or "yes" is not a switch
+                raise TypeError(value)
+            return value
+        if isinstance(value, bool):  # True is not a number of steps
+            raise TypeError(value)
         if isinstance(default, int):
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError(value)
@@ -204,8 +214,11 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
             return float(value)
         return str(value)
     except (TypeError, ValueError) as exc:
+        kind = {bool: "true or false", int: "an integer", float: "a number"}.get(
+            type(default), "a string"
+        )
         raise ConfigError(
-            f"{where}: cannot use {value!r}; expected a value like {default!r}"
+            f"{where}: cannot use {value!r}; expected {kind}, like {default!r}"
         ) from exc
 
 
@@ -244,6 +257,11 @@ def config_from_dict(data: Mapping[str, Any] | None, *, where: str = "config") -
         ConfigError: an unknown section or key (named with its path and the closest valid
             key) or a value of the wrong type.
     """
+    if data is not None and not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{where}: expected a mapping with 'model' and 'train' sections, got a "
+            f"{type(data).__name__}"
+        )
     data = dict(data or {})
     unknown = set(data) - {"model", "train"}
     if unknown:
@@ -251,9 +269,13 @@ def config_from_dict(data: Mapping[str, Any] | None, *, where: str = "config") -
             f"{where}: unknown section(s) {sorted(unknown)}; a config has 'model' and 'train'"
         )
     return Config(
-        model=_section(ModelConfig, data.get("model") or {}, f"{where}.model"),
-        train=_section(TrainConfig, data.get("train") or {}, f"{where}.train"),
+        model=_section(ModelConfig, _or_empty(data.get("model")), f"{where}.model"),
+        train=_section(TrainConfig, _or_empty(data.get("train")), f"{where}.train"),
     )
+
+
+def _or_empty(section: Any) -> Any:
+    return {} if section is None else section
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -271,6 +293,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in base.items()}
     for key, value in update.items():
+        if isinstance(value, Mapping) and key in out and not isinstance(out[key], Mapping):
+            continue  # a malformed section stays as it is, for _section to name
         if isinstance(value, Mapping):
             out[key] = {**out.get(key, {}), **value}
         else:

@@ -11,6 +11,7 @@ tensors: its Python work does not grow with the batch, and on a GPU everything s
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -24,6 +25,15 @@ from groundbench.model.grounding import NO_RELATION, relation_code
 from groundbench.model.language import Parse, Vocabulary, parse
 from groundbench.progress import progress_bar
 from groundbench.types import CaptionRecord
+
+
+def image_digest(path: str) -> str:
+    """First 16 hex characters of the sha256 of an image file's bytes: its identity."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
 
 
 def captions_fingerprint(records: Sequence[CaptionRecord]) -> str:
@@ -83,6 +93,9 @@ class TrainingData:
         relation: ``(I, Q)`` relation codes (``NO_RELATION`` = none).
         vocab: the vocabulary, learned from these captions.
         fingerprint: :func:`captions_fingerprint` of the records.
+        image_digests: sorted :func:`image_digest` of every training image (what the model
+            saw, compared with the evaluated images on the leaderboard).
+        sources: what the records' ids name as their data (:func:`data_sources`).
     """
 
     images: torch.Tensor
@@ -92,6 +105,8 @@ class TrainingData:
     relation: torch.Tensor
     vocab: Vocabulary
     fingerprint: str
+    image_digests: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return self.images.shape[0]
@@ -168,5 +183,32 @@ def build_training_data(
             partner[i, :n] = torch.tensor(pa, dtype=torch.int32)
             relation[i, :n] = torch.tensor(rel, dtype=torch.int16)
     return TrainingData(
-        torch.stack(images), query, target, partner, relation, vocab, captions_fingerprint(records)
+        torch.stack(images),
+        query,
+        target,
+        partner,
+        relation,
+        vocab,
+        captions_fingerprint(records),
+        tuple(sorted({image_digest(p) for p in by_image})),
+        data_sources(records),
     )
+
+
+def data_sources(records: Sequence[CaptionRecord]) -> tuple[str, ...]:
+    """Name the training data by its ids: their common path prefix (``synth/train``).
+
+    Records of several datasets with nothing in common give each first id component.
+
+    Example:
+        >>> r = lambda i: CaptionRecord(i, "x.png", 1, 1, "a")
+        >>> data_sources([r("synth/train/0/c0"), r("synth/train/1/c0")])
+        ('synth/train',)
+        >>> data_sources([r("a/train/0"), r("b/train/0")])
+        ('a', 'b')
+    """
+    parts = [r.id.split("/")[:-1] for r in records]
+    common = os.path.commonprefix(parts)
+    if common:
+        return ("/".join(common),)
+    return tuple(sorted({p[0] for p in parts if p}))

@@ -1,6 +1,7 @@
 """One training step's objective: reconstruct each hidden word through the grounding attention.
 
-``word`` is the cross-entropy of the hidden word, over the real (non-padding) pairs. Two
+``word`` is the cross-entropy of the hidden word, over the real (non-padding) pairs (0 for a
+batch without any: nothing to learn, and no NaN). Two
 optional terms exist for ablations (``docs/model.md`` has their measurements):
 ``entropy`` (attention sparsity) and ``contrast`` (the hidden word must be less likely
 through the same query on another image: ``softplus(log p_other − log p_own)``).
@@ -23,7 +24,8 @@ def compute_loss(
     *,
     autocast_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Return the weighted loss and its detached parts (``word``, optional ``entropy``, ``contrast``).
+    """Return the weighted loss and its detached parts (``word``, optional ``entropy``,
+    ``contrast``, the ``loss`` itself and ``pairs``, the count of real pairs).
 
     Args:
         model: a :class:`~groundbench.model.network.GroundingModel` (or its DDP wrapper).
@@ -49,18 +51,24 @@ def compute_loss(
         )
     target = batch["target"]
     real = target > 0  # B Q
+    pairs = real.sum()
     log_p = out.word_logits.float().log_softmax(-1).gather(-1, target[..., None])[..., 0]  # B Q
-    word = -log_p[real].mean()
+
+    def mean_over_real(x: torch.Tensor) -> torch.Tensor:  # no host sync, 0 without a pair
+        return torch.where(real, x, 0.0).sum() / pairs.clamp_min(1)
+
+    word = -mean_over_real(log_p)
     loss, parts = word, {"word": word.detach()}
     if t.loss_entropy > 0:
         att = out.attention.float().clamp_min(1e-12)
-        entropy = -(att * att.log()).sum(-1).mean(-1)[real].mean()  # nats
+        entropy = mean_over_real(-(att * att.log()).sum(-1).mean(-1))  # nats
         loss = loss + t.loss_entropy * entropy
         parts["entropy"] = entropy.detach()
     if out.contrast_logits is not None:
         log_q = out.contrast_logits.float().log_softmax(-1).gather(-1, target[..., None])[..., 0]
-        contrast = F.softplus(log_q - log_p)[real].mean()
+        contrast = mean_over_real(F.softplus(log_q - log_p))
         loss = loss + t.loss_contrast * contrast
         parts["contrast"] = contrast.detach()
     parts["loss"] = loss.detach()
+    parts["pairs"] = pairs.detach()
     return loss, parts

@@ -10,14 +10,19 @@ log = logging.getLogger(__name__)
 
 
 class ScalarLog:
-    """Append rows of scalars to ``log.csv`` (and TensorBoard if the package is installed).
+    """Append rows of scalars to ``log.csv`` (and TensorBoard if the package is installed:
+    ``pip install groundbench[tensorboard]``).
 
-    The CSV header is fixed by the first row; resuming appends to the existing file.
+    The CSV header is fixed by the first row. A run resumed at step ``resume_step`` keeps
+    the rows up to that step and drops the later ones (the steps about to be run again);
+    ``resume_step`` 0 starts a new file.
     """
 
-    def __init__(self, out_dir: Path, *, resume: bool) -> None:
+    def __init__(self, out_dir: Path, *, resume_step: int = 0) -> None:
         self.path = out_dir / "log.csv"
-        if not resume and self.path.exists():
+        if resume_step > 0 and self.path.exists():
+            _keep_rows_up_to(self.path, resume_step)
+        elif self.path.exists():
             self.path.unlink()
         self._writer = None
         try:
@@ -25,10 +30,13 @@ class ScalarLog:
         except ImportError:
             log.info("tensorboard is not installed; scalars go to %s only", self.path)
         else:
-            self._writer = SummaryWriter(str(out_dir / "tensorboard"))
+            self._writer = SummaryWriter(
+                str(out_dir / "tensorboard"), purge_step=resume_step + 1 if resume_step else None
+            )
 
-    def write(self, row: dict[str, float]) -> None:
-        """Append one row (keys: ``step``, ``epoch``, ``lr``, loss terms, ``images_per_s``)."""
+    def write(self, row: dict[str, float | None]) -> None:
+        """Append one row (keys: ``step``, ``lr``, loss terms, ``images_per_s``; a loss term
+        is None, written empty, when no step of the row had a pair)."""
         new = not self.path.exists()
         with self.path.open("a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=list(row))
@@ -37,7 +45,7 @@ class ScalarLog:
             writer.writerow(row)
         if self._writer is not None:
             for key, value in row.items():
-                if key != "step":
+                if key != "step" and value is not None:
                     self._writer.add_scalar(key, value, int(row["step"]))
 
     def close(self) -> None:
@@ -46,12 +54,27 @@ class ScalarLog:
             self._writer.close()
 
 
-def plot_loss_curve(csv_path: Path, png_path: Path) -> Path | None:
-    """Plot every loss column of ``csv_path`` against the step into ``png_path``.
+def _keep_rows_up_to(path: Path, step: int) -> None:
+    with path.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        fields = reader.fieldnames or []
+        rows = [r for r in reader if int(float(r["step"])) <= step]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
 
-    Every column but ``step``, ``epoch``, ``lr`` and ``images_per_s`` is a loss term. The
-    y axis is logarithmic when every value is positive, with ticks written as plain numbers
-    (``2.9``, ``3``, ``5``, not ``3 × 10⁰``).
+
+def plot_loss_curve(csv_path: Path, png_path: Path, *, chance: float | None = None) -> Path | None:
+    """Plot the loss columns of ``csv_path`` against the step into ``png_path``.
+
+    Every column but ``step``, ``lr`` and ``images_per_s`` is a loss term; a term equal to
+    ``loss`` on every row (``word`` without optional terms) is drawn once, as ``loss``.
+    ``chance`` (nats) draws the loss of uniform guessing as a dashed line. The y axis is
+    logarithmic when every value is positive, with ticks written as plain numbers (``2.9``,
+    ``3``, ``5``, not ``3 × 10⁰``).
 
     Returns:
         ``png_path``, or None when the log has no rows.
@@ -67,13 +90,22 @@ def plot_loss_curve(csv_path: Path, png_path: Path) -> Path | None:
     if not rows:
         return None
     steps = [float(r["step"]) for r in rows]
-    keys = [k for k in rows[0] if k not in ("step", "epoch", "lr", "images_per_s")]
-    series = {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in keys}
+    keys = [k for k in rows[0] if k not in ("step", "lr", "images_per_s")]
+    series = {
+        k: [
+            (s, float(r[k])) for s, r in zip(steps, rows, strict=True) if r.get(k) not in (None, "")
+        ]
+        for k in keys
+    }
+    keys = [k for k in keys if k == "loss" or series[k] != series.get("loss")]
     fig, ax = plt.subplots(figsize=(7, 4))
     for key in keys:
-        if len(series[key]) == len(steps):
-            ax.plot(steps, series[key], label=key)
-    values = [v for vs in series.values() for v in vs if v == v]  # NaN left out
+        if series[key]:
+            ax.plot(*zip(*series[key], strict=True), label=key)
+    values = [v for k in keys for _, v in series[k] if v == v]  # NaN left out
+    if chance is not None and chance == chance:
+        ax.axhline(chance, color="grey", linestyle="--", label=f"chance ({chance:.2f})")
+        values.append(chance)
     if values and min(values) > 0:
         ax.set_yscale("log")
         ax.set_ylabel("loss (log scale)")

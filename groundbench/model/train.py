@@ -7,6 +7,9 @@ Under ``torchrun`` (``WORLD_SIZE > 1``) each process takes its slice of the step
 with DDP (NCCL on CUDA, gloo on CPU); rank 0 writes the files. A run directory holds
 ``model.safetensors`` (the checkpoint), ``train_state.pt`` (weights, optimiser and step in
 one atomically replaced file, loaded with ``weights_only=True``), ``log.csv`` and ``loss.png``.
+Snapshots are written every ``save_every`` steps, at the end, and when SIGTERM or SIGINT
+stops the run; a non-empty run directory is only continued (``resume``) or replaced
+whole (``overwrite``), never mixed with a new run.
 """
 
 from __future__ import annotations
@@ -23,24 +26,42 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from groundbench.errors import CheckpointError, DataFormatError
+from groundbench.errors import DataFormatError
 from groundbench.model.checkpoint import save_checkpoint
 from groundbench.model.config import Config
-from groundbench.model.data import TrainingData, build_training_data
+from groundbench.model.data import TrainingData, build_training_data, captions_fingerprint
 from groundbench.model.network import GroundingModel
 from groundbench.model.objective import compute_loss
+from groundbench.model.rundir import (
+    STATE_NAME,
+    TrainingInterrupted,
+    check_resumable,
+    prepare_run_dir,
+    stop_on_signals,
+)
 from groundbench.model.runlog import ScalarLog, plot_loss_curve
 from groundbench.progress import progress_bar
 from groundbench.types import CaptionRecord
 
 log = logging.getLogger(__name__)
 CHECKPOINT_NAME = "model.safetensors"
-STATE_NAME = "train_state.pt"
+SNAPSHOTS_PER_RUN = 20  # save_every 0: a snapshot every 5% of the steps
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Where a run left its files, and how it went (``seconds``: this process's step time)."""
+    """Where a run left its files, and how it went.
+
+    Attributes:
+        checkpoint: the run's ``model.safetensors``.
+        steps: the run's total steps (``train.steps``), now done.
+        start: the step this call started from (0, or the resumed snapshot's step).
+        first_loss, final_loss: the first and last logged loss of this call (NaN if it ran
+            no step: the run was already complete).
+        seconds: this process's time in optimiser steps.
+        images_per_s: images per second over all processes.
+        rank: this process's rank (0 without torchrun); only rank 0 should report.
+    """
 
     checkpoint: Path
     steps: int
@@ -48,6 +69,25 @@ class TrainResult:
     first_loss: float
     seconds: float
     images_per_s: float
+    start: int = 0
+    rank: int = 0
+
+    @property
+    def steps_run(self) -> int:
+        """Optimiser steps this call ran (0 when the run was already complete)."""
+        return self.steps - self.start
+
+
+def save_interval(cfg: Config) -> int:
+    """Steps between snapshots: ``train.save_every``, or 5% of the steps when it is 0.
+
+    Example:
+        >>> from groundbench.model import load_config
+        >>> save_interval(load_config("small-cpu")), save_interval(load_config("tiny"))
+        (200, 1)
+    """
+    t = cfg.train
+    return t.save_every or max(1, math.ceil(t.steps / SNAPSHOTS_PER_RUN))
 
 
 def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
@@ -134,11 +174,17 @@ def train_steps(
     scalar_log: ScalarLog | None = None,
     on_step: Callable[[int], None] | None = None,
     progress: bool = True,
-) -> list[float]:
-    """Run optimiser steps ``start .. cfg.train.steps``; return the logged losses.
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[list[float], int]:
+    """Run optimiser steps ``start .. cfg.train.steps``; return the logged losses and the
+    number of steps done.
 
-    ``on_step(step)`` is called after each step (snapshots, validation). Losses stay on the
-    device between log rows, so a step waits for the host only to size its relation groups.
+    ``on_step(step)`` is called after each step (snapshots, validation); ``should_stop()``
+    after it (every rank must give the same answer), ending the loop early. Losses stay on
+    the device between log rows, so a step waits for the host only to size its relation
+    groups. A log row holds the mean over the steps since the last row that had at least
+    one (phrase, word) pair, averaged over the ranks; a row with no such step leaves the
+    loss columns empty.
     """
     t = cfg.train
     device = data.images.device
@@ -153,40 +199,64 @@ def train_steps(
     )
     sums: dict[str, torch.Tensor] = {}
     count, tic, logged = 0, time.perf_counter(), []
+    counted = torch.zeros((), device=device)  # steps of the window that had a pair
+    params = [p for p in model.parameters() if p.requires_grad]
+    done = start
     for step in range(start, t.steps):
         index = step_images(step, len(data), t.images_per_step, rank, world, t.seed)
         batch = data.batch(index.to(device))
         if t.grayscale_prob > 0:
             batch["images"] = grey_some(batch["images"], t.grayscale_prob, seed=t.seed, step=step)
         loss, parts = compute_loss(model, batch, cfg, autocast_dtype=dtype)
+        if world > 1:  # every parameter in the graph (a zero gradient), as DDP expects
+            loss = loss + 0.0 * torch.stack([p.reshape(-1)[0] for p in params]).sum()
         loss.backward()
         if t.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         scheduler.step()
+        has_pair = (parts.pop("pairs") > 0).float()
         for k, v in parts.items():
-            sums[k] = sums.get(k, 0.0) + v
+            sums[k] = sums.get(k, 0.0) + v * has_pair
+        counted = counted + has_pair
         count += 1
         done = step + 1
         bar.update(1)
         if done % t.log_every == 0 or done == t.steps:
             elapsed = time.perf_counter() - tic
+            means = _window_means(sums, counted, world)
             row = {
                 "step": done,
                 "lr": scheduler.get_last_lr()[0],
-                **{k: float(v) / count for k, v in sums.items()},
+                **means,
                 "images_per_s": count * t.images_per_step * world / max(elapsed, 1e-9),
             }
-            logged.append(row["loss"])
-            bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
+            if row["loss"] is not None:
+                logged.append(row["loss"])
+                bar.set_postfix(loss=f"{row['loss']:.3f}", refresh=False)
             if scalar_log is not None:
                 scalar_log.write(row)
             sums, count, tic = {}, 0, time.perf_counter()
+            counted = torch.zeros((), device=device)
         if on_step is not None:
             on_step(done)
+        if should_stop is not None and should_stop():
+            break
     bar.close()
-    return logged
+    return logged, done
+
+
+def _window_means(
+    sums: dict[str, torch.Tensor], counted: torch.Tensor, world: int
+) -> dict[str, float | None]:
+    """Each loss term's mean over the window's steps with a pair, over every rank."""
+    keys = list(sums)  # the objective's order, the same on every rank
+    packed = torch.stack([counted, *(sums[k].float() for k in keys)])
+    if world > 1:
+        dist.all_reduce(packed)
+    n, *totals = packed.tolist()
+    return {k: (v / n if n > 0 else None) for k, v in zip(keys, totals, strict=True)}
 
 
 def train(
@@ -196,24 +266,36 @@ def train(
     *,
     device: str = "cpu",
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     on_step: Callable[[int, GroundingModel, TrainingData], None] | None = None,
+    training_data: dict | None = None,
 ) -> TrainResult:
     """Train a model on image–caption records and write its checkpoint to ``out_dir``.
 
     Args:
         config: model + training configuration.
         records: training captions (CaptionRecords; no boxes exist in them).
-        out_dir: run directory (created).
+        out_dir: run directory (created). A directory that already holds files is refused
+            unless ``resume`` or ``overwrite`` says what to do with them.
         device: ``cpu``, ``cuda`` or ``cuda:N`` (under torchrun each rank takes its LOCAL_RANK).
-        resume: continue from ``out_dir``'s last snapshot if there is one.
+        resume: continue from ``out_dir``'s last snapshot. The snapshot must have the same
+            config (bookkeeping keys and ``train.steps`` aside: a larger ``steps`` extends a
+            run, its cosine schedule recomputed for the new total) and the same captions;
+            this is checked before any image is decoded.
+        overwrite: delete the run's files in ``out_dir`` (every artefact together) first.
         progress: show progress bars on stderr (rank 0).
         on_step: called as ``on_step(step, model, data)`` after every step (rank 0), e.g. to
             validate during a benchmark; the model is left in train mode afterwards.
+        training_data: what the records are (``adapter``, ``options``, ``split``), stored in
+            the checkpoint for model cards.
 
     Raises:
+        RunDirError: ``out_dir`` holds files and neither ``resume`` nor ``overwrite`` is set,
+            or ``resume`` finds no snapshot.
         CheckpointError: ``resume`` found a snapshot that does not match ``config`` or the data.
         DataFormatError: too few captions for one step.
+        TrainingInterrupted: SIGTERM or SIGINT stopped the run (after a snapshot).
     """
     out = Path(out_dir)
     t = config.train
@@ -221,6 +303,19 @@ def train(
         torch.set_num_threads(t.threads)
     rank, world, dev = _setup_distributed(device)
     records = list(records)[: t.max_captions or None]
+    state = prepare_run_dir(out, resume=resume, overwrite=overwrite, rank=rank, world=world)
+    if state is not None:
+        check_resumable(out / STATE_NAME, state, config, captions_fingerprint(records))
+        if int(state["step"]) >= t.steps:
+            log.warning(
+                "%s is already complete (step %d of %d); raise train.steps to continue it",
+                out,
+                state["step"],
+                t.steps,
+            )
+            nan = float("nan")
+            return TrainResult(out / CHECKPOINT_NAME, int(state["step"]), nan, nan, 0.0, 0.0,
+                               start=int(state["step"]), rank=rank)  # fmt: skip
     data = build_training_data(records, config, progress=progress and rank == 0).to(dev)
     if len(data) < t.images_per_step * world:
         raise DataFormatError(
@@ -234,43 +329,66 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, t.steps, t.warmup_steps, t.min_lr_ratio)
     )
-    start = (
-        _resume(out, model, optimizer, scheduler, config, data.fingerprint, dev) if resume else 0
-    )
+    start = 0
+    if state is not None:
+        start = _apply_state(state, model, optimizer, scheduler, dev)
+        log.info("resuming %s at step %d of %d", out, start, t.steps)
+        if int(state["config"]["train"]["steps"]) != t.steps:
+            log.warning(
+                "train.steps %s → %d: the learning-rate schedule is recomputed for the new total",
+                state["config"]["train"]["steps"], t.steps,
+            )  # fmt: skip
     wrapped: torch.nn.Module = torch.compile(model) if t.compile else model
     if world > 1:
-        # a step without relation words leaves the kernels unused: let DDP find them
-        wrapped = DistributedDataParallel(wrapped, find_unused_parameters=True)
-    scalar_log = ScalarLog(out, resume=resume and start > 0) if rank == 0 else None
+        # a step without relation words would leave the kernels out of the graph; each step
+        # adds them with weight 0 (train_steps), so DDP need not search for unused ones
+        wrapped = DistributedDataParallel(wrapped)
     out.mkdir(parents=True, exist_ok=True)
+    scalar_log = ScalarLog(out, resume_step=start) if rank == 0 else None
+    every = save_interval(config)
+    meta = dict(training_data or {})
+    saved = [start]
+
+    def snapshot(step: int) -> None:
+        if rank == 0 and saved[-1] != step:
+            _snapshot(out, step, model, optimizer, scheduler, config, data, meta)
+            saved.append(step)
 
     def after_step(step: int) -> None:
         if rank != 0:
             return
-        if step == t.steps or (t.save_every and step % t.save_every == 0):
-            _snapshot(out, step, model, optimizer, scheduler, config, data)
+        if step == t.steps or step % every == 0:
+            snapshot(step)
         if on_step is not None:
             on_step(step, model, data)
             model.train()
 
     tic = time.perf_counter()
-    losses = train_steps(
-        wrapped,
-        data,
-        optimizer,
-        scheduler,
-        config,
-        start=start,
-        rank=rank,
-        world=world,
-        scalar_log=scalar_log,
-        on_step=after_step,
-        progress=progress,
-    )
+    with stop_on_signals(world, dev) as stop:
+        losses, done = train_steps(
+            wrapped,
+            data,
+            optimizer,
+            scheduler,
+            config,
+            start=start,
+            rank=rank,
+            world=world,
+            scalar_log=scalar_log,
+            on_step=after_step,
+            progress=progress,
+            should_stop=stop.requested,
+        )
     seconds = time.perf_counter() - tic
     if scalar_log is not None:
         scalar_log.close()
-        plot_loss_curve(scalar_log.path, out / "loss.png")
+        plot_loss_curve(scalar_log.path, out / "loss.png", chance=chance_loss(data, config))
+    if done < t.steps:
+        snapshot(done)
+        raise TrainingInterrupted(
+            f"training stopped by {stop.name} at step {done} of {t.steps}; a snapshot of "
+            f"that step is in {out}: continue with --resume"
+        )
     images = (t.steps - start) * t.images_per_step * world
     return TrainResult(
         out / CHECKPOINT_NAME,
@@ -279,10 +397,28 @@ def train(
         losses[0] if losses else float("nan"),
         seconds,
         images / max(seconds, 1e-9),
+        start=start,
+        rank=rank,
     )
 
 
-def _snapshot(out, step, model, optimizer, scheduler, config, data) -> None:
+def chance_loss(data: TrainingData, cfg: Config) -> float:
+    """The word loss of guessing uniformly among a target's candidates (nats), averaged over
+    the training pairs: ``mean ln(#candidates)``; the head's candidates are the words of the
+    target's type (``typed``) or every word but ``<unk>`` (``vocabulary``)."""
+    target = data.target[data.target > 0].long().cpu()
+    if target.numel() == 0:
+        return float("nan")
+    types = torch.as_tensor(data.vocab.types)
+    if cfg.model.head == "typed":
+        per_type = torch.bincount(types[1:], minlength=int(types.max()) + 1)
+        candidates = per_type[types[target]]
+    else:
+        candidates = torch.full_like(target, len(types) - 1)
+    return float(candidates.double().log().mean())
+
+
+def _snapshot(out, step, model, optimizer, scheduler, config, data, meta) -> None:
     state = {
         "step": step,
         "model": model.state_dict(),
@@ -293,37 +429,27 @@ def _snapshot(out, step, model, optimizer, scheduler, config, data) -> None:
     }
     torch.save(state, out / f".{STATE_NAME}.tmp")
     os.replace(out / f".{STATE_NAME}.tmp", out / STATE_NAME)  # one atomic resume point
-    save_checkpoint(out / CHECKPOINT_NAME, model, config, data.vocab, data.fingerprint)
+    save_checkpoint(
+        out / CHECKPOINT_NAME,
+        model,
+        config,
+        data.vocab,
+        data.fingerprint,
+        training_data=meta,
+        training_sources=data.sources,
+        training_images=data.image_digests,
+    )
 
 
-def _resume(
-    out: Path,
+def _apply_state(
+    state: dict,
     model: GroundingModel,
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LambdaLR,
-    config: Config,
-    fingerprint: str,
     device: torch.device,
 ) -> int:
-    path = out / STATE_NAME
-    if not path.exists():
-        log.info("nothing to resume in %s; starting from step 0", out)
-        return 0
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # any unpickling failure is a corrupt or untrusted file
-        raise CheckpointError(
-            f"training state {path} cannot be read safely ({exc}); "
-            "delete it to restart the run from scratch"
-        ) from exc
-    if state.get("config") != config.to_dict() or state.get("data_fingerprint") != fingerprint:
-        raise CheckpointError(
-            f"cannot resume from {path}: it was trained with a different config or different "
-            "captions; use a new --out directory or the same settings"
-        )
     model.load_state_dict(state["model"])
     model.to(device)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    log.info("resuming %s at step %d", out, state["step"])
     return int(state["step"])

@@ -11,6 +11,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from groundbench.model_card import card_summary
+
 REPORT_SCHEMA = 1
 
 _MD_PUNCTUATION = str.maketrans(
@@ -101,6 +103,19 @@ def _fingerprint_note(method: Mapping[str, Any]) -> str:
     )
 
 
+def _method_notes(m: Mapping[str, Any]) -> list[str]:
+    """The recipe and its knobs, for methods that declare ``settings`` (``hf:``)."""
+    settings = m.get("settings")
+    if not settings or "recipe" not in settings:
+        return []
+    knobs = ", ".join(f"{k}={v}" for k, v in sorted(settings.get("knobs", {}).items()))
+    return [
+        f"  - {md_text(settings.get('model_class', ''))} read out by "
+        f"{md_code(settings['recipe'])}: {md_text(knobs)} (every setting: report.json "
+        "method.settings)"
+    ]
+
+
 def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
     """The human summary: what was run, headline lines, the per-tag table, the figures."""
     p, d, m = report["protocol"], report["dataset"], report["method"]
@@ -114,6 +129,8 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
         *_dataset_notes(d),
         f"- method: {md_code(m['spec'])} ({md_text(m['supervision'])}), fingerprint "
         f"`{m['fingerprint'][:16]}`" + _fingerprint_note(m),
+        f"- model card: {md_text(card_summary(report.get('model_card')))}",
+        *_method_notes(m),
         f"- bootstrap: {p['canonical']['bootstrap']['resamples']} resamples, seed "
         f"{p['canonical']['bootstrap']['seed']}, 95% percentile intervals",
         "",

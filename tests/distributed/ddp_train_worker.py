@@ -26,7 +26,9 @@ def records(root: Path, n: int) -> list[CaptionRecord]:
         image[y : y + 16, x : x + 16] = (220, 30, 30) if colour == "red" else (30, 30, 220)
         path = root / f"{i}.png"
         Image.fromarray(image).save(path)
-        out.append(CaptionRecord(f"ddp/{i}", str(path), 32, 32, f"a {colour} square"))
+        # one caption in four has a relation word, so some steps use the relation kernels
+        text = f"a {colour} square" + (" left of a circle" if i % 4 == 0 else "")
+        out.append(CaptionRecord(f"ddp/{i}", str(path), 32, 32, text))
     return out
 
 

@@ -13,7 +13,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 
-from adapter_files import write_flickr, write_mg_splits, write_refcoco, write_vg  # noqa: E402
+from adapter_files import (  # noqa: E402
+    write_flickr,
+    write_mg_splits,
+    write_refclef,
+    write_refcoco,
+    write_vg,
+)
 
 from groundbench.evaluate import evaluate  # noqa: E402
 from groundbench.protocol import list_protocols, load_protocol  # noqa: E402
@@ -24,6 +30,8 @@ REAL = [name for name in list_protocols() if not name.startswith("synth_")]
 def _write_root(protocol, root: Path) -> Path:
     dataset = protocol.dataset
     options = dict(dataset.options or {})
+    if dataset.adapter == "refcoco" and options["dataset"] == "refclef":
+        return write_refclef(root)
     if dataset.adapter == "refcoco":
         return write_refcoco(root, options["dataset"], options["split_by"])
     if dataset.adapter == "flickr30k_entities":

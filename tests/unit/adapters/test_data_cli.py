@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
-from adapter_files import add_vg_orphans, write_flickr, write_refcoco, write_vg
+import pytest
+from adapter_files import add_vg_orphans, write_flickr, write_mdetr, write_refcoco, write_vg
 from click.testing import CliRunner
+from PIL import Image
 
 from dataset_adapters.base import DatasetAdapter
 from dataset_adapters.check import check_dataset
@@ -20,9 +22,18 @@ def test_check_table_lists_counts_and_missing_images(tmp_path):
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "flickr30k_entities: OK"
-    assert lines[1].split()[:5] == ["split", "samples", "captions", "images", "published"]
-    assert lines[4].split() == ["test", "14", "0", "2", "1000", "images", "(!)", "0", "0", "0", "0"]
+    assert lines[1].split()[:6] == ["split", "samples", "refs", "captions", "images", "published"]
+    # 14 phrases, no refs, 5 training captions (one of the 6 is unrelated to its image)
+    assert lines[4].split() == [
+        "test", "14", "-", "5", "2", "1000", "images", "(!)", "0", "0", "0", "0", "0"
+    ]  # fmt: skip
     assert f"[val] missing images: {root / 'flickr30k-images' / '3000.jpg'}" in lines
+    assert "[test] not samples by design: notvisual 1" in lines
+    as_json = CliRunner().invoke(
+        main, ["data", "check", "flickr30k_entities", "--root", str(root), "--json"]
+    )
+    test = [c for c in json.loads(as_json.stdout)["splits"] if c["split"] == "test"][0]
+    assert (test["skipped"], test["captions"], test["refs"]) == ({"notvisual": 1}, 5, None)
 
 
 def test_check_compares_each_shipped_protocol_with_its_expected_count(tmp_path):
@@ -194,3 +205,40 @@ def test_check_counts_captions_of_a_captions_only_split(tmp_path):
     (c,) = check_dataset(_CaptionsOnly(tmp_path))
     assert (c.samples, c.captions, c.images, c.missing_images, c.duplicate_ids) == (0, 3, 1, 1, 1)
     assert c.error is None and not c.ok and c.examples["duplicate_ids"] == ["c/1"]
+
+
+def _native(root):
+    (root / "images").mkdir(parents=True)
+    Image.new("RGB", (40, 32)).save(root / "images" / "a.png")
+    rec = {"id": "n/0", "image": "images/a.png", "width": 40, "height": 32, "text": "a cup",
+           "phrase": "cup", "span": [2, 5], "boxes": [[1.0, 1.0, 9.0, 9.0]]}  # fmt: skip
+    (root / "test.jsonl").write_text(json.dumps(rec) + "\n")
+    (root / "dataset.yaml").write_text(
+        "name: n\nformat_version: 1\nsplits:\n  test: {kind: grounding}\n"
+    )
+    return root
+
+
+@pytest.mark.parametrize(
+    "adapter, write",
+    [
+        ("native", _native),
+        ("refcoco", write_refcoco),
+        ("flickr30k_entities", write_flickr),
+        ("visual_genome", write_vg),
+        ("mdetr", write_mdetr),
+    ],
+)
+def test_check_finds_images_resized_behind_their_records_for_every_adapter(
+    tmp_path, adapter, write
+):
+    root = write(tmp_path / adapter)
+    image = sorted(p for p in root.rglob("*") if p.suffix in (".jpg", ".png"))[0]
+    with Image.open(image) as im:
+        (w, h), fmt = im.size, im.format
+        im.resize((2 * w, 2 * h)).save(image, format=fmt)
+    result = CliRunner().invoke(main, ["data", "check", adapter, "--root", str(root)])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines()[0] == f"{adapter}: PROBLEMS FOUND"
+    found = [line for line in result.stdout.splitlines() if "] size mismatches: " in line]
+    assert found and f"record {w}×{h}, image {2 * w}×{2 * h}" in found[0], result.output

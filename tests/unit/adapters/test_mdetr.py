@@ -38,17 +38,31 @@ def test_refcoco_records_are_whole_expressions(root):
     assert [c.text for c in ds.load_captions("train")] == ["man on the left", "red dog"]
 
 
-def test_flickr_phrases_group_boxes(root):
+def test_flickr_gives_one_sample_per_boxed_mention_in_the_flickr30k_convention(root, tmp_path):
+    """The file MDETR's preprocessing writes from the Flickr30k fixture gives the samples the
+    flickr30k_entities adapter reads from the XML: same phrases, spans and boxes."""
+    from adapter_files import write_flickr
+
     ds = open_dataset("mdetr", root, subset="flickr")
     assert ds.splits() == ("test",)
     samples = ds.load_samples("test")
-    assert [(s.id, s.phrase) for s in samples] == [
-        ("mdetr/flickr/test/i5/p0", "A man"),
-        ("mdetr/flickr/test/i5/p1", "a dog"),
-        ("mdetr/flickr/test/i5/p2", "a red ball"),
+    flickr = [
+        s
+        for s in open_dataset("flickr30k_entities", write_flickr(tmp_path / "f")).load_samples(
+            "test"
+        )
+        if "whole_image" not in s.tags
     ]
-    np.testing.assert_array_equal(samples[0].boxes, [[0, 0, 10, 20], [30, 10, 40, 30]])
-    assert samples[2].span == (26, 36) and "attribute" in samples[2].tags
+    assert len(samples) == len(flickr) == 12
+    for mine, theirs in zip(samples, flickr, strict=True):
+        assert (mine.text, mine.phrase, mine.span) == (theirs.text, theirs.phrase, theirs.span)
+        np.testing.assert_array_equal(
+            np.unique(mine.boxes, axis=0), np.unique(theirs.boxes, axis=0), err_msg=mine.id
+        )
+    him, friend = samples[5], samples[6]
+    assert (him.id, him.phrase, friend.phrase) == ("mdetr/flickr/test/i2/p0", "him", "his friend")
+    np.testing.assert_array_equal(samples[1].boxes, [[4.0, 4.0, 8.0, 8.0]])  # XML (5, 5, 8, 8)
+    assert (samples[0].width, samples[0].height) == (100, 80)
     assert samples[0].image_path == str(root / "flickr30k-images" / "1000.jpg")
 
 
@@ -61,7 +75,20 @@ def test_bad_tokens_positive(root):
         open_dataset("mdetr", root, subset="flickr").load_samples("test")
     assert str(err.value) == (
         f"{path} annotations[2]: tokens_positive must be [[start, end], ...] inside the caption "
-        "(length 38), got [[10, 99]]"
+        "(length 45), got [[10, 99]]"
+    )
+
+
+def test_a_mention_without_a_box_is_refused(root):
+    data = mdetr_flickr_file()
+    data["images"][0]["tokens_positive_eval"].append([[0, 1]])
+    path = root / "mdetr_annotations" / "final_flickr_separateGT_test.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(DataFormatError) as err:
+        open_dataset("mdetr", root, subset="flickr").load_samples("test")
+    assert str(err.value) == (
+        f"{path} images[0] tokens_positive_eval[3]: no annotation of record 0 holds the span "
+        "(0, 1); the file is not MDETR's flickr_combined.py output: re-download it"
     )
 
 

@@ -7,7 +7,7 @@ import pickle
 
 import numpy as np
 import pytest
-from adapter_files import REFCOCO_REFS, write_hostile_refs, write_refcoco
+from adapter_files import REFCOCO_REFS, write_hostile_refs, write_refclef, write_refcoco
 
 from dataset_adapters import open_dataset
 from dataset_adapters.check import check_dataset
@@ -111,9 +111,15 @@ def test_bad_options(tmp_path):
         open_dataset("refcoco", tmp_path, dataset="refcoco+", split_by="umd")
     assert str(err.value) == "refcoco adapter: refcoco+ has no split_by 'umd'; use one of unc"
     with pytest.raises(DataFormatError) as err:
-        open_dataset("refcoco", tmp_path, dataset="refclef")
+        open_dataset("refcoco", tmp_path, dataset="referit")
     assert str(err.value) == (
-        "refcoco adapter: unknown dataset 'refclef'; use one of refcoco, refcoco+, refcocog"
+        "refcoco adapter: unknown dataset 'referit'; use one of refcoco, refcoco+, refcocog, "
+        "refclef"
+    )
+    with pytest.raises(DataFormatError) as err:
+        open_dataset("refcoco", tmp_path, image_list="x.txt")
+    assert str(err.value) == (
+        "refcoco adapter: image_list applies to dataset refclef only, not refcoco"
     )
 
 
@@ -165,7 +171,64 @@ def test_check_counts_and_missing_images(root):
     checks = {c.split: c for c in check_dataset(open_dataset("refcoco", root))}
     assert checks["val"].samples == 1 and checks["val"].published == 10834
     assert checks["testA"].published == 5657 and checks["testB"].published == 5095
-    assert checks["train"].published is None
+    assert checks["train"].published == 120624  # the REFER file's train sentences
+    assert (checks["train"].samples, checks["train"].refs, checks["train"].captions) == (2, 1, 2)
     assert checks["testB"].missing_images == 1  # image 2 was never written
     assert checks["val"].missing_images == 0
     assert all(c.ok for c in checks.values())
+
+
+def test_refclef_unc_and_berkeley_with_saiapr_images_and_mg_tags(tmp_path):
+    root = write_refclef(tmp_path / "refer")
+    ds = open_dataset(
+        "refcoco", root, dataset="refclef", image_list="refclef/referit_test_imlist.txt"
+    )
+    assert ds.splits() == ("train", "test")
+    samples = ds.load_samples("test")
+    assert [s.id for s in samples] == [
+        "refclef/unc/test/r1/s11",
+        "refclef/unc/test/r1/s12",
+        "refclef/unc/test/r1/s13",
+        "refclef/unc/test/r2/s21",
+    ]
+    sky, again, blue, car = samples
+    assert sky.image_path == str(root / "images/saiapr_tc-12/27/images/27040.jpg")
+    np.testing.assert_array_equal(sky.boxes, [[0.0, 0.0, 48.0, 10.0]])
+    assert sky.mask == {"size": [32, 48], "counts": sky.mask["counts"]}
+    assert "category=sky" in sky.tags and "in_image_list" in sky.tags
+    assert "repeated_sentence" not in sky.tags and "repeated_sentence" in again.tags
+    assert "repeated_sentence" not in blue.tags
+    assert "box_outside_image" in car.tags and "box_outside_image" not in sky.tags
+    train = ds.load_samples("train")
+    assert [s.id for s in train] == ["refclef/unc/train/r3/s31"]
+    assert "in_image_list" not in train[0].tags
+    berkeley = open_dataset("refcoco", root, dataset="refclef", split_by="berkeley")
+    assert berkeley.splits() == ("val", "test")
+    assert [s.id for s in berkeley.load_samples("val")] == ["refclef/berkeley/val/r3/s31"]
+    assert not any("in_image_list" in s.tags for s in berkeley.load_samples("test"))
+
+
+def test_referit_test_mg_protocol_selects_as_mg_does(tmp_path):
+    from groundbench.probes import select_samples
+    from groundbench.protocol import load_protocol
+
+    root = write_refclef(tmp_path / "refer")
+    protocol = load_protocol("referit_test.mg")
+    ds = open_dataset(protocol.dataset.adapter, root, **dict(protocol.dataset.options))
+    kept = select_samples(ds.load_samples(protocol.dataset.split), protocol.select)
+    # "sky" once, "blue sky on top"; the car's box leaves the image
+    assert [s.id for s in kept] == ["refclef/unc/test/r1/s11", "refclef/unc/test/r1/s13"]
+
+
+def test_a_bad_image_list_is_named(tmp_path):
+    root = write_refclef(tmp_path / "refer")
+    (root / "refclef" / "referit_test_imlist.txt").write_text("27040\nabc\n")
+    ds = open_dataset(
+        "refcoco", root, dataset="refclef", image_list="refclef/referit_test_imlist.txt"
+    )
+    with pytest.raises(DataFormatError) as err:
+        ds.load_samples("test")
+    assert str(err.value) == (
+        f"image_list {root / 'refclef' / 'referit_test_imlist.txt'}: 'abc' is not an image id; "
+        "the file lists one integer id per line"
+    )

@@ -208,3 +208,51 @@ def test_mg_split_pickle_fixture_round_trips(tmp_path):
         assert f.read(2) == b"\x80\x02"
     with open(path, "rb") as f:
         assert pickle.load(f) == {"train": {5, 6}, "test": {7}}
+
+
+def _read_only(root, monkeypatch):
+    """Make writes under ``root`` fail as on a read-only mount (tests run as root, for whom
+    permission bits do not stop writes)."""
+    import errno
+
+    import dataset_adapters.visual_genome as vg
+
+    real = vg.build_vg_index
+
+    def build(src, index_path, **kwargs):
+        if str(index_path).startswith(str(root)):
+            raise OSError(errno.EROFS, "Read-only file system", str(index_path))
+        return real(src, index_path, **kwargs)
+
+    monkeypatch.setattr(vg, "build_vg_index", build)
+
+
+def test_a_read_only_root_indexes_into_the_cache(tmp_path, monkeypatch):
+    from dataset_adapters.visual_genome import cache_index_path
+
+    root = write_vg(tmp_path / "vg")
+    monkeypatch.setenv("GROUNDBENCH_CACHE", str(tmp_path / "cache"))
+    _read_only(root, monkeypatch)
+    ds = open_dataset("visual_genome", root)
+    assert len(ds.load_samples("all")) == 4
+    cached = cache_index_path(root)
+    assert ds.index_path == cached and cached.parent == tmp_path / "cache" / "index"
+    assert not (root / "groundbench_index").exists()
+    again = open_dataset("visual_genome", root)  # finds the cached index, builds nothing
+    monkeypatch.setattr(
+        "dataset_adapters.visual_genome.build_vg_index",
+        lambda *a, **k: (_ for _ in ()).throw(AssertionError("rebuilt")),
+    )
+    assert len(again.load_samples("all")) == 4
+
+
+def test_an_unwritable_index_path_is_named(tmp_path, monkeypatch):
+    root = write_vg(tmp_path / "vg")
+    _read_only(root, monkeypatch)
+    ds = open_dataset("visual_genome", root, index_path="idx/vg.sqlite")
+    with pytest.raises(DataFormatError) as err:
+        ds.load_samples("all")
+    assert str(err.value) == (
+        f"cannot write the Visual Genome index {root / 'idx' / 'vg.sqlite'} (Read-only file "
+        "system); pass -o index_path=PATH (or dataset.options.index_path) naming a writable file"
+    )

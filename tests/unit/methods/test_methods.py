@@ -39,6 +39,24 @@ def test_baselines_shapes_and_values():
     assert centre.argmax().item() == 12  # the centre pixel of a 5x5 image
 
 
+def test_oracle_peaks_deepest_inside_so_a_first_maximum_rule_hits():
+    from groundbench.metrics import pointing
+
+    s = sample(w=9, h=8, boxes=((2, 1, 7, 6),))
+    oracle = resolve_method("oracle_box").predict([s], None, device=CPU).maps[0]
+    assert (oracle > 0).int().sum().item() == 25  # the flat top is the region, as before
+    assert oracle.max().item() == pytest.approx(1.001) and oracle[oracle > 0].min() >= 1.0
+    assert divmod(oracle.argmax().item(), 9) == (3, 4)  # the box's centre pixel
+    boxes = torch.tensor([[[2.0, 1.0, 7.0, 6.0]]], dtype=torch.float64)
+    out = pointing(oracle[None], boxes=boxes, box_count=torch.tensor([1]), variant="albef")
+    assert out.values.tolist() == [1.0]
+    full = resolve_method("oracle_box").predict([sample(boxes=((0, 0, 6, 4),))], None, device=CPU)
+    assert full.maps[0].unique().tolist() == [1.0]  # a whole-image region stays flat
+    edge = resolve_method("oracle_box").predict([sample(boxes=((0, 0, 3, 4),))], None, device=CPU)
+    assert edge.maps[0][:, :3].min().item() >= 1.0  # the image border counts as an edge
+    assert divmod(edge.maps[0].argmax().item(), 6) == (1, 1)
+
+
 def test_random_is_seeded_per_sample_id_not_per_batch():
     m = resolve_method("random:7")
     alone = m.predict([sample(1)], None, device=CPU).maps[0]

@@ -71,6 +71,6 @@ def test_nan_heatmap_is_flagged():
 
 def test_bad_threshold_is_an_error():
     with pytest.raises(
-        ProtocolError, match=r"^box_acc: iou must be a threshold in \(0, 1\], got 1.5$"
+        ProtocolError, match=r"^box_acc.iou: 1.5 is out of range; use a value in \(0, 1\]$"
     ):
         _call(box_acc, [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0], iou=1.5)

@@ -119,21 +119,108 @@ def _boxes(*boxes):
     return torch.tensor([list(boxes)], dtype=torch.float64), torch.tensor([len(boxes)])
 
 
-def test_mg_box_is_closed_and_albef_box_is_open():
+def test_centre_rule_mg_box_is_closed_and_albef_box_is_open():
     # pixel (2, 5) has its centre (5.5, 2.5) on the box's right edge x1 = 5.5
     boxes, count = _boxes([1.0, 1.0, 5.5, 4.0])
     h = _peak(2, 5, shape=(8, 8))
-    assert pointing(h, boxes=boxes, box_count=count, variant="mg").values.tolist() == [1.0]
-    assert pointing(h, boxes=boxes, box_count=count, variant="albef").values.tolist() == [0.0]
+    centre = {"boxes": boxes, "box_count": count, "coords": "centre"}
+    assert pointing(h, variant="mg", **centre).values.tolist() == [1.0]
+    assert pointing(h, variant="albef", **centre).values.tolist() == [0.0]
     inner = _peak(2, 4, shape=(8, 8))
-    assert pointing(inner, boxes=boxes, box_count=count, variant="albef").values.tolist() == [1.0]
+    assert pointing(inner, variant="albef", **centre).values.tolist() == [1.0]
 
 
-def test_zero_area_box_hits_only_under_the_closed_rule():
-    boxes, count = _boxes([3.5, 2.5, 3.5, 2.5])
-    h = _peak(2, 3, shape=(8, 8))
-    assert pointing(h, boxes=boxes, box_count=count, variant="mg").values.tolist() == [1.0]
-    assert pointing(h, boxes=boxes, box_count=count, variant="albef").values.tolist() == [0.0]
+@pytest.mark.parametrize(
+    ("column", "mg", "albef"),
+    # box x from 2 to 5: index 2 and 5 sit on the edges (mg only), 1 and 6 outside
+    [(1, 0.0, 0.0), (2, 1.0, 0.0), (3, 1.0, 1.0), (5, 1.0, 0.0), (6, 0.0, 0.0)],
+)
+def test_index_rule_tests_the_integer_index(column, mg, albef):
+    boxes, count = _boxes([2.0, 0.0, 5.0, 8.0])
+    h = _peak(4, column, shape=(8, 8))
+    assert pointing(h, boxes=boxes, box_count=count, variant="mg").values.tolist() == [mg]
+    assert pointing(h, boxes=boxes, box_count=count, variant="albef").values.tolist() == [albef]
+
+
+def test_index_and_centre_rules_differ_by_half_a_pixel():
+    # index 5 is on the edge x1 = 5 (closed: hit); its centre 5.5 is outside (miss)
+    boxes, count = _boxes([2.0, 0.0, 5.0, 8.0])
+    h = _peak(4, 5, shape=(8, 8))
+    kw = {"boxes": boxes, "box_count": count, "variant": "mg"}
+    assert pointing(h, coords="index", **kw).values.tolist() == [1.0]
+    assert pointing(h, coords="centre", **kw).values.tolist() == [0.0]
+
+
+@pytest.mark.parametrize(
+    ("convention", "hits"),
+    # Flickr30k XML corners 3..5 (1-based) are groundbench's [2, 5): MG reads 3 <= j <= 5,
+    # a loader that subtracts 1 reads 2 <= j <= 4; groundbench's own numbers 2 <= j <= 5
+    [
+        ("corners_1based", [0, 1, 1, 1, 0]),
+        ("corners_0based", [1, 1, 1, 0, 0]),
+        ("xyxy", [1, 1, 1, 1, 0]),
+    ],
+)
+def test_box_convention_rewrites_the_box_before_the_index_test(convention, hits):
+    boxes, count = _boxes([2.0, 0.0, 5.0, 8.0])
+    got = [
+        pointing(
+            _peak(4, j, shape=(8, 8)),
+            boxes=boxes,
+            box_count=count,
+            variant="mg",
+            box_convention=convention,
+        ).values.item()
+        for j in range(2, 7)
+    ]
+    assert got == hits
+
+
+def test_ties_first_takes_the_first_maximum_in_row_major_order():
+    h = torch.zeros(1, 4, 4)
+    h[0, 0, 3] = h[0, 1, 0] = h[0, 3, 3] = 1.0  # first in row-major order: (0, 3)
+    boxes, count = _boxes([0.0, 1.0, 2.0, 3.0])  # holds only index (1, 0)
+    kw = {"boxes": boxes, "box_count": count, "variant": "mg"}
+    first = pointing(h, **kw)
+    assert first.values.tolist() == [0.0] and first.extras["tie_count"].tolist() == [3]
+    assert pointing(h, ties="expected", **kw).values.tolist() == [pytest.approx(1 / 3)]
+    region = _region((4, 4), 0, 3)
+    assert pointing(h, region=region, ties="first").values.tolist() == [1.0]
+    assert pointing(h, region=region).values.tolist() == [pytest.approx(1 / 3)]
+
+
+def test_ties_first_on_a_uniform_map_is_the_top_left_pixel():
+    boxes, count = _boxes([1.0, 1.0, 3.0, 3.0])
+    out = pointing(torch.ones(1, 4, 4), boxes=boxes, box_count=count, variant="albef")
+    assert out.values.tolist() == [0.0]
+    corner, one = _boxes([-1.0, -1.0, 1.0, 1.0])
+    out = pointing(torch.ones(1, 4, 4), boxes=corner, box_count=one, variant="albef")
+    assert out.values.tolist() == [1.0]
+
+
+def test_ties_first_with_tolerance_and_padding():
+    h = torch.zeros(1, 20, 20)
+    h[0, 0, 19] = h[0, 10, 10] = 1.0
+    region = _region((20, 20), 12, 10)
+    assert pointing(h, region=region, tolerance_px=2, ties="first").values.tolist() == [0.0]
+    valid = torch.ones(1, 20, 20, dtype=torch.bool)
+    valid[0, 0, :] = False  # the first maximum is padding: the next one counts
+    out = pointing(h, region=region, valid=valid, tolerance_px=2, ties="first")
+    assert out.values.tolist() == [1.0]
+
+
+def test_rule_values_are_checked():
+    h, region = torch.rand(1, 2, 2), torch.ones(1, 2, 2, dtype=torch.bool)
+    with pytest.raises(
+        ProtocolError, match="coords: unknown value 'corner'; valid values: None, 'index', 'centre'"
+    ):
+        pointing(h, region=region, coords="corner")
+    with pytest.raises(ProtocolError, match="ties: unknown value 'random'"):
+        pointing(h, region=region, ties="random")
+    with pytest.raises(ProtocolError, match="apply to the box variants"):
+        pointing(h, region=region, coords="index")
+    with pytest.raises(ProtocolError, match="apply to the box variants"):
+        pointing(h, region=region, variant="zhang2016", box_convention="corners_1based")
 
 
 def test_several_boxes_and_out_of_image_boxes():
@@ -169,14 +256,18 @@ def test_bfloat16_ties_are_real_ties():
 
 
 def test_variant_and_tolerance_conflict_is_an_error():
-    with pytest.raises(ProtocolError, match=r"variant 'zhang2016' fixes its own tolerance"):
+    with pytest.raises(
+        ProtocolError,
+        match=r"^pointing: pointing: variant 'zhang2016' fixes its own tolerance; drop "
+        r"tolerance_px=10$",
+    ):
         pointing(
             torch.rand(1, 2, 2),
             region=torch.ones(1, 2, 2, dtype=torch.bool),
             variant="zhang2016",
             tolerance_px=10,
         )
-    with pytest.raises(ProtocolError, match="unknown variant 'torchray'"):
+    with pytest.raises(ProtocolError, match=r"^pointing.variant: unknown value 'torchray'; valid"):
         pointing(
             torch.rand(1, 2, 2), region=torch.ones(1, 2, 2, dtype=torch.bool), variant="torchray"
         )

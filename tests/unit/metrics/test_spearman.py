@@ -71,7 +71,8 @@ def test_blurring_changes_the_score_of_a_peak_next_to_the_region():
 
 def test_negative_sigma_is_an_error():
     with pytest.raises(
-        ProtocolError, match=r"^spearman: sigma_px must be a finite number >= 0, got -1.0$"
+        ProtocolError,
+        match=r"^spearman.sigma_px: -1.0 is out of range; use a distance in pixels in \[0, 4096\]$",
     ):
         spearman(torch.rand(1, 2, 2), region=torch.ones(1, 2, 2, dtype=torch.bool), sigma_px=-1)
 

@@ -7,7 +7,7 @@ import torch
 
 from groundbench.errors import ProtocolError, UnknownNameError
 from groundbench.metrics import METRICS, compute_metric, display_key, metric_params
-from groundbench.metrics.suite import MetricSuite
+from groundbench.metrics.suite import MetricSuite, check_spec
 from groundbench.types import HeatmapBatch, rasterise_boxes
 
 
@@ -62,8 +62,8 @@ def test_unknown_param_names_the_key_path_and_closest_match():
     with pytest.raises(ProtocolError) as err:
         display_key("pointing", {"varaint": "mg"})
     assert str(err.value) == (
-        "metrics.pointing.varaint: unknown parameter of metric 'pointing'; did you mean "
-        "'variant'? Valid parameters: tolerance_px, variant."
+        "metric spec: unknown key pointing.varaint; valid keys under pointing: name, variant, "
+        "tolerance_px, coords, ties, box_convention; did you mean 'variant'?"
     )
 
 
@@ -73,8 +73,10 @@ def test_metric_params_lists_defaults():
 
 
 def test_compute_metric_feeds_from_the_batch():
-    out = compute_metric("pointing", _batch(), variant="albef")
+    out = compute_metric("pointing", _batch(), variant="mg")
     assert out.values.tolist() == [1.0, 0.0]
+    # index (0, 0) sits on the box's corner: outside an open box
+    assert compute_metric("pointing", _batch(), variant="albef").values.tolist() == [0.0, 0.0]
     assert compute_metric("box_acc", _batch(), iou=0.25).values.tolist() == [1.0, 0.0]
 
 
@@ -106,8 +108,10 @@ def test_suite_rejects_duplicates_and_nameless_specs():
     assert str(exc.value) == (
         "metrics.1 repeats metrics.0 (both report as 'pointing[mg]'); remove one"
     )
-    with pytest.raises(ProtocolError, match=r"^metrics\[0\]: every metric spec needs a 'name'"):
+    with pytest.raises(ProtocolError, match=r"^metrics.0 must be a mapping with a name and"):
         MetricSuite([{"variant": "mg"}])
+    with pytest.raises(ProtocolError, match=r"^unknown metrics 'aucc' \(asked for by metrics.0"):
+        MetricSuite([{"name": "aucc"}])
 
 
 def test_shared_ranks_rank_each_map_once_and_change_no_value(monkeypatch):
@@ -146,3 +150,18 @@ def test_suite_scores_a_batch_as_one_matrix():
     assert scores.undefined.dtype.name == "int8"
     assert scores.values[:, 0].tolist() == [1.0, 0.0]
     assert set(scores.extras) == {"pointing[mg]:tie_count"}
+
+
+def test_pointing_rule_is_written_out_and_named_when_not_the_variants_own():
+    short = check_spec({"name": "pointing", "variant": "albef"})
+    spelled = check_spec(
+        {"name": "pointing", "variant": "albef", "coords": "index", "ties": "first"}
+    )
+    assert short == spelled and short.params["coords"] == "index" and short.key == "pointing[albef]"
+    old = check_spec({"name": "pointing", "variant": "mg", "coords": "centre", "ties": "expected"})
+    assert old.key == "pointing[mg,centre,expected]"
+    flickr = check_spec({"name": "pointing", "variant": "mg", "box_convention": "corners_1based"})
+    assert flickr.key == "pointing[mg,corners_1based]"
+    region = check_spec({"name": "pointing", "tolerance_px": 15})
+    assert (region.params["coords"], region.params["ties"]) == ("centre", "expected")
+    assert display_key("pointing", {"ties": "first"}) == "pointing[first]"

@@ -183,3 +183,57 @@ def test_unknown_config_key_in_metadata_is_refused(saved):
         match=r"malformed config or vocabulary \(checkpoint .*: config\.model\.dims: unknown key",
     ):
         load_checkpoint(path)
+
+
+def test_a_list_for_a_config_section_in_metadata_is_refused(saved):
+    path = saved[0]
+    tensors = load_file(str(path))
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["groundbench"])
+    meta["config"]["train"] = [1, 2]
+    save_file(tensors, str(path), metadata={"groundbench": json.dumps(meta)})
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    assert str(err.value) == (
+        f"checkpoint {path}: malformed config or vocabulary (checkpoint {path}: config.train: "
+        "expected a mapping of keys to values, got a list ([1, 2]); write it as "
+        f"`train: {{key: value}}`); {FIX}"
+    )
+
+
+def test_a_run_folder_is_accepted_by_the_method_and_named_when_empty(saved, tmp_path):
+    from groundbench.methods.base import METHODS
+
+    path = saved[0]
+    method = METHODS.get("checkpoint")(str(path.parent))
+    assert method.path == path
+    empty = tmp_path / "empty_run"
+    empty.mkdir()
+    with pytest.raises(CheckpointError) as err:
+        METHODS.get("checkpoint")(str(empty))
+    assert (
+        str(err.value) == f"checkpoint {empty} is a folder with no model.safetensors in it; {FIX}"
+    )
+
+
+def test_training_images_and_data_round_trip(saved, tmp_path):
+    _, model, cfg, vocab = saved
+    path = save_checkpoint(
+        tmp_path / "m2.safetensors", model, cfg, vocab, "f" * 64,
+        training_images=["b" * 16, "a" * 16], training_sources=["synth/train"],
+    )  # fmt: skip
+    ckpt = load_checkpoint(path)
+    assert ckpt.training_images == ("a" * 16, "b" * 16)
+    assert ckpt.training_sources == ("synth/train",)
+
+
+def test_a_checkpoint_without_training_images_says_unknown(saved, tmp_path):
+    path = saved[0]
+    tensors = load_file(str(path))
+    meta = read_metadata(path)
+    del meta["training_images"]
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata={"groundbench": json.dumps(meta)})
+    assert load_checkpoint(old).training_images is None

@@ -68,3 +68,34 @@ def test_create_model_from_name():
     model = create_model("tiny", vocab)
     assert model.head[-1].out_features == 4
     assert model.word_types.tolist() == [0, 1, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "model.relations=2",
+            "preset tiny.model.relations: cannot use 2; expected true or false, like True",
+        ),
+        (
+            "train.steps=true",
+            "preset tiny.train.steps: cannot use True; expected an integer, like 4000",
+        ),
+        ("train.lr=false", "preset tiny.train.lr: cannot use False; expected a number, like 0.002"),
+    ],
+)
+def test_bools_and_numbers_are_not_mixed(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config("tiny", overrides=[override])
+    assert str(err.value) == message
+
+
+def test_a_list_where_a_section_belongs_is_a_config_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  - steps: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config("tiny", config_file=path, overrides=["train.lr=0.1"])
+    assert str(err.value) == (
+        "preset tiny.train: expected a mapping of keys to values, got a list "
+        "([{'steps': 3}]); write it as `train: {key: value}`"
+    )

@@ -100,3 +100,16 @@ def test_fingerprint_depends_on_text(square_records):
     changed = [dataclasses.replace(square_records[0], text="a big square"), *square_records[1:]]
     assert a != captions_fingerprint(changed)
     assert a == captions_fingerprint(list(square_records))
+
+
+def test_training_data_keeps_the_identity_of_every_image_it_saw(square_records):
+    import hashlib
+    from pathlib import Path
+
+    records = [*square_records[:6], dataclasses.replace(square_records[0], id="squares/x/c1")]
+    data = build_training_data(records, load_config("tiny"), progress=False)
+    expected = sorted(
+        {hashlib.sha256(Path(r.image_path).read_bytes()).hexdigest()[:16] for r in records}
+    )
+    assert list(data.image_digests) == expected and len(expected) == 6
+    assert data.sources == ("squares",)

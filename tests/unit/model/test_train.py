@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import csv
+import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,6 +11,7 @@ from groundbench.errors import CheckpointError
 from groundbench.model import load_config
 from groundbench.model.checkpoint import load_checkpoint
 from groundbench.model.data import build_training_data
+from groundbench.model.language import Vocabulary
 from groundbench.model.network import GroundingModel
 from groundbench.model.objective import compute_loss
 from groundbench.model.train import lr_factor, step_images, train
@@ -36,7 +39,7 @@ def test_training_tiny_lowers_the_loss(square_records, tmp_path):
     with (tmp_path / "run" / "log.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 40
-    assert {"loss", "word", "lr", "images_per_s"} <= set(rows[0])
+    assert list(rows[0]) == ["step", "lr", "word", "loss", "images_per_s"]  # as documented
     assert (tmp_path / "run" / "loss.png").stat().st_size > 0
 
 
@@ -83,25 +86,181 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(square_records, 
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
 
 
-def test_resume_refuses_another_config(square_records, tmp_path):
+def test_resume_names_the_differing_keys_before_decoding(square_records, tmp_path, monkeypatch):
+    run = tmp_path / "run"
     train(
-        load_config("tiny", overrides=["train.steps=2"]),
-        square_records[:16],
-        tmp_path / "run",
-        progress=False,
+        load_config("tiny", overrides=["train.steps=2"]), square_records[:16], run, progress=False
     )
+    import groundbench.model.train as train_mod
+
+    def never(*args, **kwargs):
+        raise AssertionError("images were decoded before the config check")
+
+    monkeypatch.setattr(train_mod, "build_training_data", never)
     with pytest.raises(CheckpointError) as err:
         train(
-            load_config("tiny", overrides=["train.steps=2", "train.lr=0.1"]),
+            load_config(
+                "tiny", overrides=["train.steps=2", "train.lr=0.1", "model.relations=false"]
+            ),
             square_records[:16],
-            tmp_path / "run",
+            run,
             resume=True,
             progress=False,
         )
     assert str(err.value) == (
-        f"cannot resume from {tmp_path / 'run' / 'train_state.pt'}: it was trained with a "
-        "different config or different captions; use a new --out directory or the same settings"
+        f"cannot resume from {run / 'train_state.pt'}: it was trained with other settings "
+        "(model.relations True → False; train.lr 0.003 → 0.1); use the same settings, or a new "
+        "--out (or --overwrite)"
     )
+    with pytest.raises(CheckpointError, match=r"other settings \(other training captions\)"):
+        train(load_config("tiny", overrides=["train.steps=2"]), square_records[:15], run,
+              resume=True, progress=False)  # fmt: skip
+    # bookkeeping keys may change; a complete run says so without decoding anything
+    done = train(
+        load_config("tiny", overrides=["train.steps=2", "train.log_every=5", "train.save_every=7"]),
+        square_records[:16],
+        run,
+        resume=True,
+        progress=False,
+    )
+    assert (done.steps, done.start, done.steps_run) == (2, 2, 0)
+
+
+def test_resume_extends_a_finished_run_without_repeating_log_rows(square_records, tmp_path):
+    run = tmp_path / "run"
+    train(
+        load_config("tiny", overrides=["train.steps=4"]), square_records[:16], run, progress=False
+    )
+    (run / "log.csv").write_text(
+        (run / "log.csv").read_text() + "5,0.1,9,9,999\n"  # a row after the snapshot
+    )
+    more = train(
+        load_config("tiny", overrides=["train.steps=6"]),
+        square_records[:16],
+        run,
+        resume=True,
+        progress=False,
+    )
+    assert (more.steps, more.start, more.steps_run) == (6, 4, 2)
+    with (run / "log.csv").open() as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4, 5, 6]
+    assert load_checkpoint(more.checkpoint).config.train.steps == 6
+
+
+def test_a_run_directory_is_continued_or_replaced_never_mixed(square_records, tmp_path):
+    from groundbench.model.rundir import RunDirError
+
+    run = tmp_path / "run"
+    cfg = load_config("tiny", overrides=["train.steps=2"])
+    with pytest.raises(RunDirError) as err:
+        train(cfg, square_records[:16], run, resume=True, progress=False)
+    assert str(err.value) == (
+        f"nothing to resume in {run}: no train_state.pt (it is empty or missing); the run "
+        "stopped before its first snapshot or never ran: drop --resume and pass --overwrite "
+        "to start it again"
+    )
+    train(cfg, square_records[:16], run, progress=False)
+    with pytest.raises(RunDirError) as err:
+        train(cfg, square_records[:16], run, progress=False)
+    assert str(err.value) == (
+        f"{run} already holds files (log.csv, loss.png, model.safetensors, train_state.pt); "
+        "pass --resume to continue that run, --overwrite to replace it, or choose a new --out"
+    )
+    (run / "notes.txt").write_text("mine")
+    (run / "tensorboard").mkdir(exist_ok=True)
+    (run / "tensorboard" / "old").write_text("x")
+    (run / "loss.png").unlink()
+
+    def crash(step, model, data):
+        raise KeyboardInterrupt  # killed before the first snapshot of the new run
+
+    cfg3 = load_config("tiny", overrides=["train.steps=3", "train.save_every=2"])
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg3, square_records[:16], run, overwrite=True, progress=False, on_step=crash)
+    # the old run's files are gone together; nothing of it sits beside the new log
+    assert sorted(p.name for p in run.iterdir()) == ["log.csv", "notes.txt"]
+
+
+def test_default_snapshots_every_five_percent_and_a_crash_keeps_them(square_records, tmp_path):
+    from groundbench.model.train import save_interval
+
+    assert save_interval(load_config("small-cpu")) == 200
+    assert save_interval(load_config("tiny", overrides=["train.steps=40"])) == 2
+    assert save_interval(load_config("tiny", overrides=["train.save_every=3"])) == 3
+
+    def crash(step, model, data):
+        if step == 7:
+            raise RuntimeError("killed")
+
+    cfg = load_config("tiny", overrides=["train.steps=40"])
+    with pytest.raises(RuntimeError):
+        train(cfg, square_records[:16], tmp_path / "run", progress=False, on_step=crash)
+    state = torch.load(tmp_path / "run" / "train_state.pt", weights_only=True)
+    assert state["step"] == 6
+
+
+def test_sigterm_writes_a_snapshot_and_the_resumed_run_matches(square_records, tmp_path):
+    import os
+    import signal
+
+    from groundbench.model.rundir import TrainingInterrupted
+
+    cfg = load_config("tiny", overrides=["train.steps=6", "train.save_every=100"])
+    full = train(cfg, square_records[:16], tmp_path / "full", progress=False)
+
+    def term(step, model, data):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    run = tmp_path / "run"
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted) as err:
+        train(cfg, square_records[:16], run, progress=False, on_step=term)
+    assert str(err.value) == (
+        f"training stopped by SIGTERM at step 3 of 6; a snapshot of that step is in {run}: "
+        "continue with --resume"
+    )
+    assert signal.getsignal(signal.SIGTERM) == before
+    assert torch.load(run / "train_state.pt", weights_only=True)["step"] == 3
+    resumed = train(cfg, square_records[:16], run, resume=True, progress=False)
+    assert (resumed.start, resumed.steps_run) == (3, 3)
+    a = load_checkpoint(full.checkpoint).model.state_dict()
+    b = load_checkpoint(resumed.checkpoint).model.state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+
+
+def test_a_batch_without_pairs_has_zero_loss_and_logs_no_nan(square_records):
+    from groundbench.model.train import _window_means
+
+    cfg = load_config("tiny")
+    data = build_training_data(square_records[:8], cfg, progress=False)
+    batch = data.batch(torch.arange(4))
+    batch["target"].zero_()
+    torch.manual_seed(0)
+    model = GroundingModel(cfg.model, data.vocab.types)
+    loss, parts = compute_loss(model, batch, cfg)
+    assert float(loss.detach()) == 0.0 and int(parts["pairs"]) == 0
+    loss.backward()  # nothing to learn, but nothing breaks
+    none = _window_means({"loss": torch.tensor(0.0)}, torch.tensor(0.0), 1)
+    assert none == {"loss": None}
+    two = _window_means({"loss": torch.tensor(3.0)}, torch.tensor(2.0), 1)
+    assert two == {"loss": 1.5}
+
+
+def test_chance_loss_is_the_mean_log_of_the_candidates(square_records):
+    from groundbench.model.train import chance_loss
+
+    cfg = load_config("tiny")
+    data = build_training_data(square_records[:8], cfg, progress=False)
+    # the 5 words (4 colours and "square") share one type here; <unk> is never a candidate
+    assert data.vocab.words[0] == "<unk>" and len(set(data.vocab.types)) == 1
+    assert chance_loss(data, cfg) == pytest.approx(math.log(5))
+    types = [0] + [2 if w == "square" else 1 for w in data.vocab.words[1:]]
+    typed = replace(data, vocab=Vocabulary(data.vocab.words, types))
+    targets = data.target[data.target > 0]
+    expected = sum(math.log(1 if data.vocab.words[t] == "square" else 4) for t in targets.tolist())
+    assert chance_loss(typed, cfg) == pytest.approx(expected / len(targets))
 
 
 def test_bf16_autocast_path_runs_on_cpu(square_records, tmp_path):

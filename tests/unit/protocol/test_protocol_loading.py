@@ -42,7 +42,14 @@ def test_minimal_protocol_fills_every_default(tmp_path):
     assert c["bootstrap"] == {"resamples": 1000, "seed": 0}
     assert c["pipeline"]["threshold"] == {"method": "fraction_of_max", "value": 0.5}
     assert c["metrics"] == [
-        {"name": "pointing", "variant": "albef", "tolerance_px": 0.0},
+        {
+            "name": "pointing",
+            "variant": "albef",
+            "tolerance_px": 0.0,
+            "coords": "index",
+            "ties": "first",
+            "box_convention": "xyxy",
+        },
         {"name": "box_acc", "iou": 0.5},
     ]
     assert "about" not in c
@@ -131,7 +138,7 @@ def test_unknown_dataset_option(tmp_path):
     )
     assert error_of(path) == (
         f"{path}: unknown key dataset.options.split_bi; valid keys under dataset.options: "
-        "dataset, split_by, image_dir; did you mean 'split_by'?"
+        "dataset, split_by, image_dir, image_list; did you mean 'split_by'?"
     )
 
 
@@ -139,11 +146,12 @@ def test_unknown_metric_and_bad_variant(tmp_path):
     path = write(tmp_path, BASE.replace("name: box_acc, iou: 0.5", "name: box_accuracy"))
     assert error_of(path) == (
         f"unknown metrics 'box_accuracy' (asked for by {path} metrics.1.name); did you mean "
-        "'box_acc'? Valid names: auc, box_acc, box_iou, miou, nss, pointing, soft_iou, spearman."
+        "'box_acc'? Valid names: auc, box_acc, box_iou, cc, kl, miou, nss, pointing, sim, "
+        "soft_iou, spearman."
     )
     path = write(tmp_path, BASE.replace("variant: albef", "variant: albeff"))
     assert error_of(path) == (
-        f"{path}: metrics.0: pointing: unknown variant 'albeff'; valid variants: None, "
+        f"{path}: metrics.0.variant: unknown value 'albeff'; valid values: None, "
         "'zhang2016', 'mg', 'albef'"
     )
 
@@ -317,12 +325,27 @@ def test_unknown_shipped_name():
 
 def test_every_shipped_protocol_loads():
     names = list_protocols()
-    assert len(names) == 24 and not any(n.startswith("_") for n in names)
+    assert len(names) == 25 and not any(n.startswith("_") for n in names)
     for name in names:
         p = load_protocol(name)
         keys = [m.get("variant") for m in p.metrics if m["name"] == "pointing"]
         assert name.rsplit(".", 1)[1] in keys or name.endswith(".blind"), name
         assert {m["name"] for m in p.metrics} >= {"box_acc", "miou", "soft_iou", "auc", "nss"}
+
+
+def test_shipped_lineage_protocols_use_their_codes_rule():
+    for name in list_protocols():
+        p = load_protocol(name)
+        for m in p.metrics:
+            if m["name"] == "pointing" and m["variant"] in ("mg", "albef"):
+                assert (m["coords"], m["ties"]) == ("index", "first"), name
+        if name.startswith("synth_") and not name.endswith(".zhang2016"):
+            # 15 px is a quarter of a 64 px image: not shipped as a second grounding score
+            assert all(m.get("tolerance_px", 0) == 0 for m in p.metrics), name
+    flickr = [m for m in load_protocol("flickr30k_test.mg").metrics if m.get("variant") == "mg"]
+    assert flickr[0]["box_convention"] == "corners_1based"
+    flickr = [m for m in load_protocol("flickr30k_test.albef").metrics if m.get("variant")]
+    assert flickr[0]["box_convention"] == "corners_0based"
 
 
 def test_protocol_from_mapping_matches_the_file(tmp_path):

@@ -116,5 +116,26 @@ def test_loss_curve_ticks_are_plain_numbers(tmp_path, monkeypatch, low, high):
     shown = [float(t) for t in labels]  # plain numbers: "3.05", "0.05", not "3 × 10^0"
     assert sum(low * 0.9 <= v <= high * 1.1 for v in shown) >= 2
     assert not [t.get_text() for t in ax.get_yticklabels(minor=True) if t.get_text()]
-    assert sorted(line.get_label() for line in ax.get_lines()) == ["loss", "word"]
+    assert [line.get_label() for line in ax.get_lines()] == ["loss"]  # word == loss: drawn once
+    plt.close(fig)
+
+
+def test_loss_curve_draws_distinct_terms_chance_and_skips_empty_rows(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from groundbench.model.runlog import plot_loss_curve
+
+    log = tmp_path / "log.csv"
+    log.write_text(
+        "step,lr,word,entropy,loss,images_per_s\n"
+        "1,0.001,2.0,1.0,2.1,100\n2,0.001,,,,100\n3,0.001,1.5,0.5,1.55,100\n"
+    )
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    plot_loss_curve(log, tmp_path / "loss.png", chance=2.5)
+    (fig,) = figures
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert sorted(lines) == ["chance (2.50)", "entropy", "loss", "word"]
+    assert list(lines["loss"].get_xdata()) == [1.0, 3.0]  # the row without a pair is a gap
+    assert list(lines["chance (2.50)"].get_ydata()) == [2.5, 2.5]
     plt.close(fig)

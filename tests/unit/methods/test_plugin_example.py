@@ -42,3 +42,11 @@ def test_the_example_plugin_points_at_the_named_colour(plugin):
     assert divmod(int(red.argmax()), 8) == (0, 6)
     assert torch.equal(plain, torch.zeros(8, 8))
     assert plugin.supervision == "training-free" and plugin.fingerprint_complete
+
+
+def test_the_docs_show_the_tested_code():
+    docs = (EXAMPLES.parent / "plugins.md").read_text(encoding="utf-8")
+    shown = docs.split("## Example", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    source = (EXAMPLES / "grid_plugin.py").read_text(encoding="utf-8")
+    for line in shown.strip().splitlines():
+        assert line.split("  #")[0].rstrip() in source, line

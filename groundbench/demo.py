@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from groundbench.device import resolve_device
 from groundbench.evaluate import evaluate
 from groundbench.leaderboard import BoardFiles, add_entry, build_board
 from groundbench.leaderboard.entries import entry_path
@@ -83,11 +84,13 @@ def run_demo(
 
     Raises:
         ConfigError: an unknown preset or a malformed override, before anything runs.
+        DeviceError: ``device`` is no torch device or is missing here, before anything runs.
     """
     say = announce or log.info
     out = Path(out)
     board = out / "board" if board is None else Path(board)
     config = _requested_config(preset, train_overrides)  # fails before any work
+    resolve_device(device)
     root = _data(data_root, say)
     checkpoint = _train(out / "model", preset, config, device, root, say)
     methods = [*baselines, f"checkpoint:{checkpoint}"]

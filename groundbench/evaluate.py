@@ -13,13 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from groundbench import __version__
+from groundbench.device import resolve_device
 from groundbench.errors import GroundbenchError, MethodError
 from groundbench.evaluation.cache import RecordWriter, cache_key, read_records
 from groundbench.evaluation.card import model_card_section
-from groundbench.evaluation.data import LoadedSplit, batches, dataset_fingerprint, load_split
+from groundbench.evaluation.data import (
+    LoadedSplit,
+    batches,
+    cluster_ids,
+    dataset_fingerprint,
+    load_split,
+)
 from groundbench.evaluation.gallery import GalleryKeeper
 from groundbench.evaluation.outputs import environment, figure_writers, write_report_dir
 from groundbench.evaluation.scoring import Scorer
@@ -35,7 +40,7 @@ from groundbench.methods import Method, resolve_method
 from groundbench.progress import progress_bar
 from groundbench.protocol import Protocol, load_protocol
 from groundbench.report import headline_lines
-from groundbench.report.records import Records, aggregates_to_dict
+from groundbench.report.records import CLUSTER_PREFIX, Records, aggregates_to_dict
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +73,15 @@ def evaluate(
     Returns the result on rank 0 and None on the other ``torchrun`` ranks.
 
     Raises:
+        DeviceError: ``device`` is no torch device or is missing on this machine.
         OutputDirError: ``out_dir`` exists and is not a report directory, or another
             evaluation is writing it.
     """
+    dev = resolve_device(device)
     spec = method if isinstance(method, str) else method.name
     protocol = load_protocol(protocol, overrides) if isinstance(protocol, str) else protocol
     method = resolve_method(method) if isinstance(method, str) else method
-    shown, out_dir, dev = Path(out_dir), check_out_dir(out_dir), torch.device(device)
+    shown, out_dir = Path(out_dir), check_out_dir(out_dir)
     scorer = Scorer(protocol, method, dev)
     world = join_world(dev)
     lock = RunLock(out_dir)
@@ -122,8 +129,11 @@ def evaluate(
         if not world.is_main:
             return None
         records = _in_sample_order(read_records(work, key, scorer.keys), samples, work)
+        cluster = protocol.bootstrap.cluster
+        if cluster is not None:
+            records = records.with_extra(CLUSTER_PREFIX + cluster, cluster_ids(samples, cluster))
         aggregates = records.aggregate(
-            resamples=protocol.bootstrap.resamples, seed=protocol.bootstrap.seed
+            resamples=protocol.bootstrap.resamples, seed=protocol.bootstrap.seed, cluster=cluster
         )
         metrics = aggregates_to_dict(aggregates)
         samples_csv = records.to_csv()
@@ -132,6 +142,7 @@ def evaluate(
             method,
             spec,
             loaded,
+            limit,
             data_fp,
             method_fp,
             metrics,
@@ -232,7 +243,16 @@ def _score(
 
 
 def _report(
-    protocol, method, spec, loaded: LoadedSplit, data_fp, method_fp, metrics, samples_csv, env
+    protocol,
+    method,
+    spec,
+    loaded: LoadedSplit,
+    limit,
+    data_fp,
+    method_fp,
+    metrics,
+    samples_csv,
+    env,
 ) -> dict[str, Any]:
     import hashlib
 
@@ -245,6 +265,7 @@ def _report(
             "id": protocol.id,
             "hash": protocol.hash,
             "canonical": protocol.canonical,
+            "overrides": list(protocol.overrides),
         },
         "dataset": {
             "adapter": ds.adapter,
@@ -252,8 +273,10 @@ def _report(
             "split": ds.split,
             "fingerprint": data_fp,
             "n_samples": len(samples),
+            "limit": limit,
             "warnings": list(loaded.warnings),
             "skipped": dict(loaded.skipped),
+            "control": loaded.control,
         },
         "method": {
             "spec": spec,

@@ -65,10 +65,11 @@ class SelectSpec:
 
 @dataclass(frozen=True)
 class BootstrapSpec:
-    """Bootstrap settings of the confidence intervals: resample count and seed."""
+    """Interval settings: resample count, seed, and what samples cluster by (None or ``image``)."""
 
     resamples: int
     seed: int
+    cluster: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,8 @@ class Protocol:
             ``resolution`` is ``"image"``, ``(height, width)`` pixels or ``{"max_side": N}``
             (read it through :meth:`evaluation_size`), ``metrics`` a tuple of
             ``{"name": ..., **params}`` dicts with every parameter filled in.
+        overrides: the ``--set KEY=VALUE`` strings applied over the file, in order (their
+            effect is in ``canonical`` and the hash; they are kept to title reports).
     """
 
     name: str
@@ -98,6 +101,7 @@ class Protocol:
     bootstrap: BootstrapSpec
     control: str | None
     _canonical: Mapping[str, Any] = field(repr=False)
+    overrides: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -359,10 +363,12 @@ def load_protocol(name_or_path: str, overrides: Sequence[str] = ()) -> Protocol:
     if overrides:
         where = f"{source} (with --set {' --set '.join(overrides)})"
     canonical = canonicalise(where, apply_presets(data))
-    return _build(name, source, about.strip(), canonical)
+    return _build(name, source, about.strip(), canonical, tuple(overrides))
 
 
-def _build(name: str, path: str, about: str, canonical: dict[str, Any]) -> Protocol:
+def _build(
+    name: str, path: str, about: str, canonical: dict[str, Any], overrides: tuple[str, ...] = ()
+) -> Protocol:
     ds, sel, boot = canonical["dataset"], canonical["select"], canonical["bootstrap"]
     res = canonical["resolution"]
     return Protocol(
@@ -383,9 +389,10 @@ def _build(name: str, path: str, about: str, canonical: dict[str, Any]) -> Proto
         ),
         region=canonical["region"],
         metrics=tuple(dict(m) for m in canonical["metrics"]),
-        bootstrap=BootstrapSpec(boot["resamples"], boot["seed"]),
+        bootstrap=BootstrapSpec(boot["resamples"], boot["seed"], boot["cluster"]),
         control=canonical["control"],
         _canonical=copy.deepcopy(canonical),
+        overrides=overrides,
     )
 
 

@@ -35,7 +35,9 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
 )
 DATASET_KEYS: tuple[str, ...] = ("adapter", "name", "split", "options")
 SELECT_DEFAULTS: dict[str, Any] = {"include_tags": [], "exclude_tags": [], "min_area_fraction": 0.0}
-BOOTSTRAP_DEFAULTS: dict[str, int] = {"resamples": 1000, "seed": 0}
+BOOTSTRAP_DEFAULTS: dict[str, Any] = {"resamples": 1000, "seed": 0, "cluster": None}
+#: What ``bootstrap.cluster`` may group samples by (``null``: samples are independent).
+CLUSTERS: tuple[str, ...] = ("image",)
 REGIONS: tuple[str, ...] = ("boxes", "mask")
 #: Upper bounds that keep a valid protocol within memory: more resamples do not move a
 #: 95% interval's third digit, and larger evaluation grids only allocate.
@@ -292,17 +294,18 @@ def canonicalise(where: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         "region": _choice(where, raw.get("region", "boxes"), "region", REGIONS),
         "pipeline": pipeline,
         "metrics": _metrics(where, raw["metrics"], pipeline),
-        "bootstrap": {
-            k: _integer(
-                where,
-                v,
-                f"bootstrap.{k}",
-                1 if k == "resamples" else 0,
-                MAX_RESAMPLES if k == "resamples" else None,
-            )
-            for k, v in _mapping(
-                where, raw.get("bootstrap"), "bootstrap", BOOTSTRAP_DEFAULTS
-            ).items()
-        },
+        "bootstrap": _bootstrap(where, raw.get("bootstrap")),
         "control": None if control is None else _choice(where, control, "control", CONTROLS),
+    }
+
+
+def _bootstrap(where: str, value: Any) -> dict[str, Any]:
+    boot = _mapping(where, value, "bootstrap", BOOTSTRAP_DEFAULTS)
+    cluster = boot["cluster"]
+    return {
+        "resamples": _integer(where, boot["resamples"], "bootstrap.resamples", 1, MAX_RESAMPLES),
+        "seed": _integer(where, boot["seed"], "bootstrap.seed", 0),
+        "cluster": None
+        if cluster is None
+        else _choice(where, cluster, "bootstrap.cluster", CLUSTERS),
     }

@@ -98,10 +98,12 @@ def evaluate_command(
     if as_json:
         click.echo(json.dumps(result.report, indent=2, sort_keys=True))
         return
+    from groundbench.report import protocol_title
+
     r = result.report
     click.echo(
-        f"{r['method']['spec']} on {r['protocol']['name']} ({r['protocol']['id']}), "
-        f"{r['dataset']['n_samples']} samples -> {result.out_dir}"
+        f"{r['method']['spec']} on {protocol_title(r['protocol'])} ({r['protocol']['id']}), "
+        f"split {r['dataset']['split']}, {r['dataset']['n_samples']} samples -> {result.out_dir}"
     )
     for line in result.headline:
         click.echo(line)

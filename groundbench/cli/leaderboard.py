@@ -94,10 +94,13 @@ def compare(
 
     A and B are report directories or leaderboard entry files.
     """
-    from groundbench.leaderboard import compare_tables, read_any
+    from groundbench.leaderboard import compare_tables, read_any, sample_coverage
     from groundbench.leaderboard.cards import training_data_note
 
     ea, eb = read_any(a), read_any(b)
+    coverage = sample_coverage(
+        ea.table, eb.table, ea.report["dataset"]["fingerprint"], eb.report["dataset"]["fingerprint"]
+    )
     rows = compare_tables(
         ea.table,
         eb.table,
@@ -114,12 +117,20 @@ def compare(
             "b": {"method": eb.method_name, "protocol_id": eb.protocol_id},
             "same_protocol": same,
             "training_data_note": data_note,
+            "samples": coverage.to_dict(),
+            "warnings": coverage.warnings(),
             "comparisons": [r.to_dict() for r in rows],
         }
         click.echo(json.dumps(payload, indent=2, sort_keys=True))
         return
+    for warning in coverage.warnings():
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"A = {ea.method_name} (protocol {ea.protocol_id})")
     click.echo(f"B = {eb.method_name} (protocol {eb.protocol_id})")
+    click.echo(
+        f"samples: A {coverage.n_a}, B {coverage.n_b}, shared {coverage.n_shared}; "
+        "n below counts the shared samples where both values are defined"
+    )
     if not same:
         click.echo("note: the protocols differ; the difference mixes method and protocol effects")
     if data_note:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,12 @@ import torch
 from dataset_adapters import open_dataset
 from groundbench.bounds import image_header_size
 from groundbench.errors import DataFormatError, GroundbenchError
-from groundbench.probes import blind_control, select_samples
+from groundbench.probes import (
+    DESCRIBING_DONOR_TAG,
+    blind_control,
+    check_select_tags,
+    select_samples,
+)
 from groundbench.protocol import Protocol
 from groundbench.types import GroundingSample
 
@@ -48,11 +54,15 @@ class LoadedSplit:
             written relative to it (so the report does not depend on where the data lives).
         skipped: reason -> count of records the adapter leaves out by rule (Flickr30k
             Entities' phrases without a box), sorted by reason; empty when it reports none.
+        control: under a control, ``{"name": "blind", "donors_describing_target": k}``:
+            how many of the samples kept a donor phrase that describes their target
+            (:func:`~groundbench.probes.describes_target`); None without a control.
     """
 
     samples: list[GroundingSample]
     warnings: tuple[str, ...] = ()
     skipped: dict[str, int] = field(default_factory=dict)
+    control: dict[str, Any] | None = None
 
 
 def load_samples(
@@ -76,10 +86,20 @@ def load_split(
 
     Raises:
         DataFormatError: duplicate ids, or no sample left after selection.
+        ProtocolError: the selection names a tag no sample carries (see
+            :func:`~groundbench.probes.check_select_tags`).
     """
     ds = protocol.dataset
     adapter = open_dataset(ds.adapter, dataset_root(protocol, data_root), **dict(ds.options))
-    samples = select_samples(adapter.load_samples(ds.split), protocol.select)
+    loaded = adapter.load_samples(ds.split)
+    notes = check_select_tags(
+        protocol.select,
+        {t for s in loaded for t in s.tags},
+        f"protocol {protocol.name} ({ds.name}/{ds.split})",
+    )
+    for note in notes:
+        log.info(note)
+    samples = select_samples(loaded, protocol.select)
     if protocol.control == "blind":
         samples = blind_control(samples, protocol.bootstrap.seed)
     samples = sorted(samples, key=lambda s: s.id)
@@ -103,7 +123,11 @@ def load_split(
         if isinstance(skipped, Mapping)
         else {}
     )
-    return LoadedSplit(samples, warnings, counts)
+    control = None
+    if protocol.control == "blind":
+        describing = sum(DESCRIBING_DONOR_TAG in s.tags for s in samples)
+        control = {"name": "blind", "donors_describing_target": describing}
+    return LoadedSplit(samples, warnings, counts, control)
 
 
 def root_relative(text: str, root: str | Path | None) -> str:
@@ -119,6 +143,22 @@ def root_relative(text: str, root: str | Path | None) -> str:
         return text
     prefix = re.escape(os.path.join(str(root), ""))
     return re.sub(rf"(?<![^\s'\"(\[]){prefix}", "", text)
+
+
+def cluster_ids(samples: Sequence[GroundingSample], by: str) -> np.ndarray:
+    """Number the clusters of ``samples`` (``by="image"``: one per image file) 0, 1, ... in
+    order of first appearance; ``(N,)`` float64, as ``samples.csv`` stores them.
+
+    Example:
+        >>> s = [GroundingSample(f"s{i}", f"{i // 2}.png", 4, 4, "x", "x", (0, 1), [[0, 0, 1, 1]])
+        ...      for i in range(5)]
+        >>> cluster_ids(s, "image").tolist()
+        [0.0, 0.0, 1.0, 1.0, 2.0]
+    """
+    if by != "image":
+        raise DataFormatError(f"bootstrap.cluster: cannot cluster samples by {by!r}; use image")
+    index: dict[str, int] = {}
+    return np.array([index.setdefault(s.image_path, len(index)) for s in samples], np.float64)
 
 
 def dataset_fingerprint(samples: Sequence[GroundingSample]) -> str:

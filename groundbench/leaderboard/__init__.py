@@ -13,7 +13,13 @@ Typical use (the CLI does the same)::
 from __future__ import annotations
 
 from groundbench.leaderboard.build import BoardFiles, build_board
-from groundbench.leaderboard.compare import ComparisonError, PairedComparison, compare_tables
+from groundbench.leaderboard.compare import (
+    ComparisonError,
+    PairedComparison,
+    SampleCoverage,
+    compare_tables,
+    sample_coverage,
+)
 from groundbench.leaderboard.entries import Entry, add_entry, load_entries, read_any, read_entry
 from groundbench.leaderboard.robustness import RobustnessMatrix, robustness_matrices
 from groundbench.leaderboard.samples import SampleTable, parse_samples_csv
@@ -25,6 +31,7 @@ __all__ = [
     "Entry",
     "PairedComparison",
     "RobustnessMatrix",
+    "SampleCoverage",
     "SampleTable",
     "Submission",
     "SubmissionError",
@@ -36,5 +43,6 @@ __all__ = [
     "read_any",
     "read_entry",
     "robustness_matrices",
+    "sample_coverage",
     "validate_report_dir",
 ]

@@ -114,7 +114,7 @@ def render_markdown(
         f"Generated from {n_entries} entries.",
         "",
         "Each table holds the entries of one protocol (same hash, dataset and pointing variant), "
-        "ranked by its first metric. Values are means with 95% bootstrap intervals. "
+        "ranked by its first metric. Values are means with 95% intervals (Wilson score for 0/1 metrics, else bootstrap). "
         "Also: `leaderboard.csv` (every aggregate, per tag) and `leaderboard.html` (sortable, with charts).",
         "",
     ]
@@ -128,7 +128,10 @@ def render_markdown(
         lines += ["## Robustness", "", f"![methods × probes]({ROBUSTNESS_FIGURE})", ""]
         lines += [
             "Probe score on the first metric, and in parentheses its difference from the "
-            "in-distribution protocol (negative = worse on the probe).",
+            "in-distribution protocol (negative = worse on the probe). A *control* column "
+            "(`blind`: each phrase swapped for one that does not describe the target) reads "
+            "the other way: a method that follows the words should drop there, and a "
+            "difference near 0 means its maps ignore the phrase.",
             "",
         ]
         for m in matrices:
@@ -141,7 +144,9 @@ def _matrix_markdown(m: RobustnessMatrix) -> str:
         f"### {md_text(m.dataset)} · pointing variant {md_code(m.variant)} · "
         f"{md_code(m.metric)} · in-distribution protocol {md_code(m.reference)}",
         "",
-        "| method | in-distribution | " + " | ".join(md_text(p) for p in m.probes) + " |",
+        "| method | in-distribution | "
+        + " | ".join(md_text(p) + (" (control)" if p in m.controls else "") for p in m.probes)
+        + " |",
         "|---|---:|" + "---:|" * len(m.probes),
     ]
     for fp, name in m.methods:
@@ -203,7 +208,7 @@ def render_summary(
         lines += textwrap.wrap(
             f"Robustness ({m.dataset}, {m.metric}): each probe's score minus the score on the "
             f"in-distribution {protocol_names.get(m.reference, m.reference)}; negative = worse "
-            "on the probe:",
+            "on the probe (on a control, negative = the method reads the phrase):",
             width,
         )
         lines.append("")
@@ -214,7 +219,8 @@ def render_summary(
                 cell = m.cells.get((fp, p))
                 cells.append("–" if cell is None or cell.drop is None else f"{cell.drop:+.3f}")
             rows.append(([_clip(name, 28)], cells))
-        lines += _grid(["method"], list(m.probes), rows, width)
+        heads = [f"{p} (control)" if p in m.controls else p for p in m.probes]
+        lines += _grid(["method"], heads, rows, width)
     if files:
         lines += ["", *textwrap.wrap("Intervals, every metric and per-tag scores:", width)]
         lines += [_clip(f"  {path}", width) for path in files]

@@ -79,6 +79,64 @@ class PairedComparison:
         }
 
 
+@dataclass(frozen=True)
+class SampleCoverage:
+    """Which samples two reports cover, and whether their data is certified the same.
+
+    Attributes:
+        n_a: sample ids in A.
+        n_b: sample ids in B.
+        n_shared: ids in both (what a paired comparison can use).
+        fingerprint_a: A's dataset fingerprint (sha256 hex).
+        fingerprint_b: B's dataset fingerprint.
+    """
+
+    n_a: int
+    n_b: int
+    n_shared: int
+    fingerprint_a: str
+    fingerprint_b: str
+
+    @property
+    def same_dataset(self) -> bool:
+        """Whether both reports carry the same dataset fingerprint."""
+        return self.fingerprint_a == self.fingerprint_b
+
+    def warnings(self) -> list[str]:
+        """One line per reason the comparison covers less, or other data, than the reports.
+
+        Example:
+            >>> SampleCoverage(602, 50, 50, "a" * 64, "b" * 64).warnings()[0]
+            'only 50 samples are shared: A has 552 the comparison leaves out, B has 0'
+        """
+        out = []
+        if self.n_shared < max(self.n_a, self.n_b):
+            out.append(
+                f"only {self.n_shared} samples are shared: A has {self.n_a - self.n_shared} "
+                f"the comparison leaves out, B has {self.n_b - self.n_shared}"
+            )
+        if not self.same_dataset:
+            out.append(
+                f"the dataset fingerprints differ (A {self.fingerprint_a[:12]}…, B "
+                f"{self.fingerprint_b[:12]}…): the samples, their files or their selection are "
+                "not the same (another split, select, control or --limit)"
+            )
+        return out
+
+    def to_dict(self) -> dict[str, int | bool | str]:
+        """JSON-ready fields, ``same_dataset`` included."""
+        return {**asdict(self), "same_dataset": self.same_dataset}
+
+
+def sample_coverage(
+    a: Records, b: Records, fingerprint_a: str, fingerprint_b: str
+) -> SampleCoverage:
+    """Count the ids of ``a``, of ``b`` and of both, beside their dataset fingerprints."""
+    return SampleCoverage(
+        len(a.ids), len(b.ids), len(set(a.ids) & set(b.ids)), fingerprint_a, fingerprint_b
+    )
+
+
 def compare_tables(
     a: Records,
     b: Records,

@@ -36,10 +36,13 @@ from groundbench.leaderboard.validate import (
     validate_report_dir,
 )
 from groundbench.report.records import Records
+from groundbench.report.render import protocol_title
 from groundbench.types import UNDECLARED
 
 ENTRY_SCHEMA = 1
 ENTRIES_DIR = "entries"
+#: Method specs that read the ground truth: checks of the metrics, listed but unranked.
+CHECK_METHODS: tuple[str, ...] = ("oracle_box",)
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -68,6 +71,11 @@ class Entry:
     def protocol_name(self) -> str:
         """The protocol's name, e.g. ``synth_test.albef``."""
         return self.report["protocol"]["name"]
+
+    @property
+    def protocol_title(self) -> str:
+        """The protocol's name with the ``--set`` overrides of the run, if any."""
+        return protocol_title(self.report["protocol"])
 
     @property
     def canonical(self) -> Mapping[str, Any]:
@@ -99,6 +107,12 @@ class Entry:
     def marks(self) -> tuple[str, ...]:
         """The board's model-card warnings (selected on test, saw evaluated images)."""
         return card_marks(self.model_card, self.report["dataset"]["split"])
+
+    @property
+    def is_check(self) -> bool:
+        """Whether the entry is a check of the metrics (``oracle_box`` reads the ground truth),
+        shown beside the methods but never ranked among them."""
+        return self.report["method"]["spec"] in CHECK_METHODS
 
     @property
     def metric_keys(self) -> tuple[str, ...]:
@@ -150,7 +164,7 @@ def add_entry(
 
     Raises:
         SubmissionError: the report is invalid (see :mod:`groundbench.leaderboard.validate`),
-            duplicates an entry (same protocol id and method fingerprint), its dataset
+            was made with ``--limit`` (``dataset.limit`` set), duplicates an entry (same protocol id and method fingerprint), its dataset
             fingerprint differs from the entries already under its protocol, or its name is
             taken by another method and ``replace`` is False.
     """
@@ -163,6 +177,13 @@ def add_entry(
             "only, not its weights, so two different models would look like one entry; declare "
             "what the plugin's maps depend on (fn.depends_on = [paths] and/or fn.fingerprint = "
             "a function returning a string; docs/plugins.md) and evaluate again"
+        )
+    limit = report["dataset"].get("limit")
+    if limit is not None:
+        raise SubmissionError(
+            f"{where}: dataset.limit is {limit}: the report was made with --limit {limit} and "
+            "scores only the first samples of the split, so it is not comparable with full "
+            "runs; evaluate again without --limit and add that report"
         )
     card = resolve_card(report, model_card, where)
     target = entry_path(board, report)

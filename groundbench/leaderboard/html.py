@@ -19,6 +19,7 @@ from groundbench.leaderboard.robustness import RobustnessMatrix, metric_higher_i
 from groundbench.leaderboard.tables import (
     ProtocolTable,
     format_interval,
+    rank_text,
     shown_name,
     table_heading,
 )
@@ -84,7 +85,7 @@ def render_html(
         f"<style>{_CSS}</style></head><body>",
         "<h1>groundbench leaderboard</h1>",
         f'<p class="note">Generated from {n_entries} entries by <code>groundbench leaderboard build</code>. '
-        "Rows in one table share a protocol hash; values are means with 95% bootstrap intervals "
+        "Rows in one table share a protocol hash; values are means with 95% intervals (Wilson score for 0/1 metrics, else bootstrap) "
         "below them. Click a column header (or Tab to it and press Enter) to sort: the first "
         "press puts the best rows first.</p>",
     ]
@@ -99,7 +100,10 @@ def render_html(
         parts.append(
             '<p class="note">Probe score on the family\'s first metric and, below it, its '
             "difference from the in-distribution protocol (negative = worse on the probe; red "
-            "worse, blue better). Probe columns sort by the score.</p>"
+            "worse, blue better). A control column (the blind control: each phrase swapped for "
+            "one that does not describe the target) reads the other way: a method that follows "
+            "the words should drop there (green); near 0 or above (purple), its maps ignore "
+            "the phrase. Probe columns sort by the score.</p>"
         )
         parts.extend(_matrix_section(m) for m in matrices)
     parts.append(f"<script>{_JS}</script></body></html>")
@@ -126,7 +130,7 @@ def _protocol_section(t: ProtocolTable) -> str:
             for k in t.metrics
         )
         rows.append(
-            f'<tr><td class="num" data-value="{"" if rank is None else rank}">{"–" if rank is None else rank}</td>'
+            f'<tr><td class="num" data-value="{"" if rank is None else rank}">{rank_text(rank, e)}</td>'
             f"<td>{_e(shown_name(e))}</td><td>{_e(e.supervision)}</td>{cells}</tr>"
         )
     bars = [(e.method_name, e.aggregate(t.metrics[0])) for e in t.entries]
@@ -224,7 +228,7 @@ def _matrix_section(m: RobustnessMatrix) -> str:
         "<tr>"
         + _th("method", "text", "ascending", sort="ascending")
         + _th("in-distribution", "num", first)
-        + "".join(_th(p, "num", first) for p in m.probes)
+        + "".join(_th(f"{p} (control)" if p in m.controls else p, "num", first) for p in m.probes)
         + "</tr>"
     )
     rows = []
@@ -241,7 +245,7 @@ def _matrix_section(m: RobustnessMatrix) -> str:
                 continue
             difference = "" if cell.drop is None else f'<span class="ci">{cell.drop:+.3f}</span>'
             cells.append(
-                f'<td class="num" data-value="{_num(cell.mean)}" style="background:{_drop_colour(cell.drop)}">'
+                f'<td class="num" data-value="{_num(cell.mean)}" style="background:{_drop_colour(cell.drop, control=p in m.controls)}">'
                 f"{_e(_score(cell.mean))}{difference}</td>"
             )
         rows.append("<tr>" + "".join(cells) + "</tr>")
@@ -252,12 +256,17 @@ def _matrix_section(m: RobustnessMatrix) -> str:
     )
 
 
-def _drop_colour(drop: float | None) -> str:
-    """White at 0, red for drops, blue for gains; saturates at ±0.3."""
+def _drop_colour(drop: float | None, *, control: bool = False) -> str:
+    """White at 0, red for drops, blue for gains; saturates at ±0.3.
+
+    On a control a drop is the expected outcome: green for drops, purple for gains.
+    """
     if drop is None or math.isnan(drop):
         return "#ffffff"
     t = min(abs(drop) / 0.3, 1.0)
     fade = round(255 - 120 * t)
+    if control:
+        return f"rgb({fade},255,{fade})" if drop < 0 else f"rgb(255,{fade},255)"
     return f"rgb(255,{fade},{fade})" if drop < 0 else f"rgb({fade},{fade},255)"
 
 

@@ -5,9 +5,16 @@ the sample selection (``select``) and the ``control``. Within a family the
 **in-distribution** protocol is the one on the in-distribution split (``test`` by default)
 with no control and no ``include_tags`` filter; every other protocol is a **probe**,
 labelled by its control (``blind``), else its split (``compositional``), else its included
-tags. Entries are matched across protocols by method fingerprint, so a row is one method.
+tags. A protocol on a **development** split (:data:`DEVELOPMENT_SPLITS`: ``val``, ...) is
+neither: it is where settings are tuned, not a shift of distribution, so it stays out of
+the view. Entries are matched across protocols by method fingerprint, so a row is one method.
 A cell holds the probe score on the family's first metric and the signed **difference**
 ``probe mean − in-distribution mean`` (negative = worse on the probe), stored as ``drop``.
+
+A **control** (``blind``) is read the other way round: it takes the phrase away, so a
+method that reads the phrase *should* drop, and a difference near 0 means the maps do not
+depend on it. Controls are listed in :attr:`RobustnessMatrix.controls` and drawn apart
+from the probes, with their own colour scale (a drop is good).
 """
 
 from __future__ import annotations
@@ -36,6 +43,10 @@ PROBE_ORDER = (
     "small",
     "blind",
 )
+
+
+#: Splits that tune or calibrate a method (never probes, never in-distribution references).
+DEVELOPMENT_SPLITS: tuple[str, ...] = ("train", "val", "validation", "dev", "minival")
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,7 @@ class RobustnessMatrix:
         probes: probe labels, in display order.
         cells: ``(method fingerprint, probe label)`` → cell (absent when not evaluated).
         higher_is_better: the direction of ``metric`` (from its registered metadata).
+        controls: the labels in ``probes`` that are controls (``blind``), last in order.
     """
 
     dataset: str
@@ -82,6 +94,12 @@ class RobustnessMatrix:
     probes: tuple[str, ...]
     cells: Mapping[tuple[str, str], RobustnessCell]
     higher_is_better: bool = True
+    controls: tuple[str, ...] = ()
+
+    @property
+    def shifts(self) -> tuple[str, ...]:
+        """The probe labels that are no control: shifts of distribution, a drop is bad."""
+        return tuple(p for p in self.probes if p not in self.controls)
 
 
 def pointing_variant(canonical: Mapping[str, Any]) -> str:
@@ -102,8 +120,16 @@ def pointing_variant(canonical: Mapping[str, Any]) -> str:
     return "unnamed" if pointing else "-"
 
 
+def is_development(canonical: Mapping[str, Any], in_distribution_split: str) -> bool:
+    """Whether the protocol reads a development split (:data:`DEVELOPMENT_SPLITS`)."""
+    split = canonical.get("dataset", {}).get("split")
+    return split != in_distribution_split and split in DEVELOPMENT_SPLITS
+
+
 def probe_label(canonical: Mapping[str, Any], in_distribution_split: str) -> str | None:
-    """Return the probe label of a protocol, or None for an in-distribution protocol."""
+    """Return the probe label of a protocol; None for an in-distribution or development one."""
+    if is_development(canonical, in_distribution_split):
+        return None
     control = canonical.get("control")
     if control:
         return str(control)
@@ -138,6 +164,8 @@ def robustness_matrices(
     """
     families: dict[str, list[Entry]] = {}
     for e in entries:
+        if is_development(e.canonical, in_distribution_split):
+            continue
         families.setdefault(family_key(e.canonical), []).append(e)
     out = []
     for members in families.values():
@@ -172,7 +200,13 @@ def _matrix(refs: list[Entry], probes: list[Entry], split: str) -> RobustnessMat
         drop = None if mean is None or base is None else mean - base
         cells[(e.method_fingerprint, label)] = RobustnessCell(e.protocol_id, mean, low, high, drop)
     labels = {label for _, label in cells}
+    controls = {
+        label
+        for (_, label), cell in cells.items()
+        if any(e.protocol_id == cell.protocol_id and e.canonical.get("control") for e in probes)
+    }
     order = [p for p in PROBE_ORDER if p in labels] + sorted(labels - set(PROBE_ORDER))
+    order = [p for p in order if p not in controls] + [p for p in order if p in controls]
     methods = display_names(names)
     return RobustnessMatrix(
         dataset=ref.report["dataset"]["name"],
@@ -184,6 +218,7 @@ def _matrix(refs: list[Entry], probes: list[Entry], split: str) -> RobustnessMat
         probes=tuple(order),
         cells=cells,
         higher_is_better=metric_higher_is_better(ref.canonical, 0),
+        controls=tuple(p for p in order if p in controls),
     )
 
 
@@ -211,10 +246,13 @@ def _agg(entry: Entry, metric: str) -> tuple[float | None, float | None, float |
 
 
 def plot_robustness(matrices: Sequence[RobustnessMatrix], path: str | Path) -> Path:
-    """Draw every matrix as a heat map of differences (annotated with scores) into one PNG.
+    """Draw every matrix as heat maps of differences (annotated with scores) into one PNG.
 
-    Each cell is coloured by the signed difference ``probe − in-distribution`` (red worse,
-    blue better; a colour bar per matrix) and shows the probe score with that difference.
+    Per matrix, the probes are one heat map coloured by the signed difference
+    ``probe − in-distribution`` (red worse, blue better); the controls (``blind``) are a
+    second heat map beside it on their own scale, where a drop is the expected, good
+    outcome (green: the method reads the phrase; purple: it scores as well without it).
+    Each has its colour bar, and each cell shows the score with its difference.
 
     Args:
         matrices: from :func:`robustness_matrices` (at least one).
@@ -230,16 +268,21 @@ def plot_robustness(matrices: Sequence[RobustnessMatrix], path: str | Path) -> P
 
     path = Path(path)
     heights = [1.4 + 0.45 * len(m.methods) for m in matrices]
-    width = max(6.0, 2.0 + 1.1 * max(len(m.probes) for m in matrices))
-    fig, axes = plt.subplots(
+    shifts = max(max(len(m.shifts) for m in matrices), 1)
+    controls = max(len(m.controls) for m in matrices)
+    width = max(9.0 if controls else 6.0, 2.0 + 1.1 * (shifts + controls) + 2.5 * bool(controls))
+    fig = plt.figure(figsize=(width, sum(heights) + 0.3))
+    grid = fig.add_gridspec(
         len(matrices),
-        1,
-        figsize=(width, sum(heights) + 0.3),
-        squeeze=False,
-        gridspec_kw={"height_ratios": heights},
+        2 if controls else 1,
+        height_ratios=heights,
+        width_ratios=[shifts + 0.6, controls + 0.9] if controls else None,
     )
-    for ax, m in zip(axes[:, 0], matrices, strict=True):
-        _draw(ax, m)
+    for row, m in enumerate(matrices):
+        if m.shifts:
+            _draw(fig.add_subplot(grid[row, 0]), m)
+        if m.controls:
+            _draw(fig.add_subplot(grid[row, 1]), m, controls=True)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, metadata={"Software": None})
@@ -247,33 +290,47 @@ def plot_robustness(matrices: Sequence[RobustnessMatrix], path: str | Path) -> P
     return path
 
 
-def _draw(ax: Any, m: RobustnessMatrix) -> None:
+def _draw(ax: Any, m: RobustnessMatrix, *, controls: bool = False) -> None:
     import numpy as np
 
-    drops = np.full((len(m.methods), len(m.probes)), np.nan)
+    columns = m.controls if controls else m.shifts
+    drops = np.full((len(m.methods), len(columns)), np.nan)
     for i, (fp, _) in enumerate(m.methods):
-        for j, probe in enumerate(m.probes):
+        for j, probe in enumerate(columns):
             cell = m.cells.get((fp, probe))
             if cell is not None and cell.drop is not None:
                 drops[i, j] = cell.drop
     limit = float(np.nanmax(np.abs(drops))) if np.isfinite(drops).any() else 1.0
     limit = max(limit, 1e-3)  # an all-zero matrix still gets a readable colour bar
-    image = ax.imshow(drops, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
-    bar = ax.figure.colorbar(image, ax=ax, fraction=0.035, pad=0.02)
-    bar.set_label("difference\n(probe − in-distribution)", fontsize=8)
+    # on a control a drop (negative) is good: green; no drop is the failure: purple
+    cmap = "PiYG_r" if controls else "RdBu"
+    image = ax.imshow(drops, cmap=cmap, vmin=-limit, vmax=limit, aspect="auto")
+    bar = ax.figure.colorbar(image, ax=ax, fraction=0.035 if not controls else 0.12, pad=0.02)
+    bar.set_label(
+        "difference\n(control − in-distribution)"
+        if controls
+        else "difference\n(probe − in-distribution)",
+        fontsize=8,
+    )
     bar.ax.tick_params(labelsize=7)
     for i, (fp, _) in enumerate(m.methods):
-        for j, probe in enumerate(m.probes):
+        for j, probe in enumerate(columns):
             cell = m.cells.get((fp, probe))
             strong = cell is not None and cell.drop is not None and abs(cell.drop) > 0.6 * limit
             colour = "white" if strong else "black"
             ax.text(j, i, _cell_text(cell), ha="center", va="center", fontsize=7, color=colour)
-    ax.set_xticks(range(len(m.probes)), m.probes, rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(m.methods)), [name for _, name in m.methods], fontsize=8)
+    if controls:
+        ax.set_title(
+            "control: score (difference);\na drop is good: green = reads the phrase",
+            fontsize=8,
+        )
+        return
     ax.set_title(
-        f"{m.dataset} · {m.metric}: probe score and, in parentheses, its difference from the\n"
-        f"in-distribution protocol {m.reference} (red = worse on the probe, blue = better)",
-        fontsize=9,
+        f"{m.dataset} · {m.metric}: probe score and (its difference from\n"
+        f"in-distribution {m.reference}); red = worse on the probe, blue = better",
+        fontsize=8,
     )
 
 

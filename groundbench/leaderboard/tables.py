@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from groundbench.leaderboard.entries import Entry
-from groundbench.leaderboard.robustness import PROBE_ORDER, pointing_variant, probe_label
+from groundbench.leaderboard.robustness import (
+    PROBE_ORDER,
+    is_development,
+    pointing_variant,
+    probe_label,
+)
 from groundbench.metrics import METRICS
 from groundbench.report.render import md_code, md_text
 
@@ -29,10 +34,11 @@ class ProtocolTable:
         dataset: dataset name.
         split: dataset split.
         variant: pointing variant(s) (``-`` when none).
-        probe: probe label, or None for an in-distribution protocol.
+        probe: probe label, or None for an in-distribution or development protocol.
         metrics: metric display keys; the first ranks.
-        entries: entries, best first.
-        ranks: competition rank per entry (``1, 1, 3`` on a tie); None when unranked (no score).
+        entries: methods best first, then the checks (:attr:`Entry.is_check`).
+        ranks: competition rank per entry (``1, 1, 3`` on a tie) among the methods; None when
+            unranked (a check, or no score).
     """
 
     protocol_id: str
@@ -44,6 +50,14 @@ class ProtocolTable:
     metrics: tuple[str, ...]
     entries: tuple[Entry, ...]
     ranks: tuple[int | None, ...]
+    development: bool = False
+
+    @property
+    def role(self) -> str:
+        """``in-distribution``, ``probe: <label>`` or ``development split``."""
+        if self.development:
+            return "development split"
+        return "in-distribution" if self.probe is None else f"probe: {self.probe}"
 
 
 def protocol_tables(
@@ -64,18 +78,21 @@ def protocol_tables(
         first = members[0]
         metrics = first.metric_keys
         higher = METRICS.meta(first.canonical["metrics"][0]["name"]).get("higher_is_better", True)
-        ranked = sorted(members, key=lambda e: _rank_key(e, metrics[0], higher))
+        ranked = sorted(members, key=lambda e: (e.is_check, *_rank_key(e, metrics[0], higher)))
+        methods = [e for e in ranked if not e.is_check]
+        ranks = _competition_ranks([_mean(e, metrics[0]) for e in methods])
         tables.append(
             ProtocolTable(
                 protocol_id=pid,
-                protocol_name=first.protocol_name,
+                protocol_name=first.protocol_title,
                 dataset=first.report["dataset"]["name"],
                 split=first.report["dataset"]["split"],
                 variant=pointing_variant(first.canonical),
                 probe=probe_label(first.canonical, in_distribution_split),
                 metrics=metrics,
                 entries=tuple(ranked),
-                ranks=_competition_ranks([_mean(e, metrics[0]) for e in ranked]),
+                ranks=ranks + (None,) * (len(ranked) - len(methods)),
+                development=is_development(first.canonical, in_distribution_split),
             )
         )
     return sorted(tables, key=_table_order)
@@ -83,7 +100,9 @@ def protocol_tables(
 
 def _table_order(t: ProtocolTable) -> tuple[Any, ...]:
     probe_pos = (
-        -1
+        len(PROBE_ORDER) + 1
+        if t.development
+        else -1
         if t.probe is None
         else (PROBE_ORDER.index(t.probe) if t.probe in PROBE_ORDER else len(PROBE_ORDER))
     )
@@ -113,6 +132,13 @@ def _competition_ranks(means: Sequence[float | None]) -> tuple[int | None, ...]:
     return tuple(ranks)
 
 
+def rank_text(rank: int | None, entry: Entry) -> str:
+    """The rank cell: the rank, ``check`` for a check of the metrics, ``–`` without a score."""
+    if entry.is_check:
+        return "check"
+    return "–" if rank is None else str(rank)
+
+
 def format_interval(agg: Mapping[str, Any] | None) -> str:
     """Format an aggregate as ``0.731 [0.718, 0.744]``, noting undefined samples.
 
@@ -138,7 +164,7 @@ def _fmt(x: float | None) -> str:
 
 def table_heading(t: ProtocolTable) -> str:
     """One-line heading naming the protocol, its id and pointing variant."""
-    what = "in-distribution" if t.probe is None else f"probe: {t.probe}"
+    what = t.role
     return (
         f"{t.protocol_name} · protocol `{t.protocol_id}` · pointing variant `{t.variant}` · "
         f"split `{t.split}` ({what})"
@@ -147,7 +173,7 @@ def table_heading(t: ProtocolTable) -> str:
 
 def markdown_heading(t: ProtocolTable) -> str:
     """:func:`table_heading` for Markdown: every name escaped (names come from report files)."""
-    what = "in-distribution" if t.probe is None else f"probe: {md_text(t.probe)}"
+    what = md_text(t.role)
     return (
         f"{md_text(t.protocol_name)} · protocol {md_code(t.protocol_id)} · pointing variant "
         f"{md_code(t.variant)} · split {md_code(t.split)} ({what})"
@@ -160,16 +186,21 @@ def render_markdown_table(t: ProtocolTable) -> str:
     lines = [
         f"### {markdown_heading(t)}",
         "",
-        f"{n} samples; ranked by {md_code(t.metrics[0])}; mean [95% bootstrap interval].",
+        f"{n} samples; ranked by {md_code(t.metrics[0])}; mean [95% interval: Wilson for 0/1 metrics, else bootstrap]"
+        + (
+            "; `check` rows read the ground truth (a check of the metrics, not a method) and "
+            "are not ranked."
+            if any(e.is_check for e in t.entries)
+            else "."
+        ),
         "",
         "| rank | method | supervision | " + " | ".join(md_code(k) for k in t.metrics) + " |",
         "|---:|---|---|" + "---|" * len(t.metrics),
     ]
     for rank, e in zip(t.ranks, t.entries, strict=True):
         cells = [format_interval(e.aggregate(k)) for k in t.metrics]
-        shown_rank = "–" if rank is None else str(rank)
         lines.append(
-            f"| {shown_rank} | {md_text(shown_name(e))} | {md_text(e.supervision)} | "
+            f"| {rank_text(rank, e)} | {md_text(shown_name(e))} | {md_text(e.supervision)} | "
             + " | ".join(cells)
             + " |"
         )
@@ -182,6 +213,7 @@ def shown_name(entry: Entry) -> str:
 
 
 CSV_COLUMNS = (
+    "rank",
     "protocol_id",
     "protocol",
     "dataset",
@@ -205,16 +237,19 @@ CSV_COLUMNS = (
 def render_csv(tables: Sequence[ProtocolTable]) -> str:
     """Render every aggregate (each metric × tag of each entry) as a long-format CSV.
 
-    Floats use ``repr`` precision; empty cells are undefined; ``undefined`` lists
-    ``reason:count`` pairs joined by ``;``.
+    ``rank`` is the entry's rank in its protocol's table (``check`` for a check of the
+    metrics, empty without a score). Floats use ``repr`` precision; empty cells are
+    undefined; ``undefined`` lists ``reason:count`` pairs joined by ``;``.
     """
     rows = []
     for t in tables:
-        for e in t.entries:
+        for rank, e in zip(t.ranks, t.entries, strict=True):
+            shown_rank = "" if rank is None and not e.is_check else rank_text(rank, e)
             for key in t.metrics:
                 for tag, agg in sorted(e.report["metrics"][key].items()):
                     rows.append(
                         [
+                            shown_rank,
                             t.protocol_id,
                             t.protocol_name,
                             t.dataset,
@@ -232,7 +267,7 @@ def render_csv(tables: Sequence[ProtocolTable]) -> str:
                             ";".join(e.marks),
                         ]
                     )
-    rows.sort(key=lambda r: [str(c) for c in r[:10]])
+    rows.sort(key=lambda r: [str(c) for c in r[1:11]])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

@@ -256,7 +256,12 @@ def check_aggregates(report: Mapping[str, Any], table: Records, where: str) -> N
     file does not give is refused.
     """
     resamples, seed = bootstrap_settings(report, where)
-    expected = aggregates_to_dict(table.aggregate(resamples=resamples, seed=seed))
+    cluster = report["protocol"]["canonical"]["bootstrap"].get("cluster")
+    try:
+        aggregates = table.aggregate(resamples=resamples, seed=seed, cluster=cluster)
+    except DataFormatError as exc:
+        raise SubmissionError(f"{where}: {exc}") from None
+    expected = aggregates_to_dict(aggregates)
     for key, by_tag in expected.items():
         given = report["metrics"][key]
         if sorted(given) != sorted(by_tag):
@@ -266,6 +271,11 @@ def check_aggregates(report: Mapping[str, Any], table: Records, where: str) -> N
             )
         for tag, agg in by_tag.items():
             for name, value in agg.items():
+                if name not in given[tag]:
+                    raise SubmissionError(
+                        f"{where}: report.json metrics.{key}.{tag} has no {name!r}; the report "
+                        "was written by an older groundbench: re-run groundbench evaluate"
+                    )
                 if not _same(given[tag][name], value):
                     raise SubmissionError(
                         f"{where}: report.json metrics.{key}.{tag}.{name} is "

@@ -1,10 +1,10 @@
-"""Aggregate per-sample metric values: mean, undefined counts, seeded bootstrap CI, per tag.
+"""Aggregate per-sample metric values: mean, undefined counts, confidence interval, per tag.
 
 Undefined samples (NaN values with a reason code) never enter the mean; they are counted by
-reason. The confidence interval is the percentile bootstrap of the mean over the defined
-values: ``resamples`` resamples of size ``n_defined`` drawn with replacement from
-``numpy.random.Generator(PCG64(seed))``, and the ``(1 - confidence) / 2`` and
-``(1 + confidence) / 2`` quantiles (linear interpolation) of their means.
+reason. The confidence interval of the mean over the defined values is the Wilson score
+interval when every value is 0 or 1, else the seeded percentile bootstrap; given cluster
+ids (the image of each sample), both account for samples of one cluster moving together
+(:mod:`groundbench.metrics.intervals`). ``interval`` names the kind used.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from groundbench.errors import DataFormatError
+from groundbench.metrics.intervals import mean_interval
 from groundbench.types import Undefined
 
-# Bootstrap indices drawn per block, to bound memory (~80 MB of int64).
-_BLOCK = 10_000_000
+#: Aggregates over fewer defined samples than this are marked in reports: read the interval.
+SMALL_N = 10
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,14 @@ class Aggregate:
 
     Attributes:
         mean: mean over the defined values (NaN when none is defined).
-        ci_low: lower bound of the bootstrap confidence interval (NaN when none is defined
-            or ``resamples == 0``).
+        ci_low: lower bound of the confidence interval (NaN when none is defined or
+            ``resamples == 0``).
         ci_high: upper bound of the interval.
         n: number of samples, defined or not.
         n_defined: number of samples with a defined value.
         undefined: reason label (``empty_region``, ...) → count, for the reasons that occur.
+        interval: ``wilson``, ``wilson_cluster``, ``bootstrap`` or ``cluster_bootstrap``
+            (:mod:`groundbench.metrics.intervals`); None without an interval.
     """
 
     mean: float
@@ -43,6 +46,7 @@ class Aggregate:
     n: int
     n_defined: int
     undefined: dict[str, int] = field(default_factory=dict)
+    interval: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON: NaN floats become None (JSON has no NaN)."""
@@ -53,18 +57,6 @@ class Aggregate:
         return out
 
 
-def _bootstrap_means(x: np.ndarray, resamples: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    rows = max(1, _BLOCK // x.size)
-    means = np.empty(resamples)
-    for start in range(0, resamples, rows):
-        stop = min(resamples, start + rows)
-        # one stream read in order: the same draws whatever the block size
-        idx = rng.integers(0, x.size, size=(stop - start, x.size))
-        means[start:stop] = x[idx].mean(axis=1)
-    return means
-
-
 def aggregate(
     values: np.ndarray,
     undefined: np.ndarray,
@@ -72,6 +64,7 @@ def aggregate(
     resamples: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
+    clusters: np.ndarray | None = None,
 ) -> Aggregate:
     """Summarise one metric's per-sample values.
 
@@ -81,6 +74,8 @@ def aggregate(
         resamples: bootstrap resamples (0 = no interval).
         seed: bootstrap seed; the same seed gives the same interval.
         confidence: interval coverage in ``(0, 1)``.
+        clusters: ``(N,)`` cluster id per sample (e.g. its image index), or None when the
+            samples are independent.
 
     Returns:
         An :class:`Aggregate`.
@@ -95,9 +90,10 @@ def aggregate(
     """
     values = np.asarray(values, dtype=np.float64).reshape(-1)
     codes = np.asarray(undefined).reshape(-1).astype(np.int64)
-    if values.shape != codes.shape:
+    if values.shape != codes.shape or (clusters is not None and len(clusters) != values.size):
         raise DataFormatError(
-            f"aggregate: values {values.shape} and undefined {codes.shape} must have the same length"
+            f"aggregate: values {values.shape}, undefined {codes.shape} and clusters must have "
+            "the same length"
         )
     if not 0 < confidence < 1:
         raise DataFormatError(f"aggregate: confidence must be in (0, 1), got {confidence}")
@@ -120,19 +116,18 @@ def aggregate(
     if defined.size == 0:
         return Aggregate(math.nan, math.nan, math.nan, int(values.size), 0, reasons)
     mean = float(defined.mean())
-    lo = hi = math.nan
-    if resamples:
-        means = _bootstrap_means(defined, resamples, seed)
-        lo, hi = (
-            float(q) for q in np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
-        )
-    return Aggregate(mean, lo, hi, int(values.size), int(defined.size), reasons)
+    groups = None if clusters is None else np.asarray(clusters)[codes == 0]
+    lo, hi, kind = mean_interval(
+        defined, groups, resamples=resamples, seed=seed, confidence=confidence
+    )
+    return Aggregate(mean, lo, hi, int(values.size), int(defined.size), reasons, kind)
 
 
 def aggregate_by_tag(
     values: np.ndarray,
     undefined: np.ndarray,
     tags: Sequence[frozenset[str]],
+    clusters: np.ndarray | None = None,
     **kwargs: Any,
 ) -> dict[str, Aggregate]:
     """Aggregate over all samples (key ``"all"``) and over the samples carrying each tag.
@@ -141,6 +136,7 @@ def aggregate_by_tag(
         values: ``(N,)`` float64 per-sample values.
         undefined: ``(N,)`` int8 reason codes.
         tags: ``N`` tag sets, aligned with ``values``.
+        clusters: ``(N,)`` cluster ids (see :func:`aggregate`), or None.
         **kwargs: passed to :func:`aggregate` (``resamples``, ``seed``, ``confidence``).
 
     Returns:
@@ -156,8 +152,10 @@ def aggregate_by_tag(
     undefined = np.asarray(undefined).reshape(-1)
     if len(tags) != values.size:
         raise DataFormatError(f"aggregate_by_tag: {len(tags)} tag sets for {values.size} values")
-    out = {"all": aggregate(values, undefined, **kwargs)}
+    groups = None if clusters is None else np.asarray(clusters).reshape(-1)
+    out = {"all": aggregate(values, undefined, clusters=groups, **kwargs)}
     for tag in sorted(set().union(*tags)) if tags else []:
         pick = np.fromiter((tag in t for t in tags), dtype=bool, count=len(tags))
-        out[tag] = aggregate(values[pick], undefined[pick], **kwargs)
+        picked = None if groups is None else groups[pick]
+        out[tag] = aggregate(values[pick], undefined[pick], clusters=picked, **kwargs)
     return out

@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from groundbench.device import resolve_device
 from groundbench.errors import DataFormatError
 from groundbench.model.checkpoint import save_checkpoint
 from groundbench.model.config import Config
@@ -296,7 +297,9 @@ def train(
         CheckpointError: ``resume`` found a snapshot that does not match ``config`` or the data.
         DataFormatError: too few captions for one step.
         TrainingInterrupted: SIGTERM or SIGINT stopped the run (after a snapshot).
+        DeviceError: ``device`` is no torch device or is missing on this machine.
     """
+    resolve_device(device)
     out = Path(out_dir)
     t = config.train
     if t.threads > 0:

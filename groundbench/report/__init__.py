@@ -4,6 +4,7 @@ from groundbench.report.records import Records, parse_samples_csv
 from groundbench.report.render import (
     REPORT_SCHEMA,
     headline_lines,
+    protocol_title,
     render_markdown,
     render_report_json,
 )
@@ -13,6 +14,7 @@ __all__ = [
     "parse_samples_csv",
     "REPORT_SCHEMA",
     "headline_lines",
+    "protocol_title",
     "render_markdown",
     "render_report_json",
 ]

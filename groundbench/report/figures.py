@@ -54,7 +54,8 @@ def plot_tag_bars(path: Path, metric_key: str, by_tag: Mapping[str, Mapping[str,
     ax.errorbar(
         range(len(tags)),
         means,
-        yerr=[means - lo, hi - means],
+        # a percentile interval need not hold the mean: draw only the part that reaches out
+        yerr=[np.clip(means - lo, 0, None), np.clip(hi - means, 0, None)],
         fmt="none",
         ecolor="black",
         capsize=3,

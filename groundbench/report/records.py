@@ -24,6 +24,9 @@ from groundbench.metrics.aggregate import Aggregate, aggregate_by_tag
 from groundbench.types import Undefined
 
 _LABEL_TO_CODE = {u.label: int(u) for u in Undefined if u}
+#: ``samples.csv`` column prefix of the cluster id per sample (``cluster:image``), written
+#: when the protocol's ``bootstrap.cluster`` is set, so the intervals can be recomputed.
+CLUSTER_PREFIX = "cluster:"
 _CODES = frozenset(int(u) for u in Undefined)
 
 
@@ -147,14 +150,51 @@ class Records:
             {c: v[rows] for c, v in self.extras.items()},
         )
 
-    def aggregate(self, *, resamples: int, seed: int) -> dict[str, dict[str, Aggregate]]:
-        """``{key: {"all": Aggregate, tag: Aggregate, ...}}``, tags sorted after ``all``."""
+    def aggregate(
+        self, *, resamples: int, seed: int, cluster: str | None = None
+    ) -> dict[str, dict[str, Aggregate]]:
+        """``{key: {"all": Aggregate, tag: Aggregate, ...}}``, tags sorted after ``all``.
+
+        Args:
+            resamples: bootstrap resamples.
+            seed: bootstrap seed.
+            cluster: what samples cluster by (``image``), read from the extra column
+                ``cluster:<cluster>``; None for independent samples.
+
+        Raises:
+            DataFormatError: ``cluster`` is set but the records lack its column.
+        """
+        clusters = None
+        if cluster is not None:
+            column = CLUSTER_PREFIX + cluster
+            if column not in self.extras:
+                raise DataFormatError(
+                    f"Records: no {column!r} column, which bootstrap.cluster: {cluster} needs; "
+                    "re-run groundbench evaluate to write it"
+                )
+            clusters = self.extras[column]
         return {
             key: aggregate_by_tag(
-                self.values[:, j], self.undefined[:, j], self.tags, resamples=resamples, seed=seed
+                self.values[:, j],
+                self.undefined[:, j],
+                self.tags,
+                clusters,
+                resamples=resamples,
+                seed=seed,
             )
             for j, key in enumerate(self.keys)
         }
+
+    def with_extra(self, column: str, values: np.ndarray) -> Records:
+        """A copy with the extra ``column`` (``(N,)`` float64) added or replaced."""
+        return Records(
+            self.keys,
+            self.ids,
+            self.values,
+            self.undefined,
+            self.tags,
+            {**self.extras, column: np.asarray(values, np.float64)},
+        )
 
     # ------------------------------------------------------------------ cache lines
 
@@ -279,10 +319,12 @@ def parse_samples_csv(text: str, metric_keys: Sequence[str], *, where: str) -> R
             f"{where}: missing column(s) {missing}; the header is {header}. A report's "
             "samples.csv needs id, tags, and a value and ':undefined' column per metric key"
         )
+    cluster_columns = [c for c in header if c.startswith(CLUSTER_PREFIX)]
     ids: list[str] = []
     tags: list[frozenset[str]] = []
     values: list[list[float]] = []
     codes: list[list[int]] = []
+    clusters: list[list[float]] = []
     for line, row in enumerate(reader, start=2):
         if None in row or any(v is None for v in row.values()):
             raise DataFormatError(
@@ -309,6 +351,9 @@ def parse_samples_csv(text: str, metric_keys: Sequence[str], *, where: str) -> R
             reasons.append(_LABEL_TO_CODE.get(reason, 0))
         values.append(vals)
         codes.append(reasons)
+        clusters.append(
+            [_parse_value(row[c], f"{where}, line {line}, column {c!r}") for c in cluster_columns]
+        )
     _check_ids(ids, where)
     k = len(metric_keys)
     return Records(
@@ -317,6 +362,10 @@ def parse_samples_csv(text: str, metric_keys: Sequence[str], *, where: str) -> R
         np.array(values, dtype=np.float64).reshape(len(ids), k),
         np.array(codes, dtype=np.int8).reshape(len(ids), k),
         tuple(tags),
+        {
+            c: np.array([row[i] for row in clusters], dtype=np.float64).reshape(len(ids))
+            for i, c in enumerate(cluster_columns)
+        },
     )
 
 

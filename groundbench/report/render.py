@@ -11,6 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from groundbench.metrics.aggregate import SMALL_N
 from groundbench.model_card import card_summary
 
 REPORT_SCHEMA = 1
@@ -46,6 +47,21 @@ def md_code(text: object) -> str:
     return f"`{s}`"
 
 
+def protocol_title(protocol: Mapping[str, Any]) -> str:
+    """Name a report's protocol with the ``--set`` overrides it was run with.
+
+    Args:
+        protocol: the report's ``protocol`` section (``name``, optional ``overrides``).
+
+    Example:
+        >>> protocol_title({"name": "synth_test.albef", "overrides": ["dataset.split=val"]})
+        'synth_test.albef --set dataset.split=val'
+    """
+    return " ".join(
+        [str(protocol["name"]), *(f"--set {o}" for o in protocol.get("overrides") or ())]
+    )
+
+
 def render_report_json(report: Mapping[str, Any]) -> bytes:
     """Serialise a report dict: sorted keys, 2-space indent, UTF-8, no NaN."""
     return (
@@ -69,6 +85,20 @@ def _undefined(agg: Mapping[str, Any]) -> str:
     return f"undefined={total} ({', '.join(f'{k}: {v}' for k, v in sorted(reasons.items()))})"
 
 
+def _interval_rule(boot: Mapping[str, Any]) -> str:
+    cluster = boot.get("cluster")
+    rule = (
+        "95%: Wilson score for 0/1 metrics, percentile bootstrap otherwise "
+        f"({boot['resamples']} resamples, seed {boot['seed']})"
+    )
+    if cluster:
+        rule += (
+            f"; samples clustered by {md_text(cluster)} (Wilson with the design-effect "
+            "sample size, bootstrap over whole clusters)"
+        )
+    return rule
+
+
 def headline_lines(
     metrics: Mapping[str, Mapping[str, Mapping[str, Any]]], tag: str = "all"
 ) -> list[str]:
@@ -78,15 +108,31 @@ def headline_lines(
     for key, by_tag in metrics.items():
         if tag in by_tag:
             agg = by_tag[tag]
+            few = f"  (n < {SMALL_N})" if agg["n"] < SMALL_N else ""
             lines.append(
-                f"{key:<{width}}  tag={tag}  n={agg['n']}  {_undefined(agg)}  {_interval(agg)}"
+                f"{key:<{width}}  tag={tag}  n={agg['n']}  {_undefined(agg)}  {_interval(agg)}{few}"
             )
     return lines
 
 
 def _dataset_notes(dataset: Mapping[str, Any]) -> list[str]:
-    """Sub-items of the dataset line: the adapter's warnings, then what it left out by rule."""
-    lines = [f"  - warning: {md_text(w)}" for w in dataset.get("warnings") or ()]
+    """Sub-items of the dataset line: ``--limit``, the adapter's warnings, what it left out by rule."""
+    lines = []
+    if dataset.get("limit") is not None:
+        lines.append(
+            f"  - limited: `--limit {dataset['limit']}` scored only the first samples by id; "
+            "not comparable with a full run (`leaderboard add` refuses it)"
+        )
+    control = dataset.get("control")
+    if control and control.get("name") == "blind":
+        k, n = control["donors_describing_target"], dataset["n_samples"]
+        lines.append(
+            f"  - blind control: {k} of {n} donor phrases ({k / n:.1%}) still describe their "
+            "target (its shape, colour, category or a word of its phrase), tagged "
+            "`blind:donor-describes-target`; the others name something else, so a method "
+            "that reads the phrase should fall to what the image alone tells it"
+        )
+    lines += [f"  - warning: {md_text(w)}" for w in dataset.get("warnings") or ()]
     skipped = dataset.get("skipped") or {}
     if skipped:
         counts = ", ".join(f"{md_text(reason)} {n}" for reason, n in sorted(skipped.items()))
@@ -121,9 +167,14 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
     p, d, m = report["protocol"], report["dataset"], report["method"]
     metrics = report["metrics"]
     out = [
-        f"# {md_text(m['name'])} on {md_text(p['name'])}",
+        f"# {md_text(m['name'])} on {md_text(protocol_title(p))} (split {md_text(d['split'])})",
         "",
         f"- protocol: {md_code(p['name'])} id `{p['id']}` (sha256 `{p['hash']}`)",
+        *(
+            [f"  - overrides: {', '.join(md_code('--set ' + o) for o in p['overrides'])}"]
+            if p.get("overrides")
+            else []
+        ),
         f"- dataset: {md_text(d['name'])} / {md_text(d['split'])} via {md_code(d['adapter'])}, "
         f"{d['n_samples']} samples, fingerprint `{d['fingerprint'][:16]}`",
         *_dataset_notes(d),
@@ -131,8 +182,7 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
         f"`{m['fingerprint'][:16]}`" + _fingerprint_note(m),
         f"- model card: {md_text(card_summary(report.get('model_card')))}",
         *_method_notes(m),
-        f"- bootstrap: {p['canonical']['bootstrap']['resamples']} resamples, seed "
-        f"{p['canonical']['bootstrap']['seed']}, 95% percentile intervals",
+        f"- intervals: {_interval_rule(p['canonical']['bootstrap'])}",
         "",
         "## Headline",
         "",
@@ -150,10 +200,15 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
             "| tag | n | " + " | ".join(md_text(k) for k in keys) + " |",
             "|---|---:|" + "---:|" * len(keys),
         ]
+        few = False
         for t in tags:
             n = next((metrics[k][t]["n"] for k in keys if t in metrics[k]), 0)
             cells = [_interval(metrics[k][t]) if t in metrics[k] else "" for k in keys]
-            out.append(f"| {md_text(t)} | {n} | " + " | ".join(cells) + " |")
+            mark = " \\*" if n < SMALL_N else ""
+            few = few or bool(mark)
+            out.append(f"| {md_text(t)}{mark} | {n} | " + " | ".join(cells) + " |")
+        if few:
+            out += ["", f"\\* fewer than {SMALL_N} samples: the mean is noisy, read the interval."]
         out.append("")
     if figures:
         out += ["## Figures", ""] + [f"![{f}]({f})" for f in figures] + [""]

@@ -238,11 +238,66 @@ def test_empty_selection_is_a_clear_error(workspace, tmp_path):
     result = CliRunner().invoke(
         main,
         ["evaluate", "--protocol", str(workspace["protocol"]), "--method", "uniform"]
-        + ["--set", "select.include_tags=[no-such-tag]", "--out", str(tmp_path / "x")]
+        + ["--set", "select.include_tags=[relational, attribute]", "--out", str(tmp_path / "x")]
         + ["--data-root", str(workspace["data"])],
     )
     assert result.exit_code != 0
     assert "no sample" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "typo", "tag"),
+    [("include_tags", "relationl", "relational"), ("exclude_tags", "smal", "small")],
+)
+def test_a_misspelt_select_tag_is_one_line_with_the_closest_tag(
+    workspace, tmp_path, key, typo, tag
+):
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", "--protocol", str(workspace["protocol"]), "--method", "uniform"]
+        + ["--set", f"select.{key}=[{typo}]", "--out", str(tmp_path / "x")]
+        + ["--data-root", str(workspace["data"])],
+    )
+    assert result.exit_code == 1
+    (line,) = result.output.splitlines()
+    assert line.startswith(
+        f"Error: protocol tiny (synth-tiny/test): select.{key}: no sample carries the tag "
+        f"{typo!r}; did you mean {tag!r}? (tags of the split: "
+    )
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(
+    ("device", "message"),
+    [
+        (
+            "gpu",
+            "--device 'gpu' is not a torch device; use cpu, cuda (or cuda:N) or mps; did you mean 'cuda'?",
+        ),
+        ("cuda", None),
+    ],
+)
+def test_a_bad_or_missing_device_is_one_line(workspace, tmp_path, device, message):
+    import torch
+
+    if device == "cuda":
+        if torch.cuda.is_available():
+            pytest.skip("this machine has a CUDA GPU")
+        message = (
+            f"--device cuda: this torch ({torch.__version__}) is built without CUDA; install a "
+            "CUDA build of torch (pytorch.org) or use --device cpu"
+            if not torch.backends.cuda.is_built()
+            else "--device cuda: torch sees no CUDA GPU here (check the driver and "
+            "CUDA_VISIBLE_DEVICES); use --device cpu"
+        )
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", "--protocol", str(workspace["protocol"]), "--method", "uniform"]
+        + ["--device", device, "--out", str(tmp_path / "x"), "--data-root", str(workspace["data"])],
+    )
+    assert result.exit_code == 1
+    assert result.output == f"Error: {message}\n"
     assert not (tmp_path / "x").exists()
 
 
@@ -258,3 +313,88 @@ def test_nan_maps_are_counted_undefined_not_averaged(workspace, tmp_path):
         assert agg["n_defined"] == 0 and agg["undefined"] == {"nan_input": 16}
     rows = (tmp_path / "nan" / "samples.csv").read_text(encoding="utf-8").splitlines()[1:]
     assert all(",nan_input" in row for row in rows)
+
+
+def test_limited_run_is_marked_and_kept_off_the_board(workspace, tmp_path):
+    out = tmp_path / "limited"
+    assert _cli(workspace, out, "uniform", "--limit", "5").exit_code == 0
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["dataset"]["limit"] == 5 and report["dataset"]["n_samples"] == 5
+    assert "`--limit 5` scored only the first samples" in (out / "report.md").read_text()
+    full = tmp_path / "full"
+    assert _cli(workspace, full, "uniform").exit_code == 0
+    assert json.loads((full / "report.json").read_text())["dataset"]["limit"] is None
+    board = str(tmp_path / "board")
+    refused = CliRunner().invoke(main, ["leaderboard", "add", str(out), "--board", board])
+    assert refused.exit_code == 1
+    assert refused.output == (
+        f"Error: {out / 'report.json'}: dataset.limit is 5: the report was made with --limit 5 "
+        "and scores only the first samples of the split, so it is not comparable with full "
+        "runs; evaluate again without --limit and add that report\n"
+    )
+    assert (
+        CliRunner().invoke(main, ["leaderboard", "add", str(full), "--board", board]).exit_code == 0
+    )
+
+
+def test_set_overrides_and_the_split_are_in_the_report_and_its_titles(workspace, tmp_path):
+    out = tmp_path / "val"
+    result = _cli(workspace, out, "uniform", "--set", "dataset.split=val")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["protocol"]["overrides"] == ["dataset.split=val"]
+    assert report["dataset"]["split"] == "val"
+    assert result.stdout.startswith(
+        f"uniform on tiny --set dataset.split=val ({report['protocol']['id']}), split val, "
+    )
+    md = (out / "report.md").read_text(encoding="utf-8").splitlines()
+    assert md[0] == "# uniform on tiny --set dataset.split=val (split val)"
+    assert "  - overrides: `--set dataset.split=val`" in md
+    plain = tmp_path / "plain"
+    assert _cli(workspace, plain, "uniform").exit_code == 0
+    assert json.loads((plain / "report.json").read_text())["protocol"]["overrides"] == []
+    assert (plain / "report.md").read_text().startswith("# uniform on tiny (split test)\n")
+
+
+def test_clustered_intervals_are_written_and_pass_the_board(workspace, tmp_path):
+    out = tmp_path / "clustered"
+    result = _cli(workspace, out, "centre_prior", "--set", "bootstrap.cluster=image")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert report["protocol"]["canonical"]["bootstrap"]["cluster"] == "image"
+    kinds = {m: by_tag["all"]["interval"] for m, by_tag in report["metrics"].items()}
+    assert kinds == {
+        "pointing[albef]": "wilson_cluster",
+        "box_acc@0.5": "wilson_cluster",
+        "soft_iou": "cluster_bootstrap",
+    }
+    header, *rows = (out / "samples.csv").read_text(encoding="utf-8").splitlines()
+    assert "cluster:image" in header.split(",")
+    column = header.split(",").index("cluster:image")
+    # 6 test scenes, each image's expressions share one id, numbered in order of first use
+    assert [float(r.split(",")[column]) for r in rows] == sorted(
+        float(r.split(",")[column]) for r in rows
+    )
+    assert len({r.split(",")[column] for r in rows}) == 6
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "samples clustered by image" in md
+    board = str(tmp_path / "board")
+    added = CliRunner().invoke(main, ["leaderboard", "add", str(out), "--board", board])
+    assert added.exit_code == 0, added.output
+
+
+def test_blind_control_reports_how_many_donors_describe_their_target(workspace, tmp_path):
+    out = tmp_path / "blind"
+    result = _cli(workspace, out, "uniform", "--set", "control=blind")
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    control = report["dataset"]["control"]
+    assert control["name"] == "blind" and isinstance(control["donors_describing_target"], int)
+    k = control["donors_describing_target"]
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert f"  - blind control: {k} of 16 donor phrases" in md
+    tagged = report["metrics"]["soft_iou"].get("blind:donor-describes-target", {"n": 0})["n"]
+    assert tagged == k
+    plain = tmp_path / "plain"
+    assert _cli(workspace, plain, "uniform").exit_code == 0
+    assert json.loads((plain / "report.json").read_text())["dataset"]["control"] is None

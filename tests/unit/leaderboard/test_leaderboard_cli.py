@@ -55,3 +55,39 @@ def test_compare_unknown_metric_exits_1(tmp_path):
     a = write_report(tmp_path / "a", {"pointing": [1.0, 0.0]})
     result = CliRunner().invoke(main, ["compare", str(a), str(a), "--metric", "nss"])
     assert result.exit_code == 1 and "metric(s) ['nss'] not in both reports" in result.output
+
+
+def test_compare_states_sample_counts_and_warns_when_it_narrows(tmp_path):
+    full = write_report(tmp_path / "full", {"pointing": [1.0, 0.0] * 30}, method="full")
+    part = write_report(
+        tmp_path / "part",
+        {"pointing": [1.0] * 10},
+        method="part",
+        dataset_fingerprint="e" * 64,
+    )
+    result = CliRunner().invoke(main, ["compare", str(full), str(part), "--permutations", "99"])
+    assert result.exit_code == 0, result.output
+    assert "samples: A 60, B 10, shared 10;" in result.stdout
+    assert result.stderr.splitlines() == [
+        "warning: only 10 samples are shared: A has 50 the comparison leaves out, B has 0",
+        f"warning: the dataset fingerprints differ (A {'d' * 12}…, B {'e' * 12}…): the samples, "
+        "their files or their selection are not the same (another split, select, control or "
+        "--limit)",
+        "note: A and B have no model card, so whether both saw the same training data is unknown",
+    ]
+    payload = json.loads(
+        CliRunner()
+        .invoke(main, ["compare", str(full), str(part), "--json", "--permutations", "99"])
+        .stdout
+    )
+    assert payload["samples"] == {
+        "n_a": 60,
+        "n_b": 10,
+        "n_shared": 10,
+        "fingerprint_a": "d" * 64,
+        "fingerprint_b": "e" * 64,
+        "same_dataset": False,
+    }
+    assert len(payload["warnings"]) == 2
+    same = CliRunner().invoke(main, ["compare", str(full), str(full), "--permutations", "99"])
+    assert "samples: A 60, B 60, shared 60;" in same.stdout and "warning" not in same.stderr

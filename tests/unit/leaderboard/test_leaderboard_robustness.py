@@ -23,7 +23,9 @@ from groundbench.leaderboard.robustness import (
         (canonical_protocol("relational"), "relational"),
         (canonical_protocol("test", control="blind"), "blind"),
         (canonical_protocol("test", include_tags=["small", "attribute"]), "attribute+small"),
-        (canonical_protocol("val", include_tags=["small"]), "val+small"),
+        (canonical_protocol("occlusion", include_tags=["small"]), "occlusion+small"),
+        (canonical_protocol("val"), None),
+        (canonical_protocol("val", include_tags=["small"]), None),
     ],
 )
 def test_probe_label(canonical, label):
@@ -148,4 +150,62 @@ def test_figure_says_difference_and_has_a_colour_bar(board):
         assert "difference" in colour_bars[0].get_ylabel()
     finally:
         plt.close(fig)
-    assert "difference from the" in title and "drop" not in title
+    assert "difference from" in title and "drop" not in title
+
+
+def test_a_development_split_is_no_probe(tmp_path):
+    from leaderboard_reports import write_report as write
+
+    from groundbench.leaderboard.tables import protocol_tables, table_heading
+
+    board = tmp_path / "board"
+    for name, canonical in [
+        ("synth_test.albef", canonical_protocol("test")),
+        ("synth_small.albef", canonical_protocol("small")),
+        ("synth_val.albef", canonical_protocol("val")),
+    ]:
+        run = write(tmp_path / name, {"pointing": [1.0, 0.0] * 5}, canonical=canonical, name=name)
+        add_entry(run, board)
+    entries = load_entries(board)
+    (m,) = robustness_matrices(entries)
+    assert m.probes == ("small",)
+    headings = [table_heading(t) for t in protocol_tables(entries)]
+    assert headings[-1].startswith("synth_val.albef ·")
+    assert headings[-1].endswith("split `val` (development split)")
+
+
+def test_the_blind_control_stands_apart_with_its_own_colour_direction(board):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from groundbench.leaderboard.build import render_markdown
+    from groundbench.leaderboard.html import _drop_colour, render_html
+    from groundbench.leaderboard.robustness import _draw
+    from groundbench.leaderboard.tables import protocol_tables
+
+    entries = load_entries(board)
+    (m,) = robustness_matrices(entries)
+    assert m.controls == ("blind",) and m.shifts == ("compositional",)
+    # a drop on a probe is red (bad); the same drop on the control is green (good)
+    assert _drop_colour(-0.3) == "rgb(255,135,135)"
+    assert _drop_colour(-0.3, control=True) == "rgb(135,255,135)"
+    assert _drop_colour(0.3, control=True) == "rgb(255,135,255)"
+    tables = protocol_tables(entries)
+    html = render_html(tables, [m], n_entries=len(entries))
+    assert "blind (control)" in html and "rgb(135,255,135)" in html
+    md = render_markdown(tables, [m], n_entries=len(entries))
+    assert "| method | in-distribution | compositional | blind (control) |" in md
+    fig, ax = plt.subplots()
+    try:
+        _draw(ax, m, controls=True)
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["blind"]
+        assert "a drop is good" in ax.get_title()
+        assert ax.images[0].get_cmap().name == "PiYG_r"
+    finally:
+        plt.close(fig)
+    path = plot_robustness([m], tmp_png := board.parent / "robustness.png")
+    with Image.open(path) as im:
+        assert im.size[0] > 600
+    tmp_png.unlink()

@@ -22,7 +22,7 @@ def test_summary_lists_headline_means_and_differences(board):
     assert row.split()[2] == f"{model.aggregate('pointing[albef]')['mean']:.3f}"
     assert any(line.startswith("Robustness (synth, pointing[albef])") for line in lines)
     probes = next(line for line in lines if line.startswith("method"))
-    assert probes.split() == ["method", "compositional", "blind"]
+    assert probes.split() == ["method", "compositional", "blind", "(control)"]
     model_row = [line for line in lines[lines.index(probes) :] if line.startswith("model ")][0]
     assert all(cell[0] in "+-" for cell in model_row.split()[1:])
     assert str(board / "leaderboard.html") in summary

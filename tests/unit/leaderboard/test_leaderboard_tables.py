@@ -164,3 +164,55 @@ def test_board_files_follow_the_umask(board, tmp_path):
         assert path.stat().st_mode & 0o777 == 0o644, path.name
     entry = next((board / "entries").glob("*/*.json"))
     assert entry.stat().st_mode & 0o777 == 0o644
+
+
+def test_oracle_box_is_listed_as_a_check_and_never_ranked(tmp_path):
+    from leaderboard_reports import write_report
+
+    from groundbench.leaderboard.html import render_html
+
+    board = tmp_path / "board"
+    for method, hits in [
+        ("oracle_box", [1.0] * 10),
+        ("model", [1.0, 0.0] * 5),
+        ("centre_prior", [0.0] * 10),
+    ]:
+        add_entry(write_report(tmp_path / method, {"pointing": hits}, method=method), board)
+    (t,) = protocol_tables(load_entries(board))
+    assert [e.method_name for e in t.entries] == ["model", "centre_prior", "oracle_box"]
+    assert t.ranks == (1, 2, None)
+    build_board(board)
+    readme = (board / "README.md").read_text()
+    assert "| 1 | model |" in readme and "| check | oracle_box |" in readme
+    assert "`check` rows read the ground truth (a check of the metrics, not a method)" in readme
+    rows = list(csv.DictReader(io.StringIO(render_csv([t]))))
+    assert {r["method"]: r["rank"] for r in rows} == {
+        "model": "1",
+        "centre_prior": "2",
+        "oracle_box": "check",
+    }
+    html = render_html([t], [], n_entries=3)
+    assert '<td class="num" data-value="">check</td><td>oracle_box</td>' in html
+
+
+def test_set_overrides_title_the_tables(tmp_path):
+    import json
+
+    from leaderboard_reports import canonical_protocol, rewrite_report, write_report
+
+    run = write_report(
+        tmp_path / "run", {"pointing": [1.0, 0.0]}, canonical=canonical_protocol("val")
+    )
+
+    def edit(report):
+        report["protocol"]["name"] = "synth_test.albef"
+        report["protocol"]["overrides"] = ["dataset.split=val"]
+
+    rewrite_report(run, edit)
+    add_entry(run, tmp_path / "board")
+    (t,) = protocol_tables(load_entries(tmp_path / "board"))
+    assert t.protocol_name == "synth_test.albef --set dataset.split=val" and t.split == "val"
+    build_board(tmp_path / "board")
+    readme = (tmp_path / "board" / "README.md").read_text()
+    assert "### synth_test.albef --set dataset.split=val · protocol" in readme
+    assert json.loads((run / "report.json").read_text())["protocol"]["overrides"]

@@ -272,3 +272,20 @@ def test_report_of_a_shipped_protocol_is_valid(tmp_path):
     report = validate_report_dir(run).report
     assert report["protocol"]["id"] == protocol.id
     assert "pointing[albef]" in report["metrics"]
+
+
+def test_a_report_without_interval_kinds_is_refused_as_older(tmp_path):
+    run = write_report(tmp_path / "old", {"pointing": [1.0, 0.0, 1.0]})
+
+    def drop_interval(report):
+        for by_tag in report["metrics"].values():
+            for agg in by_tag.values():
+                agg.pop("interval")
+
+    rewrite_report(run, drop_interval)
+    with pytest.raises(SubmissionError) as err:
+        validate_report_dir(run)
+    assert str(err.value) == (
+        f"{run / 'samples.csv'}: report.json metrics.pointing[albef].all has no 'interval'; "
+        "the report was written by an older groundbench: re-run groundbench evaluate"
+    )

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from groundbench.errors import DataFormatError
-from groundbench.metrics import aggregate as agg_module
+from groundbench.metrics import intervals as intervals_module
 from groundbench.metrics.aggregate import Aggregate, aggregate, aggregate_by_tag
+from groundbench.metrics.intervals import design_effect, wilson_interval
 from groundbench.types import Undefined
 
 
@@ -47,7 +48,7 @@ def test_interval_matches_a_plain_percentile_bootstrap(rng):
 def test_blocked_draws_equal_one_draw(rng, monkeypatch):
     values = rng.random(40)
     whole = aggregate(values, np.zeros(40, np.int8), resamples=100)
-    monkeypatch.setattr(agg_module, "_BLOCK", 40 * 7)  # 7 resamples per block
+    monkeypatch.setattr(intervals_module, "_BLOCK", 40 * 7)  # 7 resamples per block
     blocked = aggregate(values, np.zeros(40, np.int8), resamples=100)
     assert (whole.ci_low, whole.ci_high) == (blocked.ci_low, blocked.ci_high)
 
@@ -70,6 +71,7 @@ def test_nothing_defined_gives_nan_and_json_null():
         "n": 1,
         "n_defined": 0,
         "undefined": {"constant_map": 1},
+        "interval": None,
     }
 
 
@@ -106,3 +108,73 @@ def test_by_tag_has_all_and_each_tag():
         and out["small"].undefined == {"empty_region": 1}
     )
     assert isinstance(out["all"], Aggregate)
+
+
+@pytest.mark.parametrize(("hits", "n"), [(0, 602), (602, 602), (1, 1), (0, 1), (3, 7)])
+def test_a_0_1_metric_gets_a_wilson_interval_that_never_collapses(hits, n):
+    values = np.array([1.0] * hits + [0.0] * (n - hits))
+    a = aggregate(values, np.zeros(n, np.int8), resamples=200)
+    assert a.interval == "wilson"
+    assert 0.0 <= a.ci_low <= a.mean <= a.ci_high <= 1.0
+    assert a.ci_high - a.ci_low > 0.0
+    # the textbook formula (Wilson 1927), z for 95%
+    z, p = 1.959963984540054, hits / n
+    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    assert a.ci_low == pytest.approx(max(0.0, (centre - half) / (1 + z * z / n)), abs=1e-12)
+    assert a.ci_high == pytest.approx(min(1.0, (centre + half) / (1 + z * z / n)), abs=1e-12)
+
+
+def test_wilson_at_zero_hits_reaches_z2_over_n_plus_z2():
+    low, high = wilson_interval(0, 602, 0.95)
+    z2 = 1.959963984540054**2
+    assert low == 0.0 and high == pytest.approx(z2 / (602 + z2), rel=1e-12)
+
+
+def test_values_between_0_and_1_keep_the_bootstrap():
+    a = aggregate(np.array([0.25, 1.0, 0.0, 0.5]), np.zeros(4, np.int8), resamples=100)
+    assert a.interval == "bootstrap"
+
+
+def test_clustered_samples_widen_the_interval_only_when_they_move_together():
+    # 40 images with 3 expressions each; all expressions of an image agree
+    per_image = np.random.default_rng(0).random(40) < 0.5
+    values = np.repeat(per_image.astype(np.float64), 3)
+    clusters = np.repeat(np.arange(40), 3)
+    iid = aggregate(values, np.zeros(120, np.int8))
+    clustered = aggregate(values, np.zeros(120, np.int8), clusters=clusters)
+    assert clustered.interval == "wilson_cluster" and clustered.mean == iid.mean
+    assert design_effect(values, clusters) == pytest.approx(3 * 40 / 39)
+    assert clustered.ci_high - clustered.ci_low > 1.6 * (iid.ci_high - iid.ci_low)
+    # independent values grouped at random: no widening beyond sampling noise, never narrower
+    shuffled = np.random.default_rng(1).permutation(values)
+    loose = aggregate(shuffled, np.zeros(120, np.int8), clusters=clusters)
+    assert loose.ci_high - loose.ci_low < 1.3 * (iid.ci_high - iid.ci_low)
+    assert loose.ci_high - loose.ci_low >= iid.ci_high - iid.ci_low - 1e-12
+
+
+def test_cluster_bootstrap_resamples_whole_clusters(rng):
+    values = np.repeat(rng.random(30), 4)
+    clusters = np.repeat(np.arange(30), 4)
+    a = aggregate(values, np.zeros(120, np.int8), clusters=clusters, resamples=300, seed=5)
+    assert a.interval == "cluster_bootstrap"
+    idx = np.random.default_rng(5).integers(0, 30, size=(300, 30))
+    means = values[::4][idx].mean(axis=1)  # equal cluster sizes: the mean of cluster means
+    iid = aggregate(values, np.zeros(120, np.int8), resamples=300, seed=5)
+    assert a.ci_low == pytest.approx(min(np.quantile(means, 0.025), iid.ci_low), abs=1e-12)
+    assert a.ci_high == pytest.approx(max(np.quantile(means, 0.975), iid.ci_high), abs=1e-12)
+    assert a.ci_high - a.ci_low > 1.5 * (iid.ci_high - iid.ci_low)  # 4 copies per cluster
+
+
+def test_a_cluster_interval_is_never_narrower_than_the_iid_one():
+    values = np.array([0.1, 0.2, 0.3, 0.9, 0.8, 0.7, 0.15, 0.85])
+    two = np.array([0, 1, 0, 1, 0, 1, 0, 1])  # two clusters: few distinct resamples
+    iid = aggregate(values, np.zeros(8, np.int8), resamples=500)
+    clustered = aggregate(values, np.zeros(8, np.int8), clusters=two, resamples=500)
+    assert clustered.ci_low <= iid.ci_low and clustered.ci_high >= iid.ci_high
+
+
+def test_by_tag_passes_each_tag_its_clusters():
+    values = np.array([1.0, 1.0, 0.0, 0.0])
+    tags = [frozenset({"a"}), frozenset({"a"}), frozenset(), frozenset({"a"})]
+    out = aggregate_by_tag(values, np.zeros(4, np.int8), tags, np.array([0, 0, 1, 1]))
+    assert out["all"].interval == out["a"].interval == "wilson_cluster"

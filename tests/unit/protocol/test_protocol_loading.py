@@ -39,7 +39,7 @@ def test_minimal_protocol_fills_every_default(tmp_path):
     assert p.name == "p" and p.about == "a small test protocol"
     assert c["select"] == {"include_tags": [], "exclude_tags": [], "min_area_fraction": 0.0}
     assert (c["resolution"], c["region"], c["control"]) == ("image", "boxes", None)
-    assert c["bootstrap"] == {"resamples": 1000, "seed": 0}
+    assert c["bootstrap"] == {"resamples": 1000, "seed": 0, "cluster": None}
     assert c["pipeline"]["threshold"] == {"method": "fraction_of_max", "value": 0.5}
     assert c["metrics"] == [
         {
@@ -107,7 +107,7 @@ def test_python_tags_are_refused(tmp_path):
         ),
         (
             "bootstrap: {resample: 10}\n",
-            "unknown key bootstrap.resample; valid keys under bootstrap: resamples, seed; "
+            "unknown key bootstrap.resample; valid keys under bootstrap: resamples, seed, cluster; "
             "did you mean 'resamples'?",
         ),
     ],
@@ -383,4 +383,19 @@ def test_a_huge_pointing_tolerance_is_refused_without_running_the_metric(tmp_pat
     assert error_of(path) == (
         f"{path}: metrics.1.tolerance_px: 1000000.0 is out of range; use a distance in pixels "
         "in [0, 4096]"
+    )
+
+
+def test_bootstrap_cluster_is_image_or_null_and_part_of_the_hash(tmp_path):
+    plain = load_protocol(str(write(tmp_path, BASE)))
+    clustered = load_protocol(
+        str(write(tmp_path, BASE + "bootstrap: {cluster: image}\n", "c.yaml"))
+    )
+    assert plain.bootstrap.cluster is None and clustered.bootstrap.cluster == "image"
+    assert clustered.canonical["bootstrap"] == {"resamples": 1000, "seed": 0, "cluster": "image"}
+    assert clustered.hash != plain.hash
+    path = write(tmp_path, BASE + "bootstrap: {cluster: images}\n", "d.yaml")
+    assert error_of(path) == (
+        f"{path}: bootstrap.cluster: 'images' is not a valid value; valid values: image; "
+        "did you mean 'image'?"
     )

@@ -54,3 +54,36 @@ def test_headline_line_format():
     assert headline_lines(metrics) == [
         "pointing[albef]  tag=all  n=600  undefined=17 (empty_region: 17)  0.412 [0.372, 0.451]"
     ]
+
+
+def test_tags_under_ten_samples_are_marked_and_the_interval_rule_is_named():
+    from groundbench.metrics.aggregate import aggregate_by_tag
+    from groundbench.report import render_markdown
+    from groundbench.report.records import aggregates_to_dict
+
+    values = np.array([1.0] * 12)
+    tags = [frozenset({"rare"}) if i < 2 else frozenset({"common"}) for i in range(12)]
+    metrics = aggregates_to_dict(
+        {"pointing[albef]": aggregate_by_tag(values, np.zeros(12, np.int8), tags, resamples=100)}
+    )
+    assert metrics["pointing[albef]"]["all"]["ci_low"] < 1.0  # never [1.000, 1.000]
+    report = {
+        "protocol": {
+            "name": "p",
+            "id": "0" * 12,
+            "hash": "0" * 64,
+            "canonical": {"bootstrap": {"resamples": 100, "seed": 0, "cluster": None}},
+            "overrides": [],
+        },
+        "dataset": {"name": "d", "split": "test", "adapter": "native", "n_samples": 12,
+                    "fingerprint": "f" * 64},
+        "method": {"name": "m", "spec": "m", "supervision": "box-free", "fingerprint": "e" * 64},
+        "metrics": metrics,
+    }  # fmt: skip
+    md = render_markdown(report, []).decode()
+    assert "| rare \\* | 2 | 1.000 [0.342, 1.000] |" in md
+    assert "| common | 10 |" in md
+    assert "\\* fewer than 10 samples: the mean is noisy, read the interval." in md
+    assert "- intervals: 95%: Wilson score for 0/1 metrics, percentile bootstrap otherwise" in md
+    few = headline_lines({"k": {"all": {**metrics["pointing[albef]"]["rare"]}}})
+    assert few[0].endswith("1.000 [0.342, 1.000]  (n < 10)")

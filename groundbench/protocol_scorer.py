@@ -24,7 +24,7 @@ import torch
 from groundbench.bounds import rle_run_total
 from groundbench.errors import DataFormatError, MethodError
 from groundbench.methods.base import check_float32_range
-from groundbench.metrics.aggregate import Aggregate
+from groundbench.metrics.aggregate import Aggregate, aggregate_by_tag
 from groundbench.metrics.suite import MetricSuite
 from groundbench.postprocess import Pipeline, ProcessedMaps
 from groundbench.types import GroundingSample, HeatmapBatch, RawMaps, pad_boxes, rasterise_boxes
@@ -85,6 +85,7 @@ class ProtocolScorer:
         self.pipeline = Pipeline.from_config(protocol.pipeline)
         self.suite = MetricSuite(protocol.metrics)
         self._warned_aspect = False
+        self._images: list[str] = []  # image of each sample seen, for image clusters
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -215,16 +216,39 @@ class ProtocolScorer:
         """
         batch = self.batch(self.heatmaps(raw, samples), samples)
         scores = self.suite.update(batch, [s.tags for s in samples])
+        self._images.extend(s.image_path for s in samples)
         return SampleScores(raw.ids, self.keys, scores.values, scores.undefined, scores.extras)
 
     def compute(self) -> dict[str, dict[str, Aggregate]]:
-        """``{key: {"all": Aggregate, tag: Aggregate, ...}}`` with the protocol's bootstrap."""
+        """``{key: {"all": Aggregate, tag: Aggregate, ...}}`` with the protocol's intervals.
+
+        Samples are taken in id order, as a report takes them, so the intervals (bootstrap
+        draws, clusters under ``bootstrap.cluster: image``) do not depend on the batch order.
+        """
         boot = self.protocol.bootstrap
-        return self.suite.compute(resamples=boot.resamples, seed=boot.seed)
+        order = sorted(range(len(self.suite.ids)), key=self.suite.ids.__getitem__)
+        tags = [self.suite.tags[i] for i in order]
+        clusters = None
+        if boot.cluster == "image":  # numbered in order of first appearance, as reports do
+            index: dict[str, int] = {}
+            images = [self._images[i] for i in order]
+            clusters = np.array([index.setdefault(p, len(index)) for p in images], np.float64)
+        return {
+            key: aggregate_by_tag(
+                values[order],
+                codes[order],
+                tags,
+                clusters,
+                resamples=boot.resamples,
+                seed=boot.seed,
+            )  # fmt: skip
+            for key, (values, codes) in self.suite.per_sample().items()
+        }
 
     def reset(self) -> None:
         """Forget every sample seen so far (e.g. at the start of an epoch)."""
         self.suite.reset()
+        self._images: list[str] = []
 
 
 def _scale_extent(extent, sample: GroundingSample, size: tuple[int, int]) -> tuple[float, ...]:

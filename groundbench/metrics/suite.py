@@ -193,6 +193,11 @@ class MetricSuite:
         """Sample ids seen so far, in order."""
         return tuple(self._ids)
 
+    @property
+    def tags(self) -> tuple[frozenset[str], ...]:
+        """Tag sets of the samples seen so far, in order."""
+        return tuple(self._tags)
+
     def compute(self, *, resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, Aggregate]]:
         """Aggregate every metric: ``{key: {"all": Aggregate, tag: Aggregate, ...}}``."""
         return {

@@ -59,6 +59,23 @@ def test_the_scorer_gives_the_report_numbers(synth, tmp_path, monkeypatch):
     assert one["pointing[albef]"] == float(rows[0]["pointing[albef]"])
 
 
+@pytest.mark.parametrize("cluster", [None, "image"])
+def test_the_intervals_do_not_depend_on_the_batch_order(synth, tmp_path, monkeypatch, cluster):
+    monkeypatch.setenv("GROUNDBENCH_CACHE", str(tmp_path / "cache"))
+    sets = () if cluster is None else ("bootstrap.cluster=image",)
+    protocol = load_protocol("synth_val.albef", sets)
+    method = resolve_method("centre_prior:0.2")
+    result = evaluate(protocol, method, out_dir=tmp_path / "run", data_root=synth,
+                      progress=False)  # fmt: skip
+    samples = load_samples(protocol, synth)[::-1]  # the report's order, reversed
+    scorer = protocol.scorer("cpu")
+    for start in range(0, len(samples), 5):
+        scorer.update(_predict(method, samples[start : start + 5]), samples[start : start + 5])
+    aggregates = scorer.compute()
+    for key in scorer.keys:
+        assert aggregates[key]["all"].to_dict() == result.report["metrics"][key]["all"], key
+
+
 def test_a_sample_scored_twice_is_refused_until_reset(synth):
     protocol = load_protocol("synth_val.albef")
     samples = load_samples(protocol, synth)[:4]

@@ -15,7 +15,7 @@ from typing import Any
 
 from groundbench import __version__
 from groundbench.device import resolve_device
-from groundbench.errors import GroundbenchError
+from groundbench.errors import GroundbenchError, MethodError
 from groundbench.evaluation.cache import RecordWriter, cache_key, read_records
 from groundbench.evaluation.card import model_card_section
 from groundbench.evaluation.data import (
@@ -91,12 +91,20 @@ def evaluate(
         samples = loaded.samples
         if limit is None and hasattr(method, "check_ids"):
             method.check_ids([s.id for s in samples])
-        scorer.proposals = loaded.proposals
+        scorer.scoring.proposals = loaded.proposals
         data_fp = dataset_fingerprint(samples, loaded.proposals)
         method_fp = method.fingerprint()
         key = cache_key(protocol.hash, method_fp, data_fp)
         _take_lock(world, lock, work, key, resume)
         done = read_records(work, key, scorer.keys)
+        _check_resumable(method, done.ids, work)
+        if not getattr(method, "fingerprint_complete", True):
+            log.warning(
+                "%s: the method fingerprint covers its code only, not its weights; this report "
+                "cannot join a leaderboard. To fix it, %s",
+                method.name,
+                _hint(method),
+            )
         world.barrier()  # every rank has read the cache before any rank appends to it
         cached = set(done.ids)
         pending = [s for s in samples if s.id not in cached][world.rank :: world.size]
@@ -175,6 +183,22 @@ def _take_lock(world: World, lock: RunLock, work: Path, key: str, resume: bool) 
     error = world.share(error)
     if error is not None:
         raise OutputDirError(error)
+
+
+def _check_resumable(method: Method, cached_ids, work: Path) -> None:
+    """Refuse to resume records of a method whose fingerprint does not cover its weights."""
+    if not cached_ids or getattr(method, "fingerprint_complete", True):
+        return
+    raise MethodError(
+        f"{work} holds {len(cached_ids)} records of {method.name}, whose fingerprint covers its "
+        "code only, so they may come from other weights and are not resumed; rerun with "
+        f"--no-resume, or {_hint(method)}"
+    )
+
+
+def _hint(method: Method) -> str:
+    hint = getattr(method, "incomplete_hint", None)
+    return hint() if hint else "declare what the method's maps depend on (docs/plugins.md)"
 
 
 def _in_sample_order(records: Records, samples, work: Path) -> Records:
@@ -261,6 +285,7 @@ def _report(
             "name": method.name,
             "fingerprint": method_fp,
             "supervision": method.supervision,
+            "fingerprint_complete": bool(getattr(method, "fingerprint_complete", True)),
             **({"settings": method.settings()} if hasattr(method, "settings") else {}),
         },
         "model_card": model_card_section(method, samples),

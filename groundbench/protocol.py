@@ -23,12 +23,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from groundbench.errors import ProtocolError
 from groundbench.protocol_schema import apply_presets, canonicalise
+
+if TYPE_CHECKING:
+    from groundbench.protocol_scorer import ProtocolScorer
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -78,7 +82,8 @@ class Protocol:
         about: free text from the file (not hashed).
         hash: sha256 hex of the canonical JSON (:func:`protocol_hash`).
         dataset, select, resolution, region, metrics, bootstrap, control: the typed sections;
-            ``resolution`` is ``"image"`` or ``(height, width)`` pixels, ``metrics`` a tuple of
+            ``resolution`` is ``"image"``, ``(height, width)`` pixels or ``{"max_side": N}``
+            (read it through :meth:`evaluation_size`), ``metrics`` a tuple of
             ``{"name": ..., **params}`` dicts with every parameter filled in.
         overrides: the ``--set KEY=VALUE`` strings applied over the file, in order (their
             effect is in ``canonical`` and the hash; they are kept to title reports).
@@ -90,7 +95,7 @@ class Protocol:
     hash: str
     dataset: DatasetSpec
     select: SelectSpec
-    resolution: str | tuple[int, int]
+    resolution: str | tuple[int, int] | Mapping[str, int]
     region: str
     metrics: tuple[Mapping[str, Any], ...]
     bootstrap: BootstrapSpec
@@ -107,6 +112,46 @@ class Protocol:
     def canonical(self) -> dict[str, Any]:
         """A copy of the canonical dict: every default filled, JSON-ready, ``about`` dropped."""
         return copy.deepcopy(dict(self._canonical))
+
+    def evaluation_size(self, height: int, width: int) -> tuple[int, int]:
+        """The ``(height, width)`` in pixels at which an image of ``height × width`` is scored.
+
+        ``image``: its own size; ``[h, w]``: that size; ``{max_side: N}``: its own size when
+        its longer side is at most ``N``, else scaled so that the longer side is ``N`` (the
+        other rounded half up, at least 1).
+
+        Example:
+            >>> p = load_protocol("synth_test.albef", ["resolution={max_side: 1000}"])
+            >>> p.evaluation_size(3000, 4000), p.evaluation_size(480, 640)
+            ((750, 1000), (480, 640))
+        """
+        res = self.resolution
+        if res == "image":
+            return int(height), int(width)
+        if isinstance(res, tuple):
+            return int(res[0]), int(res[1])
+        side, longest = int(res["max_side"]), max(int(height), int(width))
+        if longest <= side:
+            return int(height), int(width)
+        # round half up in integers: floor(x * side / longest + 1/2)
+        return tuple(
+            max(1, (2 * int(v) * side + longest) // (2 * longest)) for v in (height, width)
+        )
+
+    def scorer(self, device: str | Any = "cpu", proposals: Any = None) -> ProtocolScorer:
+        """A one-call scorer of raw maps under this protocol (:mod:`groundbench.protocol_scorer`).
+
+        A region-ranking protocol also needs its candidate boxes (``proposals``, as
+        :func:`dataset_adapters.proposals.read_proposals` returns them).
+
+        Example:
+            >>> scorer = load_protocol("synth_test.albef").scorer("cpu")
+            >>> scorer.keys[0]
+            'pointing[albef]'
+        """
+        from groundbench.protocol_scorer import ProtocolScorer
+
+        return ProtocolScorer(self, device, proposals)
 
     @property
     def proposals(self) -> str | dict[str, str] | None:
@@ -343,7 +388,13 @@ def _build(
         select=SelectSpec(
             tuple(sel["include_tags"]), tuple(sel["exclude_tags"]), sel["min_area_fraction"]
         ),
-        resolution=res if res == "image" else (res[0], res[1]),
+        resolution=(
+            res
+            if res == "image"
+            else MappingProxyType(dict(res))
+            if isinstance(res, dict)
+            else (res[0], res[1])
+        ),
         region=canonical["region"],
         metrics=tuple(dict(m) for m in canonical["metrics"]),
         bootstrap=BootstrapSpec(boot["resamples"], boot["seed"], boot["cluster"]),

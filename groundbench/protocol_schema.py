@@ -189,9 +189,15 @@ def _select(where: str, value: Any) -> dict[str, Any]:
     return {"include_tags": include, "exclude_tags": exclude, "min_area_fraction": float(fraction)}
 
 
-def _resolution(where: str, value: Any) -> str | list[int]:
+def _resolution(where: str, value: Any) -> str | list[int] | dict[str, int]:
     if value == "image":
         return "image"
+    if isinstance(value, Mapping):
+        reject_unknown(where, value, "resolution", ["max_side"])
+        if "max_side" not in value:
+            raise ProtocolError(f"{where}: resolution needs max_side, e.g. {{max_side: 1024}}")
+        side = _integer(where, value["max_side"], "resolution.max_side", 1, MAX_RESOLUTION_PX)
+        return {"max_side": side}
     if (
         isinstance(value, list)
         and len(value) == 2
@@ -204,7 +210,8 @@ def _resolution(where: str, value: Any) -> str | list[int]:
             )
         return [int(value[0]), int(value[1])]
     raise ProtocolError(
-        f"{where}: resolution must be 'image' or [height, width] in positive pixels, got {value!r}"
+        f"{where}: resolution must be 'image', [height, width] in positive pixels or "
+        f"{{max_side: N}}, got {value!r}"
     )
 
 

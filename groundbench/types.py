@@ -284,12 +284,18 @@ class RawMaps:
         kind: ``"heatmap"`` or ``"attention"``.
         head_weights: optional ``(L, H)`` weights (e.g. a learned gate) the ``aggregate`` step
             may use; only for ``kind == "attention"``.
+        extents: optional, one per sample: None (the map covers the whole image) or the
+            rectangle ``[x0, y0, x1, y1]`` of the image, in image pixels (continuous
+            coordinates, like a box), that the map covers: a centre crop lies inside the
+            image, a letterboxed square reaches beyond it. Pixels outside it get the map's
+            lowest value (docs/postprocess.md, upsample).
     """
 
     ids: tuple[str, ...]
     maps: tuple[torch.Tensor, ...]
     kind: Literal["heatmap", "attention"] = "heatmap"
     head_weights: torch.Tensor | None = None
+    extents: tuple[tuple[float, float, float, float] | None, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ids", tuple(self.ids))
@@ -317,6 +323,39 @@ class RawMaps:
                 )
             if not (m.is_floating_point()):
                 raise DataFormatError(f"sample {sid!r}: map must be floating point, got {m.dtype}")
+        if self.extents is not None:
+            object.__setattr__(self, "extents", check_extents(self.ids, self.extents))
+
+
+def check_extents(ids: tuple[str, ...], extents) -> tuple[tuple[float, ...] | None, ...]:
+    """Check one extent (None or ``[x0, y0, x1, y1]``, x1 > x0, y1 > y0) per id; float tuples.
+
+    Raises:
+        DataFormatError: a count other than the ids', or a bad rectangle (names the sample).
+    """
+    extents = tuple(extents)
+    if len(extents) != len(ids):
+        raise DataFormatError(
+            f"RawMaps has {len(ids)} ids but {len(extents)} extents; give one per sample "
+            "(None for a map of the whole image)"
+        )
+    out = []
+    for sid, e in zip(ids, extents, strict=True):
+        if e is None:
+            out.append(None)
+            continue
+        try:
+            v = np.asarray(e, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            v = np.full(1, np.nan)
+        if v.shape != (4,) or not np.isfinite(v).all() or v[2] <= v[0] or v[3] <= v[1]:
+            shown = v.tolist() if v.shape == (4,) else e
+            raise DataFormatError(
+                f"sample {sid!r}: extent must be [x0, y0, x1, y1] image pixels with x1 > x0 "
+                f"and y1 > y0, got {shown!r}"
+            )
+        out.append(tuple(float(x) for x in v))
+    return tuple(out)
 
 
 @dataclass(frozen=True)

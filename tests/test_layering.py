@@ -25,6 +25,7 @@ LAYERS = {
     "groundbench.methods": 3,
     "groundbench.protocol": 3,
     "groundbench.protocol_schema": 3,
+    "groundbench.protocol_scorer": 3,
     "groundbench.model_card": 3,
     "groundbench.probes": 3,
     "groundbench.report": 4,

@@ -5,7 +5,10 @@ id) and ``k`` more drawn by a seeded hash of their id among the other defined sa
 choice is a function of the final records only, so it does not depend on batch size,
 ranks or resume. While scoring, :class:`GalleryKeeper` holds the maps of every sample that
 can still be chosen (at most ``5k``), so the method and the pipeline do not run again for
-the gallery; only samples scored by an earlier run or another rank are recomputed.
+the gallery; only samples scored by an earlier run or another rank are recomputed. Maps
+are kept (and drawn) at most :data:`GALLERY_SIDE_PX` on their longer side, by max-pooling,
+so the cell that holds a map's peak still shows its highest value and a photo-sized map
+costs the keeper no more than a small one.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import heapq
 from collections.abc import Sequence
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from groundbench.errors import GroundbenchError
 from groundbench.postprocess import ProcessedMaps
@@ -24,6 +29,26 @@ from groundbench.report.records import Records
 from groundbench.types import GroundingSample
 
 GALLERY_K = 3
+#: Longest side, in pixels, of a map as the gallery keeps and draws it (a panel is ~270 px).
+GALLERY_SIDE_PX = 384
+
+
+def thumbnail(heatmap: torch.Tensor) -> np.ndarray:
+    """A ``(h, w)`` map max-pooled so that its longer side is at most :data:`GALLERY_SIDE_PX`.
+
+    Returns ``(h', w')`` float32 with ``h' = ceil(h / f)``, ``w' = ceil(w / f)`` for the
+    smallest integer factor ``f`` that fits; a map that already fits is returned as it is.
+
+    Example:
+        >>> thumbnail(torch.zeros(3000, 4000)).shape
+        (273, 364)
+    """
+    h, w = heatmap.shape
+    factor = -(-max(h, w) // GALLERY_SIDE_PX)
+    heatmap = heatmap.float()
+    if factor > 1:
+        heatmap = F.max_pool2d(heatmap[None, None], factor, ceil_mode=True)[0, 0]
+    return heatmap.cpu().numpy()
 
 
 def draw_key(seed: int, sample_id: str) -> bytes:
@@ -87,7 +112,8 @@ class GalleryKeeper:
             keep |= self._push(self._worst, (score, sid), sid, self.k)
             keep |= self._push(self._draw, (_Desc(draw_key(self.seed, sid)),), sid, 3 * self.k)
             if keep:
-                self._maps[sid] = maps.heatmap[j].float().cpu().numpy()
+                h, w = _valid_size(maps.valid[j])
+                self._maps[sid] = thumbnail(maps.heatmap[j, :h, :w])
         held = {e[-1] for heap in (self._best, self._worst, self._draw) for e in heap}
         for sid in list(self._maps):
             if sid not in held:
@@ -105,7 +131,7 @@ class GalleryKeeper:
         return False
 
     def get(self, sample_id: str) -> np.ndarray | None:
-        """The kept map of ``sample_id`` (``(Y, X)`` float32, padded), or None."""
+        """The kept map of ``sample_id`` (:func:`thumbnail` of its map), or None."""
         return self._maps.get(sample_id)
 
 
@@ -146,16 +172,22 @@ def gallery_items(
             continue
         heat = keeper.get(sample.id) if keeper is not None else None
         if heat is None:
-            heat = scorer.maps([sample], [image]).heatmap[0].float().cpu().numpy()
-        h, w = scorer.size_of(sample)
-        if (h, w) != image.shape[:2]:
-            import skimage.transform
+            h, w = scorer.size_of(sample)
+            heat = thumbnail(scorer.maps([sample], [image]).heatmap[0, :h, :w])
+        h, w = heat.shape
+        if (h, w) != image.shape[:2]:  # PIL: antialiased, in uint8 (a photo stays small)
+            from PIL import Image
 
-            image = (skimage.transform.resize(image, (h, w), order=1) * 255).astype(np.uint8)
+            image = np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
         boxes = sample.boxes * np.array([w / sample.width, h / sample.height] * 2)
         title = f"{label} {key}={values[i]:.2f}\n{_phrase_line(sample)}"
-        items.append(GalleryItem(image=image, heatmap=heat[:h, :w], boxes=boxes, title=title))
+        items.append(GalleryItem(image=image, heatmap=heat, boxes=boxes, title=title))
     return items
+
+
+def _valid_size(valid: torch.Tensor) -> tuple[int, int]:
+    """(height, width) of the valid top-left block of a padded ``(Y, X)`` mask."""
+    return int(valid.any(dim=1).sum()), int(valid.any(dim=0).sum())
 
 
 def _phrase_line(sample: GroundingSample) -> str:

@@ -1,34 +1,26 @@
 """Score one batch: method → raw maps → pipeline → heatmaps + ground truth → :class:`Records`.
 
-Every value is reduced in float64 per sample, so batch size and batch composition cannot
-change a digit.
+The pipeline, the ground truth and the metrics are the protocol's
+:class:`~groundbench.protocol_scorer.ProtocolScorer`; this stage adds the method and the
+samples whose image failed to load. Every value is reduced in float64 per sample, so batch
+size and batch composition cannot change a digit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from dataset_adapters.proposals import Proposals
-from groundbench.bounds import rle_run_total
-from groundbench.errors import DataFormatError, MethodError
-from groundbench.methods.base import Method, check_float32_range
-from groundbench.metrics.suite import MetricSuite
-from groundbench.postprocess import Pipeline, ProcessedMaps
+from groundbench.methods.base import Method
+from groundbench.postprocess import ProcessedMaps
 from groundbench.protocol import Protocol
+from groundbench.protocol_scorer import ProtocolScorer
 from groundbench.report.records import Records
-from groundbench.types import (
-    GroundingSample,
-    HeatmapBatch,
-    RawMaps,
-    Undefined,
-    pad_boxes,
-    rasterise_boxes,
-)
+from groundbench.types import GroundingSample, Undefined
 
 
 @dataclass(frozen=True)
@@ -51,10 +43,9 @@ class Scorer:
         self.protocol = protocol
         self.method = method
         self.device = device
-        self.pipeline = Pipeline.from_config(protocol.pipeline)
-        self.suite = MetricSuite(protocol.metrics)
-        #: candidate boxes per image for region ranking (set once the split is loaded)
-        self.proposals: Proposals | None = None
+        self.scoring = ProtocolScorer(protocol, device)
+        self.pipeline = self.scoring.pipeline
+        self.suite = self.scoring.suite
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -68,8 +59,7 @@ class Scorer:
 
     def size_of(self, sample: GroundingSample) -> tuple[int, int]:
         """(height, width) at which the sample is evaluated."""
-        res = self.protocol.resolution
-        return (sample.height, sample.width) if res == "image" else (int(res[0]), int(res[1]))
+        return self.scoring.size_of(sample)
 
     def maps(
         self, samples: Sequence[GroundingSample], images: Sequence[np.ndarray | None]
@@ -83,39 +73,11 @@ class Scorer:
         raw = self.method.predict(
             samples, list(images) if self.method.needs_images else None, device=self.device
         )
-        if not isinstance(raw, RawMaps) or raw.ids != tuple(s.id for s in samples):
-            got = raw.ids[:3] if isinstance(raw, RawMaps) else type(raw).__name__
-            raise MethodError(
-                f"method {self.method.name} returned maps for ids {got}... instead of the "
-                f"batch's {tuple(s.id for s in samples)[:3]}...; it must keep the batch order"
-            )
-        _check_maps(self.method.name, raw)
-        return self.pipeline.run(raw, [self.size_of(s) for s in samples], device=self.device)
+        return self.scoring.heatmaps(raw, samples, method=self.method.name)
 
     def ground_truth(self, samples: Sequence[GroundingSample], Y: int, X: int):
         """Padded boxes (scaled to the evaluation size) and region masks ``(B, Y, X)``."""
-        scaled = []
-        for s in samples:
-            h, w = self.size_of(s)
-            scaled.append(s.boxes * np.array([w / s.width, h / s.height] * 2))
-        boxes, count = pad_boxes(scaled)
-        if self.protocol.region == "boxes":
-            return boxes, count, rasterise_boxes(boxes, count, Y, X)
-        region = torch.zeros(len(samples), Y, X, dtype=torch.bool)
-        for i, s in enumerate(samples):
-            h, w = self.size_of(s)
-            region[i, :h, :w] = _decode_mask(s, h, w)
-        return boxes, count, region
-
-    def candidates(self, samples: Sequence[GroundingSample]):
-        """Padded proposals scaled to the evaluation size and their counts, or ``(None, None)``."""
-        if self.proposals is None:
-            return None, None
-        scaled = []
-        for s in samples:
-            h, w = self.size_of(s)
-            scaled.append(self.proposals.of(s) * np.array([w / s.width, h / s.height] * 2))
-        return pad_boxes(scaled)
+        return self.scoring.ground_truth(samples, Y, X)
 
     def score(
         self,
@@ -133,23 +95,7 @@ class Scorer:
         if ok:
             good = [samples[i] for i in ok]
             out = self.maps(good, [images[i] for i in ok])
-            Y, X = out.heatmap.shape[1:]
-            boxes, count, region = self.ground_truth(good, Y, X)
-            proposals, proposal_count = self.candidates(good)
-            valid = out.valid.cpu()
-            batch = HeatmapBatch(
-                ids=out.ids,
-                heatmap=out.heatmap.cpu(),
-                valid=valid,
-                region=region & valid,
-                boxes=boxes,
-                box_count=count,
-                pred_mask=None if out.pred_mask is None else out.pred_mask.cpu(),
-                pred_box=None if out.pred_box is None else out.pred_box.cpu(),
-                proposals=proposals,
-                proposal_count=proposal_count,
-            )
-            scores = self.suite.score(batch)
+            scores = self.suite.score(self.scoring.batch(out, good))
             values[ok], codes[ok] = scores.values, scores.undefined
             for column, v in scores.extras.items():
                 extras[column] = np.full(n, np.nan)
@@ -163,44 +109,3 @@ class Scorer:
             extras,
         )
         return ScoredBatch(records, out)
-
-
-def _check_maps(method: str, raw: RawMaps) -> None:
-    for sid, m in zip(raw.ids, raw.maps, strict=True):
-        if m.numel() == 0:
-            raise MethodError(
-                f"method {method}: the map of sample {sid!r} has shape {tuple(m.shape)} with no "
-                "element; return at least a 1×1 map"
-            )
-        check_float32_range(m, f"method {method}: the map of sample {sid!r}")
-
-
-def _decode_mask(sample: GroundingSample, height: int, width: int) -> torch.Tensor:
-    if sample.mask is None:
-        raise DataFormatError(
-            f"sample {sample.id!r} has no mask but the protocol says region: mask; "
-            "use region: boxes for this dataset"
-        )
-    from pycocotools import mask as mask_utils
-
-    rle: Mapping[str, Any] = dict(sample.mask)
-    h, w = (int(v) for v in rle["size"])
-    try:  # pycocotools writes every run it is given: the runs must fill the image exactly
-        total = rle_run_total(rle["counts"]) if isinstance(rle.get("counts"), str) else None
-    except ValueError as exc:
-        total = f"unreadable ({exc})"
-    if total != h * w:
-        raise DataFormatError(
-            f"sample {sample.id!r}: its mask's RLE counts cover {total} pixels, not its size "
-            f"{h}×{w} = {h * w}; re-export the mask as a compressed COCO RLE of the image"
-        )
-    rle = {**rle, "counts": rle["counts"].encode()}
-    m = torch.from_numpy(mask_utils.decode(rle).astype(bool))
-    if tuple(m.shape) != (height, width):
-        m = (
-            torch.nn.functional.interpolate(
-                m[None, None].float(), size=(height, width), mode="nearest"
-            )[0, 0]
-            > 0.5
-        )
-    return m

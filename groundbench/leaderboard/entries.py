@@ -130,6 +130,18 @@ def entry_path(board: str | Path, report: Mapping[str, Any]) -> Path:
     return Path(board) / ENTRIES_DIR / report["protocol"]["id"] / f"{name}.json"
 
 
+def fingerprint_complete(method: Mapping[str, Any]) -> bool:
+    """Whether a report's method fingerprint covers everything its maps depend on.
+
+    Reports written before the field existed count as complete unless the method is a
+    ``plugin:``, whose fingerprint then covered its code only.
+    """
+    value = method.get("fingerprint_complete")
+    if isinstance(value, bool):
+        return value
+    return not str(method.get("spec", "")).startswith("plugin:")
+
+
 def add_entry(
     report_dir: str | Path,
     board: str | Path,
@@ -164,6 +176,13 @@ def add_entry(
     submission = validate_report_dir(report_dir)
     report = submission.report
     where = str(Path(report_dir) / "report.json")
+    if not fingerprint_complete(report["method"]):
+        raise SubmissionError(
+            f"{where}: method {report['method']['spec']!r} has a fingerprint that covers its code "
+            "only, not its weights, so two different models would look like one entry; declare "
+            "what the plugin's maps depend on (fn.depends_on = [paths] and/or fn.fingerprint = "
+            "a function returning a string; docs/plugins.md) and evaluate again"
+        )
     limit = report["dataset"].get("limit")
     if limit is not None:
         raise SubmissionError(

@@ -26,6 +26,10 @@ class Method(Protocol):
         name: display name used in reports and on the leaderboard.
         supervision: one of ``box-free``, ``detector``, ``box-supervised``, ``training-free``.
         needs_images: whether :meth:`predict` reads pixels (if False, ``images`` is None).
+
+    A method may also set ``fingerprint_complete = False`` when its fingerprint does not
+    cover everything its maps depend on (a plugin that declares nothing): its records are
+    then never resumed, and ``leaderboard add`` refuses its reports.
     """
 
     name: str

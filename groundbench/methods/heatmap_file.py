@@ -12,7 +12,8 @@ Nothing is ever unpickled (``allow_pickle=False``), and every entry's declared s
 checked against the bytes it really holds and :data:`groundbench.bounds.MAX_MAP_ELEMENTS`
 before any map is loaded (:mod:`groundbench.methods._bounded`). What made the maps is
 declared by ``heatmaps:PATH@CLASS`` or a sidecar model card (:mod:`.heatmap_card`); maps
-declared by neither are ``undeclared``.
+declared by neither are ``undeclared``. An optional extents file says which image rectangle
+each map covers (:mod:`groundbench.methods.extents`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import torch
 from groundbench.errors import MethodError
 from groundbench.methods._bounded import check_safetensors_shape, npy_header, npz_headers
 from groundbench.methods.base import METHODS, check_float32_range
+from groundbench.methods.extents import extents_path, read_extents
 from groundbench.methods.heatmap_card import declared
 from groundbench.types import UNDECLARED, GroundingSample, RawMaps
 
@@ -115,11 +117,13 @@ class HeatmapFile:
             raise MethodError(f"heatmaps:{path}: holds no maps")
         self._keys = set(headers)
         self.kind = _check_headers(f"heatmaps:{path}", headers)
+        self._extents = read_extents(self.path, self._keys, f"heatmaps:{path}")
 
     def fingerprint(self) -> str:
         """sha256 of the file bytes (of every .npy file, in name order, for a directory)."""
         h = hashlib.sha256()
         files = sorted(self.path.glob("*.npy")) if self.path.is_dir() else [self.path]
+        files += [extents_path(self.path)] if self._extents else []
         for f in files:
             h.update(f.name.encode())
             with f.open("rb") as fh:
@@ -168,7 +172,8 @@ class HeatmapFile:
             t = torch.from_numpy(np.ascontiguousarray(arr)) if isinstance(arr, np.ndarray) else arr
             check_float32_range(t, f"heatmaps:{self.path}: map {s.id!r}")
             maps.append(t.to(torch.float32).to(device))
-        return RawMaps(tuple(s.id for s in samples), tuple(maps), kind=self.kind)
+        extents = tuple(self._extents.get(s.id) for s in samples) if self._extents else None
+        return RawMaps(tuple(s.id for s in samples), tuple(maps), kind=self.kind, extents=extents)
 
 
 def _check_headers(where: str, headers: dict[str, tuple[tuple[int, ...], str]]) -> str:

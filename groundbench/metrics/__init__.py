@@ -151,10 +151,13 @@ def display_key(name: str, params: Mapping[str, Any] | None = None) -> str:
     return declared.key(name, declared.check(params or {}, metric=name))
 
 
+from groundbench.metrics.suite import MetricSuite  # noqa: E402  (it reads the functions above)
+
 __all__ = [
     "INPUT_NAMES",
     "MAX_DISTANCE_PX",
     "METRICS",
+    "MetricSuite",
     "Param",
     "Params",
     "auc",

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from groundbench.errors import GroundbenchError, ProtocolError
+from groundbench.errors import DataFormatError, GroundbenchError, ProtocolError
 from groundbench.metrics import METRICS, declaration, feed_metric, shared_ranks
 from groundbench.metrics.aggregate import Aggregate, aggregate_by_tag
 from groundbench.types import HeatmapBatch
@@ -138,22 +138,46 @@ class MetricSuite:
     def reset(self) -> None:
         """Forget every sample seen so far."""
         self._ids: list[str] = []
+        self._seen: set[str] = set()
         self._tags: list[frozenset[str]] = []
         self._scores: list[BatchScores] = []
 
-    def update(self, batch: HeatmapBatch, tags: Sequence[frozenset[str]] | None = None) -> None:
-        """Compute every metric on ``batch`` and keep the per-sample results.
+    def update(
+        self, batch: HeatmapBatch, tags: Sequence[frozenset[str]] | None = None
+    ) -> BatchScores:
+        """Compute every metric on ``batch``, keep the per-sample results and return them.
 
         Args:
             batch: the heatmaps and ground truth of ``B`` samples.
             tags: optional ``B`` tag sets, for the per-tag breakdown of :meth:`compute`.
+
+        Raises:
+            DataFormatError: an id occurs twice in ``batch`` or was seen since the last
+                :meth:`reset` (the same batch passed twice would count twice).
         """
         n = len(batch.ids)
         if tags is not None and len(tags) != n:
             raise ProtocolError(f"MetricSuite.update: {len(tags)} tag sets for a batch of {n}")
-        self._scores.append(self.score(batch))
+        self._check_new(batch.ids)
+        scores = self.score(batch)
+        self._scores.append(scores)
         self._ids.extend(batch.ids)
+        self._seen.update(batch.ids)
         self._tags.extend(tags if tags is not None else [frozenset()] * n)
+        return scores
+
+    def _check_new(self, ids: Sequence[str]) -> None:
+        seen, twice = set(), []
+        for sid in ids:
+            if sid in seen or sid in self._seen:
+                twice.append(sid)
+            seen.add(sid)
+        if twice:
+            raise DataFormatError(
+                f"MetricSuite.update: {len(twice)} sample ids were already scored since the "
+                f"last reset or occur twice in the batch (first: {twice[0]!r}); each sample "
+                "counts once: call reset() between passes over the data"
+            )
 
     def per_sample(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """Return ``{key: (values (N,) float64, undefined (N,) int8)}`` in the order seen."""
@@ -168,6 +192,11 @@ class MetricSuite:
     def ids(self) -> tuple[str, ...]:
         """Sample ids seen so far, in order."""
         return tuple(self._ids)
+
+    @property
+    def tags(self) -> tuple[frozenset[str], ...]:
+        """Tag sets of the samples seen so far, in order."""
+        return tuple(self._tags)
 
     def compute(self, *, resamples: int = 1000, seed: int = 0) -> dict[str, dict[str, Aggregate]]:
         """Aggregate every metric: ``{key: {"all": Aggregate, tag: Aggregate, ...}}``."""

@@ -102,6 +102,7 @@ class Pipeline:
         sizes: Sequence[tuple[int, int]],
         *,
         device: torch.device | str | None = None,
+        extents: Sequence[tuple[float, float, float, float] | None] | None = None,
     ) -> ProcessedMaps:
         """Post-process a batch of raw maps.
 
@@ -109,6 +110,8 @@ class Pipeline:
             raw: the method's maps (``heatmap`` or ``attention`` kind, any grid per sample).
             sizes: ``(height, width)`` in pixels per sample: the image or evaluation size.
             device: where to compute; None = the device of the first map.
+            extents: per sample, None or the ``[x0, y0, x1, y1]`` rectangle of the output
+                (pixels of ``sizes``) that its map covers (:func:`.upsample.upsample_maps`).
 
         Returns:
             :class:`ProcessedMaps` on ``device``.
@@ -119,6 +122,16 @@ class Pipeline:
                 range, ``gate`` without head weights).
         """
         sizes = _check_sizes(raw, sizes)
+        extents = (
+            [None] * len(sizes)
+            if extents is None
+            else [None if e is None else tuple(float(v) for v in e) for e in extents]
+        )
+        if len(extents) != len(sizes):
+            raise DataFormatError(
+                f"Pipeline.run got {len(extents)} extents for {len(sizes)} maps; pass one "
+                "(None or [x0, y0, x1, y1]) per sample"
+            )
         if device is None:
             device = raw.maps[0].device if raw.maps else torch.device("cpu")
         device = torch.device(device)
@@ -126,9 +139,11 @@ class Pipeline:
         Y = max((h for h, _ in sizes), default=0)
         X = max((w for _, w in sizes), default=0)
         parts = [
-            ([idx[p] for p in pos], self._to_image(grid[pos], size))
+            ([idx[p] for p in pos], self._to_image(grid[pos], size, extent))
             for idx, grid in self._grids(raw, device)
-            for size, pos in _group(range(len(idx)), [sizes[i] for i in idx]).items()
+            for (size, extent), pos in _group(
+                range(len(idx)), [(sizes[i], extents[i]) for i in idx]
+            ).items()
         ]
         if len(parts) == 1 and parts[0][0] == list(range(B)):
             # one grid shape and one image size, in order: no padding, no copy
@@ -172,9 +187,9 @@ class Pipeline:
                 maps = step["aggregate"](maps, head_weights=raw.head_weights, **cfg["aggregate"])
             yield idx, step["normalise"](maps, cfg["normalise"])
 
-    def _to_image(self, grid: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    def _to_image(self, grid: torch.Tensor, size: tuple[int, int], extent=None) -> torch.Tensor:
         cfg, step = self._config, self._steps
-        maps = step["upsample"](grid, size, **cfg["upsample"])
+        maps = step["upsample"](grid, size, **cfg["upsample"], extent=extent)
         return step["smooth"](maps, cfg["smooth"]["sigma_px"])
 
 

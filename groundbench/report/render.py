@@ -140,6 +140,15 @@ def _dataset_notes(dataset: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _fingerprint_note(method: Mapping[str, Any]) -> str:
+    if method.get("fingerprint_complete", True):
+        return ""
+    return (
+        " — it covers the plugin's code only, not its weights (docs/plugins.md): this report "
+        "cannot join a leaderboard"
+    )
+
+
 def _method_notes(m: Mapping[str, Any]) -> list[str]:
     """The recipe and its knobs, for methods that declare ``settings`` (``hf:``)."""
     settings = m.get("settings")
@@ -170,7 +179,7 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
         f"{d['n_samples']} samples, fingerprint `{d['fingerprint'][:16]}`",
         *_dataset_notes(d),
         f"- method: {md_code(m['spec'])} ({md_text(m['supervision'])}), fingerprint "
-        f"`{m['fingerprint'][:16]}`",
+        f"`{m['fingerprint'][:16]}`" + _fingerprint_note(m),
         f"- model card: {md_text(card_summary(report.get('model_card')))}",
         *_method_notes(m),
         f"- intervals: {_interval_rule(p['canonical']['bootstrap'])}",

@@ -70,6 +70,7 @@ def bumps(samples, images):
 
 bumps.supervision = "training-free"
 bumps.needs_images = False
+bumps.depends_on = []  # no weights: the code is everything the maps depend on
 
 
 def nan_maps(samples, images):
@@ -79,6 +80,7 @@ def nan_maps(samples, images):
 
 nan_maps.supervision = "training-free"
 nan_maps.needs_images = False
+nan_maps.depends_on = []
 '''
 
 

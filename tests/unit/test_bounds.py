@@ -9,7 +9,7 @@ from pycocotools import mask as mask_utils
 from dataset_adapters.refcoco import segmentation_to_rle
 from groundbench.bounds import rle_run_total
 from groundbench.errors import DataFormatError
-from groundbench.evaluation.scoring import _decode_mask
+from groundbench.protocol_scorer import decode_mask
 from groundbench.types import GroundingSample
 
 
@@ -61,10 +61,10 @@ def test_mask_whose_runs_overrun_its_size_is_refused_before_decoding():
     m = np.zeros((5, 7), bool)
     m[1:3, 2:5] = True
     good = rle(m)
-    assert _decode_mask(sample(mask=good), 5, 7).sum() == 6
+    assert decode_mask(sample(mask=good), 5, 7).sum() == 6
     overrun = rle(np.ones((50, 70), bool))  # 3500 pixels of runs under a 5×7 size
     with pytest.raises(DataFormatError) as err:
-        _decode_mask(sample(mask={"size": [5, 7], "counts": overrun["counts"]}), 5, 7)
+        decode_mask(sample(mask={"size": [5, 7], "counts": overrun["counts"]}), 5, 7)
     assert str(err.value) == (
         "sample 't/0': its mask's RLE counts cover 3500 pixels, not its size 5×7 = 35; "
         "re-export the mask as a compressed COCO RLE of the image"

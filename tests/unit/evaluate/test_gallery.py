@@ -57,3 +57,31 @@ def test_a_fresh_run_runs_the_method_once_per_batch(tiny, tmp_path, monkeypatch)
              batch_size=4, progress=False)  # fmt: skip
     assert calls == [4, 2]
     assert (tmp_path / "run" / "figures" / "gallery.png").is_file()
+
+
+def test_the_keeper_holds_photo_sized_maps_small_with_their_peak():
+    # It kept up to 15 full-resolution float32 maps: 720 MB at 12 MP.
+    from groundbench.evaluation.gallery import GALLERY_SIDE_PX
+    from groundbench.report.figures import map_peak
+
+    records = _records([0.5, 1.0], [0, 0])
+    heat = torch.zeros(2, 1500, 2000)
+    heat[0, 1234, 1717] = 1.0
+    valid = torch.zeros(2, 1500, 2000, dtype=torch.bool)
+    valid[0] = True
+    valid[1, :900, :1200] = True  # a smaller image, padded in the batch
+    keeper = GalleryKeeper("m", True, 0)
+    keeper.offer(records, ProcessedMaps(records.ids, heat, valid, None, None))
+    big, small = keeper.get("s000"), keeper.get("s001")
+    assert max(big.shape) <= GALLERY_SIDE_PX and max(small.shape) <= GALLERY_SIDE_PX
+    assert big.shape == (250, 334) and small.shape == (225, 300)  # factors 6 and 4
+    assert map_peak(big) == (1234 // 6, 1717 // 6)
+    assert big.dtype == np.float32
+
+
+def test_a_capped_resolution_run_draws_its_gallery(tiny, tmp_path):
+    protocol, root = tiny
+    result = evaluate(str(protocol), "centre_prior", out_dir=tmp_path / "run", data_root=root,
+                      overrides=("resolution={max_side: 20}",), progress=False)  # fmt: skip
+    assert result.report["protocol"]["canonical"]["resolution"] == {"max_side": 20}
+    assert (tmp_path / "run" / "figures" / "gallery.png").is_file()

@@ -69,6 +69,7 @@ def write_report(
     ids: Sequence[str] | None = None,
     tags: Sequence[Sequence[str]] | None = None,
     dataset_fingerprint: str = "d" * 64,
+    fingerprint_complete: bool | None = True,
 ) -> Path:
     """Write ``out/report.json`` and ``out/samples.csv``; NaN values are written as undefined.
 
@@ -124,6 +125,11 @@ def write_report(
             "name": method,
             "fingerprint": fingerprint,
             "supervision": supervision,
+            **(
+                {}
+                if fingerprint_complete is None
+                else {"fingerprint_complete": fingerprint_complete}
+            ),
         },
         "metrics": {
             k: {

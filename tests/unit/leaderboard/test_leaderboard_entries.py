@@ -121,3 +121,26 @@ def test_build_without_entries_is_refused(tmp_path):
         match="no entries; add reports with `groundbench leaderboard add REPORT_DIR`",
     ):
         build_board(tmp_path / "board")
+
+
+@pytest.mark.parametrize("complete", [False, None])
+def test_a_plugin_whose_fingerprint_ignores_its_weights_is_refused(tmp_path, complete):
+    # Two checkpoints behind one wrapper module had one fingerprint: the second was refused
+    # as a duplicate even with --replace. None: a report written before the field existed.
+    run = write_report(tmp_path / "run", VALUES, method="plugin:wrap:fn",
+                       fingerprint_complete=complete)  # fmt: skip
+    with pytest.raises(SubmissionError) as exc:
+        add_entry(run, tmp_path / "board")
+    assert str(exc.value) == (
+        f"{run / 'report.json'}: method 'plugin:wrap:fn' has a fingerprint that covers its code "
+        "only, not its weights, so two different models would look like one entry; declare "
+        "what the plugin's maps depend on (fn.depends_on = [paths] and/or fn.fingerprint = a "
+        "function returning a string; docs/plugins.md) and evaluate again"
+    )
+    assert not (tmp_path / "board").exists()
+    declared = write_report(tmp_path / "ok", VALUES, method="plugin:wrap:fn")
+    assert add_entry(declared, tmp_path / "board").is_file()
+    old_builtin = write_report(
+        tmp_path / "old", VALUES, method="uniform", fingerprint_complete=None
+    )
+    assert add_entry(old_builtin, tmp_path / "board").is_file()

@@ -62,3 +62,42 @@ def test_same_size_is_identity_and_nan_spreads_only_locally():
     grid[0, 0, 0] = float("nan")
     out = upsample_maps(grid, (30, 40), mode="bilinear")
     assert out[0].isnan().any() and not out[0, 20:, 20:].isnan().any()
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
+@pytest.mark.parametrize("align", ["patch", "corners"])
+@pytest.mark.parametrize("size", [(20, 33), (5, 7), (64, 48)])
+def test_an_extent_of_the_whole_output_changes_nothing(mode, align, size):
+    grid = _grid(B=3, h=5, w=7)
+    whole = (0.0, 0.0, float(size[1]), float(size[0]))
+    ours = upsample_maps(grid, size, mode=mode, align=align, extent=whole)
+    ref = upsample_maps(grid, size, mode=mode, align=align)
+    assert torch.allclose(ours, ref, atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
+def test_a_centre_crop_lands_on_its_rectangle_and_the_rest_gets_the_lowest_value(mode):
+    # a CLIP-style centre crop: a 40 × 20 image, the model saw columns 10..30
+    grid = _grid(B=2, h=4, w=4)
+    out = upsample_maps(grid, (20, 40), mode=mode, extent=(10.0, 0.0, 30.0, 20.0))
+    inside = upsample_maps(grid, (20, 20), mode=mode)
+    assert torch.allclose(out[:, :, 10:30], inside, atol=2e-6, rtol=0)
+    lowest = grid.amin(dim=(1, 2))[:, None, None]
+    assert torch.equal(out[:, :, :10], lowest.expand(2, 20, 10))
+    assert torch.equal(out[:, :, 30:], lowest.expand(2, 20, 10))
+
+
+def test_a_letterbox_reaches_beyond_the_output():
+    # a 20 × 10 image padded to a 20 × 20 square: the map's rows 0..5 and 15..20 are padding
+    grid = torch.arange(16.0).reshape(1, 4, 4)
+    out = upsample_maps(grid, (10, 20), mode="nearest", extent=(0.0, -5.0, 20.0, 15.0))
+    square = upsample_maps(grid, (20, 20), mode="nearest")
+    assert torch.equal(out, square[:, 5:15])
+
+
+def test_pixels_whose_centre_is_outside_the_extent_are_outside():
+    grid = torch.tensor([[[8.0, 9.0, 7.0]]])
+    out = upsample_maps(grid, (1, 8), mode="nearest", extent=(2.0, 0.0, 6.5, 1.0))
+    # centres 0.5 .. 7.5; inside [2, 6.5]: columns 2..6 (the rim is inside), each reading
+    # cell floor((centre - 2) · 3 / 4.5), the last one clamped; columns 0, 1, 7 get the min 7
+    assert out[0, 0].tolist() == [7.0, 7.0, 8.0, 9.0, 9.0, 7.0, 7.0, 7.0]

@@ -79,6 +79,7 @@ SEMANTIC_EDITS = [
     ("select", "exclude_tags", ["small"]),
     ("select", "min_area_fraction", 0.05),
     (None, "resolution", [224, 224]),
+    (None, "resolution", {"max_side": 1024}),
     (None, "region", "mask"),
     (None, "control", "blind"),
     ("bootstrap", "resamples", 999),

@@ -255,6 +255,11 @@ def test_overrides_change_the_hash_and_parse_as_yaml(tmp_path):
     )
     assert same.hash == p.hash
     assert load_protocol(path, ["resolution=[224, 224]"]).resolution == (224, 224)
+    capped = load_protocol(path, ["resolution={max_side: 1024}"])
+    assert capped.canonical["resolution"] == {"max_side": 1024} and capped.hash != plain.hash
+    assert capped.evaluation_size(3000, 4000) == (768, 1024)
+    assert capped.evaluation_size(4000, 3) == (1024, 1)  # the short side keeps one pixel
+    assert capped.evaluation_size(1000, 1024) == (1000, 1024)  # never enlarged
 
 
 @pytest.mark.parametrize(
@@ -294,7 +299,14 @@ def test_wrong_values(tmp_path):
     )
     path = write(tmp_path, BASE + "resolution: [0, 224]\n")
     assert error_of(path) == (
-        f"{path}: resolution must be 'image' or [height, width] in positive pixels, got [0, 224]"
+        f"{path}: resolution must be 'image', [height, width] in positive pixels or "
+        "{max_side: N}, got [0, 224]"
+    )
+    path = write(tmp_path, BASE + "resolution: {max_side: 0}\n")
+    assert error_of(path) == f"{path}: resolution.max_side must be an integer >= 1, got 0"
+    path = write(tmp_path, BASE + "resolution: {max_sid: 1024}\n")
+    assert error_of(path).startswith(
+        f"{path}: unknown key resolution.max_sid; valid keys under resolution: max_side"
     )
     path = write(tmp_path, BASE + "control: deaf\n")
     assert error_of(path) == f"{path}: control: 'deaf' is not a valid value; valid values: blind"

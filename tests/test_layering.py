@@ -28,6 +28,7 @@ LAYERS = {
     "groundbench.evaluation": 5,
     "groundbench.demo": 7,
     "groundbench.leaderboard": 6,
+    "groundbench.human": 6,
     "groundbench.cli": 8,
 }
 

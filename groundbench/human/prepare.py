@@ -78,9 +78,14 @@ def prepare(study_path: str | Path, out: str | Path) -> Path:
         raise StudyError(f"{out}: exists and is not empty; pass a new folder to --out")
     protocol = protocol_from_mapping(study.methods[0].protocol_canonical, name="study")
     if protocol.hash != study.methods[0].protocol_hash:
-        raise StudyError(f"{study.methods[0].report_dir}: report.json's protocol hash does not match")
+        raise StudyError(
+            f"{study.methods[0].report_dir}: report.json's protocol hash does not match"
+        )
     samples = load_split(protocol, study.data_root).samples
-    if dataset_fingerprint(samples) != _report(study.methods[0].report_dir)["dataset"]["fingerprint"]:
+    if (
+        dataset_fingerprint(samples)
+        != _report(study.methods[0].report_dir)["dataset"]["fingerprint"]
+    ):
         raise StudyError(
             f"{study.path}: the dataset differs from the one the reports scored; pass its folder "
             "as data_root"
@@ -161,7 +166,11 @@ def _gold_items(study: Study, protocol, samples, chosen, n_items: int, out: Path
     oracle = _render(protocol, resolve_method("oracle_box"), pool, images, study, out)
     decoys = {}
     for s in pool:
-        other = [o for o in by_image[s.image_path] if o.id != s.id and not np.array_equal(o.boxes, s.boxes)]
+        other = [
+            o
+            for o in by_image[s.image_path]
+            if o.id != s.id and not np.array_equal(o.boxes, s.boxes)
+        ]
         decoys[s.id] = other[0] if other else None
     decoy_maps = {}
     others = [(s, d) for s, d in decoys.items() if d is not None]
@@ -171,7 +180,9 @@ def _gold_items(study: Study, protocol, samples, chosen, n_items: int, out: Path
         decoy_maps = {s: rendered[d.id] for s, d in others}
     lone = [s for s in pool if decoys[s.id] is None]
     if lone:
-        decoy_maps.update(_render(protocol, resolve_method("centre_prior"), lone, images, study, out))
+        decoy_maps.update(
+            _render(protocol, resolve_method("centre_prior"), lone, images, study, out)
+        )
     return [
         {"id": item_id(study.study_id, s.id, "gold"), "sample": s.id, "phrase": s.phrase, "gold": 0,
          "slots": [{"source": GOLD_ORACLE, "img": oracle[s.id]},
@@ -203,7 +214,9 @@ def _metrics(study: Study, protocol: Protocol, chosen: list[str]) -> dict[str, A
     """Each method's automatic metrics: the report's mean over all samples, and the values of
     the chosen samples (None where undefined), with each metric's direction."""
     suite = MetricSuite(protocol.metrics)
-    out: dict[str, Any] = {"keys": {s.key: {"higher_is_better": s.higher_is_better} for s in suite.specs}}
+    out: dict[str, Any] = {
+        "keys": {s.key: {"higher_is_better": s.higher_is_better} for s in suite.specs}
+    }
     for ref in study.methods:
         sub = validate_report_dir(ref.report_dir)
         rows = {sid: i for i, sid in enumerate(sub.table.ids)}

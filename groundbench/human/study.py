@@ -139,8 +139,6 @@ def study_from_mapping(data: Mapping[str, Any], path: Path) -> Study:
     sample = _section(d["sample"], {"n", "stratify", "seed"}, f"{where}: sample")
     rendering = {**_DEFAULTS["rendering"]}
     rendering.update(_section(d["rendering"], set(rendering), f"{where}: rendering"))
-    exclude = {**_DEFAULTS["exclude"]}
-    exclude.update(_section(d["exclude"], set(exclude), f"{where}: exclude"))
     seed = _int(d["seed"], f"{where}: seed", 0)
     methods = _methods(data.get("methods"), path)
     annotators = _annotators(data.get("annotators"), where)
@@ -162,9 +160,6 @@ def study_from_mapping(data: Mapping[str, Any], path: Path) -> Study:
     alpha = _number(rendering["alpha"], f"{where}: rendering.alpha", 0.0, 1.0)
     width = _int(rendering["width"], f"{where}: rendering.width", 32)
     rendering = {**rendering, "alpha": alpha, "width": width}
-    min_ms = _int(d["min_response_ms"], f"{where}: min_response_ms", 0)
-    ex_a = _names(exclude["annotators"], f"{where}: exclude.annotators")
-    ex_i = _names(exclude["items"], f"{where}: exclude.items", pattern=r"^[0-9a-f]{16}$")
     design = {
         "schema": STUDY_SCHEMA,
         "type": kind,
@@ -179,10 +174,9 @@ def study_from_mapping(data: Mapping[str, Any], path: Path) -> Study:
         "rendering": rendering,
         "seed": seed,
     }
-    analysis = {
-        "min_response_ms": min_ms,
-        "exclude": {"annotators": sorted(ex_a), "items": sorted(ex_i)},
-    }
+    analysis = analysis_settings(data, where)
+    min_ms = analysis["min_response_ms"]
+    ex_a, ex_i = analysis["exclude"]["annotators"], analysis["exclude"]["items"]
     root = data.get("data_root")
     return Study(
         path=path,
@@ -204,9 +198,41 @@ def study_from_mapping(data: Mapping[str, Any], path: Path) -> Study:
     )
 
 
+def analysis_settings(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The canonical analysis settings of a parsed study: ``min_response_ms`` and ``exclude``."""
+    exclude = {**_DEFAULTS["exclude"]}
+    exclude.update(_section(data.get("exclude", exclude), set(exclude), f"{where}: exclude"))
+    min_ms = data.get("min_response_ms", _DEFAULTS["min_response_ms"])
+    return {
+        "min_response_ms": _int(min_ms, f"{where}: min_response_ms", 0),
+        "exclude": {
+            "annotators": sorted(_names(exclude["annotators"], f"{where}: exclude.annotators")),
+            "items": sorted(_names(exclude["items"], f"{where}: exclude.items", r"^[0-9a-f]{16}$")),
+        },
+    }
+
+
+def read_analysis_settings(path: str | Path) -> dict[str, Any]:
+    """Read only the analysis settings of a study file (the study folder's copy)."""
+    path = Path(path)
+    try:
+        data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    except FileNotFoundError:
+        raise StudyError(
+            f"{path}: missing; the study folder keeps a copy of its study file"
+        ) from None
+    except GroundbenchError as exc:
+        raise StudyError(str(exc).replace("protocol", "study")) from None
+    if not isinstance(data, dict):
+        raise StudyError(f"{path}: a study is a YAML mapping")
+    return analysis_settings(data, str(path))
+
+
 def canonical_json(obj: Any) -> str:
     """Sorted keys, compact separators, UTF-8, no NaN: the form every hash is taken of."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def _section(value: Any, keys: set[str], where: str) -> dict[str, Any]:
@@ -244,7 +270,9 @@ def _annotators(value: Any, where: str) -> tuple[str, ...]:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return tuple(f"a{i + 1}" for i in range(value))
     if not value:
-        raise StudyError(f"{where}: annotators must be a count or a list of ids (e.g. [ann1, ann2])")
+        raise StudyError(
+            f"{where}: annotators must be a count or a list of ids (e.g. [ann1, ann2])"
+        )
     return tuple(_names(value, f"{where}: annotators"))
 
 
@@ -261,14 +289,22 @@ def _methods(value: Any, path: Path) -> tuple[MethodRef, ...]:
             method, protocol = report["method"], report["protocol"]
             refs.append(
                 MethodRef(
-                    folder, method["name"], method.get("spec", method["name"]),
-                    method["fingerprint"], protocol["hash"], protocol["canonical"],
+                    folder,
+                    method["name"],
+                    method.get("spec", method["name"]),
+                    method["fingerprint"],
+                    protocol["hash"],
+                    protocol["canonical"],
                 )  # fmt: skip
             )
         except FileNotFoundError:
-            raise StudyError(f"{where}: {report_path} does not exist; run `groundbench evaluate`") from None
+            raise StudyError(
+                f"{where}: {report_path} does not exist; run `groundbench evaluate`"
+            ) from None
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise StudyError(f"{where}: {report_path} is not a groundbench report ({exc})") from None
+            raise StudyError(
+                f"{where}: {report_path} is not a groundbench report ({exc})"
+            ) from None
     if len({r.protocol_hash for r in refs}) != 1:
         raise StudyError(f"{where}: the reports were evaluated under different protocols")
     names = [r.name for r in refs]

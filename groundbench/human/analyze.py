@@ -1,0 +1,290 @@
+"""``groundbench human export`` and ``analyze``: judgements → canonical JSONL, and the
+statistics of a pairwise study → ``report.json``, ``report.md`` and ``bradley_terry.png``.
+
+Scoring: ``A``/``B`` name a screen side, mapped back to the method through the order stored
+with the answer; ``both_good`` and ``both_wrong`` are ties (half a win each); ``ambiguous``
+is left out of win rates and Bradley–Terry and counted on its own. Gold items are only used
+for each annotator's gold accuracy. Exclusions come from the folder's ``study.yaml``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.stats import kendalltau
+
+from groundbench.human.prepare import MANIFEST, STUDY_COPY
+from groundbench.human.report import plot_scores, render_markdown
+from groundbench.human.stats import (
+    bootstrap_bt,
+    bradley_terry,
+    fleiss_kappa,
+    krippendorff_alpha_nominal,
+    mean_pairwise_cohen,
+    rank_by_intervals,
+    wilson,
+)
+from groundbench.human.store import Store
+from groundbench.human.study import StudyError, read_analysis_settings
+
+REPORT_SCHEMA = 1
+RESAMPLES = 1000
+TIES = ("both_good", "both_wrong")
+
+
+def export_jsonl(folder: str | Path) -> tuple[bytes, str]:
+    """Every judgement (current, then superseded ones) as sorted canonical JSONL, and its sha256."""
+    store = Store(folder)
+    try:
+        rows = [{**asdict(j), "status": "current"} for j in store.answers()]
+        rows += [{**asdict(j), "status": "superseded"} for j in store.history()]
+    finally:
+        store.close()
+    lines = sorted(
+        json.dumps(r, sort_keys=True, separators=(",", ":"), ensure_ascii=False) for r in rows
+    )
+    data = "".join(line + "\n" for line in lines).encode("utf-8")
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _outcomes(manifest: dict, judgements: list[dict], excluded: set[str]) -> list[dict]:
+    """One record per kept judgement: sample, the pair of methods, the chosen canonical slot."""
+    items = {it["id"]: it for it in manifest["items"]}
+    out = []
+    for j in judgements:
+        item = items.get(j["item"])
+        if item is None or j["annotator"] in excluded or j["item"] in excluded:
+            continue
+        order = json.loads(j["order_json"])
+        slot = {"A": order[0], "B": order[1]}.get(j["answer"])
+        out.append({
+            **j, "sample": item["sample"], "gold": item["gold"], "slot": slot,
+            "methods": [s["source"] for s in item["slots"]], "left": order[0],
+        })  # fmt: skip
+    return out
+
+
+def analyze(folder: str | Path, out: str | Path, resamples: int = RESAMPLES) -> Path:
+    """Write ``report.json``, ``report.md`` and ``bradley_terry.png`` to ``out``; return it."""
+    folder, out = Path(folder), Path(out)
+    manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    settings = read_analysis_settings(folder / STUDY_COPY)
+    data, digest = export_jsonl(folder)
+    current = [r for r in map(json.loads, data.decode().splitlines()) if r["status"] == "current"]
+    excluded = set(settings["exclude"]["annotators"]) | set(settings["exclude"]["items"])
+    records = _outcomes(manifest, current, excluded)
+    if not any(r["gold"] is None for r in records):
+        raise StudyError(f"{folder}: no judgement of a study item yet; nothing to analyse")
+    seed = int(manifest["design"]["seed"])
+    scored = [r for r in records if r["gold"] is None]
+    report = {
+        "schema": REPORT_SCHEMA,
+        "study_id": manifest["study_id"],
+        "analysis_hash": hashlib.sha256(
+            json.dumps(settings, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest(),
+        "analysis": settings,
+        "judgements_sha256": digest,
+        "bootstrap": {"resamples": resamples, "seed": seed, "unit": "sample"},
+        "counts": _counts(records, scored, settings),
+        "pairs": _pairs(manifest["methods"], scored),
+        "bradley_terry": _bt(manifest["methods"], scored, resamples, seed),
+        "position_bias": _position(scored),
+        "agreement": _agreement(scored, resamples, seed),
+        "annotators": _annotators(records, settings["min_response_ms"]),
+    }
+    report["automatic_metrics"] = _vs_metrics(manifest, scored, report["bradley_terry"])
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_clean(report), sort_keys=True, indent=1, allow_nan=False) + "\n"
+    (out / "report.json").write_text(text, encoding="utf-8")
+    plot_scores(out / "bradley_terry.png", report["bradley_terry"])
+    (out / "report.md").write_text(render_markdown(_clean(report)), encoding="utf-8")
+    return out
+
+
+def _clean(obj: Any) -> Any:
+    """NaN → None and floats rounded to 12 digits, so the JSON is strict and stable."""
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return None if math.isnan(obj) or math.isinf(obj) else round(obj, 12)
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def _counts(records: list[dict], scored: list[dict], settings: dict) -> dict[str, int]:
+    return {
+        "judgements": len(records),
+        "study_items": len({r["item"] for r in scored}),
+        "gold_judgements": sum(r["gold"] is not None for r in records),
+        "ambiguous": sum(r["answer"] == "ambiguous" for r in scored),
+        "ties": sum(r["answer"] in TIES for r in scored),
+        "excluded_annotators": len(settings["exclude"]["annotators"]),
+        "excluded_items": len(settings["exclude"]["items"]),
+    }
+
+
+def _battles(methods: list[str], scored: list[dict]):
+    index = {m: i for i, m in enumerate(methods)}
+    rows = [r for r in scored if r["answer"] != "ambiguous"]
+    first = np.array([index[r["methods"][0]] for r in rows], int)
+    second = np.array([index[r["methods"][1]] for r in rows], int)
+    score = np.array([0.5 if r["slot"] is None else 1.0 - r["slot"] for r in rows], float)
+    return first, second, score, [r["sample"] for r in rows]
+
+
+def _pairs(methods: list[str], scored: list[dict]) -> list[dict]:
+    first, second, score, _ = _battles(methods, scored)
+    out = []
+    for a in range(len(methods)):
+        for b in range(a + 1, len(methods)):
+            sel = (first == a) & (second == b)
+            n, wins = int(sel.sum()), float(score[sel].sum())
+            lo, hi = wilson(wins, n)
+            out.append({
+                "a": methods[a], "b": methods[b], "n": n,
+                "a_wins": int((score[sel] == 1).sum()), "b_wins": int((score[sel] == 0).sum()),
+                "ties": int((score[sel] == 0.5).sum()),
+                "a_win_rate": wins / n if n else math.nan, "ci_low": lo, "ci_high": hi,
+            })  # fmt: skip
+    return out
+
+
+def _bt(methods: list[str], scored: list[dict], resamples: int, seed: int) -> dict:
+    first, second, score, cluster = _battles(methods, scored)
+    fit = bradley_terry(len(methods), first, second, score)
+    boot = bootstrap_bt(len(methods), first, second, score, np.array(cluster), resamples, seed)
+    low, high = np.percentile(boot, 2.5, axis=0), np.percentile(boot, 97.5, axis=0)
+    ranks = rank_by_intervals(list(low), list(high))
+    return {
+        "scale": "natural-log odds, centred to sum 0",
+        "l2": 1e-3,
+        "methods": [
+            {
+                "method": m,
+                "score": float(fit[i]),
+                "ci_low": float(low[i]),
+                "ci_high": float(high[i]),
+                "rank": ranks[i],
+            }
+            for i, m in enumerate(methods)
+        ],
+    }
+
+
+def _position(scored: list[dict]) -> dict:
+    sided = [r for r in scored if r["slot"] is not None]
+    left = sum(r["slot"] == r["left"] for r in sided)
+    lo, hi = wilson(left, len(sided))
+    return {
+        "n": len(sided),
+        "p_left": left / len(sided) if sided else math.nan,
+        "ci_low": lo,
+        "ci_high": hi,
+    }
+
+
+def _value(r: dict) -> str:
+    """The answer in method identity (never screen side)."""
+    return r["answer"] if r["slot"] is None else r["methods"][r["slot"]]
+
+
+def _agreement(scored: list[dict], resamples: int, seed: int) -> dict:
+    by_item: dict[str, list[str]] = defaultdict(list)
+    ratings: dict[str, dict[str, str]] = defaultdict(dict)
+    for r in scored:
+        by_item[r["item"]].append(_value(r))
+        ratings[r["annotator"]][r["item"]] = _value(r)
+    items = sorted(by_item)
+    alpha = krippendorff_alpha_nominal([by_item[i] for i in items])
+    rng = np.random.default_rng(seed)
+    boot = [
+        krippendorff_alpha_nominal(
+            [by_item[items[k]] for k in rng.integers(0, len(items), len(items))]
+        )
+        for _ in range(resamples)
+    ]
+    boot = [b for b in boot if not math.isnan(b)]
+    cats = sorted({v for vs in by_item.values() for v in vs})
+    sizes = {len(by_item[i]) for i in items}
+    fleiss, note = math.nan, "raters per item differ"
+    if len(sizes) == 1 and min(sizes) >= 2:
+        fleiss, note = (
+            fleiss_kappa(np.array([[by_item[i].count(c) for c in cats] for i in items])),
+            "",
+        )
+    pairs = [(a, b) for vs in by_item.values() for k, a in enumerate(vs) for b in vs[k + 1 :]]
+    cohen, n_pairs = mean_pairwise_cohen(ratings)
+    return {
+        "values": "method identity or the answer (both_good, both_wrong, ambiguous)",
+        "krippendorff_alpha": alpha,
+        "alpha_ci_low": float(np.percentile(boot, 2.5)) if boot else math.nan,
+        "alpha_ci_high": float(np.percentile(boot, 97.5)) if boot else math.nan,
+        "percent_agreement": sum(a == b for a, b in pairs) / len(pairs) if pairs else math.nan,
+        "fleiss_kappa": fleiss,
+        "fleiss_note": note,
+        "mean_pairwise_cohen_kappa": cohen,
+        "cohen_pairs": n_pairs,
+    }
+
+
+def _annotators(records: list[dict], min_ms: int) -> list[dict]:
+    out = []
+    for a in sorted({r["annotator"] for r in records}):
+        mine = [r for r in records if r["annotator"] == a]
+        gold = [r for r in mine if r["gold"] is not None]
+        right = sum(r["slot"] == r["gold"] for r in gold)
+        out.append({
+            "annotator": a, "judgements": len(mine), "gold_n": len(gold),
+            "gold_accuracy": right / len(gold) if gold else math.nan,
+            "fast": sum(r["rt_ms"] < min_ms for r in mine),
+            "median_rt_ms": float(np.median([r["rt_ms"] for r in mine])),
+        })  # fmt: skip
+    return out
+
+
+def _vs_metrics(manifest: dict, scored: list[dict], bt: dict) -> dict:
+    """Kendall τ of BT scores against each metric's mean across methods; per item, how often
+    the human majority winner has the better per-sample metric value."""
+    metrics = manifest["metrics"]
+    scores = {m["method"]: m["score"] for m in bt["methods"]}
+    methods = manifest["methods"]
+    wins: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    pair_of = {}
+    for r in scored:
+        if r["answer"] != "ambiguous":
+            pair_of[r["item"]] = (r["sample"], r["methods"])
+            for k, m in enumerate(r["methods"]):
+                wins[r["item"]][m] += 0.5 if r["slot"] is None else float(r["slot"] == k)
+    out = {}
+    for key, info in sorted(metrics["keys"].items()):
+        means = [metrics[m][key]["mean"] for m in methods]
+        tau = (
+            kendalltau([scores[m] for m in methods], means).statistic
+            if len(methods) >= 2
+            else math.nan
+        )
+        sign = 1.0 if info["higher_is_better"] else -1.0
+        agree = n = 0
+        for item, (sample, (a, b)) in sorted(pair_of.items()):
+            va, vb = metrics[a][key]["samples"].get(sample), metrics[b][key]["samples"].get(sample)
+            human = wins[item][a] - wins[item][b]
+            if va is None or vb is None or va == vb or human == 0:
+                continue
+            n += 1
+            agree += (sign * (va - vb) > 0) == (human > 0)
+        out[key] = {
+            "kendall_tau": float(tau), "n_methods": len(methods), "means": dict(zip(methods, means, strict=True)),
+            "item_agreement": agree / n if n else math.nan, "items_compared": n,
+        }  # fmt: skip
+    return out

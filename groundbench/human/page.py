@@ -1,0 +1,117 @@
+"""The study page: one HTML shell, one script, one style sheet; no inline code, so the
+Content-Security-Policy can forbid it. Keyboard first: ``1``/``←`` left, ``2``/``→`` right,
+``0``/``↓`` both good, ``x`` both wrong, ``a`` phrase ambiguous, ``Backspace`` back."""
+
+from __future__ import annotations
+
+import html
+
+UI_VERSION = "1"
+
+ANSWERS = {
+    "A": ("1 / ←", "left is better"),
+    "B": ("2 / →", "right is better"),
+    "both_good": ("0 / ↓", "both good"),
+    "both_wrong": ("x", "both wrong"),
+    "ambiguous": ("a", "phrase ambiguous"),
+}
+
+
+def page_html(annotator: str) -> bytes:
+    """The page shell for ``annotator`` (escaped); the script fills it in."""
+    buttons = "".join(
+        f'<button type="button" data-answer="{html.escape(k)}"><kbd>{html.escape(key)}</kbd> '
+        f"{html.escape(label)}</button>"
+        for k, (key, label) in ANSWERS.items()
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>groundbench study</title><link rel="stylesheet" href="/static/app.css"></head>
+<body><header><span id="who">annotator {html.escape(annotator)}</span>
+<span id="progress" aria-live="polite">… / …</span></header>
+<main><p class="question">Which heatmap better marks <q id="phrase"></q>?</p>
+<div class="pair"><figure><img id="left" alt="left heatmap"><figcaption>left</figcaption></figure>
+<figure><img id="right" alt="right heatmap"><figcaption>right</figcaption></figure></div>
+<div id="answers">{buttons}</div>
+<p class="hint"><kbd>Backspace</kbd> back · your answers are saved as you go; a reload resumes.</p>
+<p id="status" role="status"></p></main>
+<script src="/static/app.js"></script></body></html>
+""".encode()
+
+
+APP_CSS = b"""
+body{font:16px/1.4 system-ui,sans-serif;margin:0;background:#111;color:#eee}
+header{display:flex;justify-content:space-between;padding:.5rem 1rem;background:#222}
+main{max-width:1200px;margin:0 auto;padding:1rem}
+.question{font-size:1.25rem}
+q{font-weight:bold;color:#ffd54f}
+.pair{display:flex;gap:2rem;justify-content:center;flex-wrap:wrap}
+figure{margin:0;text-align:center}
+img{width:min(42vw,480px);height:auto;image-rendering:auto;border:2px solid #444}
+#answers{display:flex;gap:.5rem;justify-content:center;flex-wrap:wrap;margin-top:1rem}
+button{font:inherit;padding:.4rem .8rem;background:#333;color:#eee;border:1px solid #666}
+button.chosen{background:#2e7d32;border-color:#a5d6a7}
+kbd{border:1px solid #888;border-radius:3px;padding:0 .3rem;font-size:.85em}
+.hint,#status{text-align:center;color:#aaa}
+"""
+
+APP_JS = b"""'use strict';
+const KEYS = {'1':'A','ArrowLeft':'A','2':'B','ArrowRight':'B','0':'both_good',
+  'ArrowDown':'both_good','x':'both_wrong','a':'ambiguous'};
+let cur = null, shownAt = 0, busy = false;
+const $ = (id) => document.getElementById(id);
+function api(path, body) {
+  const opts = {credentials: 'same-origin', headers: {'X-Groundbench': '1'}};
+  if (body !== undefined) {
+    opts.method = 'POST'; opts.body = JSON.stringify(body);
+    opts.headers['Content-Type'] = 'application/json';
+  }
+  return fetch(path, opts).then((r) => {
+    if (!r.ok) throw new Error('server said ' + r.status);
+    return r.json();
+  });
+}
+function show(data) {
+  cur = data;
+  $('progress').textContent = (data.index + 1) + ' / ' + data.total +
+    ' (' + data.answered + ' answered)';
+  $('phrase').textContent = data.phrase;
+  $('left').src = '/img/' + data.images[0] + '.png';
+  $('right').src = '/img/' + data.images[1] + '.png';
+  for (const b of document.querySelectorAll('button[data-answer]')) {
+    b.classList.toggle('chosen', b.dataset.answer === data.answer);
+  }
+  $('status').textContent = data.answered === data.total ?
+    'All items answered. Thank you! You may still go back and change an answer.' : '';
+  shownAt = performance.now();
+  busy = false;
+}
+function load(index) {
+  busy = true;
+  return api('/api/item' + (index === undefined ? '' : '?i=' + index)).then(show)
+    .catch((e) => { busy = false; $('status').textContent = String(e); });
+}
+function answer(key) {
+  if (!cur || busy) return;
+  busy = true;
+  const rt = Math.round(performance.now() - shownAt);
+  api('/api/answer', {item: cur.item, index: cur.index, answer: key, rt_ms: rt})
+    .then((r) => load(r.next))
+    .catch((e) => { busy = false; $('status').textContent = 'not saved: ' + e; });
+}
+document.addEventListener('keydown', (ev) => {
+  if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if (ev.key === 'Backspace') {
+    ev.preventDefault();
+    if (cur && cur.index > 0 && !busy) load(cur.index - 1);
+  } else if (KEYS[ev.key]) {
+    ev.preventDefault();
+    answer(KEYS[ev.key]);
+  }
+});
+for (const b of document.querySelectorAll('button[data-answer]')) {
+  b.addEventListener('click', () => answer(b.dataset.answer));
+}
+load();
+"""

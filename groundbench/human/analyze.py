@@ -68,7 +68,7 @@ def _outcomes(manifest: dict, judgements: list[dict], excluded: set[str]) -> lis
             **j, "sample": item["sample"], "gold": item["gold"], "slot": slot,
             "methods": [s["source"] for s in item["slots"]], "left": order[0],
         })  # fmt: skip
-    return out
+    return sorted(out, key=lambda r: (r["item"], r["annotator"]))
 
 
 def analyze(folder: str | Path, out: str | Path, resamples: int = RESAMPLES) -> Path:
@@ -269,11 +269,11 @@ def _vs_metrics(manifest: dict, scored: list[dict], bt: dict) -> dict:
     out = {}
     for key, info in sorted(metrics["keys"].items()):
         means = [metrics[m][key]["mean"] for m in methods]
-        tau = (
-            kendalltau([scores[m] for m in methods], means).statistic
-            if len(methods) >= 2
-            else math.nan
-        )
+        defined = [m for m, v in zip(methods, means, strict=True) if v is not None]
+        tau = math.nan
+        if len(defined) >= 2:
+            got = [metrics[m][key]["mean"] for m in defined]
+            tau = float(kendalltau([scores[m] for m in defined], got).statistic)
         sign = 1.0 if info["higher_is_better"] else -1.0
         agree = n = 0
         for item, (sample, (a, b)) in sorted(pair_of.items()):
@@ -284,7 +284,7 @@ def _vs_metrics(manifest: dict, scored: list[dict], bt: dict) -> dict:
             n += 1
             agree += (sign * (va - vb) > 0) == (human > 0)
         out[key] = {
-            "kendall_tau": float(tau), "n_methods": len(methods), "means": dict(zip(methods, means, strict=True)),
+            "kendall_tau": tau, "n_methods": len(defined), "means": dict(zip(methods, means, strict=True)),
             "item_agreement": agree / n if n else math.nan, "items_compared": n,
         }  # fmt: skip
     return out

@@ -126,6 +126,8 @@ class StudyApp:
         url = urlsplit(target)
         if method == "GET" and url.path == "/" and "t" in parse_qs(url.query):
             return self._login(parse_qs(url.query)["t"][0])
+        if method == "GET" and url.path == "/favicon.ico":
+            return _reply(204, b"", "image/x-icon")
         if method == "GET" and url.path in ("/static/app.js", "/static/app.css"):
             js = url.path.endswith(".js")
             return _reply(200, APP_JS if js else APP_CSS, "text/javascript" if js else "text/css")

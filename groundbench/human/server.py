@@ -194,6 +194,8 @@ class StudyApp:
 
     def _item(self, who: str, index: str | None) -> Response:
         queue = self.queues[who]
+        if not queue:
+            return _error(404, "this annotator has no items")
         if index is None:
             i = min(self._position(who), len(queue) - 1)
         elif index.isdigit() and int(index) < len(queue):

@@ -35,6 +35,7 @@ def bradley_terry(
     score: np.ndarray,
     weight: np.ndarray | None = None,
     l2: float = 1e-3,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """Fit Bradley–Terry scores by penalised maximum likelihood (L-BFGS).
 
@@ -44,6 +45,7 @@ def bradley_terry(
         score: ``(n,)`` 1 when ``first`` won, 0 when ``second`` won, 0.5 for a tie.
         weight: ``(n,)`` multiplicity of each comparison (bootstrap counts); default 1.
         l2: ridge penalty ``l2/2·Σ s²`` that keeps scores finite when a method never loses.
+        start: initial scores (a warm start for bootstrap refits); default zeros.
 
     Returns:
         ``(n_methods,)`` scores, centred to sum to zero.
@@ -60,7 +62,8 @@ def bradley_terry(
         grad = np.bincount(first, g, n_methods) - np.bincount(second, g, n_methods) + l2 * s
         return value, grad
 
-    res = minimize(loss, np.zeros(n_methods), jac=True, method="L-BFGS-B",
+    x0 = np.zeros(n_methods) if start is None else np.asarray(start, float)
+    res = minimize(loss, x0, jac=True, method="L-BFGS-B",
                    options={"gtol": 1e-10, "ftol": 1e-14, "maxiter": 10000})  # fmt: skip
     return res.x - res.x.mean()
 
@@ -80,9 +83,10 @@ def bootstrap_bt(
     rng = np.random.default_rng(seed)
     units, inverse = np.unique(np.asarray(cluster), return_inverse=True)
     out = np.empty((resamples, n_methods))
+    full = bradley_terry(n_methods, first, second, score, l2=l2)
     for b in range(resamples):
         counts = np.bincount(rng.integers(0, len(units), len(units)), minlength=len(units))
-        out[b] = bradley_terry(n_methods, first, second, score, counts[inverse], l2)
+        out[b] = bradley_terry(n_methods, first, second, score, counts[inverse], l2, start=full)
     return out
 
 

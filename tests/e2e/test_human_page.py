@@ -73,7 +73,9 @@ def test_keyboard_back_reload_resume(served, tmp_path: Path) -> None:
         page.goto(urls["ann1"])
         assert "?t=" not in page.url  # the token left the address bar for a cookie
         _at(page, f"1 / {n}")
+        page.wait_for_load_state("networkidle")
         assert page.evaluate("document.getElementById('left').naturalWidth") > 0
+        assert page.evaluate("document.getElementById('right').naturalWidth") > 0
         for i, key in enumerate(["1", "ArrowRight", "0"]):
             page.keyboard.press(key)
             _at(page, f"{i + 2} / {n}")

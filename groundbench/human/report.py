@@ -60,7 +60,8 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"[{_f(ag['alpha_ci_low'])}, {_f(ag['alpha_ci_high'])}]; raw agreement {_f(ag['percent_agreement'])}; "
         f"Fleiss' κ = {_f(ag['fleiss_kappa'])}{' (' + ag['fleiss_note'] + ')' if ag['fleiss_note'] else ''}; "
         f"mean pairwise Cohen's κ = {_f(ag['mean_pairwise_cohen_kappa'])} over {ag['cohen_pairs']} annotator pairs. "
-        "α ≥ 0.8 is reliable, ≥ 0.667 tentative (Krippendorff).",
+        "α ≥ 0.8 is reliable, ≥ 0.667 tentative (Krippendorff); – means undefined (fewer "
+        "than two ratings per item, or every answer the same).",
         "",
         "## Human judgement against the automatic metrics",
         "",

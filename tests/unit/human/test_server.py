@@ -218,3 +218,13 @@ def test_every_field_round_trips_to_the_export(app: StudyApp, study: Path) -> No
 def test_non_loopback_host_needs_an_explicit_flag(study: Path) -> None:
     with pytest.raises(StudyError, match="--allow-remote"):
         make_server(study, host="0.0.0.0", port=0)
+
+
+def test_cli_serve_refuses_a_remote_host_without_the_flag(study: Path) -> None:
+    from click.testing import CliRunner
+
+    from groundbench.cli import main
+
+    result = CliRunner().invoke(main, ["human", "serve", str(study), "--host", "0.0.0.0"])
+    assert result.exit_code == 1 and "--allow-remote" in result.output
+    assert "Traceback" not in result.output

@@ -254,11 +254,17 @@ def make_server(
     """Bind the server (port 0 picks a free port); return ``(server, app)``.
 
     Raises:
-        StudyError: ``host`` is not a loopback address and ``allow_remote`` is False.
+        StudyError: ``host`` is not a loopback address and ``allow_remote`` is False, or it is
+            the wildcard address (the ``Host`` allowlist needs the name browsers will use).
     """
     if not is_loopback(host) and not allow_remote:
         raise StudyError(
             f"--host {host} is reachable from other machines; add --allow-remote to mean it"
+        )
+    if host.strip("[]") in ("0.0.0.0", "::", ""):
+        raise StudyError(
+            f"--host {host or repr(host)} names no address the browsers could send as Host; bind "
+            "the machine's own address on the lab network (e.g. --host 192.168.1.20)"
         )
 
     class Handler(BaseHTTPRequestHandler):

@@ -218,6 +218,18 @@ def test_every_field_round_trips_to_the_export(app: StudyApp, study: Path) -> No
 def test_non_loopback_host_needs_an_explicit_flag(study: Path) -> None:
     with pytest.raises(StudyError, match="--allow-remote"):
         make_server(study, host="0.0.0.0", port=0)
+    with pytest.raises(StudyError, match="own address"):
+        make_server(study, host="0.0.0.0", port=0, allow_remote=True)
+
+
+def test_a_lab_address_is_an_allowed_host(study: Path) -> None:
+    app = StudyApp(study, PORT, host="192.0.2.7")
+    try:
+        assert app.handle("GET", "/static/app.css", {"Host": f"192.0.2.7:{PORT}"}).status == 200
+        assert app.handle("GET", "/static/app.css", {"Host": f"192.0.2.8:{PORT}"}).status == 421
+        assert app.urls("192.0.2.7", PORT)["ann1"].startswith(f"http://192.0.2.7:{PORT}/?t=")
+    finally:
+        app.store.close()
 
 
 def test_cli_serve_refuses_a_remote_host_without_the_flag(study: Path) -> None:

@@ -169,7 +169,11 @@ def study_from_mapping(data: Mapping[str, Any], path: Path) -> Study:
         ],
         "annotators": list(annotators),
         "per_item": per_item,
-        "sample": {"n": n, "stratify": stratify, "seed": _int(sample.get("seed", seed), where, 0)},
+        "sample": {
+            "n": n,
+            "stratify": stratify,
+            "seed": _int(sample.get("seed", seed), f"{where}: sample.seed", 0),
+        },
         "gold_rate": gold,
         "rendering": rendering,
         "seed": seed,

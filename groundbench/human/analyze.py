@@ -37,6 +37,10 @@ from groundbench.human.study import StudyError, read_analysis_settings
 REPORT_SCHEMA = 1
 RESAMPLES = 1000
 TIES = ("both_good", "both_wrong")
+FIGURE_LABEL = {
+    "pairwise": "Bradley–Terry score (log-odds, 95 % item-bootstrap CI)",
+    "choose": "share of items where the phrase's own map was picked (95 % Wilson CI)",
+}
 
 
 def export_jsonl(folder: str | Path) -> tuple[bytes, str]:
@@ -63,10 +67,13 @@ def _outcomes(manifest: dict, judgements: list[dict], excluded: set[str]) -> lis
         if item is None or j["annotator"] in excluded or j["item"] in excluded:
             continue
         order = json.loads(j["order_json"])
-        slot = {"A": order[0], "B": order[1]}.get(j["answer"])
+        answer = j["answer"]
+        pos = {"A": 0, "B": 1}.get(answer) if manifest["type"] == "pairwise" else None
+        if manifest["type"] == "choose" and answer.isdigit():
+            pos = int(answer) - 1
+        slot = None if pos is None else order[pos]
         out.append({
-            **j, "sample": item["sample"], "gold": item["gold"], "slot": slot,
-            "methods": [s["source"] for s in item["slots"]], "left": order[0],
+            **j, "sample": item["sample"], "gold": item["gold"], "slot": slot, "position": pos, "target": item.get("target"), "methods": [s["source"] for s in item["slots"]],
         })  # fmt: skip
     return sorted(out, key=lambda r: (r["item"], r["annotator"]))
 
@@ -93,19 +100,29 @@ def analyze(folder: str | Path, out: str | Path, resamples: int = RESAMPLES) -> 
         "analysis": settings,
         "judgements_sha256": digest,
         "bootstrap": {"resamples": resamples, "seed": seed, "unit": "sample"},
+        "type": manifest["type"],
         "counts": _counts(records, scored, settings),
-        "pairs": _pairs(manifest["methods"], scored),
-        "bradley_terry": _bt(manifest["methods"], scored, resamples, seed),
-        "position_bias": _position(scored),
+        "position_bias": _position(scored, int(manifest["design"]["k"])),
         "agreement": _agreement(scored, resamples, seed),
         "annotators": _annotators(records, settings["min_response_ms"]),
     }
-    report["automatic_metrics"] = _vs_metrics(manifest, scored, report["bradley_terry"])
+    if manifest["type"] == "pairwise":
+        report["pairs"] = _pairs(manifest["methods"], scored)
+        report["bradley_terry"] = _bt(manifest["methods"], scored, resamples, seed)
+        scores = {m["method"]: m["score"] for m in report["bradley_terry"]["methods"]}
+        figure, rows = "bradley_terry.png", report["bradley_terry"]["methods"]
+    else:
+        report["choose"] = _choose(manifest, scored)
+        scores = {m["method"]: m["accuracy"] for m in report["choose"]["methods"]}
+        figure = "accuracy.png"
+        rows = [m | {"score": m["accuracy"]} for m in report["choose"]["methods"]]
+    report["automatic_metrics"] = _vs_metrics(manifest, scored, scores)
+    report = _clean(report)
     out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_clean(report), sort_keys=True, indent=1, allow_nan=False) + "\n"
+    text = json.dumps(report, sort_keys=True, indent=1, allow_nan=False) + "\n"
     (out / "report.json").write_text(text, encoding="utf-8")
-    plot_scores(out / "bradley_terry.png", report["bradley_terry"])
-    (out / "report.md").write_text(render_markdown(_clean(report)), encoding="utf-8")
+    plot_scores(out / figure, _clean(rows), FIGURE_LABEL[manifest["type"]])
+    (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
     return out
 
 
@@ -182,21 +199,47 @@ def _bt(methods: list[str], scored: list[dict], resamples: int, seed: int) -> di
     }
 
 
-def _position(scored: list[dict]) -> dict:
-    sided = [r for r in scored if r["slot"] is not None]
-    left = sum(r["slot"] == r["left"] for r in sided)
-    lo, hi = wilson(left, len(sided))
+def _position(scored: list[dict], k: int) -> dict:
+    """Share of picks per screen position (position 1 is the left one), Wilson intervals."""
+    sided = [r for r in scored if r["position"] is not None]
+    n = len(sided)
+    shares = []
+    for p in range(k):
+        hits = sum(r["position"] == p for r in sided)
+        lo, hi = wilson(hits, n)
+        shares.append(
+            {"position": p + 1, "share": hits / n if n else math.nan, "ci_low": lo, "ci_high": hi}
+        )
+    first = shares[0]
     return {
-        "n": len(sided),
-        "p_left": left / len(sided) if sided else math.nan,
-        "ci_low": lo,
-        "ci_high": hi,
+        "n": n,
+        "p_left": first["share"],
+        "ci_low": first["ci_low"],
+        "ci_high": first["ci_high"],
+        "positions": shares,
     }
 
 
+def _choose(manifest: dict, scored: list[dict]) -> dict:
+    """Per method: how often its map of the phrase was picked among its ``k`` maps."""
+    k = int(manifest["design"]["k"])
+    rows = []
+    for m in manifest["methods"]:
+        mine = [r for r in scored if r["methods"][0] == m and r["answer"] != "ambiguous"]
+        right = sum(r["slot"] == r["target"] for r in mine)
+        lo, hi = wilson(right, len(mine))
+        rows.append({
+            "method": m, "n": len(mine), "correct": right, "none": sum(r["answer"] == "none" for r in mine),
+            "accuracy": right / len(mine) if mine else math.nan, "ci_low": lo, "ci_high": hi,
+        })  # fmt: skip
+    return {"k": k, "chance": 1.0 / k, "methods": rows}
+
+
 def _value(r: dict) -> str:
-    """The answer in method identity (never screen side)."""
-    return r["answer"] if r["slot"] is None else r["methods"][r["slot"]]
+    """The answer in method identity (pairwise) or canonical slot (choose), never screen side."""
+    if r["slot"] is None:
+        return r["answer"]
+    return f"slot {r['slot']}" if r["target"] is not None else r["methods"][r["slot"]]
 
 
 def _agreement(scored: list[dict], resamples: int, seed: int) -> dict:
@@ -253,16 +296,15 @@ def _annotators(records: list[dict], min_ms: int) -> list[dict]:
     return out
 
 
-def _vs_metrics(manifest: dict, scored: list[dict], bt: dict) -> dict:
-    """Kendall τ of BT scores against each metric's mean across methods; per item, how often
-    the human majority winner has the better per-sample metric value."""
+def _vs_metrics(manifest: dict, scored: list[dict], scores: dict[str, float]) -> dict:
+    """Kendall τ of the human scores against each metric's mean across methods; per pairwise
+    item, how often the human majority winner has the better per-sample metric value."""
     metrics = manifest["metrics"]
-    scores = {m["method"]: m["score"] for m in bt["methods"]}
     methods = manifest["methods"]
     wins: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     pair_of = {}
     for r in scored:
-        if r["answer"] != "ambiguous":
+        if r["answer"] != "ambiguous" and r["target"] is None:
             pair_of[r["item"]] = (r["sample"], r["methods"])
             for k, m in enumerate(r["methods"]):
                 wins[r["item"]][m] += 0.5 if r["slot"] is None else float(r["slot"] == k)

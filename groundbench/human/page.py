@@ -1,6 +1,7 @@
 """The study page: one HTML shell, one script, one style sheet; no inline code, so the
-Content-Security-Policy can forbid it. Keyboard first: ``1``/``←`` left, ``2``/``→`` right,
-``0``/``↓`` both good, ``x`` both wrong, ``a`` phrase ambiguous, ``Backspace`` back."""
+Content-Security-Policy can forbid it. Keyboard first. Pairwise: ``1``/``←`` left, ``2``/``→``
+right, ``0``/``↓`` both good, ``x`` both wrong, ``a`` phrase ambiguous. Choose: ``1``…``k``
+the map at that position, ``n`` none, ``a`` ambiguous. ``Backspace`` goes back."""
 
 from __future__ import annotations
 
@@ -8,21 +9,37 @@ import html
 
 UI_VERSION = "1"
 
+# answer -> (keys, label) per study type; ``A``/``B`` and ``1``…``k`` name screen positions
 ANSWERS = {
-    "A": ("1 / ←", "left is better"),
-    "B": ("2 / →", "right is better"),
-    "both_good": ("0 / ↓", "both good"),
-    "both_wrong": ("x", "both wrong"),
-    "ambiguous": ("a", "phrase ambiguous"),
+    "A": (("1", "ArrowLeft"), "left is better"),
+    "B": (("2", "ArrowRight"), "right is better"),
+    "both_good": (("0", "ArrowDown"), "both good"),
+    "both_wrong": (("x",), "both wrong"),
+    "ambiguous": (("a",), "phrase ambiguous"),
 }
 
 
-def page_html(annotator: str) -> bytes:
+def answers_for(kind: str, k: int) -> dict[str, tuple[tuple[str, ...], str]]:
+    """The answers of a study type; ``choose`` answers name a screen position 1…k."""
+    if kind == "pairwise":
+        return ANSWERS
+    picks = {str(i): ((str(i),), f"map {i}") for i in range(1, k + 1)}
+    return picks | {"none": (("n",), "none of them"), "ambiguous": (("a",), "phrase ambiguous")}
+
+
+_QUESTION = {
+    "pairwise": "Which heatmap better marks",
+    "choose": "Which heatmap shows",
+}
+_KEY_NAMES = {"ArrowLeft": "←", "ArrowRight": "→", "ArrowDown": "↓"}
+
+
+def page_html(annotator: str, kind: str = "pairwise", k: int = 2) -> bytes:
     """The page shell for ``annotator`` (escaped); the script fills it in."""
     buttons = "".join(
-        f'<button type="button" data-answer="{html.escape(k)}"><kbd>{html.escape(key)}</kbd> '
-        f"{html.escape(label)}</button>"
-        for k, (key, label) in ANSWERS.items()
+        f'<button type="button" data-answer="{html.escape(a)}" data-keys="{html.escape(" ".join(keys))}">'
+        f"<kbd>{html.escape(' / '.join(_KEY_NAMES.get(x, x) for x in keys))}</kbd> {html.escape(label)}</button>"
+        for a, (keys, label) in answers_for(kind, k).items()
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -30,9 +47,8 @@ def page_html(annotator: str) -> bytes:
 <title>groundbench study</title><link rel="stylesheet" href="/static/app.css"></head>
 <body><header><span id="who">annotator {html.escape(annotator)}</span>
 <span id="progress" aria-live="polite">… / …</span></header>
-<main><p class="question">Which heatmap better marks <q id="phrase"></q>?</p>
-<div class="pair"><figure><img id="left" alt="left heatmap"><figcaption>left</figcaption></figure>
-<figure><img id="right" alt="right heatmap"><figcaption>right</figcaption></figure></div>
+<main><p class="question">{html.escape(_QUESTION[kind])} <q id="phrase"></q>?</p>
+<div class="maps" id="maps"></div>
 <div id="answers">{buttons}</div>
 <p class="hint"><kbd>Backspace</kbd> back · your answers are saved as you go; a reload resumes.</p>
 <p id="status" role="status"></p></main>
@@ -46,9 +62,9 @@ header{display:flex;justify-content:space-between;padding:.5rem 1rem;background:
 main{max-width:1200px;margin:0 auto;padding:1rem}
 .question{font-size:1.25rem}
 q{font-weight:bold;color:#ffd54f}
-.pair{display:flex;gap:2rem;justify-content:center;flex-wrap:wrap}
+.maps{display:flex;gap:2rem;justify-content:center;flex-wrap:wrap}
 figure{margin:0;text-align:center}
-img{width:min(42vw,480px);height:auto;image-rendering:auto;border:2px solid #444}
+img{width:min(42vw,480px);max-width:calc(90vw / var(--n, 2));height:auto;image-rendering:auto;border:2px solid #444}
 #answers{display:flex;gap:.5rem;justify-content:center;flex-wrap:wrap;margin-top:1rem}
 button{font:inherit;padding:.4rem .8rem;background:#333;color:#eee;border:1px solid #666}
 button.chosen{background:#2e7d32;border-color:#a5d6a7}
@@ -57,8 +73,10 @@ kbd{border:1px solid #888;border-radius:3px;padding:0 .3rem;font-size:.85em}
 """
 
 APP_JS = b"""'use strict';
-const KEYS = {'1':'A','ArrowLeft':'A','2':'B','ArrowRight':'B','0':'both_good',
-  'ArrowDown':'both_good','x':'both_wrong','a':'ambiguous'};
+const KEYS = {};
+for (const b of document.querySelectorAll('button[data-answer]')) {
+  for (const k of b.dataset.keys.split(' ')) KEYS[k] = b.dataset.answer;
+}
 let cur = null, shownAt = 0, busy = false;
 const $ = (id) => document.getElementById(id);
 function api(path, body) {
@@ -72,13 +90,26 @@ function api(path, body) {
     return r.json();
   });
 }
+function figures(images) {
+  const box = $('maps');
+  const names = images.length === 2 ? ['left', 'right'] : images.map((_, i) => 'map ' + (i + 1));
+  box.style.setProperty('--n', String(images.length));
+  box.replaceChildren(...images.map((id, i) => {
+    const fig = document.createElement('figure');
+    const img = document.createElement('img');
+    img.src = '/img/' + id + '.png'; img.alt = names[i] + ' heatmap';
+    img.id = images.length === 2 ? names[i] : 'map' + (i + 1);
+    const cap = document.createElement('figcaption'); cap.textContent = names[i];
+    fig.append(img, cap);
+    return fig;
+  }));
+}
 function show(data) {
   cur = data;
   $('progress').textContent = (data.index + 1) + ' / ' + data.total +
     ' (' + data.answered + ' answered)';
   $('phrase').textContent = data.phrase;
-  $('left').src = '/img/' + data.images[0] + '.png';
-  $('right').src = '/img/' + data.images[1] + '.png';
+  figures(data.images);
   for (const b of document.querySelectorAll('button[data-answer]')) {
     b.classList.toggle('chosen', b.dataset.answer === data.answer);
   }

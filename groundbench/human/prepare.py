@@ -91,9 +91,19 @@ def prepare(study_path: str | Path, out: str | Path) -> Path:
             "as data_root"
         )
     by_id = {s.id: s for s in samples}
-    chosen = stratified(samples, study.sample_n, study.stratify, study.design["sample"]["seed"])
+    others = other_phrases(samples)
+    eligible = [s for s in samples if study.type == "pairwise" or len(others[s.id]) >= study.k - 1]
+    if not eligible:
+        raise StudyError(
+            f"{study.path}: no image has {study.k} phrases with different boxes; lower k"
+        )
+    chosen = stratified(eligible, study.sample_n, study.stratify, study.design["sample"]["seed"])
+    shown = {sid: [sid] + [o.id for o in others[sid][: study.k - 1]] for sid in chosen}
+    if study.type == "pairwise":
+        shown = {sid: [sid] for sid in chosen}
+    need = sorted({x for v in shown.values() for x in v})
     (out / "img").mkdir(parents=True, exist_ok=True)
-    images = {sid: by_id[sid].load_image() for sid in chosen}
+    images = {x: by_id[x].load_image() for x in need}
     maps = {}
     for ref in study.methods:
         method = resolve_method(ref.spec)
@@ -102,14 +112,24 @@ def prepare(study_path: str | Path, out: str | Path) -> Path:
                 f"{ref.report_dir}: method {ref.spec} now has another fingerprint than when it was "
                 "evaluated; re-evaluate it"
             )
-        maps[ref.name] = _render(protocol, method, [by_id[s] for s in chosen], images, study, out)
-    items = [
-        {"id": item_id(study.study_id, sid, a, b), "sample": sid, "phrase": by_id[sid].phrase,
-         "gold": None, "slots": [{"source": a, "img": maps[a][sid]}, {"source": b, "img": maps[b][sid]}]}
-        for sid in chosen
-        for a, b in itertools.combinations([m.name for m in study.methods], 2)
-    ]  # fmt: skip
-    gold = _gold_items(study, protocol, samples, chosen, len(items), out)
+        maps[ref.name] = _render(protocol, method, [by_id[x] for x in need], images, study, out)
+    names = [m.name for m in study.methods]
+    if study.type == "pairwise":
+        items = [
+            {"id": item_id(study.study_id, sid, a, b), "sample": sid, "phrase": by_id[sid].phrase,
+             "gold": None, "slots": [{"source": a, "img": maps[a][sid]}, {"source": b, "img": maps[b][sid]}]}
+            for sid in chosen
+            for a, b in itertools.combinations(names, 2)
+        ]  # fmt: skip
+    else:  # choose: slot 0 is the map of this phrase, the others are other phrases' maps
+        items = [
+            {"id": item_id(study.study_id, sid, m, "choose"), "sample": sid, "phrase": by_id[sid].phrase,
+             "gold": None, "target": 0,
+             "slots": [{"source": m, "phrase_of": x, "img": maps[m][x]} for x in shown[sid]]}
+            for sid in chosen
+            for m in names
+        ]  # fmt: skip
+    gold = _gold_items(study, protocol, eligible, others, chosen, len(items), out)
     manifest = {
         "study_id": study.study_id,
         "type": study.type,
@@ -150,45 +170,64 @@ def _render(protocol: Protocol, method: Method, samples, images, study: Study, o
     return ids
 
 
-def _gold_items(study: Study, protocol, samples, chosen, n_items: int, out: Path) -> list[dict]:
-    """``round(gold_rate × items per annotator)`` gold items, from samples not in the study."""
+def other_phrases(samples: Sequence[GroundingSample]) -> dict[str, list[GroundingSample]]:
+    """Per sample id, the other phrases of the same image whose boxes differ, by id."""
+    by_image = defaultdict(list)
+    for s in samples:
+        by_image[s.image_path].append(s)
+    return {
+        s.id: sorted(
+            (
+                o
+                for o in by_image[s.image_path]
+                if o.id != s.id and not np.array_equal(o.boxes, s.boxes)
+            ),
+            key=lambda o: o.id,
+        )
+        for s in samples
+    }
+
+
+def _gold_items(
+    study: Study, protocol, eligible, others, chosen, n_items: int, out: Path
+) -> list[dict]:
+    """``round(gold_rate × items per annotator)`` gold items, from samples not in the study.
+
+    Pairwise: the oracle-box map against the oracle-box map of another phrase of the image
+    (the centre prior when there is none). Choose: the oracle-box maps of the phrases.
+    """
     per_annotator = n_items * study.per_item / len(study.annotators)
     n = int(round(study.gold_rate * per_annotator)) if study.gold_rate > 0 else 0
     if n == 0:
         return []
     taken = set(chosen)
-    pool = [s for s in samples if s.id not in taken] or list(samples)
+    pool = [s for s in eligible if s.id not in taken] or list(eligible)
     pool = sorted(pool, key=lambda s: hash_key(str(study.seed), "gold", s.id))[:n]
-    by_image = defaultdict(list)
-    for s in samples:
-        by_image[s.image_path].append(s)
-    images = {s.id: s.load_image() for s in pool}
-    oracle = _render(protocol, resolve_method("oracle_box"), pool, images, study, out)
-    decoys = {}
+    shown = {s.id: [s] + others[s.id][: study.k - 1] for s in pool}
+    todo = {x.id: x for v in shown.values() for x in v}
+    images = {x: todo[x].load_image() for x in sorted(todo)}
+    oracle = _render(
+        protocol, resolve_method("oracle_box"), [todo[x] for x in sorted(todo)], images, study, out
+    )
+    lone = [s for s in pool if len(shown[s.id]) < 2]
+    centre = (
+        _render(protocol, resolve_method("centre_prior"), lone, images, study, out) if lone else {}
+    )
+    items = []
     for s in pool:
-        other = [
-            o
-            for o in by_image[s.image_path]
-            if o.id != s.id and not np.array_equal(o.boxes, s.boxes)
-        ]
-        decoys[s.id] = other[0] if other else None
-    decoy_maps = {}
-    others = [(s, d) for s, d in decoys.items() if d is not None]
-    if others:
-        rendered = _render(protocol, resolve_method("oracle_box"), [d for _, d in others],
-                           {d.id: images[s] for s, d in others}, study, out)  # fmt: skip
-        decoy_maps = {s: rendered[d.id] for s, d in others}
-    lone = [s for s in pool if decoys[s.id] is None]
-    if lone:
-        decoy_maps.update(
-            _render(protocol, resolve_method("centre_prior"), lone, images, study, out)
-        )
-    return [
-        {"id": item_id(study.study_id, s.id, "gold"), "sample": s.id, "phrase": s.phrase, "gold": 0,
-         "slots": [{"source": GOLD_ORACLE, "img": oracle[s.id]},
-                   {"source": GOLD_DECOY, "img": decoy_maps[s.id]}]}
-        for s in pool
-    ]  # fmt: skip
+        slots = [{"source": GOLD_ORACLE, "img": oracle[s.id]}]
+        slots += [{"source": GOLD_DECOY, "img": oracle[o.id]} for o in shown[s.id][1:]]
+        if len(slots) < 2:
+            slots.append({"source": GOLD_DECOY, "img": centre[s.id]})
+        item = {
+            "id": item_id(study.study_id, s.id, "gold"),
+            "sample": s.id,
+            "phrase": s.phrase,
+            "gold": 0,
+            "slots": slots,
+        }
+        items.append(item | ({"target": 0} if study.type == "choose" else {}))
+    return items
 
 
 def _queues(study: Study, items: list[str], gold: list[str]) -> dict[str, list[dict]]:
@@ -203,7 +242,7 @@ def _queues(study: Study, items: list[str], gold: list[str]) -> dict[str, list[d
     sid = study.study_id
     return {
         a: [
-            {"item": it, "order": slot_order(sid, a, it, 2)}
+            {"item": it, "order": slot_order(sid, a, it, study.k)}
             for it in sorted(assigned[a], key=lambda it: hash_key(sid, a, it))
         ]
         for a in names

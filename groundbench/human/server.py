@@ -23,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from groundbench.human.page import ANSWERS, APP_CSS, APP_JS, UI_VERSION, page_html
+from groundbench.human.page import APP_CSS, APP_JS, UI_VERSION, answers_for, page_html
 from groundbench.human.prepare import MANIFEST, TOKENS
 from groundbench.human.store import Judgement, Store
 from groundbench.human.study import StudyError
@@ -99,6 +99,8 @@ class StudyApp:
         self.store = Store(folder)
         self.items = {it["id"]: it for it in self.manifest["items"]}
         self.queues = self.manifest["queues"]
+        self.kind, self.k = self.manifest["type"], int(self.manifest["design"]["k"])
+        self.answers = answers_for(self.kind, self.k)
         self.images = {
             a: {self.items[q["item"]]["slots"][s]["img"] for q in queue for s in q["order"]}
             for a, queue in self.queues.items()
@@ -144,7 +146,7 @@ class StudyApp:
         if method != "GET":
             return _error(405, "method not allowed")
         if url.path == "/":
-            return _reply(200, page_html(who), "text/html; charset=utf-8")
+            return _reply(200, page_html(who, self.kind, self.k), "text/html; charset=utf-8")
         if url.path == "/api/item":
             return self._item(who, parse_qs(url.query).get("i", [None])[0])
         m = _IMG.match(url.path)
@@ -221,7 +223,7 @@ class StudyApp:
         order = next((q["order"] for q in self.queues[who] if q["item"] == item), None)
         if (
             order is None
-            or answer not in ANSWERS
+            or answer not in self.answers
             or not isinstance(rt, int)
             or isinstance(rt, bool)
             or rt < 0

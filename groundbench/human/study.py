@@ -21,12 +21,12 @@ from groundbench.errors import GroundbenchError
 from groundbench.protocol import parse_yaml, protocol_hash
 
 STUDY_SCHEMA = 1
-STUDY_TYPES = ("pairwise",)
+STUDY_TYPES = ("pairwise", "choose")
 COLORMAPS = ("inferno", "viridis", "magma", "jet")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _TOP = {
     "schema", "about", "type", "methods", "annotators", "per_item", "sample", "gold_rate",
-    "min_response_ms", "rendering", "exclude", "seed", "data_root",
+    "min_response_ms", "rendering", "exclude", "seed", "data_root", "k",
 }  # fmt: skip
 _DEFAULTS: dict[str, Any] = {
     "per_item": 3,
@@ -61,7 +61,9 @@ class Study:
 
     Attributes:
         path: the study file.
-        type: ``pairwise``.
+        type: ``pairwise`` (two methods' maps of one phrase: which is better) or ``choose``
+            (``k`` maps of one method for phrases of one image: which shows this phrase).
+        k: candidate maps per ``choose`` item (2 for ``pairwise``).
         methods: the compared methods, in file order (slot 0 is the first).
         annotators: annotator ids, in file order.
         per_item: annotators who judge each non-gold item.
@@ -79,6 +81,7 @@ class Study:
 
     path: Path
     type: str
+    k: int
     methods: tuple[MethodRef, ...]
     annotators: tuple[str, ...]
     per_item: int
@@ -140,7 +143,7 @@ def study_from_mapping(data: Mapping[str, Any], path: Path) -> Study:
     rendering = {**_DEFAULTS["rendering"]}
     rendering.update(_section(d["rendering"], set(rendering), f"{where}: rendering"))
     seed = _int(d["seed"], f"{where}: seed", 0)
-    methods = _methods(data.get("methods"), path)
+    methods = _methods(data.get("methods"), path, 2 if kind == "pairwise" else 1)
     annotators = _annotators(data.get("annotators"), where)
     per_item = _int(d["per_item"], f"{where}: per_item", 1)
     if per_item > len(annotators):
@@ -153,6 +156,9 @@ def study_from_mapping(data: Mapping[str, Any], path: Path) -> Study:
     if stratify not in ("tags", "none"):
         raise StudyError(f"{where}: sample.stratify must be 'tags' or 'none', got {stratify!r}")
     gold = _number(d["gold_rate"], f"{where}: gold_rate", 0.0, 1.0)
+    k = _int(data.get("k", 3 if kind == "choose" else 2), f"{where}: k", 2)
+    if kind == "pairwise" and k != 2:
+        raise StudyError(f"{where}: k is {k}, but a pairwise item always shows 2 maps; drop k")
     if rendering["colormap"] not in COLORMAPS:
         raise StudyError(f"{where}: rendering.colormap must be one of {list(COLORMAPS)}")
     if rendering["upsample"] != "bilinear":
@@ -163,6 +169,7 @@ def study_from_mapping(data: Mapping[str, Any], path: Path) -> Study:
     design = {
         "schema": STUDY_SCHEMA,
         "type": kind,
+        "k": k,
         "methods": [
             {"protocol": m.protocol_hash, "name": m.name, "fingerprint": m.fingerprint}
             for m in methods
@@ -185,6 +192,7 @@ def study_from_mapping(data: Mapping[str, Any], path: Path) -> Study:
     return Study(
         path=path,
         type=kind,
+        k=k,
         methods=methods,
         annotators=annotators,
         per_item=per_item,
@@ -280,10 +288,10 @@ def _annotators(value: Any, where: str) -> tuple[str, ...]:
     return tuple(_names(value, f"{where}: annotators"))
 
 
-def _methods(value: Any, path: Path) -> tuple[MethodRef, ...]:
+def _methods(value: Any, path: Path, minimum: int) -> tuple[MethodRef, ...]:
     where = f"{path}: methods"
-    if not isinstance(value, list) or len(value) < 2 or not all(isinstance(v, str) for v in value):
-        raise StudyError(f"{where} must list at least two evaluated report folders")
+    if not isinstance(value, list) or len(value) < minimum or not all(isinstance(v, str) for v in value):
+        raise StudyError(f"{where} must list at least {minimum} evaluated report folder(s)")
     refs = []
     for entry in value:
         folder = path.parent / entry

@@ -49,7 +49,7 @@ def test_invalid_studies_are_refused_with_the_key(tmp_path, spec, change, messag
 
 
 def test_methods_must_be_evaluated_reports_of_one_protocol(tmp_path, spec) -> None:
-    with pytest.raises(StudyError, match="at least two"):
+    with pytest.raises(StudyError, match="at least 2"):
         _load(tmp_path, spec, methods=spec["methods"][:1])
     with pytest.raises(StudyError, match="does not exist"):
         _load(tmp_path, spec, methods=[spec["methods"][0], str(tmp_path / "nothing")])

@@ -35,9 +35,7 @@ def _helpers():
     return module
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory):
-    study = _helpers().build_study(tmp_path_factory.mktemp("page"))
+def _serve(study: Path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "groundbench", "human", "serve", str(study), "--port", "0"],
         cwd=ROOT,
@@ -46,7 +44,18 @@ def served(tmp_path_factory: pytest.TempPathFactory):
         text=True,
     )
     urls = dict(proc.stdout.readline().strip().split("\t") for _ in range(3))
-    yield study, urls
+    return proc, urls
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _helpers().build_study(tmp_path_factory.mktemp("page"))
+
+
+@pytest.fixture(scope="module")
+def served(built: Path):
+    proc, urls = _serve(built)
+    yield built, urls
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=10)
 
@@ -104,3 +113,42 @@ def test_keyboard_back_reload_resume(served, tmp_path: Path) -> None:
         assert j.rt_ms >= 0
     assert set(got) == {q["item"] for q in queue[:3]}
     assert [(h.item, h.answer) for h in history] == [(queue[2]["item"], "both_good")]
+
+
+def test_choose_page_by_keyboard(built: Path, tmp_path: Path) -> None:
+    from groundbench.human.prepare import prepare
+
+    spec = json.loads((built.parent / "spec" / "study.yaml").read_text())
+    spec |= {"type": "choose", "k": 2, "sample": {"n": 3}}
+    (tmp_path / "choose.yaml").write_text(json.dumps(spec))
+    study = prepare(tmp_path / "choose.yaml", tmp_path / "S")
+    queue = json.loads((study / "manifest.json").read_text())["queues"]["ann1"]
+    n = len(queue)
+    proc, urls = _serve(study)
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(urls["ann1"])
+            _at(page, f"1 / {n}")
+            assert page.locator("#maps img").count() == 2
+            for i, key in enumerate(["2", "1", "n"]):
+                page.keyboard.press(key)
+                _at(page, f"{i + 2} / {n}")
+            page.keyboard.press("Backspace")
+            _at(page, f"3 / {n}")
+            assert page.get_attribute("button.chosen", "data-answer") == "none"
+            browser.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    store = Store(study)
+    try:
+        got = {j.item: (j.answer, json.loads(j.order_json)) for j in store.answers("ann1")}
+    finally:
+        store.close()
+    assert [got[q["item"]] for q in queue[:3]] == [
+        ("2", queue[0]["order"]),
+        ("1", queue[1]["order"]),
+        ("none", queue[2]["order"]),
+    ]

@@ -40,6 +40,7 @@ TIES = ("both_good", "both_wrong")
 FIGURE_LABEL = {
     "pairwise": "Bradley–Terry score (log-odds, 95 % item-bootstrap CI)",
     "choose": "share of items where the phrase's own map was picked (95 % Wilson CI)",
+    "click": "human clicks in a GT box (95 % Wilson CI) and each method's pointing mean",
 }
 
 
@@ -73,7 +74,7 @@ def _outcomes(manifest: dict, judgements: list[dict], excluded: set[str]) -> lis
             pos = int(answer) - 1
         slot = None if pos is None else order[pos]
         out.append({
-            **j, "sample": item["sample"], "gold": item["gold"], "slot": slot, "position": pos, "target": item.get("target"), "methods": [s["source"] for s in item["slots"]],
+            **j, "sample": item["sample"], "gold": item["gold"], "slot": slot, "position": pos, "target": item.get("target"), "hit": _hit(j, item.get("boxes")), "methods": [s["source"] for s in item["slots"]],
         })  # fmt: skip
     return sorted(out, key=lambda r: (r["item"], r["annotator"]))
 
@@ -111,11 +112,14 @@ def analyze(folder: str | Path, out: str | Path, resamples: int = RESAMPLES) -> 
         report["bradley_terry"] = _bt(manifest["methods"], scored, resamples, seed)
         scores = {m["method"]: m["score"] for m in report["bradley_terry"]["methods"]}
         figure, rows = "bradley_terry.png", report["bradley_terry"]["methods"]
-    else:
+    elif manifest["type"] == "choose":
         report["choose"] = _choose(manifest, scored)
         scores = {m["method"]: m["accuracy"] for m in report["choose"]["methods"]}
         figure = "accuracy.png"
         rows = [m | {"score": m["accuracy"]} for m in report["choose"]["methods"]]
+    else:
+        report["click"] = _click(manifest, scored)
+        scores, figure, rows = {}, "pointing.png", report["click"]["rows"]
     report["automatic_metrics"] = _vs_metrics(manifest, scored, scores)
     report = _clean(report)
     out.mkdir(parents=True, exist_ok=True)
@@ -235,8 +239,45 @@ def _choose(manifest: dict, scored: list[dict]) -> dict:
     return {"k": k, "chance": 1.0 / k, "methods": rows}
 
 
+def _hit(j: dict, boxes: list | None) -> bool | None:
+    """Whether a click falls in one of the item's boxes (edges included); None if no click."""
+    if boxes is None or j["click_x"] is None:
+        return None
+    x, y = j["click_x"], j["click_y"]
+    return any(b[0] <= x <= b[2] and b[1] <= y <= b[3] for b in boxes)
+
+
+def _click(manifest: dict, scored: list[dict]) -> dict:
+    """The human pointing game: clicks inside a GT box, over all non-ambiguous answers (a 'no
+    single object' answer is a miss), beside each method's pointing means over the same items."""
+    rows = [r for r in scored if r["answer"] != "ambiguous"]
+    hits = sum(bool(r["hit"]) for r in rows)
+    lo, hi = wilson(hits, len(rows))
+    human = {"method": "human", "n": len(rows), "hits": hits, "score": hits / len(rows) if rows else math.nan,
+             "ci_low": lo, "ci_high": hi, "no_single_object": sum(r["answer"] == "no_single_object" for r in rows)}  # fmt: skip
+    samples = sorted({r["sample"] for r in rows})
+    metrics, out = manifest["metrics"], [human]
+    for key in sorted(k for k in metrics["keys"] if k.startswith("pointing")):
+        for m in manifest["methods"]:
+            values = [metrics[m][key]["samples"].get(s) for s in samples]
+            values = [v for v in values if v is not None]
+            mean = float(np.mean(values)) if values else math.nan
+            out.append(
+                {
+                    "method": f"{m} {key}",
+                    "n": len(values),
+                    "score": mean,
+                    "ci_low": None,
+                    "ci_high": None,
+                }
+            )
+    return {"rows": out}
+
+
 def _value(r: dict) -> str:
     """The answer in method identity (pairwise) or canonical slot (choose), never screen side."""
+    if r["hit"] is not None:
+        return "hit" if r["hit"] else "miss"
     if r["slot"] is None:
         return r["answer"]
     return f"slot {r['slot']}" if r["target"] is not None else r["methods"][r["slot"]]
@@ -304,7 +345,7 @@ def _vs_metrics(manifest: dict, scored: list[dict], scores: dict[str, float]) ->
     wins: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     pair_of = {}
     for r in scored:
-        if r["answer"] != "ambiguous" and r["target"] is None:
+        if r["answer"] != "ambiguous" and manifest["type"] == "pairwise":
             pair_of[r["item"]] = (r["sample"], r["methods"])
             for k, m in enumerate(r["methods"]):
                 wins[r["item"]][m] += 0.5 if r["slot"] is None else float(r["slot"] == k)
@@ -313,7 +354,7 @@ def _vs_metrics(manifest: dict, scored: list[dict], scores: dict[str, float]) ->
         means = [metrics[m][key]["mean"] for m in methods]
         defined = [m for m, v in zip(methods, means, strict=True) if v is not None]
         tau = math.nan
-        if len(defined) >= 2:
+        if len(defined) >= 2 and scores:
             got = [metrics[m][key]["mean"] for m in defined]
             tau = float(kendalltau([scores[m] for m in defined], got).statistic)
         sign = 1.0 if info["higher_is_better"] else -1.0

@@ -1,7 +1,8 @@
 """The study page: one HTML shell, one script, one style sheet; no inline code, so the
 Content-Security-Policy can forbid it. Keyboard first. Pairwise: ``1``/``←`` left, ``2``/``→``
 right, ``0``/``↓`` both good, ``x`` both wrong, ``a`` phrase ambiguous. Choose: ``1``…``k``
-the map at that position, ``n`` none, ``a`` ambiguous. ``Backspace`` goes back."""
+the map at that position, ``n`` none, ``a`` ambiguous. Click: a mouse click on the object, ``n``
+no single object, ``a`` ambiguous. ``Backspace`` goes back."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ def answers_for(kind: str, k: int) -> dict[str, tuple[tuple[str, ...], str]]:
     """The answers of a study type; ``choose`` answers name a screen position 1…k."""
     if kind == "pairwise":
         return ANSWERS
+    if kind == "click":
+        return {
+            "no_single_object": (("n",), "no single object"),
+            "ambiguous": (("a",), "phrase ambiguous"),
+        }
     picks = {str(i): ((str(i),), f"map {i}") for i in range(1, k + 1)}
     return picks | {"none": (("n",), "none of them"), "ambiguous": (("a",), "phrase ambiguous")}
 
@@ -30,6 +36,7 @@ def answers_for(kind: str, k: int) -> dict[str, tuple[tuple[str, ...], str]]:
 _QUESTION = {
     "pairwise": "Which heatmap better marks",
     "choose": "Which heatmap shows",
+    "click": "Click the object named by",
 }
 _KEY_NAMES = {"ArrowLeft": "←", "ArrowRight": "→", "ArrowDown": "↓"}
 
@@ -68,6 +75,7 @@ img{width:min(42vw,480px);max-width:calc(90vw / var(--n, 2));height:auto;image-r
 #answers{display:flex;gap:.5rem;justify-content:center;flex-wrap:wrap;margin-top:1rem}
 button{font:inherit;padding:.4rem .8rem;background:#333;color:#eee;border:1px solid #666}
 button.chosen{background:#2e7d32;border-color:#a5d6a7}
+img.clickable{cursor:crosshair}
 kbd{border:1px solid #888;border-radius:3px;padding:0 .3rem;font-size:.85em}
 .hint,#status{text-align:center;color:#aaa}
 """
@@ -92,13 +100,21 @@ function api(path, body) {
 }
 function figures(images) {
   const box = $('maps');
-  const names = images.length === 2 ? ['left', 'right'] : images.map((_, i) => 'map ' + (i + 1));
+  const names = images.length === 2 ? ['left', 'right'] :
+    images.length === 1 ? ['image'] : images.map((_, i) => 'map ' + (i + 1));
   box.style.setProperty('--n', String(images.length));
   box.replaceChildren(...images.map((id, i) => {
     const fig = document.createElement('figure');
     const img = document.createElement('img');
     img.src = '/img/' + id + '.png'; img.alt = names[i] + ' heatmap';
     img.id = images.length === 2 ? names[i] : 'map' + (i + 1);
+    if (cur.type === 'click') {
+      img.classList.add('clickable');
+      img.addEventListener('click', (ev) => {
+        const r = img.getBoundingClientRect();
+        answer('click', (ev.clientX - r.left) / r.width, (ev.clientY - r.top) / r.height);
+      });
+    }
     const cap = document.createElement('figcaption'); cap.textContent = names[i];
     fig.append(img, cap);
     return fig;
@@ -123,11 +139,13 @@ function load(index) {
   return api('/api/item' + (index === undefined ? '' : '?i=' + index)).then(show)
     .catch((e) => { busy = false; $('status').textContent = String(e); });
 }
-function answer(key) {
+function answer(key, x, y) {
   if (!cur || busy) return;
   busy = true;
   const rt = Math.round(performance.now() - shownAt);
-  api('/api/answer', {item: cur.item, index: cur.index, answer: key, rt_ms: rt})
+  const body = {item: cur.item, index: cur.index, answer: key, rt_ms: rt};
+  if (key === 'click') { body.click_x = x; body.click_y = y; }
+  api('/api/answer', body)
     .then((r) => load(r.next))
     .catch((e) => { busy = false; $('status').textContent = 'not saved: ' + e; });
 }

@@ -24,7 +24,7 @@ import torch
 
 from groundbench.evaluation.data import dataset_fingerprint, load_split
 from groundbench.evaluation.scoring import Scorer
-from groundbench.human.render import overlay, write_png
+from groundbench.human.render import overlay, plain, write_png
 from groundbench.human.study import Study, StudyError, canonical_json, load_study
 from groundbench.leaderboard.validate import validate_report_dir
 from groundbench.methods import Method, resolve_method
@@ -99,7 +99,7 @@ def prepare(study_path: str | Path, out: str | Path) -> Path:
         )
     chosen = stratified(eligible, study.sample_n, study.stratify, study.design["sample"]["seed"])
     shown = {sid: [sid] + [o.id for o in others[sid][: study.k - 1]] for sid in chosen}
-    if study.type == "pairwise":
+    if study.type != "choose":
         shown = {sid: [sid] for sid in chosen}
     need = sorted({x for v in shown.values() for x in v})
     (out / "img").mkdir(parents=True, exist_ok=True)
@@ -112,7 +112,8 @@ def prepare(study_path: str | Path, out: str | Path) -> Path:
                 f"{ref.report_dir}: method {ref.spec} now has another fingerprint than when it was "
                 "evaluated; re-evaluate it"
             )
-        maps[ref.name] = _render(protocol, method, [by_id[x] for x in need], images, study, out)
+        if study.type != "click":
+            maps[ref.name] = _render(protocol, method, [by_id[x] for x in need], images, study, out)
     names = [m.name for m in study.methods]
     if study.type == "pairwise":
         items = [
@@ -120,6 +121,13 @@ def prepare(study_path: str | Path, out: str | Path) -> Path:
              "gold": None, "slots": [{"source": a, "img": maps[a][sid]}, {"source": b, "img": maps[b][sid]}]}
             for sid in chosen
             for a, b in itertools.combinations(names, 2)
+        ]  # fmt: skip
+    elif study.type == "click":  # the bare image; boxes (fractions of the image) score clicks
+        items = [
+            {"id": item_id(study.study_id, sid, "click"), "sample": sid, "phrase": by_id[sid].phrase,
+             "gold": None, "boxes": fraction_boxes(by_id[sid]),
+             "slots": [{"source": "image", "img": write_png(out / "img", plain(images[sid], study.rendering))}]}
+            for sid in chosen
         ]  # fmt: skip
     else:  # choose: slot 0 is the map of this phrase, the others are other phrases' maps
         items = [
@@ -170,6 +178,12 @@ def _render(protocol: Protocol, method: Method, samples, images, study: Study, o
     return ids
 
 
+def fraction_boxes(sample: GroundingSample) -> list[list[float]]:
+    """The sample's boxes as ``[x0, y0, x1, y1]`` fractions of the image width and height."""
+    scale = np.array([sample.width, sample.height] * 2, dtype=np.float64)
+    return [[float(v) for v in box / scale] for box in np.asarray(sample.boxes, dtype=np.float64)]
+
+
 def other_phrases(samples: Sequence[GroundingSample]) -> dict[str, list[GroundingSample]]:
     """Per sample id, the other phrases of the same image whose boxes differ, by id."""
     by_image = defaultdict(list)
@@ -198,6 +212,8 @@ def _gold_items(
     """
     per_annotator = n_items * study.per_item / len(study.annotators)
     n = int(round(study.gold_rate * per_annotator)) if study.gold_rate > 0 else 0
+    if study.type == "click":  # a click has no known-answer counterpart here
+        n = 0
     if n == 0:
         return []
     taken = set(chosen)

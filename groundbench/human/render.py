@@ -58,6 +58,14 @@ def overlay(image: np.ndarray, heatmap: np.ndarray, rendering: Mapping[str, Any]
     return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
+def plain(image: np.ndarray, rendering: Mapping[str, Any]) -> np.ndarray:
+    """The image alone at the display size (bilinear), for click studies."""
+    from PIL import Image
+
+    size = display_size(image.shape[0], image.shape[1], int(rendering["width"]))
+    return np.asarray(Image.fromarray(image).resize(size[::-1], Image.Resampling.BILINEAR))
+
+
 def png_bytes(pixels: np.ndarray) -> bytes:
     """Encode RGB pixels as PNG with fixed settings and no metadata (same pixels, same bytes)."""
     from PIL import Image

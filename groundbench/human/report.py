@@ -26,7 +26,9 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"excluded: {c['excluded_annotators']} annotators, {c['excluded_items']} items.",
         "",
     ]
-    lines += _pairwise_lines(r) if r["type"] == "pairwise" else _choose_lines(r)
+    lines += {"pairwise": _pairwise_lines, "choose": _choose_lines, "click": _click_lines}[
+        r["type"]
+    ](r)
     shares = ", ".join(f"{p['position']}: {_f(p['share'])}" for p in pos["positions"])
     lines += [
         "",
@@ -113,6 +115,22 @@ def _choose_lines(r: dict[str, Any]) -> list[str]:
             f"| {m['method']} | {m['n']} | {m['correct']} | {m['none']} | {_f(m['accuracy'])} | "
             f"[{_f(m['ci_low'])}, {_f(m['ci_high'])}] |"
         )
+    return lines
+
+
+def _click_lines(r: dict[str, Any]) -> list[str]:
+    lines = [
+        "## Human pointing game",
+        "",
+        "A click inside a GT box is a hit; 'no single object' is a miss. The methods' pointing "
+        "means are over the same samples.",
+        "",
+        "| who | n | hit rate | Wilson 95 % |",
+        "|---|---:|---:|---|",
+    ]
+    for m in r["click"]["rows"]:
+        ci = f"[{_f(m['ci_low'])}, {_f(m['ci_high'])}]" if m["ci_low"] is not None else ""
+        lines.append(f"| {m['method']} | {m['n']} | {_f(m['score'])} | {ci} |")
     return lines
 
 

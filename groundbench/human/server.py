@@ -211,7 +211,7 @@ class StudyApp:
         return _json(200, {
             "index": i, "total": len(queue), "answered": len(answers), "item": item["id"],
             "phrase": item["phrase"], "answer": answers.get(item["id"]),
-            "images": [item["slots"][s]["img"] for s in entry["order"]],
+            "images": [item["slots"][s]["img"] for s in entry["order"]], "type": self.kind,
         })  # fmt: skip
 
     def _answer(self, who: str, body: bytes) -> Response:
@@ -221,17 +221,14 @@ class StudyApp:
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
             return _error(400, "body must be JSON with item, answer and rt_ms")
         order = next((q["order"] for q in self.queues[who] if q["item"] == item), None)
-        if (
-            order is None
-            or answer not in self.answers
-            or not isinstance(rt, int)
-            or isinstance(rt, bool)
-            or rt < 0
-        ):
-            return _error(400, "unknown item or answer, or a bad rt_ms")
+        click = _click(data) if self.kind == "click" and answer == "click" else None
+        known = answer in self.answers or click is not None
+        if order is None or not known or not isinstance(rt, int) or isinstance(rt, bool) or rt < 0:
+            return _error(400, "unknown item or answer, a bad click or a bad rt_ms")
         now = _now()
         shown = self._shown.pop((who, item), now)
-        j = Judgement(who, item, answer, json.dumps(order), None, None, rt, shown, now, UI_VERSION)
+        x, y = click or (None, None)
+        j = Judgement(who, item, answer, json.dumps(order), x, y, rt, shown, now, UI_VERSION)
         stored = self.store.record(j)
         return _json(
             200,
@@ -244,6 +241,15 @@ class StudyApp:
 
     def _image_bytes(self, digest: str) -> bytes:
         return (self.store.path.parent / "img" / f"{digest}.png").read_bytes()
+
+
+def _click(data: dict) -> tuple[float, float] | None:
+    """``(x, y)`` fractions of the image from a click answer, or None when not both in [0, 1]."""
+    x, y = data.get("click_x"), data.get("click_y")
+    ok = all(
+        isinstance(v, int | float) and not isinstance(v, bool) and 0.0 <= v <= 1.0 for v in (x, y)
+    )
+    return (float(x), float(y)) if ok else None
 
 
 def _now() -> str:

@@ -21,7 +21,7 @@ from groundbench.errors import GroundbenchError
 from groundbench.protocol import parse_yaml, protocol_hash
 
 STUDY_SCHEMA = 1
-STUDY_TYPES = ("pairwise", "choose")
+STUDY_TYPES = ("pairwise", "choose", "click")
 COLORMAPS = ("inferno", "viridis", "magma", "jet")
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _TOP = {
@@ -62,8 +62,10 @@ class Study:
     Attributes:
         path: the study file.
         type: ``pairwise`` (two methods' maps of one phrase: which is better) or ``choose``
-            (``k`` maps of one method for phrases of one image: which shows this phrase).
-        k: candidate maps per ``choose`` item (2 for ``pairwise``).
+            (``k`` maps of one method for phrases of one image: which shows this phrase) or
+            ``click`` (the bare image: click the named object; the methods are compared by
+            their pointing metrics only).
+        k: candidate maps per ``choose`` item (2 for ``pairwise``, 1 for ``click``).
         methods: the compared methods, in file order (slot 0 is the first).
         annotators: annotator ids, in file order.
         per_item: annotators who judge each non-gold item.
@@ -156,9 +158,12 @@ def study_from_mapping(data: Mapping[str, Any], path: Path) -> Study:
     if stratify not in ("tags", "none"):
         raise StudyError(f"{where}: sample.stratify must be 'tags' or 'none', got {stratify!r}")
     gold = _number(d["gold_rate"], f"{where}: gold_rate", 0.0, 1.0)
-    k = _int(data.get("k", 3 if kind == "choose" else 2), f"{where}: k", 2)
-    if kind == "pairwise" and k != 2:
-        raise StudyError(f"{where}: k is {k}, but a pairwise item always shows 2 maps; drop k")
+    fixed = {"pairwise": 2, "click": 1}.get(kind)
+    k = _int(data.get("k", fixed or 3), f"{where}: k", 1 if fixed else 2)
+    if fixed is not None and k != fixed:
+        raise StudyError(
+            f"{where}: k is {k}, but a {kind} item always shows {fixed} image(s); drop k"
+        )
     if rendering["colormap"] not in COLORMAPS:
         raise StudyError(f"{where}: rendering.colormap must be one of {list(COLORMAPS)}")
     if rendering["upsample"] != "bilinear":
@@ -290,7 +295,11 @@ def _annotators(value: Any, where: str) -> tuple[str, ...]:
 
 def _methods(value: Any, path: Path, minimum: int) -> tuple[MethodRef, ...]:
     where = f"{path}: methods"
-    if not isinstance(value, list) or len(value) < minimum or not all(isinstance(v, str) for v in value):
+    if (
+        not isinstance(value, list)
+        or len(value) < minimum
+        or not all(isinstance(v, str) for v in value)
+    ):
         raise StudyError(f"{where} must list at least {minimum} evaluated report folder(s)")
     refs = []
     for entry in value:

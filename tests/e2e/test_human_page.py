@@ -152,3 +152,41 @@ def test_choose_page_by_keyboard(built: Path, tmp_path: Path) -> None:
         ("1", queue[1]["order"]),
         ("none", queue[2]["order"]),
     ]
+
+
+def test_click_page_records_the_click_position(built: Path, tmp_path: Path) -> None:
+    from groundbench.human.prepare import prepare
+
+    spec = json.loads((built.parent / "spec" / "study.yaml").read_text())
+    spec |= {"type": "click", "sample": {"n": 4}}
+    (tmp_path / "click.yaml").write_text(json.dumps(spec))
+    study = prepare(tmp_path / "click.yaml", tmp_path / "S")
+    queue = json.loads((study / "manifest.json").read_text())["queues"]["ann1"]
+    n = len(queue)
+    proc, urls = _serve(study)
+    try:
+        with playwright.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(urls["ann1"])
+            _at(page, f"1 / {n}")
+            page.wait_for_load_state("networkidle")
+            box = page.locator("#maps img").bounding_box()
+            page.mouse.click(box["x"] + 0.25 * box["width"], box["y"] + 0.75 * box["height"])
+            _at(page, f"2 / {n}")
+            page.keyboard.press("n")
+            playwright.expect(page.locator("#progress")).to_contain_text("(2 answered)")
+            browser.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+    store = Store(study)
+    try:
+        got = {j.item: j for j in store.answers("ann1")}
+    finally:
+        store.close()
+    first, second = got[queue[0]["item"]], got[queue[1]["item"]]
+    assert first.answer == "click"
+    assert first.click_x == pytest.approx(0.25, abs=0.02)
+    assert first.click_y == pytest.approx(0.75, abs=0.02)
+    assert second.answer == "no_single_object" and second.click_x is None

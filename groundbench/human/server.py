@@ -1,8 +1,8 @@
 """The study server: a pure request handler (:meth:`StudyApp.handle`) behind the standard
 library's threading HTTP server.
 
-Guards, in order: the ``Host`` header must name this server (DNS rebinding → 421); a body
-over 4 KiB → 413; a POST must be same-origin JSON with the ``X-Groundbench`` header (→ 403);
+Guards, in order: the ``Host`` header must name this server (DNS rebinding → 421); a chunked
+body → 411, a body over 4 KiB → 413; a POST must be same-origin JSON with the ``X-Groundbench`` header (→ 403);
 the annotator's token, given once in the URL, is exchanged for an ``HttpOnly;
 SameSite=Strict`` cookie and compared in constant time (→ 403); images are served only by
 the opaque id of one of the annotator's own items (anything else → 404, no path is ever built
@@ -122,6 +122,8 @@ class StudyApp:
         h = {k.lower(): v for k, v in headers.items()}
         if h.get("host") not in self.hosts:
             return _error(421, "unknown Host header")
+        if "transfer-encoding" in h:
+            return _error(411, "send a Content-Length; chunked bodies are refused")
         length = h.get("content-length", "0")
         if not length.isdigit() or int(length) > MAX_BODY or len(body) > MAX_BODY:
             return _error(413, "request body too large")
@@ -287,7 +289,7 @@ def make_server(
             for k, v in reply.headers:
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(reply.body)))
-            if n > MAX_BODY:
+            if n > MAX_BODY or "Transfer-Encoding" in self.headers:
                 self.send_header("Connection", "close")
                 self.close_connection = True
             self.end_headers()

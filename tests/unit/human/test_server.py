@@ -97,6 +97,7 @@ def test_oversized_body_is_refused(app: StudyApp) -> None:
     h = {**headers, "Content-Type": "application/json", "X-Groundbench": "1"}
     assert app.handle("POST", "/api/answer", {**h, "Content-Length": "99999999"}, b"").status == 413
     assert app.handle("POST", "/api/answer", {**h, "Content-Length": "-1"}, b"").status == 413
+    assert app.handle("POST", "/api/answer", {**h, "Transfer-Encoding": "chunked"}).status == 411
 
 
 @pytest.mark.parametrize(
@@ -240,3 +241,38 @@ def test_cli_serve_refuses_a_remote_host_without_the_flag(study: Path) -> None:
     result = CliRunner().invoke(main, ["human", "serve", str(study), "--host", "0.0.0.0"])
     assert result.exit_code == 1 and "--allow-remote" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_socket_server_applies_the_same_guards(study: Path) -> None:
+    import http.client
+    import threading
+
+    server, app = make_server(study, port=0)
+    port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        token = json.loads((study / "tokens.json").read_text())["ann1"]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("GET", f"/?t={token}")
+        reply = conn.getresponse()
+        reply.read()
+        assert reply.status == 303
+        cookie = reply.getheader("Set-Cookie").split(";")[0]
+        conn.request("GET", "/img/..%2f..%2fetc%2fpasswd", headers={"Cookie": cookie})
+        reply = conn.getresponse()
+        assert reply.status == 404 and b"root:" not in reply.read()
+        conn.request("GET", "/", headers={"Cookie": cookie, "Host": "evil.example"})
+        reply = conn.getresponse()
+        reply.read()
+        assert reply.status == 421
+        big = b"{" + b" " * (MAX_BODY + 10) + b"}"
+        headers = {"Cookie": cookie, "Content-Type": "application/json", "X-Groundbench": "1"}
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.request("POST", "/api/answer", body=big, headers=headers)
+        reply = conn.getresponse()
+        assert reply.status == 413
+    finally:
+        server.shutdown()
+        server.server_close()
+        app.store.close()

@@ -118,3 +118,15 @@ def test_cli_analyze_and_clean_errors(answered: Path, tmp_path: Path) -> None:
     result = runner.invoke(main, ["human", "prepare", str(bad), "--out", str(tmp_path / "S")])
     assert result.exit_code == 1 and "type must be one of" in result.output
     assert "Traceback" not in result.output
+
+
+def test_permuting_annotators_changes_no_agreement(answered: Path, tmp_path: Path) -> None:
+    before = _report(answered, tmp_path / "R1")
+    db = sqlite3.connect(answered / "judgements.sqlite")
+    with db:  # ann1 -> ann3 -> ann2 -> ann1
+        for old, new in (("ann1", "tmp"), ("ann3", "ann1"), ("ann2", "ann3"), ("tmp", "ann2")):
+            db.execute("UPDATE judgement SET annotator=? WHERE annotator=?", (new, old))
+    db.close()
+    after = _report(answered, tmp_path / "R2")
+    for key in ("agreement", "pairs", "bradley_terry", "position_bias"):
+        assert after[key] == before[key], key

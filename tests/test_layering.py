@@ -36,6 +36,7 @@ LAYERS = {
     "groundbench.demo": 7,
     "groundbench.clip_baseline": 7,
     "groundbench.leaderboard": 6,
+    "groundbench.human": 6,
     "groundbench.cli": 8,
 }
 

@@ -27,6 +27,7 @@ _COMMAND_MODULES: tuple[str, ...] = (
     "protocols",
     "contrastive",
     "probe",
+    "human",
 )
 
 

@@ -85,7 +85,7 @@ class HFMethod:
             "files_sha256": loaded.files,
             "libraries": {p: _version(p) for p in ("groundbench", "torch", "transformers")},
             "attn_implementation": self.model.config._attn_implementation,
-            "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
+            "weights_dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
             "mode": "eval",
             "text": "phrase",
             "preprocess": self.prep.settings(),
@@ -132,7 +132,9 @@ class HFMethod:
         pair_image = torch.tensor([index[s.image_path] for s in samples], device=device)
         pixels = torch.stack(unique).to(device)
         texts = [self.knobs["prompt"].format(s.phrase) for s in samples]
-        maps = self.adapter.maps(self.spec.recipe, self.knobs, pixels, pair_image, texts)
+        dtype = self.knobs["dtype"]
+        with torch.autocast(device.type, dtype=getattr(torch, dtype), enabled=dtype != "float32"):
+            maps = self.adapter.maps(self.spec.recipe, self.knobs, pixels, pair_image, texts)
         return RawMaps(
             ids=tuple(s.id for s in samples),
             maps=tuple(m.detach().to("cpu", torch.float32) for m in maps),

@@ -23,8 +23,10 @@ RECIPES: dict[str, dict[str, Any]] = {
     "rise": {"num_masks": 8000, "num_cells": 7, "p": 0.5, "seed": 0, "output": "sigmoid"},
     "occlusion": {"window": None, "baseline": 0.0},
 }
-# every recipe also takes the text prompt template and the declared supervision class
-COMMON = {"prompt": "{}", "supervision": "box-free"}
+# every recipe also takes the text prompt template, the declared supervision class and the
+# compute dtype (autocast: float32 = none; bfloat16/float16 = torch.autocast on the device)
+COMMON = {"prompt": "{}", "supervision": "box-free", "dtype": "float32"}
+DTYPES = ("float32", "bfloat16", "float16")
 # named presets: a recipe name that stands for another recipe with knobs preset
 PRESETS = {"rise-paper": ("rise", {"num_masks": 6000, "num_cells": 8, "p": 0.1})}
 
@@ -111,6 +113,10 @@ def parse_hf_spec(arg: str | None) -> HFSpec:
         if not eq:
             raise MethodError(f"hf:{arg}: knob {key!r} needs a value ({key}=...)")
         knobs[key] = _coerce(value, defaults[key], f"hf:{arg}: knob {key}")
+    if knobs["dtype"] not in DTYPES:
+        raise MethodError(
+            f"hf:{arg}: knob dtype must be one of {', '.join(DTYPES)}, got {knobs['dtype']!r}"
+        )
     if "{}" not in knobs["prompt"]:
         raise MethodError(f"hf:{arg}: prompt must contain {{}} where the phrase goes")
     return HFSpec(path=path, recipe=recipe, preset=preset, knobs=knobs)

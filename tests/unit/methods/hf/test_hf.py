@@ -344,3 +344,25 @@ def test_siglip_relevance_equals_an_independent_numpy_reference(hf_dirs):
     want = (pool.mean(0) @ R)[0]
     got = resolve_method(f"hf:{d}:relevance").predict([sample(0, "green circle")], [im], device=CPU)
     np.testing.assert_allclose(got.maps[0].numpy().ravel(), want, rtol=1e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("family,recipe", [("clip", "relevance"), ("blip", "itm-gradcam")])
+def test_bfloat16_autocast_gives_the_float32_map_to_its_precision_and_a_new_fingerprint(
+    hf_dirs, family, recipe
+):
+    d = hf_dirs[family]
+    full, half = (
+        resolve_method(f"hf:{d}:{recipe}"),
+        resolve_method(f"hf:{d}:{recipe}?dtype=bfloat16"),
+    )
+    samples, images = [sample(0), sample(1, "blue circle")], [image(0), image(0)]
+    a, b = full.predict(samples, images, device=CPU), half.predict(samples, images, device=CPU)
+    assert half.settings()["knobs"]["dtype"] == "bfloat16" and full.knobs["dtype"] == "float32"
+    assert half.fingerprint() != full.fingerprint()
+    assert next(half.model.parameters()).dtype == torch.float32  # weights stay, compute drops
+    for x, y in zip(a.maps, b.maps, strict=True):
+        assert y.dtype == torch.float32 and torch.isfinite(y).all()
+        assert not torch.equal(x, y)  # bfloat16 did run
+        assert np.corrcoef(x.ravel().numpy(), y.ravel().numpy())[0, 1] > 0.9
+    with pytest.raises(MethodError, match="knob dtype must be one of float32, bfloat16, float16"):
+        resolve_method(f"hf:{d}:{recipe}?dtype=fp8")

@@ -3,7 +3,7 @@
 Run (a markdown table on stdout, progress on stderr)::
 
     nice -n 10 python benchmarks/attribution_bench.py --samples 8 --rise-masks 500
-    python benchmarks/attribution_bench.py --device cuda --samples 256 --rise-masks 8000
+    python benchmarks/attribution_bench.py --device cuda --dtype bfloat16 --samples 256 --rise-masks 8000
 
 Two models are built with ``transformers``' default base sizes and random weights, saved
 with ``save_pretrained`` (plus a word-piece tokenizer and a processor config) and loaded back
@@ -114,18 +114,21 @@ def main() -> None:
     ap.add_argument("--rise-masks", type=int, default=500, help="RISE masks per sample")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                    help="the hf: dtype knob (autocast compute dtype)")
     ap.add_argument("--models", nargs="*", default=list(RECIPES), choices=list(RECIPES))
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; torch threads {torch.get_num_threads()}; device {device}", file=sys.stderr)
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}; torch threads {torch.get_num_threads()}; device {device}; dtype {args.dtype}", file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for kind in args.models:
             path = save(kind, Path(tmp))
             for recipe in RECIPES[kind]:
-                spec = f"hf:{path}:{recipe}" + (f"?num_masks={args.rise_masks}" if recipe == "rise" else "")
+                knobs = [f"dtype={args.dtype}"] + ([f"num_masks={args.rise_masks}"] if recipe == "rise" else [])
+                spec = f"hf:{path}:{recipe}?" + "&".join(knobs)
                 method = resolve_method(spec)
                 warm = pairs(min(2, args.samples), args.phrases, offset=1)
                 method.predict(*warm, device=device)

@@ -1,8 +1,10 @@
 """Black-box recipes over a batched image–text score: RISE and occlusion.
 
 ``score(images) -> scores`` takes ``(N, 3, H, W)`` model-ready images (normalised, so 0 is
-the mean colour) and returns ``(N,)`` scores of one fixed text; any model (or a plugin that
-exposes a score) can be explained this way.
+the mean colour) and returns ``(N,)`` scores of one fixed text, or ``(N, T)`` scores of ``T``
+texts of the same image (a dual encoder scores every phrase of an image from one pass over
+each perturbed image: the maps are those of ``T`` one-text calls, for ``1/T`` of the image
+passes); any model (or a plugin that exposes a score) can be explained this way.
 
 RISE follows TorchRay's ``rise()`` (the defaults ``num_masks=8000, num_cells=7, p=0.5,
 seed=0``, masks made 32 at a time, sigmoid of the score, sum of ``sigmoid(score) · mask``
@@ -78,7 +80,8 @@ def rise(
         output: ``f``: ``sigmoid`` (TorchRay) or ``identity`` (the raw score).
 
     Returns:
-        ``(H, W)`` float64 saliency at the input resolution.
+        ``(H, W)`` float64 saliency at the input resolution; ``(T, H, W)`` when ``score``
+        returns ``(N, T)``.
     """
     if output not in RISE_OUTPUTS:
         raise MethodError(f"rise: output must be one of {RISE_OUTPUTS}, got {output!r}")
@@ -89,14 +92,18 @@ def rise(
         )
     H, W = image.shape[1:]
     gen = torch.Generator().manual_seed(seed)
-    sal = torch.zeros(H * W, dtype=torch.float64, device=image.device)
+    sal, single = None, True
     for masks in rise_masks(num_masks, num_cells, p, (H, W), gen):
         masks = masks.to(image.device)
         s = score(image[None] * masks).to(torch.float64)
         if output == "sigmoid":
             s = torch.sigmoid(s)
-        sal += s @ masks.reshape(len(masks), H * W).to(torch.float64)
-    return (sal / num_masks).reshape(H, W)
+        single = s.ndim == 1
+        s = s.reshape(len(masks), -1)
+        part = s.T @ masks.reshape(len(masks), H * W).to(torch.float64)
+        sal = part if sal is None else sal + part
+    sal = (sal / num_masks).reshape(-1, H, W)
+    return sal[0] if single else sal
 
 
 def occlusion(
@@ -115,13 +122,14 @@ def occlusion(
         baseline: value of an occluded pixel (0 = the mean colour after normalisation).
 
     Returns:
-        ``(H / window, W / window)`` float64.
+        ``(H / window, W / window)`` float64; ``(T, H / window, W / window)`` when ``score``
+        returns ``(N, T)``.
     """
     H, W = image.shape[1:]
     if window < 1 or H % window or W % window:
         raise MethodError(f"occlusion: window {window} px does not tile a {H}×{W} image")
     h, w = H // window, W // window
-    base = score(image[None]).to(torch.float64)[0]
+    base = score(image[None]).to(torch.float64)[0]  # () or (T,)
     drops = []
     for start in range(0, h * w, _SCORE_BATCH):
         idx = range(start, min(start + _SCORE_BATCH, h * w))
@@ -130,4 +138,5 @@ def occlusion(
             r, c = divmod(t, w)
             batch[k, :, r * window : (r + 1) * window, c * window : (c + 1) * window] = baseline
         drops.append(base - score(batch).to(torch.float64))
-    return torch.cat(drops).reshape(h, w)
+    drops = torch.cat(drops)  # (h·w,) or (h·w, T)
+    return drops.reshape(h, w) if drops.ndim == 1 else drops.T.reshape(-1, h, w)

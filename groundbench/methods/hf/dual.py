@@ -102,13 +102,18 @@ class DualEncoder:
         return torch.nn.functional.normalize(pooled, dim=-1)
 
     def _logit(self, out, text: torch.Tensor) -> torch.Tensor:
+        """Image–text logits of ``(N, D)`` text features against the ``N`` images of ``out``;
+        ``(N, 1, D)`` image features broadcast against ``(T, D)`` texts give ``(N, T)``."""
         img = out.pooler_output if self.siglip else self.model.visual_projection(out.pooler_output)
-        cos = (torch.nn.functional.normalize(img, dim=-1) * text).sum(-1)
+        img = torch.nn.functional.normalize(img, dim=-1)
+        if text.ndim == 3:  # (1, T, D): every text against every image
+            img = img[:, None, :]
+        cos = (img * text).sum(-1)
         logit = self.model.logit_scale.exp() * cos
         return logit + self.model.logit_bias if self.siglip else logit
 
     def score_fn(self, text: torch.Tensor):
-        """The black-box score of one unit text embedding ``(D,)`` over image batches."""
+        """The black-box score of unit text embeddings ``(T, D)`` over image batches: ``(N, T)``."""
 
         def score(images: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
@@ -132,17 +137,19 @@ class DualEncoder:
                 if not self.siglip:
                     tokens = self.model.visual_projection(self.vision.post_layernorm(tokens))
             return patchsim(tokens[pair_image], text).reshape(-1, *self.grid)
-        maps = []
-        for k in range(len(texts)):
-            score = self.score_fn(text[k])
-            image = pixels[pair_image[k]]
+        maps: list[torch.Tensor | None] = [None] * len(texts)
+        for i in torch.unique(pair_image).tolist():
+            pairs = (pair_image == i).nonzero().flatten().tolist()
+            score = self.score_fn(text[pairs])  # one pass per perturbed image, every phrase
             if recipe == "rise":
                 keys = ("num_masks", "num_cells", "p", "seed", "output")
-                maps.append(rise(score, image, **{n: knobs[n] for n in keys}))
+                out = rise(score, pixels[i], **{n: knobs[n] for n in keys})
             else:
-                maps.append(
-                    occlusion(score, image, window=knobs["window"], baseline=knobs["baseline"])
+                out = occlusion(
+                    score, pixels[i], window=knobs["window"], baseline=knobs["baseline"]
                 )
+            for j, k in enumerate(pairs):
+                maps[k] = out[j]
         return torch.stack(maps)
 
     def start_layer(self, value) -> int:

@@ -116,3 +116,30 @@ def test_rise_and_occlusion_point_at_the_region_a_score_depends_on():
     assert float(occ[2, 4]) == 4.0 and float(occ.abs().sum()) == 4.0
     with pytest.raises(MethodError, match="window 5 px does not tile a 16×24 image"):
         occlusion(score, image, window=5)
+
+
+def test_rise_and_occlusion_of_several_texts_equal_one_call_per_text(rng):
+    image = t(rng.standard_normal((3, 12, 16)))
+    weights = [t(rng.standard_normal((3, 12, 16))) for _ in range(3)]
+    calls = []
+
+    def one(w):
+        return lambda x: (x * w).sum((1, 2, 3)) / 40
+
+    def many(x):  # (N, T): one pass over the perturbed images for every text
+        calls.append(len(x))
+        return torch.stack([one(w)(x) for w in weights], dim=1)
+
+    sal = rise(many, image, num_masks=70, num_cells=4, p=0.5, seed=2)
+    assert sal.shape == (3, 12, 16) and sum(calls) == 70
+    occ = occlusion(many, image, window=4)
+    assert occ.shape == (3, 3, 4)
+    for k, w in enumerate(weights):
+        np.testing.assert_allclose(
+            sal[k].numpy(),
+            rise(one(w), image, num_masks=70, num_cells=4, p=0.5, seed=2).numpy(),
+            rtol=1e-12,
+        )
+        np.testing.assert_allclose(
+            occ[k].numpy(), occlusion(one(w), image, window=4).numpy(), rtol=1e-12
+        )

@@ -366,3 +366,27 @@ def test_bfloat16_autocast_gives_the_float32_map_to_its_precision_and_a_new_fing
         assert np.corrcoef(x.ravel().numpy(), y.ravel().numpy())[0, 1] > 0.9
     with pytest.raises(MethodError, match="knob dtype must be one of float32, bfloat16, float16"):
         resolve_method(f"hf:{d}:{recipe}?dtype=fp8")
+
+
+@pytest.mark.parametrize("family", ["clip", "siglip"])
+@pytest.mark.parametrize("recipe", ["rise?num_masks=40", "occlusion"])
+def test_black_box_recipes_pass_each_perturbed_image_once_for_all_its_phrases(
+    hf_dirs, family, recipe
+):
+    m = resolve_method(f"hf:{hf_dirs[family]}:{recipe}")
+    phrases = ["red square", "blue circle", "green triangle"]
+    together = [sample(k, p) for k, p in enumerate(phrases)] + [sample(3, "red square", "b.png")]
+    images = [image(0)] * 3 + [image(1)]
+    seen = []
+    hook = m.model.vision_model.embeddings.register_forward_hook(
+        lambda mod, a, o: seen.append(len(o))
+    )
+    joint = m.predict(together, images, device=CPU)
+    passes = sum(seen)
+    alone = [
+        m.predict([s], [im], device=CPU).maps[0] for s, im in zip(together, images, strict=True)
+    ]
+    hook.remove()
+    assert sum(seen) - passes == 2 * passes  # 4 pairs one at a time: twice the 2 images' passes
+    for a, b in zip(joint.maps, alone, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

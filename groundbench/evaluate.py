@@ -40,7 +40,12 @@ from groundbench.methods import Method, resolve_method
 from groundbench.progress import progress_bar
 from groundbench.protocol import Protocol, load_protocol
 from groundbench.report import headline_lines
-from groundbench.report.records import CLUSTER_PREFIX, Records, aggregates_to_dict
+from groundbench.report.records import (
+    CLUSTER_PREFIX,
+    Records,
+    aggregates_to_dict,
+    size_mismatches,
+)
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +156,8 @@ def evaluate(
             samples_csv,
             environment(dev, batch_size, num_workers, world.size),
         )
+        if protocol.dataset.on_size_mismatch == "undefined":
+            report["dataset"]["size_mismatches"] = size_mismatches(records)
         write_report_dir(
             out_dir,
             work,
@@ -159,6 +166,7 @@ def evaluate(
             figure_writers(scorer, samples, records, metrics, protocol.bootstrap.seed, keeper),
         )
         shutil.rmtree(work, ignore_errors=True)
+        _warn_size_mismatches(report["dataset"])
         return EvaluationResult(shown, report, headline_lines(metrics))
     except BaseException:
         if world.is_main and lock.held:
@@ -167,6 +175,24 @@ def evaluate(
     finally:
         lock.release()
         world.close()
+
+
+def _warn_size_mismatches(dataset: dict[str, Any]) -> None:
+    """Log, last, how many samples were left unscored because their image was resized."""
+    found = dataset.get("size_mismatches")
+    if not found or not found["count"]:
+        return
+    n, shown = found["count"], ", ".join(map(repr, found["examples"]))
+    more = ", …" if n > len(found["examples"]) else ""
+    log.warning(
+        "%d of %d samples were not scored: their image's real size differs from their record's, "
+        "so they count as undefined (image_size_mismatch) under dataset.on_size_mismatch: "
+        "undefined (first: %s%s); `groundbench data check` lists every such record",
+        n,
+        dataset["n_samples"],
+        shown,
+        more,
+    )
 
 
 def _take_lock(world: World, lock: RunLock, work: Path, key: str, resume: bool) -> None:
@@ -230,13 +256,14 @@ def _score(
         dynamic_ncols=True,
     ) as bar:
         try:
-            for samples, images, errors in batches(
+            for samples, images, unread in batches(
                 pending,
                 with_images=scorer.method.needs_images,
                 batch_size=batch_size,
                 num_workers=num_workers,
+                on_size_mismatch=scorer.protocol.dataset.on_size_mismatch,
             ):
-                scored = scorer.score(samples, images, errors)
+                scored = scorer.score(samples, images, unread)
                 writer.write(scored.records)
                 keeper.offer(scored.records, scored.maps)
                 bar.update(len(samples))

@@ -39,12 +39,17 @@ _SUFFIXES = (".yaml", ".yml")
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """Which data a protocol reads: adapter name, display name, split and adapter options."""
+    """Which data a protocol reads: adapter name, display name, split and adapter options.
+
+    ``on_size_mismatch`` says what an image whose real size is not its record's does:
+    ``refuse`` (stop the run) or ``undefined`` (the sample is left unscored).
+    """
 
     adapter: str
     name: str
     split: str
     options: Mapping[str, Any]
+    on_size_mismatch: str = "refuse"
 
 
 @dataclass(frozen=True)
@@ -384,7 +389,13 @@ def _build(
         path=path,
         about=about,
         hash=protocol_hash(canonical),
-        dataset=DatasetSpec(ds["adapter"], ds["name"], ds["split"], copy.deepcopy(ds["options"])),
+        dataset=DatasetSpec(
+            ds["adapter"],
+            ds["name"],
+            ds["split"],
+            copy.deepcopy(ds["options"]),
+            ds.get("on_size_mismatch", "refuse"),
+        ),
         select=SelectSpec(
             tuple(sel["include_tags"]), tuple(sel["exclude_tags"]), sel["min_area_fraction"]
         ),

@@ -34,7 +34,10 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "control",
     "proposals",
 )
-DATASET_KEYS: tuple[str, ...] = ("adapter", "name", "split", "options")
+DATASET_KEYS: tuple[str, ...] = ("adapter", "name", "split", "options", "on_size_mismatch")
+#: What an image whose real size differs from its record's does: stop the run (the default),
+#: or leave the sample unscored, undefined with reason ``image_size_mismatch``.
+SIZE_MISMATCH_RULES: tuple[str, ...] = ("refuse", "undefined")
 SELECT_DEFAULTS: dict[str, Any] = {"include_tags": [], "exclude_tags": [], "min_area_fraction": 0.0}
 BOOTSTRAP_DEFAULTS: dict[str, Any] = {"resamples": 1000, "seed": 0, "cluster": None}
 #: What ``bootstrap.cluster`` may group samples by (``null``: samples are independent).
@@ -145,12 +148,21 @@ def _dataset(where: str, value: Any) -> dict[str, Any]:
     if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
         raise ProtocolError(f"{where}: dataset.options must be a mapping, got {options!r}")
     _check_adapter(where, adapter, dict(options))
-    return {
+    section = {
         "adapter": adapter,
         "name": _text(where, value.get("name", adapter), "dataset.name"),
         "split": _text(where, value["split"], "dataset.split"),
         "options": copy.deepcopy(dict(options)),
     }
+    rule = _choice(
+        where,
+        value.get("on_size_mismatch", "refuse"),
+        "dataset.on_size_mismatch",
+        SIZE_MISMATCH_RULES,
+    )
+    if rule != "refuse":  # absent, not "refuse", by default: older hashes hold
+        section["on_size_mismatch"] = rule
+    return section
 
 
 def _check_adapter(where: str, adapter: str, options: dict[str, Any]) -> None:

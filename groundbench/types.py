@@ -404,6 +404,7 @@ class Undefined(enum.IntEnum):
     NO_PROPOSAL = 7  # region ranking: the sample's image has no candidate box
     NO_POSITIVE_SCORE = 8  # region ranking: no candidate box scores above 0
     NO_CORRECT_PROPOSAL = 9  # the rank of the correct box: no candidate reaches the IoU
+    IMAGE_SIZE_MISMATCH = 10  # the image's real size is not its record's, so it was not scored
 
     @property
     def label(self) -> str:

@@ -26,7 +26,7 @@ from groundbench.probes import (
     select_samples,
 )
 from groundbench.protocol import Protocol
-from groundbench.types import GroundingSample
+from groundbench.types import GroundingSample, Undefined
 
 log = logging.getLogger(__name__)
 
@@ -312,12 +312,26 @@ def flush_hash_cache() -> None:
         _STORE.flush()
 
 
+@dataclass(frozen=True)
+class Unread:
+    """Why a sample of a batch has no image to score: the reason code its metrics get, and why.
+
+    Attributes:
+        reason: ``missing_image`` or ``image_size_mismatch``.
+        message: one line naming the image file and the sample.
+    """
+
+    reason: Undefined
+    message: str
+
+
 class _ImageDataset(torch.utils.data.Dataset):
-    """Index → (index, image or None, error or None, refusal or None); decoding runs in workers.
+    """Index → (index, image or None, :class:`Unread` or None); decoding runs in workers.
 
     Every image's real size is compared with its record's: from the decoded pixels when the
     method reads them, else from the file's header (a missing or unreadable file is then no
-    error, the method never reads it). A mismatch is a refusal, raised by :func:`batches`.
+    error, the method never reads it). A mismatched image is dropped; :func:`batches`
+    refuses it or passes it on as unread, as the protocol says.
     """
 
     def __init__(self, samples: Sequence[GroundingSample], with_images: bool) -> None:
@@ -328,7 +342,7 @@ class _ImageDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, str | None, str | None]:
+    def __getitem__(self, i: int) -> tuple[int, np.ndarray | None, Unread | None]:
         s = self.samples[i]
         if not self.with_images:
             if s.image_path not in self._sizes:
@@ -337,12 +351,18 @@ class _ImageDataset(torch.utils.data.Dataset):
                 except OSError:
                     self._sizes[s.image_path] = None
             real = self._sizes[s.image_path]
-            return i, None, None, None if real is None else size_refusal(s, *real)
+            return i, None, None if real is None else _mismatch(s, *real)
         try:
             image = s.load_image()
         except GroundbenchError as exc:
-            return i, None, str(exc), None
-        return i, image, None, size_refusal(s, image.shape[1], image.shape[0])
+            return i, None, Unread(Undefined.MISSING_IMAGE, str(exc))
+        mismatch = _mismatch(s, image.shape[1], image.shape[0])
+        return i, None if mismatch else image, mismatch
+
+
+def _mismatch(sample: GroundingSample, width: int, height: int) -> Unread | None:
+    refusal = size_refusal(sample, width, height)
+    return None if refusal is None else Unread(Undefined.IMAGE_SIZE_MISMATCH, refusal)
 
 
 def size_refusal(sample: GroundingSample, width: int, height: int) -> str | None:
@@ -362,13 +382,22 @@ def _as_list(batch: list) -> list:
 
 
 def batches(
-    samples: Sequence[GroundingSample], *, with_images: bool, batch_size: int, num_workers: int
+    samples: Sequence[GroundingSample],
+    *,
+    with_images: bool,
+    batch_size: int,
+    num_workers: int,
+    on_size_mismatch: str = "refuse",
 ):
-    """Yield ``(samples, images, errors)`` batches in order; a missing image is None + message.
+    """Yield ``(samples, images, unread)`` batches in order.
+
+    A sample without an image to score has image None and an :class:`Unread`: its image
+    could not be read (``missing_image``), or its real size differs from its record's
+    (``image_size_mismatch``) and ``on_size_mismatch`` is ``"undefined"``.
 
     Raises:
-        DataFormatError: an image whose real size differs from its record's (the batches
-            yielded before it stay scored).
+        DataFormatError: an image whose real size differs from its record's under
+            ``on_size_mismatch="refuse"`` (the batches yielded before it stay scored).
     """
     loader = torch.utils.data.DataLoader(
         _ImageDataset(samples, with_images),
@@ -378,11 +407,11 @@ def batches(
         collate_fn=_as_list,
     )
     for items in loader:
-        refusal = next((r for *_, r in items if r), None)
-        if refusal:
-            raise DataFormatError(refusal)
-        yield (
-            [samples[i] for i, *_ in items],
-            [img for _, img, _, _ in items],
-            [err for _, _, err, _ in items],
-        )
+        unread = [u for _, _, u in items]
+        if on_size_mismatch == "refuse":
+            refusal = next(
+                (u for u in unread if u and u.reason == Undefined.IMAGE_SIZE_MISMATCH), None
+            )
+            if refusal:
+                raise DataFormatError(refusal.message)
+        yield [samples[i] for i, _, _ in items], [img for _, img, _ in items], unread

@@ -2,8 +2,9 @@
 
 The pipeline, the ground truth and the metrics are the protocol's
 :class:`~groundbench.protocol_scorer.ProtocolScorer`; this stage adds the method and the
-samples whose image failed to load. Every value is reduced in float64 per sample, so batch
-size and batch composition cannot change a digit.
+samples left unread (an image that failed to load, or whose size is not its record's).
+Every value is reduced in float64 per sample, so batch size and batch composition cannot
+change a digit.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from groundbench.evaluation.data import Unread
 from groundbench.methods.base import Method
 from groundbench.postprocess import ProcessedMaps
 from groundbench.protocol import Protocol
 from groundbench.protocol_scorer import ProtocolScorer
 from groundbench.report.records import Records
-from groundbench.types import GroundingSample, Undefined
+from groundbench.types import GroundingSample
 
 
 @dataclass(frozen=True)
@@ -83,14 +85,17 @@ class Scorer:
         self,
         samples: Sequence[GroundingSample],
         images: Sequence[np.ndarray | None],
-        errors: Sequence[str | None],
+        unread: Sequence[Unread | None],
     ) -> ScoredBatch:
-        """Return one record per sample; samples whose image failed are all-undefined."""
+        """Return one record per sample; an unread sample is undefined for its reason."""
         n, k = len(samples), len(self.keys)
         values = np.full((n, k), np.nan)
-        codes = np.full((n, k), int(Undefined.MISSING_IMAGE), dtype=np.int8)
+        codes = np.zeros((n, k), dtype=np.int8)
         extras: dict[str, np.ndarray] = {}
-        ok = [i for i, e in enumerate(errors) if e is None]
+        ok = [i for i, u in enumerate(unread) if u is None]
+        for i, u in enumerate(unread):
+            if u is not None:
+                codes[i] = int(u.reason)
         out = None
         if ok:
             good = [samples[i] for i in ok]

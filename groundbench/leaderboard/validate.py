@@ -12,7 +12,10 @@ A report is accepted only when everything that makes its numbers comparable hold
 - every published number is recomputed from ``samples.csv``: for every metric and for
   ``all`` and every tag, ``mean``, ``ci_low``/``ci_high`` (bootstrap with the protocol's
   ``resamples`` and ``seed``), ``n``, ``n_defined`` and the undefined counts (an edited
-  aggregate fails here).
+  aggregate fails here);
+- samples left unscored because their image's size is not their record's
+  (``image_size_mismatch``) appear only under ``dataset.on_size_mismatch: undefined``, and
+  ``dataset.size_mismatches`` counts and names them as ``samples.csv`` does.
 """
 
 from __future__ import annotations
@@ -30,7 +33,12 @@ from groundbench.errors import DataFormatError, GroundbenchError, ProtocolError
 from groundbench.metrics import display_key
 from groundbench.protocol import protocol_hash
 from groundbench.protocol_schema import MAX_RESAMPLES
-from groundbench.report.records import Records, aggregates_to_dict, parse_samples_csv
+from groundbench.report.records import (
+    Records,
+    aggregates_to_dict,
+    parse_samples_csv,
+    size_mismatches,
+)
 from groundbench.types import SUPERVISION_CLASSES, UNDECLARED
 
 REPORT_SCHEMA = 1
@@ -230,7 +238,40 @@ def check_samples(report: Mapping[str, Any], data: bytes, where: str) -> Submiss
                 "the per-sample file is incomplete"
             )
     check_aggregates(report, table, where)
+    check_size_mismatches(report, table, where)
     return Submission(report=report, samples_csv=data, table=table)
+
+
+def check_size_mismatches(report: Mapping[str, Any], table: Records, where: str) -> None:
+    """Raise :class:`SubmissionError` unless unscored resized images are as the protocol allows.
+
+    Under ``dataset.on_size_mismatch: undefined`` the report's ``dataset.size_mismatches``
+    must equal what ``samples.csv`` gives; otherwise no sample may be ``image_size_mismatch``
+    (such an image stops the run).
+    """
+    section = report["protocol"]["canonical"].get("dataset")
+    rule = section.get("on_size_mismatch", "refuse") if isinstance(section, Mapping) else None
+    found = size_mismatches(table)
+    given = report["dataset"].get("size_mismatches")
+    if rule == "undefined":
+        if given != found:
+            raise SubmissionError(
+                f"{where}: report.json dataset.size_mismatches is {given!r} but the samples "
+                f"give {found!r}; the report was edited after the run"
+            )
+        return
+    if found["count"]:
+        raise SubmissionError(
+            f"{where}: {found['count']} samples are undefined as image_size_mismatch, but the "
+            "protocol refuses such images (dataset.on_size_mismatch: refuse); the report was "
+            "edited after the run"
+        )
+    if given is not None:
+        raise SubmissionError(
+            f"{where}: report.json has dataset.size_mismatches, but the protocol refuses "
+            "resized images (dataset.on_size_mismatch: refuse), so none is left unscored; the "
+            "report was edited after the run"
+        )
 
 
 def bootstrap_settings(report: Mapping[str, Any], where: str) -> tuple[int, int]:

@@ -6,14 +6,14 @@ chunks (:func:`iter_chunks`) so that temporaries stay bounded whatever the batch
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from groundbench.errors import DataFormatError
-from groundbench.types import Undefined
+from groundbench.types import MetricOutput, Undefined
 
 # Pixels per chunk: about 64 MB per float32 temporary (54 maps of 480×640). Chunks bound
 # the temporaries of the torch path, the upcast of half maps and the masks of padded maps;
@@ -264,3 +264,16 @@ def finish(values: torch.Tensor, undefined: torch.Tensor) -> torch.Tensor:
     """Return ``values`` as CPU float64 with NaN wherever a reason code is set."""
     values = values.detach().to("cpu", torch.float64)
     return torch.where(undefined == 0, values, torch.nan)
+
+
+def chunked_output(
+    values: Sequence[torch.Tensor],
+    codes: Sequence[torch.Tensor],
+    extras: Mapping[str, torch.Tensor] | None = None,
+) -> MetricOutput:
+    """Join the per-chunk ``values`` (float64) and ``codes`` (int8); an empty batch gives ``(0,)``."""
+    return MetricOutput(
+        values=torch.cat(list(values)) if values else torch.zeros(0, dtype=torch.float64),
+        undefined=torch.cat(list(codes)) if codes else torch.zeros(0, dtype=torch.int8),
+        extras=dict(extras or {}),
+    )

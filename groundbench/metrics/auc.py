@@ -16,6 +16,7 @@ import torch
 from groundbench.metrics import _inputs, register_metric
 from groundbench.metrics._inputs import (
     check_inputs,
+    chunked_output,
     count,
     finish,
     iter_chunks,
@@ -79,7 +80,4 @@ def auc(
         auc_values = [math.nan if s is None else s.u / (s.n_pos * s.n_neg) for s in stats]
         values.append(finish(torch.tensor(auc_values, dtype=torch.float64), code))
         codes.append(code)
-    return MetricOutput(
-        values=torch.cat(values) if values else torch.zeros(0, dtype=torch.float64),
-        undefined=torch.cat(codes) if codes else torch.zeros(0, dtype=torch.int8),
-    )
+    return chunked_output(values, codes)

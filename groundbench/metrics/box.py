@@ -23,6 +23,9 @@ from groundbench.metrics._inputs import (
 )
 from groundbench.types import MetricOutput, Undefined
 
+#: What both box metrics read.
+_NEEDS = ("heatmap", "boxes", "pred_box")
+
 
 def _image_extent(inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-map ``(width, height)`` in pixels: the extent of the valid pixels, float64 ``(B,)``."""
@@ -37,8 +40,24 @@ def _image_extent(inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
     return cols.amax(dim=1).double(), rows.amax(dim=1).double()
 
 
-def _best_iou(inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best IoU per map (float64 ``(B,)``) and its undefined codes."""
+def _best_iou(
+    metric: str,
+    heatmap: torch.Tensor,
+    valid: torch.Tensor | None,
+    boxes: torch.Tensor | None,
+    box_count: torch.Tensor | None,
+    pred_box: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check a box metric's inputs; return the best IoU per map (float64 ``(B,)``) and codes."""
+    inputs = check_inputs(
+        metric,
+        heatmap,
+        needs=_NEEDS,
+        valid=valid,
+        boxes=boxes,
+        box_count=box_count,
+        pred_box=pred_box,
+    )
     width, height = _image_extent(inputs)
     lim = torch.stack([width, height, width, height], dim=1)  # B 4
     gt = inputs.boxes.to(inputs.heatmap.device, torch.float64)
@@ -70,9 +89,7 @@ def _best_iou(inputs: Inputs) -> tuple[torch.Tensor, torch.Tensor]:
     return best, code
 
 
-@register_metric(
-    "box_iou", needs=("heatmap", "boxes", "pred_box"), higher_is_better=True, range=(0.0, 1.0)
-)
+@register_metric("box_iou", needs=_NEEDS, higher_is_better=True, range=(0.0, 1.0))
 def box_iou(
     heatmap: torch.Tensor,
     *,
@@ -104,16 +121,7 @@ def box_iou(
         >>> out.values.tolist()
         [0.5]
     """
-    inputs = check_inputs(
-        "box_iou",
-        heatmap,
-        needs=("heatmap", "boxes", "pred_box"),
-        valid=valid,
-        boxes=boxes,
-        box_count=box_count,
-        pred_box=pred_box,
-    )
-    best, code = _best_iou(inputs)
+    best, code = _best_iou("box_iou", heatmap, valid, boxes, box_count, pred_box)
     return MetricOutput(values=finish(best, code), undefined=code)
 
 
@@ -125,7 +133,7 @@ BOX_ACC_PARAMS = Params(
 
 @register_metric(
     "box_acc",
-    needs=("heatmap", "boxes", "pred_box"),
+    needs=_NEEDS,
     higher_is_better=True,
     range=(0.0, 1.0),
     params=BOX_ACC_PARAMS,
@@ -162,14 +170,5 @@ def box_acc(
         [1.0]
     """
     iou = BOX_ACC_PARAMS.check({"iou": iou}, metric="box_acc")["iou"]
-    inputs = check_inputs(
-        "box_acc",
-        heatmap,
-        needs=("heatmap", "boxes", "pred_box"),
-        valid=valid,
-        boxes=boxes,
-        box_count=box_count,
-        pred_box=pred_box,
-    )
-    best, code = _best_iou(inputs)
+    best, code = _best_iou("box_acc", heatmap, valid, boxes, box_count, pred_box)
     return MetricOutput(values=finish((best >= iou).double(), code), undefined=code)

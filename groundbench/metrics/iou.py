@@ -15,6 +15,7 @@ import torch
 from groundbench.metrics import _inputs, register_metric
 from groundbench.metrics._inputs import (
     check_inputs,
+    chunked_output,
     count,
     finish,
     iter_chunks,
@@ -98,10 +99,7 @@ def miou(
         code = reasons((nonfinite, Undefined.NAN_INPUT), (n_pos == 0, Undefined.EMPTY_REGION))
         values.append(finish(inter.double() / union.clamp(min=1).double(), code))
         codes.append(code)
-    return MetricOutput(
-        values=torch.cat(values) if values else torch.zeros(0, dtype=torch.float64),
-        undefined=torch.cat(codes) if codes else torch.zeros(0, dtype=torch.int8),
-    )
+    return chunked_output(values, codes)
 
 
 @register_metric("soft_iou", needs=("heatmap", "region"), higher_is_better=True, range=(0.0, 1.0))
@@ -163,7 +161,4 @@ def soft_iou(
         score = s_pos / (n_pos.double() * span + s_all - s_pos)
         values.append(finish(score, code))
         codes.append(code)
-    return MetricOutput(
-        values=torch.cat(values) if values else torch.zeros(0, dtype=torch.float64),
-        undefined=torch.cat(codes) if codes else torch.zeros(0, dtype=torch.int8),
-    )
+    return chunked_output(values, codes)

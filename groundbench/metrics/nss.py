@@ -13,6 +13,7 @@ import torch
 from groundbench.metrics import _inputs, register_metric
 from groundbench.metrics._inputs import (
     check_inputs,
+    chunked_output,
     count,
     finish,
     iter_chunks,
@@ -86,7 +87,4 @@ def nss(
         score = torch.where(lo == hi, 0.0, lift / var.sqrt())
         values.append(finish(score, code))
         codes.append(code)
-    return MetricOutput(
-        values=torch.cat(values) if values else torch.zeros(0, dtype=torch.float64),
-        undefined=torch.cat(codes) if codes else torch.zeros(0, dtype=torch.int8),
-    )
+    return chunked_output(values, codes)

@@ -51,6 +51,7 @@ import torch
 from groundbench.metrics import MAX_DISTANCE_PX, Param, Params, _inputs, register_metric
 from groundbench.metrics._inputs import (
     check_inputs,
+    chunked_output,
     count,
     equal_to,
     finish,
@@ -361,8 +362,5 @@ def pointing(
         values.append(finish(hits.double() / scored.cpu().clamp(min=1).double(), code))
         codes.append(code)
         ties_out.append(tie_count.cpu())
-    return MetricOutput(
-        values=torch.cat(values) if values else torch.zeros(0, dtype=torch.float64),
-        undefined=torch.cat(codes) if codes else torch.zeros(0, dtype=torch.int8),
-        extras={"tie_count": torch.cat(ties_out) if ties_out else torch.zeros(0, dtype=torch.long)},
-    )
+    ties = torch.cat(ties_out) if ties_out else torch.zeros(0, dtype=torch.long)
+    return chunked_output(values, codes, {"tie_count": ties})

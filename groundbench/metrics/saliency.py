@@ -31,6 +31,7 @@ import torch
 from groundbench.metrics import MAX_DISTANCE_PX, Param, Params, _inputs, _scan, register_metric
 from groundbench.metrics._inputs import (
     check_inputs,
+    chunked_output,
     count,
     finish,
     iter_chunks,
@@ -274,10 +275,7 @@ def _saliency(name: str, kind: int, heatmap, region, valid, sigma_px) -> MetricO
             score = _indicator_torch(h, v, reg, kind)
         values.append(finish(score, code))
         codes.append(code)
-    return MetricOutput(
-        values=torch.cat(values) if values else torch.zeros(0, dtype=torch.float64),
-        undefined=torch.cat(codes) if codes else torch.zeros(0, dtype=torch.int8),
-    )
+    return chunked_output(values, codes)
 
 
 @register_metric(

@@ -26,6 +26,7 @@ import torch
 from groundbench.metrics import MAX_DISTANCE_PX, Param, Params, _inputs, register_metric
 from groundbench.metrics._inputs import (
     check_inputs,
+    chunked_output,
     count,
     finish,
     iter_chunks,
@@ -216,7 +217,4 @@ def spearman(
             rho = map_threads(one, h.shape[0], pixels=h[0].numel())
         values.append(finish(torch.tensor(rho, dtype=torch.float64), code))
         codes.append(code)
-    return MetricOutput(
-        values=torch.cat(values) if values else torch.zeros(0, dtype=torch.float64),
-        undefined=torch.cat(codes) if codes else torch.zeros(0, dtype=torch.int8),
-    )
+    return chunked_output(values, codes)

@@ -396,6 +396,20 @@ def _check_ids(ids: list[str], where: str) -> None:
         )
 
 
+#: How many sample ids ``dataset.size_mismatches`` of a report names.
+SIZE_MISMATCH_EXAMPLES = 5
+
+
+def size_mismatches(records: Records) -> dict[str, Any]:
+    """``{"count", "examples"}`` of the samples left unscored as ``image_size_mismatch``.
+
+    ``examples`` are the first of their ids in record order (that of ``samples.csv``).
+    """
+    hit = (records.undefined == int(Undefined.IMAGE_SIZE_MISMATCH)).any(axis=1)
+    ids = [sid for sid, h in zip(records.ids, hit.tolist(), strict=True) if h]
+    return {"count": len(ids), "examples": ids[:SIZE_MISMATCH_EXAMPLES]}
+
+
 def aggregates_to_dict(aggs: Mapping[str, Mapping[str, Aggregate]]) -> dict[str, Any]:
     """JSON-ready ``{key: {tag: aggregate dict}}``, ``all`` first then tags sorted."""
     return {

@@ -133,6 +133,15 @@ def _dataset_notes(dataset: Mapping[str, Any]) -> list[str]:
             "that reads the phrase should fall to what the image alone tells it"
         )
     lines += [f"  - warning: {md_text(w)}" for w in dataset.get("warnings") or ()]
+    resized = dataset.get("size_mismatches")
+    if resized and resized["count"]:
+        first = ", ".join(md_code(sid) for sid in resized["examples"])
+        more = ", …" if resized["count"] > len(resized["examples"]) else ""
+        lines.append(
+            f"  - warning: {resized['count']} samples not scored, undefined as "
+            f"`image_size_mismatch`: their image's real size differs from their record's "
+            f"(`dataset.on_size_mismatch: undefined`; first: {first}{more})"
+        )
     skipped = dataset.get("skipped") or {}
     if skipped:
         counts = ", ".join(f"{md_text(reason)} {n}" for reason, n in sorted(skipped.items()))

@@ -410,6 +410,24 @@ def test_bootstrap_cluster_is_image_or_null_and_part_of_the_hash(tmp_path):
     )
 
 
+def test_on_size_mismatch_is_refuse_or_undefined_and_part_of_the_hash(tmp_path):
+    plain = load_protocol(str(write(tmp_path, BASE)))
+    said = BASE.replace("split: test}", "split: test, on_size_mismatch: refuse}")
+    refuse = load_protocol(str(write(tmp_path, said, "r.yaml")))
+    lenient = load_protocol(str(write(tmp_path, BASE)), ["dataset.on_size_mismatch=undefined"])
+    assert plain.dataset.on_size_mismatch == refuse.dataset.on_size_mismatch == "refuse"
+    assert "on_size_mismatch" not in plain.canonical["dataset"]  # shipped hashes hold
+    assert refuse.hash == plain.hash
+    assert lenient.dataset.on_size_mismatch == "undefined"
+    assert lenient.canonical["dataset"]["on_size_mismatch"] == "undefined"
+    assert lenient.hash != plain.hash
+    path = write(tmp_path, BASE)
+    assert error_of(path, ("dataset.on_size_mismatch=skip",)) == (
+        f"{path} (with --set dataset.on_size_mismatch=skip): dataset.on_size_mismatch: 'skip' "
+        "is not a valid value; valid values: refuse, undefined"
+    )
+
+
 RANKING = BASE + "  - {name: rank_acc}\n"
 
 

@@ -11,10 +11,16 @@ import pytest
 import groundbench.model as model_pkg
 from groundbench.model.language import (
     CLOSED_CLASS,
+    LOCATION_UNUSED,
+    NO_KNOWN_WORD,
+    NO_REFERENT,
+    Location,
     Relation,
     Vocabulary,
     learn_word_types,
     parse,
+    reading_notes,
+    tokenize,
 )
 from groundbench.synthetic.language import Desc, Expression, paraphrases, realise
 from groundbench.synthetic.settings import Settings
@@ -59,6 +65,74 @@ def test_parse(text, phrases, relations, referent):
     assert [list(ph) for ph in p.phrases] == phrases
     assert [(r.target, r.word, r.landmark) for r in p.relations] == relations
     assert p.referent == referent
+
+
+@pytest.mark.parametrize(
+    ("text", "phrases", "relations", "referent", "locations"),
+    [
+        ("a black and white dog", [["black", "white", "dog"]], [], 0, []),
+        ("orange and white cones", [["orange", "white", "cones"]], [], 0, []),
+        (
+            "a big black, white and brown dog",
+            [["big", "black", "white", "brown", "dog"]],
+            [],
+            0,
+            [],
+        ),
+        ("dogs and white cats", [["dogs"], ["white", "cats"]], [], 0, []),
+        ("a man and a woman", [["man"], ["woman"]], [], 0, []),
+        ("a t-shirt", [["t-shirt"]], [], 0, []),
+        ("a child 's toy", [["child"], ["toy"]], [], 1, []),
+        ("the child's red toy", [["child"], ["red", "toy"]], [], 1, []),
+        ("man in red shirt on left", [["man"], ["red", "shirt"]], [], 0, [(0, "left", 1)]),
+        ("the one behind the tall guy", [["one"], ["tall", "guy"]], [(0, "behind", 1)], 0, []),
+        ("left one", [["one"]], [], 0, [(0, "left", 1)]),
+        ("the one on the left", [["one"]], [], 0, [(0, "left", 1)]),
+        ("second from right", [], [], -1, [(-1, "right", 2)]),
+        ("far right", [], [], -1, [(-1, "right", 1)]),
+        ("guy in front", [["guy"]], [], 0, [(0, "front", 1)]),
+        ("guy in front of the car", [["guy"], ["car"]], [(0, "front", 1)], 0, []),
+        ("the man in the middle", [["man"]], [], 0, [(0, "middle", 1)]),
+        ("the ball on top of the table", [["ball"], ["table"]], [], 0, []),
+        (
+            "the man on the left next to the woman",
+            [["man"], ["woman"]],
+            [(0, "next", 1)],
+            0,
+            [(0, "left", 1)],
+        ),
+        ("circle on left", [["circle"]], [], 0, [(0, "left", 1)]),
+        ("circle on right", [["circle"]], [], 0, [(0, "right", 1)]),
+        ("the red ones", [["red", "ones"]], [], 0, []),
+        ("one of the dogs", [["dogs"]], [], 0, []),
+        ("the one circle", [["circle"]], [], 0, []),
+    ],
+)
+def test_parse_real_phrases(text, phrases, relations, referent, locations):
+    p = parse(text)
+    assert [list(ph) for ph in p.phrases] == phrases
+    assert [(r.target, r.word, r.landmark) for r in p.relations] == relations
+    assert p.referent == referent
+    assert [(loc.target, loc.side, loc.rank) for loc in p.locations] == locations
+
+
+def test_hyphenated_words_and_possessives_are_tokens():
+    assert tokenize("a child's t-shirt, a child 's toy") == [
+        "a", "child", "'s", "t-shirt", ",", "a", "child", "'s", "toy",
+    ]  # fmt: skip
+    assert parse("the one on the left").location_of(0) == Location(0, "left", 1)
+
+
+def test_reading_notes_count_what_the_model_cannot_follow():
+    vocab = Vocabulary(["<unk>", "circle", "red"], [0, 1, 2])
+    assert reading_notes("the red circle", vocab, 8) == frozenset()
+    assert reading_notes("circle on left", vocab, 8) == {LOCATION_UNUSED}
+    assert reading_notes("circle on right", vocab, 8) == {LOCATION_UNUSED}
+    assert reading_notes("second from right", vocab, 8) == {NO_REFERENT, LOCATION_UNUSED}
+    assert reading_notes("it", vocab, 8) == {NO_REFERENT}
+    assert reading_notes("a zebra left of the circle", vocab, 8) == {NO_KNOWN_WORD}
+    # the query keeps the phrase's last words: a known word cut off does not count
+    assert reading_notes("red big tall zebra", vocab, 2) == {NO_KNOWN_WORD}
 
 
 def _random_expressions(n: int, seed: int = 0) -> list[Expression]:

@@ -448,17 +448,15 @@ def learn_word_types(
         return types
     incidence = coo_matrix(
         (np.ones(len(rows)), (rows, cols)), shape=(len(phrases), vocab_size)
-    ).tocsr()
-    together = (incidence.T @ incidence).toarray()  # V V phrases shared
-    count = np.diag(together).copy()
+    ).tocsc()
+    count = np.asarray(incidence.sum(0)).ravel()  # phrases holding each word
     hist = np.zeros((vocab_size, positions))
     np.add.at(hist, (np.asarray(cols), np.asarray(pos)), 1.0)
     hist /= np.maximum(hist.sum(1, keepdims=True), 1.0)
-    expected = np.outer(count, count) / max(len(phrases), 1)
-    l1 = np.abs(hist[:, None, :] - hist[None, :, :]).sum(-1)
-    link = (expected >= min_expected) & (together < exclusion * expected) & (l1 < max_position_l1)
-    np.fill_diagonal(link, False)
-    link[0, :] = link[:, 0] = False
+    u, v = _candidate_links(
+        incidence, count, hist, exclusion, min_expected, max_position_l1, max(len(phrases), 1)
+    )
+    link = coo_matrix((np.ones(len(u)), (u, v)), shape=(vocab_size, vocab_size))
     _, component = connected_components(link, directed=False)
     sizes = np.bincount(component)
     next_type, seen_types = 1, {}
@@ -471,3 +469,40 @@ def learn_word_types(
             next_type += 1
         types[w] = seen_types[c]
     return types
+
+
+def _candidate_links(
+    incidence, count, hist, exclusion, min_expected, max_position_l1, n_phrases, block=1 << 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the linked word pairs ``(u, v)``, ``u < v``, of :func:`learn_word_types`.
+
+    Only pairs whose expected co-occurrence ``n_u n_v / n_phrases`` reaches ``min_expected``
+    can link; with words sorted by count, those of a word are a prefix of the list. Pairs are
+    scored in blocks of about ``block`` (rows × columns), so memory does not grow as V².
+    """
+    words = np.flatnonzero(count)
+    words = words[words > 0]
+    order = words[np.argsort(-count[words], kind="stable")]
+    c = count[order]
+    need = min_expected * n_phrases * (1 - 1e-9)  # n_u n_v must reach it (a rounding margin)
+    reach = np.searchsorted(-c, -need / c, side="right")  # per row: its prefix of columns
+    us, vs = [], []
+    start = 0
+    while start < len(order) and reach[start] > 0:
+        width = int(reach[start])
+        stop = start + 1
+        while stop < len(order) and reach[stop] > 0 and (stop + 1 - start) * width <= block:
+            stop += 1
+        rows, columns = order[start:stop], order[:width]
+        shared = (incidence[:, rows].T @ incidence[:, columns]).toarray()
+        expected = np.outer(count[rows], count[columns]) / n_phrases
+        l1 = np.abs(hist[rows][:, None, :] - hist[columns][None, :, :]).sum(-1)
+        ok = (expected >= min_expected) & (shared < exclusion * expected) & (l1 < max_position_l1)
+        r, k = np.nonzero(ok)
+        a, b = rows[r], columns[k]
+        keep = a < b  # each pair once (the test is symmetric), never a word with itself
+        us.append(a[keep])
+        vs.append(b[keep])
+        start = stop
+    empty = np.zeros(0, np.int64)
+    return (np.concatenate(us), np.concatenate(vs)) if us else (empty, empty)

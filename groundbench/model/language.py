@@ -21,9 +21,11 @@ What lies in the gap between two noun phrases says how they relate:
 
 A location word with no landmark (``on the left``, ``far right``, ``in front``, ``second
 from right``, ``left one``, or a relation word that ends the text) is an *absolute location*:
-a :class:`Location` against the image frame, of the phrase it follows (of the phrase it
-describes when that phrase is an attribute, as in ``man in red shirt on left``), or of the
-first phrase when it comes first. ``one`` / ``ones`` not followed by a noun or ``of`` is a
+a :class:`Location` against the image frame, of the phrase it follows, or of the first
+phrase when it comes first. A location or a relation after an *attribute* (a phrase after a
+single preposition such as ``in`` or ``with``) belongs to the phrase the attribute
+describes: ``man in red shirt on left`` and ``man in red shirt left of the car`` are about
+the man. ``one`` / ``ones`` not followed by a noun or ``of`` is a
 head noun (``the one behind the tall guy``). The referent is the phrase that holds the
 text's head: the first phrase, unless a leading relation makes it a landmark or ``'s``
 makes it a possessor.
@@ -94,6 +96,7 @@ _RELATIVES = frozenset("that which who".split())
 _CONTINUERS = frozenset(["and", ","])
 _DETERMINERS = frozenset("a an the this that these those".split())
 _POSSESSIVE = "'s"
+_ATTRIBUTE_PREPOSITIONS = frozenset("in with without of on at from by".split())
 _HEAD_PRONOUNS = frozenset(["one", "ones"])
 CLOSED_CLASS: frozenset[str] = (
     frozenset(
@@ -216,6 +219,13 @@ def _split_gap(gap: Sequence[str], followed: bool) -> tuple[str | None, list[tup
     return relation, locations
 
 
+def _is_attribute_gap(gap: Sequence[str]) -> bool:
+    """Whether the gap makes the next phrase an attribute of the previous one: a single
+    preposition such as ``in`` or ``with`` (``man in red shirt``, ``dog with a ball``)."""
+    words = [t for t in gap if t not in _DETERMINERS]
+    return len(words) == 1 and words[0] in _ATTRIBUTE_PREPOSITIONS
+
+
 def _kind_of_gap(gap: Sequence[str], relation: str | None) -> str:
     """Classify the tokens between two phrases: relation / predicate / continue / coordinate /
     possessive / other."""
@@ -278,9 +288,10 @@ def parse(text: str) -> Parse:
             continue
         phrases.append(list(run))
         here = len(phrases) - 1
-        owner.append(owner[-1] if kind == "other" else here)
+        attribute = kind == "other" and _is_attribute_gap(gaps[k])
+        owner.append(owner[-1] if attribute else here)
         if kind == "relation":
-            relations.append(Relation(here - 1, rel, here))
+            relations.append(Relation(owner[here - 1], rel, here))
         if kind == "possessive" and referent == here - 1:
             referent = here
     if runs:

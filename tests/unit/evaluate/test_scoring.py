@@ -88,3 +88,17 @@ def test_notes_must_align_with_the_maps():
         DataFormatError, match="RawMaps has 1 ids but 2 note sets; give one per sample"
     ):
         RawMaps(("a",), (torch.zeros(2, 2),), notes=(frozenset(), frozenset()))
+
+
+def test_a_report_counts_the_method_notes_and_scores_them_by_tag(tiny, tmp_path):
+    from groundbench.evaluate import evaluate
+
+    protocol, root = tiny
+    result = evaluate(str(protocol), _Noted(torch.rand(4, 5)), out_dir=tmp_path / "run",
+                      data_root=root, batch_size=4, progress=False)  # fmt: skip
+    # one note per batch: batches of 4 over the 6 samples
+    assert result.report["method"]["notes"] == {"text:no-referent": 2}
+    assert result.report["metrics"]["pointing[albef]"]["text:no-referent"]["n"] == 2
+    md = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
+    assert "- notes on samples: `text:no-referent` 2 (scored per tag under By tag)" in md
+    assert "| text:no-referent \\* | 2 |" in md

@@ -19,6 +19,10 @@ What lies in the gap between two noun phrases says how they relate:
 * a relation before the first phrase makes that phrase the landmark and the next one the
   referent (``under the yellow heart, the orange heart``).
 
+Verbs are open-class words too, so one that follows its subject joins the subject's run;
+after a singular determiner (``a dog runs``) a last word in ``-s`` is read as a verb and left
+out of the phrase.
+
 A location word with no landmark (``on the left``, ``far right``, ``in front``, ``second
 from right``, ``left one``, or a relation word that ends the text) is an *absolute location*:
 a :class:`Location` against the image frame, of the phrase it follows, or of the first
@@ -266,6 +270,7 @@ def parse(text: str) -> Parse:
         else:
             gaps[-1].append(t)
     # gaps[0] precedes runs[0]; gaps[k] (k >= 1) follows runs[k - 1]; gaps[-1] ends the text
+    _split_verbs(runs, gaps)
     phrases: list[list[str]] = []
     relations: list[Relation] = []
     owner: list[int] = []  # per phrase: the phrase it describes (itself, or its attribute's owner)
@@ -305,6 +310,24 @@ def parse(text: str) -> Parse:
         referent if phrases else -1,
         tuple(locations),
     )
+
+
+def _split_verbs(runs: list[list[str]], gaps: list[list[str]]) -> None:
+    """Move a verb that ends a singular noun phrase into the gap after it, in place.
+
+    After ``a``, ``an``, ``another``, ``each`` or ``every`` the head noun is singular, so a
+    last word ending in ``s`` (not ``ss``, ``us``, ``is``) of a run of two words or more is
+    read as a verb: ``a dog runs`` → ``dog``, ``a red shirt stands`` → ``red shirt``.
+    """
+    for k, run in enumerate(runs):
+        last = run[-1]
+        if (
+            len(run) >= 2
+            and gaps[k][-1:] in (["a"], ["an"], ["another"], ["each"], ["every"])
+            and last.endswith("s")
+            and not last.endswith(("ss", "us", "is"))
+        ):
+            gaps[k + 1].insert(0, run.pop())
 
 
 def _coordinates(

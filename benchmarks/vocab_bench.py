@@ -1,4 +1,4 @@
-"""Peak memory and time of learning word types (:func:`groundbench.model.language.learn_word_types`).
+"""Peak memory and time of learning word types (:func:`groundbench.model.word_types.learn_word_types`).
 
 Run (a markdown table on stdout)::
 
@@ -10,7 +10,8 @@ within each of three slots, so some words link into types and most are rare, as 
 and learns the word types with the sparse implementation, and, for the sizes given to
 ``--dense``, with the dense V × V reference it replaced (kept here as the baseline). Peak
 memory is :mod:`tracemalloc`'s peak of the call above its start (numpy and scipy buffers
-included); both give the same types, which the script checks.
+included; scipy's modules are imported before the first measurement); both give the same
+types, which the script checks.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import tracemalloc
 
 import numpy as np
 
-from groundbench.model.language import learn_word_types
+from groundbench.model.word_types import learn_word_types
 
 
 def random_phrases(words: int, n: int, seed: int = 0) -> list[list[int]]:
@@ -92,6 +93,7 @@ def main() -> None:
     ap.add_argument("--dense", type=int, nargs="*", default=[4000])
     ap.add_argument("--phrases-per-word", type=int, default=25)
     args = ap.parse_args()
+    learn_word_types([[1, 2]] * 10, 3)  # imports scipy's modules before anything is measured
     print("| V | phrases | implementation | peak MiB | wall s | types | linked words |")
     print("|---:|---:|---|---:|---:|---:|---:|")
     for words in args.words:

@@ -202,9 +202,9 @@ class Parse:
 def _contents(tokens: Sequence[str]) -> list[bool]:
     """Which tokens are content words; ``one``/``ones`` are when no noun or ``of`` follows."""
     out = [is_content(t) for t in tokens]
-    for k in range(len(tokens) - 1, -1, -1):
-        nxt = tokens[k + 1] if k + 1 < len(tokens) else ""
-        if tokens[k] in _HEAD_PRONOUNS and not (out[k + 1] if nxt else False) and nxt != "of":
+    for k in range(len(tokens) - 1, -1, -1):  # right to left: "ones" may follow "one"
+        last = k + 1 == len(tokens)
+        if tokens[k] in _HEAD_PRONOUNS and (last or not (out[k + 1] or tokens[k + 1] == "of")):
             out[k] = True
     return out
 

@@ -83,3 +83,13 @@ def test_sparse_word_types_equal_the_dense_reference_on_synthetic_captions():
 
 def test_unlinked_words_share_the_open_type():
     assert learn_word_types([[1, 2], [1, 2]], 3) == [0, 0, 0]
+
+
+def test_the_block_size_changes_nothing(monkeypatch):
+    import groundbench.model.word_types as wt
+
+    phrases = _slot_phrases(60, 5000, 1)
+    want = learn_word_types(phrases, 60)
+    real = wt._candidate_links
+    monkeypatch.setattr(wt, "_candidate_links", lambda *a: real(*a, block=7))  # many blocks
+    assert learn_word_types(phrases, 60) == want

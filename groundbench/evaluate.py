@@ -158,6 +158,9 @@ def evaluate(
         )
         if protocol.dataset.on_size_mismatch == "undefined":
             report["dataset"]["size_mismatches"] = size_mismatches(records)
+        notes = method_notes(records, samples)
+        if notes:
+            report["method"]["notes"] = notes
         write_report_dir(
             out_dir,
             work,
@@ -225,6 +228,22 @@ def _check_resumable(method: Method, cached_ids, work: Path) -> None:
 def _hint(method: Method) -> str:
     hint = getattr(method, "incomplete_hint", None)
     return hint() if hint else "declare what the method's maps depend on (docs/plugins.md)"
+
+
+def method_notes(records: Records, samples) -> dict[str, int]:
+    """Count the tags the method added to the samples (``RawMaps.notes``), by tag.
+
+    Example:
+        >>> from types import SimpleNamespace as S
+        >>> r = Records((), ("a", "b"), [[], []], [[], []], ({"x", "text:no-referent"}, {"x"}))
+        >>> method_notes(r, [S(tags={"x"}), S(tags={"x"})])
+        {'text:no-referent': 1}
+    """
+    counts: dict[str, int] = {}
+    for tags, sample in zip(records.tags, samples, strict=True):
+        for tag in sorted(tags - sample.tags):
+            counts[tag] = counts.get(tag, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _in_sample_order(records: Records, samples, work: Path) -> Records:

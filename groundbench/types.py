@@ -289,6 +289,9 @@ class RawMaps:
             coordinates, like a box), that the map covers: a centre crop lies inside the
             image, a letterboxed square reaches beyond it. Pixels outside it get the map's
             lowest value (docs/postprocess.md, upsample).
+        notes: optional, one tag set per sample that the method adds to the sample's tags,
+            saying why its map may not follow the phrase (the reference model's
+            ``text:no-referent``); the report counts and scores them like any tag.
     """
 
     ids: tuple[str, ...]
@@ -296,6 +299,7 @@ class RawMaps:
     kind: Literal["heatmap", "attention"] = "heatmap"
     head_weights: torch.Tensor | None = None
     extents: tuple[tuple[float, float, float, float] | None, ...] | None = None
+    notes: tuple[frozenset[str], ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ids", tuple(self.ids))
@@ -325,6 +329,14 @@ class RawMaps:
                 raise DataFormatError(f"sample {sid!r}: map must be floating point, got {m.dtype}")
         if self.extents is not None:
             object.__setattr__(self, "extents", check_extents(self.ids, self.extents))
+        if self.notes is not None:
+            notes = tuple(frozenset(n) for n in self.notes)
+            if len(notes) != len(self.ids):
+                raise DataFormatError(
+                    f"RawMaps has {len(self.ids)} ids but {len(notes)} note sets; give one per "
+                    "sample (an empty set where there is nothing to say)"
+                )
+            object.__setattr__(self, "notes", notes)
 
 
 def check_extents(ids: tuple[str, ...], extents) -> tuple[tuple[float, ...] | None, ...]:

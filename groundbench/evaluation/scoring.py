@@ -72,10 +72,16 @@ class Scorer:
             MethodError: the method returned other ids, an empty map, or finite values
                 beyond the float32 range.
         """
+        return self._maps(samples, images)[0]
+
+    def _maps(
+        self, samples: Sequence[GroundingSample], images: Sequence[np.ndarray | None]
+    ) -> tuple[ProcessedMaps, tuple[frozenset[str], ...] | None]:
+        """:meth:`maps` and the method's per-sample notes (``RawMaps.notes``)."""
         raw = self.method.predict(
             samples, list(images) if self.method.needs_images else None, device=self.device
         )
-        return self.scoring.heatmaps(raw, samples, method=self.method.name)
+        return self.scoring.heatmaps(raw, samples, method=self.method.name), raw.notes
 
     def ground_truth(self, samples: Sequence[GroundingSample], Y: int, X: int):
         """Padded boxes (scaled to the evaluation size) and region masks ``(B, Y, X)``."""
@@ -87,11 +93,15 @@ class Scorer:
         images: Sequence[np.ndarray | None],
         unread: Sequence[Unread | None],
     ) -> ScoredBatch:
-        """Return one record per sample; an unread sample is undefined for its reason."""
+        """Return one record per sample; an unread sample is undefined for its reason.
+
+        A record's tags are the sample's and the method's notes on it (``RawMaps.notes``).
+        """
         n, k = len(samples), len(self.keys)
         values = np.full((n, k), np.nan)
         codes = np.zeros((n, k), dtype=np.int8)
         extras: dict[str, np.ndarray] = {}
+        tags = [s.tags for s in samples]
         ok = [i for i, u in enumerate(unread) if u is None]
         for i, u in enumerate(unread):
             if u is not None:
@@ -99,7 +109,10 @@ class Scorer:
         out = None
         if ok:
             good = [samples[i] for i in ok]
-            out = self.maps(good, [images[i] for i in ok])
+            out, notes = self._maps(good, [images[i] for i in ok])
+            if notes is not None:
+                for i, note in zip(ok, notes, strict=True):
+                    tags[i] = tags[i] | note
             scores = self.suite.score(self.scoring.batch(out, good))
             values[ok], codes[ok] = scores.values, scores.undefined
             for column, v in scores.extras.items():
@@ -110,7 +123,7 @@ class Scorer:
             tuple(s.id for s in samples),
             values,
             codes,
-            tuple(s.tags for s in samples),
+            tuple(tags),
             extras,
         )
         return ScoredBatch(records, out)

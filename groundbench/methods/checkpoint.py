@@ -6,10 +6,15 @@ on captions only), reads pixels, and its fingerprint is the sha256 of the checkp
 (which include the config and the vocabulary). ``checkpoint:PATH:gradcam`` reads the same
 weights out by a gradient attribution instead of the attention
 (:func:`groundbench.model.infer.gradcam_read_out`), so the two can be compared.
+
+Each map carries the model's reading notes on its phrase (``RawMaps.notes``:
+``text:no-referent``, ``text:no-known-word``, ``text:location-unused``; see
+:func:`groundbench.model.language.reading_notes`), which the report counts and scores as tags.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,11 +44,15 @@ class CheckpointMethod:
     supervision = "box-free"
     needs_images = True
 
-    def __init__(self, path: str | Path, *, passes: str = "full", recipe: str = "attention") -> None:
+    def __init__(
+        self, path: str | Path, *, passes: str = "full", recipe: str = "attention"
+    ) -> None:
         from groundbench.model.checkpoint import load_checkpoint
 
         if recipe not in RECIPES:
-            raise MethodError(f"checkpoint recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+            raise MethodError(
+                f"checkpoint recipe must be one of {', '.join(RECIPES)}, got {recipe!r}"
+            )
         self.path = Path(path)
         if (self.path / "model.safetensors").is_file():  # a run folder
             self.path = self.path / "model.safetensors"
@@ -58,12 +67,15 @@ class CheckpointMethod:
         self._devices: dict[str, torch.nn.Module] = {}
 
     def fingerprint(self) -> str:
-        """Return the sha256 hex of the checkpoint file's bytes and the read-out settings."""
+        """Return the sha256 hex of the checkpoint file's bytes, the read-out settings and the
+        version of the chunking rules that pick each phrase's words."""
+        from groundbench.model.language import PARSE_RULES
+
         h = hashlib.sha256()
         with self.path.open("rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
-        h.update(f"passes={self.passes}".encode())
+        h.update(f"passes={self.passes};parse_rules={PARSE_RULES}".encode())
         if self.recipe != "attention":
             h.update(f";recipe={self.recipe}".encode())
         return h.hexdigest()
@@ -82,7 +94,11 @@ class CheckpointMethod:
         vision = [*reversed(list(enc.mixing.blocks))] if enc.mixing is not None else []
         vision += [m for m in reversed(list(enc.net)) if any(True for _ in m.parameters())]
         head = [m for m in reversed(list(model.head)) if any(True for _ in m.parameters())]
-        return {"vision": vision, "text": [g.embed], "grounding": [*head, g.value_norm, g.value, g.key]}
+        return {
+            "vision": vision,
+            "text": [g.embed],
+            "grounding": [*head, g.value_norm, g.value, g.key],
+        }
 
     def predict(
         self,
@@ -91,26 +107,26 @@ class CheckpointMethod:
         *,
         device: torch.device,
     ) -> RawMaps:
-        """Return ``(1, H, h, w)`` attention per sample (``(P, 1, H, h, w)`` with masked passes)."""
+        """Return ``(1, H, h, w)`` attention per sample (``(P, 1, H, h, w)`` with masked passes),
+        with the reading notes of each phrase."""
         from groundbench.model.infer import gradcam_read_out, read_out
+        from groundbench.model.language import reading_notes
 
         if images is None:
             raise MethodError("checkpoint method needs images; the caller passed none")
         key = str(device)
         if key not in self._devices:
             self._devices[key] = self._ckpt.model.to(device)
+        vocab = self._ckpt.vocab
         if self.recipe == "gradcam":
-            return gradcam_read_out(
-                self._devices[key], self._ckpt.vocab, samples, images, device=device
+            raw = gradcam_read_out(self._devices[key], vocab, samples, images, device=device)
+        else:
+            raw = read_out(
+                self._devices[key], vocab, samples, images, device=device, passes=self.passes
             )
-        return read_out(
-            self._devices[key],
-            self._ckpt.vocab,
-            samples,
-            images,
-            device=device,
-            passes=self.passes,
-        )
+        words = self._ckpt.model.cfg.max_phrase_words
+        notes = tuple(reading_notes(s.phrase, vocab, words) for s in samples)
+        return dataclasses.replace(raw, notes=notes)
 
 
 @METHODS.register(

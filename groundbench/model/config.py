@@ -44,7 +44,7 @@ class ModelConfig:
             attention onto its target (``the ring left of the star``).
         head: ``typed`` predicts a hidden word among the words of its learned type;
             ``vocabulary`` among all words (an ablation).
-        max_phrase_words: words kept per noun phrase.
+        max_phrase_words: words kept per noun phrase (its last ones, so the head noun stays).
         max_pairs_per_image: (phrase, hidden word) pairs trained per image per step; an
             image with more keeps a fixed, seeded subset.
     """

@@ -52,9 +52,19 @@ def image_to_uint8(image: np.ndarray, size: int) -> torch.Tensor:
     return torch.from_numpy(np.asarray(pil, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
 
 
+def last_words(ids: Sequence[int], length: int) -> list[int]:
+    """The last ``length`` word ids: a long phrase loses its first words, never its head noun.
+
+    Example:
+        >>> last_words([1, 2, 3], 2)
+        [2, 3]
+    """
+    return list(ids)[max(len(ids) - length, 0) :]
+
+
 def pad_words(ids: Sequence[int], length: int) -> list[int]:
-    """Cut or zero-pad word ids to ``length``."""
-    ids = list(ids)[:length]
+    """Cut (keeping the last words, :func:`last_words`) or zero-pad word ids to ``length``."""
+    ids = last_words(ids, length)
     return ids + [0] * (length - len(ids))
 
 
@@ -62,7 +72,7 @@ def phrase_pairs(p: Parse, vocab: Vocabulary, words: int) -> list[tuple[list, in
     """Return ``(query, target, partner, relation)`` for each known word of each phrase of ``p``."""
     out = []
     for k, phrase in enumerate(p.phrases):
-        ids = vocab.ids(phrase)[:words]
+        ids = last_words(vocab.ids(phrase), words)
         partner, code = [], NO_RELATION
         for r in p.relations:
             if r.target == k:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from groundbench.errors import MethodError
-from groundbench.model.data import image_to_uint8, pad_words
+from groundbench.model.data import image_to_uint8, last_words, pad_words
 from groundbench.model.grounding import NO_RELATION, relation_code
 from groundbench.model.language import Vocabulary, parse
 from groundbench.model.network import GroundingModel
@@ -47,7 +47,7 @@ def phrase_queries(
     if p.referent < 0:
         ids: list[int] = []
     else:
-        ids = vocab.ids(p.phrases[p.referent])[:words]
+        ids = last_words(vocab.ids(p.phrases[p.referent]), words)
     relation = p.relation_of(p.referent) if p.referent >= 0 else None
     landmark, code = [], NO_RELATION
     if relation is not None:
@@ -138,7 +138,11 @@ def gradcam_read_out(
     maps = []
     for sample, image in zip(samples, images, strict=True):
         p = parse(sample.phrase)
-        ids = vocab.ids(p.phrases[p.referent])[: cfg.max_phrase_words] if p.referent >= 0 else []
+        ids = (
+            last_words(vocab.ids(p.phrases[p.referent]), cfg.max_phrase_words)
+            if p.referent >= 0
+            else []
+        )
         known = [(k, i) for k, i in enumerate(ids) if i]
         if not known:
             maps.append(torch.zeros(cfg.grid, cfg.grid))

@@ -171,6 +171,15 @@ def _method_notes(m: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _notes_line(m: Mapping[str, Any]) -> list[str]:
+    """The samples the method noted (``method.notes``), counted; scored per tag below."""
+    notes = m.get("notes") or {}
+    if not notes:
+        return []
+    counts = ", ".join(f"{md_code(tag)} {n}" for tag, n in sorted(notes.items()))
+    return [f"- notes on samples: {counts} (scored per tag under By tag)"]
+
+
 def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
     """The human summary: what was run, headline lines, the per-tag table, the figures."""
     p, d, m = report["protocol"], report["dataset"], report["method"]
@@ -191,6 +200,7 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
         f"`{m['fingerprint'][:16]}`" + _fingerprint_note(m),
         f"- model card: {md_text(card_summary(report.get('model_card')))}",
         *_method_notes(m),
+        *_notes_line(m),
         f"- intervals: {_interval_rule(p['canonical']['bootstrap'])}",
         "",
         "## Headline",

@@ -46,13 +46,13 @@ def test_a_fresh_run_runs_the_method_once_per_batch(tiny, tmp_path, monkeypatch)
     # The gallery used to re-run the method and the pipeline for each of its samples.
     protocol, root = tiny
     calls = []
-    maps = Scorer.maps
+    maps = Scorer._maps  # every run of the method and the pipeline goes through it
 
     def counted(self, samples, images):
         calls.append(len(samples))
         return maps(self, samples, images)
 
-    monkeypatch.setattr(Scorer, "maps", counted)
+    monkeypatch.setattr(Scorer, "_maps", counted)
     evaluate(str(protocol), "centre_prior", out_dir=tmp_path / "run", data_root=root,
              batch_size=4, progress=False)  # fmt: skip
     assert calls == [4, 2]

@@ -113,3 +113,10 @@ def test_training_data_keeps_the_identity_of_every_image_it_saw(square_records):
     )
     assert list(data.image_digests) == expected and len(expected) == 6
     assert data.sources == ("squares",)
+
+
+def test_a_long_phrase_keeps_its_last_words_and_its_head_noun():
+    vocab = Vocabulary(["<unk>", "big", "circle", "red", "shiny"], [0, 1, 2, 3, 1])
+    pairs = phrase_pairs(parse("a shiny big red circle left of a big red circle"), vocab, 2)
+    # the first phrase is cut to "red circle"; its partner too
+    assert [(q, t, pa) for q, t, pa, _ in pairs[:2]] == [([2, 0], 3, [3, 2]), ([3, 0], 2, [3, 2])]

@@ -110,3 +110,40 @@ def test_gradcam_read_out_of_a_phrase_without_known_words_is_zero(model):
     s = _sample(0, "the thing", "the thing")
     got = gradcam_read_out(model, VOCAB, [s], [np.zeros((30, 40, 3), np.uint8)]).maps[0]
     assert got.abs().sum() == 0
+
+
+def test_a_long_phrase_keeps_its_head_noun():
+    q, landmark, _ = phrase_queries("the big blue red circle left of a big blue square", VOCAB, 2)
+    assert q.tolist() == [[3, 2]] and landmark.tolist() == [1, 4]  # red circle, blue square
+
+
+def test_the_checkpoint_method_notes_phrases_it_cannot_read(tmp_path, model):
+    from groundbench.methods.checkpoint import CheckpointMethod
+    from groundbench.model.checkpoint import save_checkpoint
+
+    path = save_checkpoint(tmp_path / "m.safetensors", model, load_config("tiny"), VOCAB, "f" * 64)
+    method = CheckpointMethod(path)
+    texts = ["circle on left", "circle on right", "second from right", "a zebra", "a red circle"]
+    samples = [_sample(i, t, t) for i, t in enumerate(texts)]
+    images = [np.zeros((30, 40, 3), np.uint8)] * len(samples)
+    raw = method.predict(samples, images, device=torch.device("cpu"))
+    assert raw.notes == (
+        {"text:location-unused"},
+        {"text:location-unused"},
+        {"text:no-referent", "text:location-unused"},
+        {"text:no-known-word"},
+        frozenset(),
+    )
+    assert torch.equal(raw.maps[0], raw.maps[1])  # the same map, but no longer silently
+
+
+def test_the_checkpoint_fingerprint_moves_with_the_chunking_rules(tmp_path, model, monkeypatch):
+    from groundbench.methods.checkpoint import CheckpointMethod
+    from groundbench.model import language
+    from groundbench.model.checkpoint import save_checkpoint
+
+    path = save_checkpoint(tmp_path / "m.safetensors", model, load_config("tiny"), VOCAB, "f" * 64)
+    before = CheckpointMethod(path).fingerprint()
+    assert CheckpointMethod(path).fingerprint() == before
+    monkeypatch.setattr(language, "PARSE_RULES", language.PARSE_RULES + 1)
+    assert CheckpointMethod(path).fingerprint() != before

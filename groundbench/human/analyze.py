@@ -37,6 +37,7 @@ from groundbench.human.study import StudyError, read_analysis_settings
 REPORT_SCHEMA = 1
 RESAMPLES = 1000
 TIES = ("both_good", "both_wrong")
+FIGURE = {"pairwise": "bradley_terry.png", "choose": "accuracy.png", "click": "pointing.png"}
 FIGURE_LABEL = {
     "pairwise": "Bradley–Terry score (log-odds, 95 % item-bootstrap CI)",
     "choose": "share of items where the phrase's own map was picked (95 % Wilson CI)",
@@ -80,24 +81,55 @@ def _outcomes(manifest: dict, judgements: list[dict], excluded: set[str]) -> lis
 
 
 def analyze(folder: str | Path, out: str | Path, resamples: int = RESAMPLES) -> Path:
-    """Write ``report.json``, ``report.md`` and ``bradley_terry.png`` to ``out``; return it."""
+    """Write ``report.json``, ``report.md`` and the figure to ``out``; return it."""
     folder, out = Path(folder), Path(out)
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     settings = read_analysis_settings(folder / STUDY_COPY)
-    data, digest = export_jsonl(folder)
-    current = [r for r in map(json.loads, data.decode().splitlines()) if r["status"] == "current"]
+    data, _ = export_jsonl(folder)
+    report, rows = compute_report(manifest, settings, data, resamples, where=str(folder))
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report, sort_keys=True, indent=1, allow_nan=False) + "\n"
+    (out / "report.json").write_text(text, encoding="utf-8")
+    plot_scores(out / FIGURE[report["type"]], rows, FIGURE_LABEL[report["type"]])
+    (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    return out
+
+
+def analysis_hash(settings: dict) -> str:
+    """sha256 of the canonical analysis settings (``min_response_ms`` and ``exclude``)."""
+    return hashlib.sha256(
+        json.dumps(settings, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def compute_report(
+    manifest: dict, settings: dict, judgements: bytes, resamples: int, *, where: str
+) -> tuple[dict, list[dict]]:
+    """The statistics of a study from its manifest, analysis settings and exported JSONL.
+
+    A pure function of its inputs (the leaderboard recomputes a stored study with it).
+
+    Returns:
+        ``(report, figure rows)``: the report as written to ``report.json`` (NaN → None,
+        floats rounded to 12 digits) and the rows the figure plots.
+
+    Raises:
+        StudyError: no study item has a judgement (``where`` names the study).
+    """
+    digest = hashlib.sha256(judgements).hexdigest()
+    current = [
+        r for r in map(json.loads, judgements.decode().splitlines()) if r["status"] == "current"
+    ]
     excluded = set(settings["exclude"]["annotators"]) | set(settings["exclude"]["items"])
     records = _outcomes(manifest, current, excluded)
     if not any(r["gold"] is None for r in records):
-        raise StudyError(f"{folder}: no judgement of a study item yet; nothing to analyse")
+        raise StudyError(f"{where}: no judgement of a study item yet; nothing to analyse")
     seed = int(manifest["design"]["seed"])
     scored = [r for r in records if r["gold"] is None]
     report = {
         "schema": REPORT_SCHEMA,
         "study_id": manifest["study_id"],
-        "analysis_hash": hashlib.sha256(
-            json.dumps(settings, sort_keys=True, separators=(",", ":")).encode()
-        ).hexdigest(),
+        "analysis_hash": analysis_hash(settings),
         "analysis": settings,
         "judgements_sha256": digest,
         "bootstrap": {"resamples": resamples, "seed": seed, "unit": "sample"},
@@ -111,23 +143,16 @@ def analyze(folder: str | Path, out: str | Path, resamples: int = RESAMPLES) -> 
         report["pairs"] = _pairs(manifest["methods"], scored)
         report["bradley_terry"] = _bt(manifest["methods"], scored, resamples, seed)
         scores = {m["method"]: m["score"] for m in report["bradley_terry"]["methods"]}
-        figure, rows = "bradley_terry.png", report["bradley_terry"]["methods"]
+        rows = report["bradley_terry"]["methods"]
     elif manifest["type"] == "choose":
         report["choose"] = _choose(manifest, scored)
         scores = {m["method"]: m["accuracy"] for m in report["choose"]["methods"]}
-        figure = "accuracy.png"
         rows = [m | {"score": m["accuracy"]} for m in report["choose"]["methods"]]
     else:
         report["click"] = _click(manifest, scored)
-        scores, figure, rows = {}, "pointing.png", report["click"]["rows"]
+        scores, rows = {}, report["click"]["rows"]
     report["automatic_metrics"] = _vs_metrics(manifest, scored, scores)
-    report = _clean(report)
-    out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(report, sort_keys=True, indent=1, allow_nan=False) + "\n"
-    (out / "report.json").write_text(text, encoding="utf-8")
-    plot_scores(out / figure, _clean(rows), FIGURE_LABEL[manifest["type"]])
-    (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
-    return out
+    return _clean(report), _clean(rows)
 
 
 def _clean(obj: Any) -> Any:

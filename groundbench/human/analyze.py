@@ -137,7 +137,7 @@ def compute_report(
         "counts": _counts(records, scored, settings),
         "position_bias": _position(scored, int(manifest["design"]["k"])),
         "agreement": _agreement(scored, resamples, seed),
-        "annotators": _annotators(records, settings["min_response_ms"]),
+        "annotators": _annotators(records, settings["min_response_ms"], manifest["type"]),
     }
     if manifest["type"] == "pairwise":
         report["pairs"] = _pairs(manifest["methods"], scored)
@@ -347,12 +347,14 @@ def _agreement(scored: list[dict], resamples: int, seed: int) -> dict:
     }
 
 
-def _annotators(records: list[dict], min_ms: int) -> list[dict]:
+def _annotators(records: list[dict], min_ms: int, kind: str) -> list[dict]:
+    """Per annotator: gold accuracy (the known slot picked; in a click study, a click inside
+    the box), answers faster than ``min_ms`` and the median response time."""
     out = []
     for a in sorted({r["annotator"] for r in records}):
         mine = [r for r in records if r["annotator"] == a]
         gold = [r for r in mine if r["gold"] is not None]
-        right = sum(r["slot"] == r["gold"] for r in gold)
+        right = sum(bool(r["hit"]) if kind == "click" else r["slot"] == r["gold"] for r in gold)
         out.append({
             "annotator": a, "judgements": len(mine), "gold_n": len(gold),
             "gold_accuracy": right / len(gold) if gold else math.nan,

@@ -141,17 +141,18 @@ def compute_report(
     }
     if manifest["type"] == "pairwise":
         report["pairs"] = _pairs(manifest["methods"], scored)
-        report["bradley_terry"] = _bt(manifest["methods"], scored, resamples, seed)
+        report["bradley_terry"], boot = _bt(manifest["methods"], scored, resamples, seed)
         scores = {m["method"]: m["score"] for m in report["bradley_terry"]["methods"]}
         rows = report["bradley_terry"]["methods"]
     elif manifest["type"] == "choose":
         report["choose"] = _choose(manifest, scored)
         scores = {m["method"]: m["accuracy"] for m in report["choose"]["methods"]}
+        boot = _bootstrap_choose(manifest["methods"], scored, resamples, seed)
         rows = [m | {"score": m["accuracy"]} for m in report["choose"]["methods"]]
     else:
         report["click"] = _click(manifest, scored)
-        scores, rows = {}, report["click"]["rows"]
-    report["automatic_metrics"] = _vs_metrics(manifest, scored, scores)
+        scores, rows, boot = {}, report["click"]["rows"], None
+    report["automatic_metrics"] = _vs_metrics(manifest, scored, scores, boot)
     return _clean(report), _clean(rows)
 
 
@@ -206,13 +207,16 @@ def _pairs(methods: list[str], scored: list[dict]) -> list[dict]:
     return out
 
 
-def _bt(methods: list[str], scored: list[dict], resamples: int, seed: int) -> dict:
+def _bt(
+    methods: list[str], scored: list[dict], resamples: int, seed: int
+) -> tuple[dict, np.ndarray]:
+    """The Bradley–Terry section, and the ``(resamples, methods)`` bootstrap refits."""
     first, second, score, cluster = _battles(methods, scored)
     fit = bradley_terry(len(methods), first, second, score)
     boot = bootstrap_bt(len(methods), first, second, score, np.array(cluster), resamples, seed)
     low, high = np.percentile(boot, 2.5, axis=0), np.percentile(boot, 97.5, axis=0)
     ranks = rank_by_intervals(list(low), list(high))
-    return {
+    section = {
         "scale": "natural-log odds, centred to sum 0",
         "l2": 1e-3,
         "methods": [
@@ -226,6 +230,7 @@ def _bt(methods: list[str], scored: list[dict], resamples: int, seed: int) -> di
             for i, m in enumerate(methods)
         ],
     }
+    return section, boot
 
 
 def _position(scored: list[dict], k: int) -> dict:
@@ -262,6 +267,25 @@ def _choose(manifest: dict, scored: list[dict]) -> dict:
             "accuracy": right / len(mine) if mine else math.nan, "ci_low": lo, "ci_high": hi,
         })  # fmt: skip
     return {"k": k, "chance": 1.0 / k, "methods": rows}
+
+
+def _bootstrap_choose(
+    methods: list[str], scored: list[dict], resamples: int, seed: int
+) -> np.ndarray:
+    """``(resamples, methods)`` shares of own maps picked, on samples drawn with replacement
+    (every judgement of a drawn sample comes along, as in the Bradley–Terry bootstrap)."""
+    rows = [r for r in scored if r["answer"] != "ambiguous"]
+    units, inverse = np.unique([r["sample"] for r in rows], return_inverse=True)
+    method = np.array([methods.index(r["methods"][0]) for r in rows], int)
+    right = np.array([r["slot"] == r["target"] for r in rows], float)
+    rng = np.random.default_rng(seed)
+    out = np.full((resamples, len(methods)), math.nan)
+    for b in range(resamples):
+        w = np.bincount(rng.integers(0, len(units), len(units)), minlength=len(units))[inverse]
+        n = np.bincount(method, w, len(methods))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[b] = np.bincount(method, w * right, len(methods)) / n
+    return out
 
 
 def _hit(j: dict, boxes: list | None) -> bool | None:
@@ -364,9 +388,13 @@ def _annotators(records: list[dict], min_ms: int, kind: str) -> list[dict]:
     return out
 
 
-def _vs_metrics(manifest: dict, scored: list[dict], scores: dict[str, float]) -> dict:
-    """Kendall τ of the human scores against each metric's mean across methods; per pairwise
-    item, how often the human majority winner has the better per-sample metric value."""
+def _vs_metrics(
+    manifest: dict, scored: list[dict], scores: dict[str, float], boot: np.ndarray | None
+) -> dict:
+    """Kendall τ of the human scores against each metric's mean across methods, with a 95 %
+    percentile interval from the human scores' bootstrap over samples ``boot`` (``(resamples,
+    methods)``; the metric means stay fixed); per pairwise item, how often the human majority
+    winner has the better per-sample metric value."""
     metrics = manifest["metrics"]
     methods = manifest["methods"]
     wins: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -380,10 +408,16 @@ def _vs_metrics(manifest: dict, scored: list[dict], scores: dict[str, float]) ->
     for key, info in sorted(metrics["keys"].items()):
         means = [metrics[m][key]["mean"] for m in methods]
         defined = [m for m, v in zip(methods, means, strict=True) if v is not None]
-        tau = math.nan
+        tau = low = high = math.nan
         if len(defined) >= 2 and scores:
             got = [metrics[m][key]["mean"] for m in defined]
             tau = float(kendalltau([scores[m] for m in defined], got).statistic)
+            if boot is not None:
+                cols = [methods.index(m) for m in defined]
+                taus = np.array([kendalltau(row[cols], got).statistic for row in boot])
+                taus = taus[~np.isnan(taus)]
+                if len(taus):
+                    low, high = np.percentile(taus, [2.5, 97.5])
         sign = 1.0 if info["higher_is_better"] else -1.0
         agree = n = 0
         for item, (sample, (a, b)) in sorted(pair_of.items()):
@@ -394,7 +428,7 @@ def _vs_metrics(manifest: dict, scored: list[dict], scores: dict[str, float]) ->
             n += 1
             agree += (sign * (va - vb) > 0) == (human > 0)
         out[key] = {
-            "kendall_tau": tau, "n_methods": len(defined), "means": dict(zip(methods, means, strict=True)),
+            "kendall_tau": tau, "tau_ci_low": low, "tau_ci_high": high, "n_methods": len(defined), "means": dict(zip(methods, means, strict=True)),
             "item_agreement": agree / n if n else math.nan, "items_compared": n,
         }  # fmt: skip
     return out

@@ -240,7 +240,8 @@ def _study(
         pointing=pointing,
         chance=chance,
         kendall=tuple(
-            (k, v["kendall_tau"]) for k, v in sorted(report["automatic_metrics"].items())
+            (k, v["kendall_tau"], v["tau_ci_low"], v["tau_ci_high"])
+            for k, v in sorted(report["automatic_metrics"].items())
         ),
         analysis_hash=report["analysis_hash"],
         judgements_sha256=report["judgements_sha256"],

@@ -74,8 +74,9 @@ class HumanStudy:
         scores: per method, in the study's order (empty for a click study).
         pointing: the annotators' own pointing score (click studies), else None.
         chance: ``1/k`` for a choose study, else None.
-        kendall: ``(metric key, Kendall τ)`` between the human scores and each metric's mean
-            across methods; τ None when undefined.
+        kendall: ``(metric key, Kendall τ, low, high)``: τ between the human scores and each
+            metric's mean across methods, with its 95% interval from the bootstrap of the
+            human scores over samples; None when undefined.
         analysis_hash: hash of the exclusions and the fast-answer threshold.
         judgements_sha256: sha256 of the exported judgements.
     """
@@ -93,7 +94,7 @@ class HumanStudy:
     scores: tuple[HumanScore, ...]
     pointing: HumanScore | None
     chance: float | None
-    kendall: tuple[tuple[str, float | None], ...]
+    kendall: tuple[tuple[str, float | None, float | None, float | None], ...]
     analysis_hash: str
     judgements_sha256: str
 
@@ -234,7 +235,7 @@ def render_studies_markdown(studies: Sequence[HumanStudy], titles: dict[str, str
                 for r in s.scores
             ]
             lines.append("")
-        taus = [f"{md_code(k)} {_signed(t)}" for k, t in s.kendall]
+        taus = [f"{md_code(k)} {_interval(t, lo, hi, signed=True)}" for k, t, lo, hi in s.kendall]
         if taus and s.scores:
             lines += [
                 "Kendall τ (human score vs metric mean, across methods): " + ", ".join(taus) + ".",
@@ -317,10 +318,6 @@ def _interval(
     if mean is None or math.isnan(mean):
         return "n/a"
     return f"{f(mean)} [{f(low)}, {f(high)}]"
-
-
-def _signed(x: float | None) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{x:+.3f}"
 
 
 def _repr(x: float | None) -> str:

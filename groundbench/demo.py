@@ -123,7 +123,9 @@ def run_demo(
             _add(report_dir, report, board)
             reports.append(report_dir)
     say(f"board: adding {len(reports)} reports to {board} and building it")
-    return DemoResult(checkpoint, tuple(reports), build_board(board, human=load_human_studies), evaluated)
+    return DemoResult(
+        checkpoint, tuple(reports), build_board(board, human=load_human_studies), evaluated
+    )
 
 
 def _requested_config(preset: str, overrides: Sequence[str]):

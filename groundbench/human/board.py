@@ -160,7 +160,8 @@ def _verify(
     if changed:
         raise SubmissionError(
             f"{where}: report.json differs from the statistics recomputed from its judgements "
-            f"(at {', '.join(changed)}); run `groundbench human analyze` again"
+            f"(at {', '.join(changed)}); run `groundbench human analyze` again and add the "
+            "new report with `groundbench leaderboard add-human`"
         )
     return _study(report, design, _board_methods(design, entries, where), path)
 

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from groundbench.leaderboard.entries import Entry
 from groundbench.report.render import md_code, md_text
 
 HUMAN_DIR = "human"
@@ -110,7 +111,7 @@ class HumanStudy:
 
 #: Verifies and recomputes a board's stored studies against its entries (see
 #: :func:`groundbench.human.board.load_human_studies`).
-HumanLoader = Callable[[Path, Sequence], Sequence[HumanStudy]]
+HumanLoader = Callable[[Path, Sequence[Entry]], Sequence[HumanStudy]]
 
 
 def is_human_report(report_dir: str | Path) -> bool:
@@ -195,7 +196,8 @@ SECTION_NOTE = (
     "half; Wilson interval). Choose: the share of items where the method's own map of the "
     "phrase was picked among k (chance 1/k). Click: the share of the annotators' clicks inside "
     "the phrase's box. Agreement: Krippendorff's α (nominal) with a 95% bootstrap interval "
-    "over items; Kendall τ compares the human scores with each metric's mean across methods."
+    "over items; Kendall τ compares the human scores with each metric's mean across methods (95% "
+    "interval from the human scores' bootstrap over samples)."
 )
 
 

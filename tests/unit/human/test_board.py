@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from human_study import PORT, answer_all
+from human_study import PORT, answer_all, login, post
 
 from groundbench.cli import main
 from groundbench.evaluate import evaluate
 from groundbench.human.analyze import analyze
 from groundbench.human.board import add_human_study, load_human_studies
+from groundbench.human.prepare import prepare
 from groundbench.human.server import StudyApp
-from groundbench.leaderboard import SubmissionError, add_entry, build_board
+from groundbench.leaderboard import SubmissionError, add_entry, build_board, load_entries
 from groundbench.leaderboard.studies import (
     HumanScore,
     HumanStudy,
@@ -218,3 +219,45 @@ def test_choose_and_click_studies_render() -> None:
     text = "\n".join(render_studies_markdown([choose, click], {"p" * 12: "synth_test.albef"}))
     assert "| model | 0.750 [0.400, 0.900] | 8 |" in text and "chance is 0.500" in text
     assert "clicks fall in the phrase's box in 0.875 [0.500, 0.980] of 8" in text
+
+
+@pytest.mark.parametrize("kind", ["choose", "click"])
+def test_choose_and_click_studies_go_on_the_board(prepared, tmp_path, kind) -> None:
+    spec = json.loads((prepared.parent / "spec" / "study.yaml").read_text())
+    spec |= {"type": kind, "sample": {"n": 4}} | ({"k": 2} if kind == "choose" else {})
+    (tmp_path / "study.yaml").write_text(json.dumps(spec))
+    study = prepare(tmp_path / "study.yaml", tmp_path / "S")
+    app = StudyApp(study, PORT)
+    for name, queue in app.queues.items():
+        headers = login(app, name)
+        for k, entry in enumerate(queue):
+            item = app.items[entry["item"]]
+            if kind == "choose":  # the phrase's own map, except each annotator's first item
+                body = {"answer": "none" if k == 0 else str(entry["order"].index(0) + 1)}
+            else:
+                box = item["boxes"][0]
+                x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+                body = {"answer": "click", "click_x": x, "click_y": y}
+            assert post(app, headers, {"item": item["id"], "rt_ms": 2000} | body).status == 200
+    app.store.close()
+    rdir = analyze(study, tmp_path / "R", resamples=RESAMPLES)
+    report = json.loads((rdir / "report.json").read_text())
+    board = _board(prepared, tmp_path)
+    add_human_study(study, rdir, board)
+    (got,) = load_human_studies(board, load_entries(board))
+    readme = build_board(board, human=load_human_studies).markdown.read_text()
+    if kind == "choose":
+        want = {m["method"]: m for m in report["choose"]["methods"]}
+        assert {s.method_name: s.score for s in got.scores} == {
+            m: w["accuracy"] for m, w in want.items()
+        }
+        assert got.chance == 0.5 and f"human picked own map {got.short_id}" in readme
+        for m, w in want.items():
+            row = next(x for x in readme.splitlines() if x.startswith(f"| {m} | "))
+            assert (
+                f"{w['accuracy']:.3f} [{w['ci_low']:.3f}, {w['ci_high']:.3f}] | {w['n']} |" in row
+            )
+    else:
+        human = report["click"]["rows"][0]
+        assert got.scores == () and got.pointing.score == human["score"] == 1.0
+        assert f"clicks fall in the phrase's box in 1.000 [{human['ci_low']:.3f}, 1.000]" in readme

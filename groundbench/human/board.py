@@ -22,6 +22,7 @@ import base64
 import gzip
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,7 @@ def add_human_study(study_dir: str | Path, report_dir: str | Path, board: str | 
         },
     }
     where = str(report_dir / "report.json")
-    study = _verify(record, load_entries(board), where, Path(board))
+    study = _verify(record, load_entries(board), where)
     target = Path(board) / HUMAN_DIR / study.protocol_id / f"{study.short_id}.json"
     text = json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
     write_atomic(target, text.encode("utf-8"))
@@ -118,13 +119,11 @@ def load_human_studies(board: str | Path, entries: Sequence[Entry]) -> list[Huma
     studies = []
     for path in stored_study_files(board):
         record = _read_json(path, "`groundbench leaderboard add-human`")
-        studies.append(_verify(record, entries, str(path), path))
+        studies.append(_verify(record, entries, str(path)))
     return studies
 
 
-def _verify(
-    record: Mapping[str, Any], entries: Sequence[Entry], where: str, path: Path
-) -> HumanStudy:
+def _verify(record: Mapping[str, Any], entries: Sequence[Entry], where: str) -> HumanStudy:
     """The checks that need only the stored record and the board's entries."""
     try:
         report, manifest, lock = record["report"], record["manifest"], record["lock"]
@@ -163,7 +162,7 @@ def _verify(
             f"(at {', '.join(changed)}); run `groundbench human analyze` again and add the "
             "new report with `groundbench leaderboard add-human`"
         )
-    return _study(report, design, _board_methods(design, entries, where), path)
+    return _study(report, design, _board_methods(design, entries, where), where)
 
 
 def _board_methods(
@@ -192,13 +191,13 @@ def _board_methods(
 
 
 def _study(
-    report: Mapping[str, Any], design: Mapping[str, Any], board: dict[str, Entry], path: Path
+    report: Mapping[str, Any], design: Mapping[str, Any], board: dict[str, Entry], where: str
 ) -> HumanStudy:
     """The board's view of a verified report."""
     names = {m["name"]: m["fingerprint"] for m in design["methods"]}
     kind = report["type"]
     if kind not in MEASURES:
-        raise SubmissionError(f"{path}: unknown study type {kind!r}")
+        raise SubmissionError(f"{where}: unknown study type {kind!r}")
     scores: list[HumanScore] = []
     pointing = chance = None
     if kind == "pairwise":
@@ -230,7 +229,6 @@ def _study(
         protocol_id=design["methods"][0]["protocol"][:12],
         study_id=report["study_id"],
         type=kind,
-        path=path,
         items=counts["study_items"],
         annotators=len(report["annotators"]),
         judgements=counts["judgements"] - counts["gold_judgements"],
@@ -250,7 +248,7 @@ def _study(
 
 
 def _num(x: float) -> float | None:
-    return None if x != x else x
+    return None if math.isnan(x) else x
 
 
 def _read_bytes(path: Path) -> bytes:

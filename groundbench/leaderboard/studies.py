@@ -66,7 +66,6 @@ class HumanStudy:
         protocol_id: the protocol id (12 hex) all its methods were evaluated under.
         study_id: the study's design hash (64 hex).
         type: ``pairwise``, ``choose`` or ``click``.
-        path: the stored file on the board.
         items: study items judged (gold items not counted).
         annotators: annotators kept (exclusions applied).
         judgements: judgements of study items kept.
@@ -85,7 +84,6 @@ class HumanStudy:
     protocol_id: str
     study_id: str
     type: str
-    path: Path
     items: int
     annotators: int
     judgements: int

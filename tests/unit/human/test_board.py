@@ -203,7 +203,7 @@ def test_cli_add_human_and_a_human_report_given_to_add(prepared, analysed, tmp_p
 
 def _study(kind: str, scores=(), pointing=None, chance=None) -> HumanStudy:
     return HumanStudy(
-        protocol_id="p" * 12, study_id="ab" * 32, type=kind, path=Path("x.json"), items=4,
+        protocol_id="p" * 12, study_id="ab" * 32, type=kind, items=4,
         annotators=2, judgements=8, alpha=0.5, alpha_low=0.1, alpha_high=0.8,
         scores=tuple(scores), pointing=pointing, chance=chance, kendall=(("soft_iou", 1.0, 0.5, 1.0),),
         analysis_hash="c" * 64, judgements_sha256="d" * 64,

@@ -25,6 +25,7 @@ from groundbench.demo import (
     synth_protocols,
 )
 from groundbench.evaluate import evaluate
+from groundbench.human.board import load_human_studies
 from groundbench.leaderboard import BoardFiles, build_board
 from groundbench.model.data import captions_fingerprint
 from groundbench.protocol import load_protocol
@@ -127,7 +128,7 @@ def run_clip_baseline(
         say(f"--limit {limit}: a smoke run; nothing was added to {board}")
         return ClipBaselineResult(model_dir, tuple(reports), None, evaluated)
     say(f"board: adding {len(reports)} reports to {board} and building it")
-    return ClipBaselineResult(model_dir, tuple(reports), build_board(board), evaluated)
+    return ClipBaselineResult(model_dir, tuple(reports), build_board(board, human=load_human_studies), evaluated)
 
 
 def _train(model_dir: Path, config: ClipTrainConfig, root: Path, device: str, say: Announce) -> Path:

@@ -18,6 +18,7 @@ from typing import Any
 
 from groundbench.device import resolve_device
 from groundbench.evaluate import evaluate
+from groundbench.human.board import load_human_studies
 from groundbench.leaderboard import BoardFiles, add_entry, build_board
 from groundbench.leaderboard.entries import entry_path
 from groundbench.protocol import Protocol, list_protocols, load_protocol
@@ -122,7 +123,9 @@ def run_demo(
             _add(report_dir, report, board)
             reports.append(report_dir)
     say(f"board: adding {len(reports)} reports to {board} and building it")
-    return DemoResult(checkpoint, tuple(reports), build_board(board), evaluated)
+    return DemoResult(
+        checkpoint, tuple(reports), build_board(board, human=load_human_studies), evaluated
+    )
 
 
 def _requested_config(preset: str, overrides: Sequence[str]):

@@ -49,6 +49,22 @@ def add(report_dirs: tuple[str, ...], board: str, replace: bool, model_card: str
         click.echo(f"added {path}")
 
 
+@leaderboard.command("add-human")
+@click.argument("study_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("report_dir", type=click.Path(exists=True, file_okay=False))
+@_BOARD
+def add_human(study_dir: str, report_dir: str, board: str) -> None:
+    """Verify a human study (STUDY_DIR from `groundbench human prepare`, REPORT_DIR from
+    `groundbench human analyze`) against the board's entries and store it beside them.
+
+    Every method of the study must be on the board under the study's protocol, with the
+    same fingerprint. A newer analysis of the same study replaces the stored one.
+    """
+    from groundbench.human.board import add_human_study
+
+    click.echo(f"added {add_human_study(study_dir, report_dir, board)}")
+
+
 @leaderboard.command("build")
 @_BOARD
 @click.option(
@@ -58,10 +74,14 @@ def add(report_dirs: tuple[str, ...], board: str, replace: bool, model_card: str
     help="Split the robustness view measures probe drops against.",
 )
 def build(board: str, in_distribution_split: str) -> None:
-    """Write README.md, leaderboard.csv, leaderboard.html and robustness.png from the entries."""
+    """Write README.md, leaderboard.csv, leaderboard.html and robustness.png from the entries
+    (and the human studies, verified and recomputed from their judgements)."""
+    from groundbench.human.board import load_human_studies
     from groundbench.leaderboard import build_board
 
-    files = build_board(board, in_distribution_split=in_distribution_split)
+    files = build_board(
+        board, in_distribution_split=in_distribution_split, human=load_human_studies
+    )
     click.echo(f"built from {files.n_entries} entries:")
     for path in (files.markdown, files.csv, files.html, files.figure):
         if path is not None:

@@ -37,6 +37,7 @@ from groundbench.human.study import StudyError, read_analysis_settings
 REPORT_SCHEMA = 1
 RESAMPLES = 1000
 TIES = ("both_good", "both_wrong")
+FIGURE = {"pairwise": "bradley_terry.png", "choose": "accuracy.png", "click": "pointing.png"}
 FIGURE_LABEL = {
     "pairwise": "Bradley–Terry score (log-odds, 95 % item-bootstrap CI)",
     "choose": "share of items where the phrase's own map was picked (95 % Wilson CI)",
@@ -80,24 +81,55 @@ def _outcomes(manifest: dict, judgements: list[dict], excluded: set[str]) -> lis
 
 
 def analyze(folder: str | Path, out: str | Path, resamples: int = RESAMPLES) -> Path:
-    """Write ``report.json``, ``report.md`` and ``bradley_terry.png`` to ``out``; return it."""
+    """Write ``report.json``, ``report.md`` and the figure to ``out``; return it."""
     folder, out = Path(folder), Path(out)
     manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
     settings = read_analysis_settings(folder / STUDY_COPY)
-    data, digest = export_jsonl(folder)
-    current = [r for r in map(json.loads, data.decode().splitlines()) if r["status"] == "current"]
+    data, _ = export_jsonl(folder)
+    report, rows = compute_report(manifest, settings, data, resamples, where=str(folder))
+    out.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(report, sort_keys=True, indent=1, allow_nan=False) + "\n"
+    (out / "report.json").write_text(text, encoding="utf-8")
+    plot_scores(out / FIGURE[report["type"]], rows, FIGURE_LABEL[report["type"]])
+    (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    return out
+
+
+def analysis_hash(settings: dict) -> str:
+    """sha256 of the canonical analysis settings (``min_response_ms`` and ``exclude``)."""
+    return hashlib.sha256(
+        json.dumps(settings, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def compute_report(
+    manifest: dict, settings: dict, judgements: bytes, resamples: int, *, where: str
+) -> tuple[dict, list[dict]]:
+    """The statistics of a study from its manifest, analysis settings and exported JSONL.
+
+    A pure function of its inputs (the leaderboard recomputes a stored study with it).
+
+    Returns:
+        ``(report, figure rows)``: the report as written to ``report.json`` (NaN → None,
+        floats rounded to 12 digits) and the rows the figure plots.
+
+    Raises:
+        StudyError: no study item has a judgement (``where`` names the study).
+    """
+    digest = hashlib.sha256(judgements).hexdigest()
+    current = [
+        r for r in map(json.loads, judgements.decode().splitlines()) if r["status"] == "current"
+    ]
     excluded = set(settings["exclude"]["annotators"]) | set(settings["exclude"]["items"])
     records = _outcomes(manifest, current, excluded)
     if not any(r["gold"] is None for r in records):
-        raise StudyError(f"{folder}: no judgement of a study item yet; nothing to analyse")
+        raise StudyError(f"{where}: no judgement of a study item yet; nothing to analyse")
     seed = int(manifest["design"]["seed"])
     scored = [r for r in records if r["gold"] is None]
     report = {
         "schema": REPORT_SCHEMA,
         "study_id": manifest["study_id"],
-        "analysis_hash": hashlib.sha256(
-            json.dumps(settings, sort_keys=True, separators=(",", ":")).encode()
-        ).hexdigest(),
+        "analysis_hash": analysis_hash(settings),
         "analysis": settings,
         "judgements_sha256": digest,
         "bootstrap": {"resamples": resamples, "seed": seed, "unit": "sample"},
@@ -105,29 +137,23 @@ def analyze(folder: str | Path, out: str | Path, resamples: int = RESAMPLES) -> 
         "counts": _counts(records, scored, settings),
         "position_bias": _position(scored, int(manifest["design"]["k"])),
         "agreement": _agreement(scored, resamples, seed),
-        "annotators": _annotators(records, settings["min_response_ms"]),
+        "annotators": _annotators(records, settings["min_response_ms"], manifest["type"]),
     }
     if manifest["type"] == "pairwise":
         report["pairs"] = _pairs(manifest["methods"], scored)
-        report["bradley_terry"] = _bt(manifest["methods"], scored, resamples, seed)
+        report["bradley_terry"], boot = _bt(manifest["methods"], scored, resamples, seed)
         scores = {m["method"]: m["score"] for m in report["bradley_terry"]["methods"]}
-        figure, rows = "bradley_terry.png", report["bradley_terry"]["methods"]
+        rows = report["bradley_terry"]["methods"]
     elif manifest["type"] == "choose":
         report["choose"] = _choose(manifest, scored)
         scores = {m["method"]: m["accuracy"] for m in report["choose"]["methods"]}
-        figure = "accuracy.png"
+        boot = _bootstrap_choose(manifest["methods"], scored, resamples, seed)
         rows = [m | {"score": m["accuracy"]} for m in report["choose"]["methods"]]
     else:
         report["click"] = _click(manifest, scored)
-        scores, figure, rows = {}, "pointing.png", report["click"]["rows"]
-    report["automatic_metrics"] = _vs_metrics(manifest, scored, scores)
-    report = _clean(report)
-    out.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(report, sort_keys=True, indent=1, allow_nan=False) + "\n"
-    (out / "report.json").write_text(text, encoding="utf-8")
-    plot_scores(out / figure, _clean(rows), FIGURE_LABEL[manifest["type"]])
-    (out / "report.md").write_text(render_markdown(report), encoding="utf-8")
-    return out
+        scores, rows, boot = {}, report["click"]["rows"], None
+    report["automatic_metrics"] = _vs_metrics(manifest, scored, scores, boot)
+    return _clean(report), _clean(rows)
 
 
 def _clean(obj: Any) -> Any:
@@ -181,13 +207,16 @@ def _pairs(methods: list[str], scored: list[dict]) -> list[dict]:
     return out
 
 
-def _bt(methods: list[str], scored: list[dict], resamples: int, seed: int) -> dict:
+def _bt(
+    methods: list[str], scored: list[dict], resamples: int, seed: int
+) -> tuple[dict, np.ndarray]:
+    """The Bradley–Terry section, and the ``(resamples, methods)`` bootstrap refits."""
     first, second, score, cluster = _battles(methods, scored)
     fit = bradley_terry(len(methods), first, second, score)
     boot = bootstrap_bt(len(methods), first, second, score, np.array(cluster), resamples, seed)
     low, high = np.percentile(boot, 2.5, axis=0), np.percentile(boot, 97.5, axis=0)
     ranks = rank_by_intervals(list(low), list(high))
-    return {
+    section = {
         "scale": "natural-log odds, centred to sum 0",
         "l2": 1e-3,
         "methods": [
@@ -201,6 +230,7 @@ def _bt(methods: list[str], scored: list[dict], resamples: int, seed: int) -> di
             for i, m in enumerate(methods)
         ],
     }
+    return section, boot
 
 
 def _position(scored: list[dict], k: int) -> dict:
@@ -237,6 +267,25 @@ def _choose(manifest: dict, scored: list[dict]) -> dict:
             "accuracy": right / len(mine) if mine else math.nan, "ci_low": lo, "ci_high": hi,
         })  # fmt: skip
     return {"k": k, "chance": 1.0 / k, "methods": rows}
+
+
+def _bootstrap_choose(
+    methods: list[str], scored: list[dict], resamples: int, seed: int
+) -> np.ndarray:
+    """``(resamples, methods)`` shares of own maps picked, on samples drawn with replacement
+    (every judgement of a drawn sample comes along, as in the Bradley–Terry bootstrap)."""
+    rows = [r for r in scored if r["answer"] != "ambiguous"]
+    units, inverse = np.unique([r["sample"] for r in rows], return_inverse=True)
+    method = np.array([methods.index(r["methods"][0]) for r in rows], int)
+    right = np.array([r["slot"] == r["target"] for r in rows], float)
+    rng = np.random.default_rng(seed)
+    out = np.full((resamples, len(methods)), math.nan)
+    for b in range(resamples):
+        w = np.bincount(rng.integers(0, len(units), len(units)), minlength=len(units))[inverse]
+        n = np.bincount(method, w, len(methods))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[b] = np.bincount(method, w * right, len(methods)) / n
+    return out
 
 
 def _hit(j: dict, boxes: list | None) -> bool | None:
@@ -322,12 +371,14 @@ def _agreement(scored: list[dict], resamples: int, seed: int) -> dict:
     }
 
 
-def _annotators(records: list[dict], min_ms: int) -> list[dict]:
+def _annotators(records: list[dict], min_ms: int, kind: str) -> list[dict]:
+    """Per annotator: gold accuracy (the known slot picked; in a click study, a click inside
+    the box), answers faster than ``min_ms`` and the median response time."""
     out = []
     for a in sorted({r["annotator"] for r in records}):
         mine = [r for r in records if r["annotator"] == a]
         gold = [r for r in mine if r["gold"] is not None]
-        right = sum(r["slot"] == r["gold"] for r in gold)
+        right = sum(bool(r["hit"]) if kind == "click" else r["slot"] == r["gold"] for r in gold)
         out.append({
             "annotator": a, "judgements": len(mine), "gold_n": len(gold),
             "gold_accuracy": right / len(gold) if gold else math.nan,
@@ -337,9 +388,13 @@ def _annotators(records: list[dict], min_ms: int) -> list[dict]:
     return out
 
 
-def _vs_metrics(manifest: dict, scored: list[dict], scores: dict[str, float]) -> dict:
-    """Kendall τ of the human scores against each metric's mean across methods; per pairwise
-    item, how often the human majority winner has the better per-sample metric value."""
+def _vs_metrics(
+    manifest: dict, scored: list[dict], scores: dict[str, float], boot: np.ndarray | None
+) -> dict:
+    """Kendall τ of the human scores against each metric's mean across methods, with a 95 %
+    percentile interval from the human scores' bootstrap over samples ``boot`` (``(resamples,
+    methods)``; the metric means stay fixed); per pairwise item, how often the human majority
+    winner has the better per-sample metric value."""
     metrics = manifest["metrics"]
     methods = manifest["methods"]
     wins: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -353,10 +408,16 @@ def _vs_metrics(manifest: dict, scored: list[dict], scores: dict[str, float]) ->
     for key, info in sorted(metrics["keys"].items()):
         means = [metrics[m][key]["mean"] for m in methods]
         defined = [m for m, v in zip(methods, means, strict=True) if v is not None]
-        tau = math.nan
+        tau = low = high = math.nan
         if len(defined) >= 2 and scores:
             got = [metrics[m][key]["mean"] for m in defined]
             tau = float(kendalltau([scores[m] for m in defined], got).statistic)
+            if boot is not None:
+                cols = [methods.index(m) for m in defined]
+                taus = np.array([kendalltau(row[cols], got).statistic for row in boot])
+                taus = taus[~np.isnan(taus)]
+                if len(taus):
+                    low, high = np.percentile(taus, [2.5, 97.5])
         sign = 1.0 if info["higher_is_better"] else -1.0
         agree = n = 0
         for item, (sample, (a, b)) in sorted(pair_of.items()):
@@ -367,7 +428,7 @@ def _vs_metrics(manifest: dict, scored: list[dict], scores: dict[str, float]) ->
             n += 1
             agree += (sign * (va - vb) > 0) == (human > 0)
         out[key] = {
-            "kendall_tau": tau, "n_methods": len(defined), "means": dict(zip(methods, means, strict=True)),
+            "kendall_tau": tau, "tau_ci_low": low, "tau_ci_high": high, "n_methods": len(defined), "means": dict(zip(methods, means, strict=True)),
             "item_agreement": agree / n if n else math.nan, "items_compared": n,
         }  # fmt: skip
     return out

@@ -4,7 +4,8 @@ The folder holds ``study.yaml`` (a copy, where exclusions are later written), ``
 (items, blinded slot orders per annotator, automatic metrics), ``img/<sha256>.png``,
 ``study.lock.json`` (the hashes of all of them) and ``tokens.json`` (mode 0600, one secret per
 annotator). Gold items show the oracle-box map against another phrase's map of the same image
-(or the centre prior when the image has no other phrase), so the right answer is known.
+(or the centre prior when the image has no other phrase), so the right answer is known; a
+click study's gold items are further bare images, answered right by a click in the box.
 """
 
 from __future__ import annotations
@@ -209,16 +210,22 @@ def _gold_items(
 
     Pairwise: the oracle-box map against the oracle-box map of another phrase of the image
     (the centre prior when there is none). Choose: the oracle-box maps of the phrases.
+    Click: the bare image, like a study item; a click inside one of its boxes is right.
     """
     per_annotator = n_items * study.per_item / len(study.annotators)
     n = int(round(study.gold_rate * per_annotator)) if study.gold_rate > 0 else 0
-    if study.type == "click":  # a click has no known-answer counterpart here
-        n = 0
     if n == 0:
         return []
     taken = set(chosen)
     pool = [s for s in eligible if s.id not in taken] or list(eligible)
     pool = sorted(pool, key=lambda s: hash_key(str(study.seed), "gold", s.id))[:n]
+    if study.type == "click":
+        return [
+            {"id": item_id(study.study_id, s.id, "gold"), "sample": s.id, "phrase": s.phrase,
+             "gold": 0, "boxes": fraction_boxes(s),
+             "slots": [{"source": "image", "img": write_png(out / "img", plain(s.load_image(), study.rendering))}]}
+            for s in pool
+        ]  # fmt: skip
     shown = {s.id: [s] + others[s.id][: study.k - 1] for s in pool}
     todo = {x.id: x for v in shown.values() for x in v}
     images = {x: todo[x].load_image() for x in sorted(todo)}

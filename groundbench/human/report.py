@@ -46,12 +46,17 @@ def render_markdown(r: dict[str, Any]) -> str:
         "",
         "## Human judgement against the automatic metrics",
         "",
-        "| metric | Kendall τ (BT vs mean, across methods) | methods | items where the human winner has the better value | items |",
-        "|---|---:|---:|---:|---:|",
+        "Kendall τ between the human scores and each metric's mean, across methods; its 95 % "
+        "interval comes from the human scores' bootstrap over samples (the metric means stay "
+        "fixed). With two methods τ can only be ±1.",
+        "",
+        "| metric | Kendall τ (human score vs mean, across methods) | 95 % interval | methods | items where the human winner has the better value | items |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for key, m in r["automatic_metrics"].items():
         lines.append(
-            f"| {key} | {_f(m['kendall_tau'])} | {m['n_methods']} | {_f(m['item_agreement'])} | {m['items_compared']} |"
+            f"| {key} | {_f(m['kendall_tau'])} | [{_f(m['tau_ci_low'])}, {_f(m['tau_ci_high'])}] | "
+            f"{m['n_methods']} | {_f(m['item_agreement'])} | {m['items_compared']} |"
         )
     lines += [
         "",

@@ -31,6 +31,13 @@ from groundbench.leaderboard.robustness import (
     robustness_matrices,
 )
 from groundbench.leaderboard.sanity import load_sanity, render_sanity_markdown
+from groundbench.leaderboard.studies import (
+    HUMAN_DIR,
+    HumanLoader,
+    HumanStudy,
+    render_studies_markdown,
+    stored_study_files,
+)
 from groundbench.leaderboard.tables import (
     ProtocolTable,
     protocol_tables,
@@ -64,24 +71,41 @@ class BoardFiles:
     summary: str = ""
 
 
-def build_board(board: str | Path, *, in_distribution_split: str = "test") -> BoardFiles:
-    """Write the leaderboard files of ``board`` from its entries.
+def build_board(
+    board: str | Path,
+    *,
+    in_distribution_split: str = "test",
+    human: HumanLoader | None = None,
+) -> BoardFiles:
+    """Write the leaderboard files of ``board`` from its entries (and its human studies).
 
     Args:
         board: the leaderboard directory.
         in_distribution_split: the split the robustness view measures drops against.
+        human: verifies and recomputes the board's stored human studies against its entries
+            (:func:`groundbench.human.board.load_human_studies`); needed when the board holds
+            any, so that none is silently left out.
 
     Returns:
         The paths written.
 
     Raises:
-        SubmissionError: the board has no entries, or an entry fails re-validation.
+        SubmissionError: the board has no entries, an entry or a human study fails
+            re-validation, or the board holds human studies and ``human`` is None.
     """
     board = Path(board)
     entries = load_entries(board)
     if not entries:
         raise SubmissionError(
             f"{board / ENTRIES_DIR}: no entries; add reports with `groundbench leaderboard add REPORT_DIR`"
+        )
+    studies: list[HumanStudy] = []
+    if human is not None:
+        studies = list(human(board, entries))
+    elif stored_study_files(board):
+        raise SubmissionError(
+            f"{board / HUMAN_DIR}: holds human studies; build with `groundbench leaderboard "
+            "build`, or pass human=groundbench.human.board.load_human_studies"
         )
     tables = protocol_tables(entries, in_distribution_split=in_distribution_split)
     matrices = robustness_matrices(entries, in_distribution_split=in_distribution_split)
@@ -91,15 +115,18 @@ def build_board(board: str | Path, *, in_distribution_split: str = "test") -> Bo
     elif figure.exists():
         figure.unlink()
     markdown = board / "README.md"
-    text = render_markdown(tables, matrices, n_entries=len(entries))
+    text = render_markdown(tables, matrices, n_entries=len(entries), studies=studies)
     sanity = render_sanity_markdown(load_sanity(board))
     if sanity:
         text += "\n" + "\n".join(sanity)
     write_atomic(markdown, text.encode("utf-8"))
     csv_path = board / "leaderboard.csv"
-    write_atomic(csv_path, render_csv(tables).encode("utf-8"))
+    write_atomic(csv_path, render_csv(tables, studies).encode("utf-8"))
     html_path = board / "leaderboard.html"
-    write_atomic(html_path, render_html(tables, matrices, n_entries=len(entries)).encode("utf-8"))
+    write_atomic(
+        html_path,
+        render_html(tables, matrices, n_entries=len(entries), studies=studies).encode("utf-8"),
+    )
     figure_path = figure if matrices else None
     files = [markdown, csv_path, html_path, *([figure_path] if figure_path else [])]
     summary = render_summary(tables, matrices, n_entries=len(entries), files=files)
@@ -107,9 +134,13 @@ def build_board(board: str | Path, *, in_distribution_split: str = "test") -> Bo
 
 
 def render_markdown(
-    tables: list[ProtocolTable], matrices: list[RobustnessMatrix], *, n_entries: int
+    tables: list[ProtocolTable],
+    matrices: list[RobustnessMatrix],
+    *,
+    n_entries: int,
+    studies: Sequence[HumanStudy] = (),
 ) -> str:
-    """Render the board's ``README.md``."""
+    """Render the board's ``README.md`` (human columns and section when ``studies``)."""
     lines = [
         "# Leaderboard",
         "",
@@ -127,7 +158,7 @@ def render_markdown(
         if (t.dataset, t.variant) != heading:
             heading = (t.dataset, t.variant)
             lines += [f"## {md_text(t.dataset)} · pointing variant {md_code(t.variant)}", ""]
-        lines += [render_markdown_table(t).rstrip("\n"), ""]
+        lines += [render_markdown_table(t, studies).rstrip("\n"), ""]
     if matrices:
         lines += ["## Robustness", "", f"![methods × probes]({ROBUSTNESS_FIGURE})", ""]
         lines += [
@@ -140,6 +171,7 @@ def render_markdown(
         ]
         for m in matrices:
             lines += [_matrix_markdown(m), ""]
+    lines += render_studies_markdown(studies, {t.protocol_id: t.protocol_name for t in tables})
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

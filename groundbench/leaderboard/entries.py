@@ -170,9 +170,15 @@ def add_entry(
             taken by another method and ``replace`` is False.
     """
     from groundbench.leaderboard.sanity import add_sanity_entry, is_sanity_report
+    from groundbench.leaderboard.studies import is_human_report
 
     if is_sanity_report(report_dir):
         return add_sanity_entry(report_dir, board)
+    if is_human_report(report_dir):
+        raise SubmissionError(
+            f"{Path(report_dir) / 'report.json'}: a human-study analysis, not an evaluation "
+            "report; add it with `groundbench leaderboard add-human STUDY_DIR REPORT_DIR`"
+        )
     submission = validate_report_dir(report_dir)
     report = submission.report
     where = str(Path(report_dir) / "report.json")

@@ -16,6 +16,16 @@ import re
 from collections.abc import Sequence
 
 from groundbench.leaderboard.robustness import RobustnessMatrix, metric_higher_is_better
+from groundbench.leaderboard.studies import (
+    SECTION_NOTE,
+    HumanStudy,
+    column_cells,
+    column_heads,
+    of_protocol,
+    section_columns,
+    section_row,
+    study_line,
+)
 from groundbench.leaderboard.tables import (
     ProtocolTable,
     format_interval,
@@ -69,7 +79,11 @@ _WHISKER = "#1b1f24"
 
 
 def render_html(
-    tables: Sequence[ProtocolTable], matrices: Sequence[RobustnessMatrix], *, n_entries: int
+    tables: Sequence[ProtocolTable],
+    matrices: Sequence[RobustnessMatrix],
+    *,
+    n_entries: int,
+    studies: Sequence[HumanStudy] = (),
 ) -> str:
     """Render the whole board as one HTML document (deterministic for the same entries).
 
@@ -77,6 +91,8 @@ def render_html(
         tables: ranked protocol tables.
         matrices: robustness matrices.
         n_entries: the number of entries the board was generated from.
+        studies: verified human studies, shown beside their protocol's metrics and in a
+            section of their own.
     """
     parts = [
         "<!DOCTYPE html>",
@@ -94,7 +110,7 @@ def render_html(
         if t.dataset != dataset:
             dataset = t.dataset
             parts.append(f"<h2>{_e(dataset)}</h2>")
-        parts.append(_protocol_section(t))
+        parts.append(_protocol_section(t, of_protocol(studies, t.protocol_id)))
     if matrices:
         parts.append("<h2>Robustness</h2>")
         parts.append(
@@ -106,11 +122,15 @@ def render_html(
             "the phrase. Probe columns sort by the score.</p>"
         )
         parts.extend(_matrix_section(m) for m in matrices)
+    if studies:
+        titles = {t.protocol_id: t.protocol_name for t in tables}
+        parts.append(f'<h2>Human studies</h2><p class="note">{_e(SECTION_NOTE)}</p>')
+        parts.extend(_study_section(s, titles.get(s.protocol_id, s.protocol_id)) for s in studies)
     parts.append(f"<script>{_JS}</script></body></html>")
     return "\n".join(parts) + "\n"
 
 
-def _protocol_section(t: ProtocolTable) -> str:
+def _protocol_section(t: ProtocolTable, studies: Sequence[HumanStudy] = ()) -> str:
     canonical = t.entries[0].canonical
     head = (
         "<tr>"
@@ -121,6 +141,7 @@ def _protocol_section(t: ProtocolTable) -> str:
             _th(k, "num", _best_first(metric_higher_is_better(canonical, i)))
             for i, k in enumerate(t.metrics)
         )
+        + "".join(_th(h, "num", "descending") for h in column_heads(studies))
         + "</tr>"
     )
     rows = []
@@ -128,6 +149,10 @@ def _protocol_section(t: ProtocolTable) -> str:
         cells = "".join(
             f'<td class="num" data-value="{_value(e.aggregate(k))}">{_interval_cell(e.aggregate(k))}</td>'
             for k in t.metrics
+        )
+        cells += "".join(
+            f'<td class="num" data-value="{_num(v)}">{_split_interval(text)}</td>'
+            for text, v in column_cells(studies, e.method_fingerprint)
         )
         rows.append(
             f'<tr><td class="num" data-value="{"" if rank is None else rank}">{rank_text(rank, e)}</td>'
@@ -137,8 +162,51 @@ def _protocol_section(t: ProtocolTable) -> str:
     return (
         f'<section id="p-{_e(t.protocol_id)}"><h3>{_code(table_heading(t))}</h3>'
         f"{_scroll(t.protocol_name, head, rows)}"
-        f"{_bar_chart(bars, title=t.metrics[0])}</section>"
+        + "".join(f'<p class="note">{_e(study_line(s))}</p>' for s in studies)
+        + f"{_bar_chart(bars, title=t.metrics[0])}</section>"
     )
+
+
+def _study_section(s: HumanStudy, title: str) -> str:
+    """One human study: its line, then a sortable table of its methods' scores."""
+    heads = section_columns(s)
+    head = (
+        "<tr>"
+        + "".join(
+            _th(
+                h,
+                "text" if h == "method" else "num",
+                "ascending" if h in ("method", "rank") else "descending",
+            )
+            for h in heads
+        )
+        + "</tr>"
+    )
+    rows = []
+    for r in s.scores:
+        cells = []
+        for h, text in zip(heads, section_row(s, r), strict=True):
+            if h == "method":
+                cells.append(f"<td>{_e(text)}</td>")
+            else:
+                value = text.partition(" ")[0].lstrip("+")
+                cells.append(
+                    f'<td class="num" data-value="{_e(value if value not in ("–", "n/a") else "")}">{_split_interval(text)}</td>'
+                )
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    table = _scroll(f"human study {s.short_id}", head, rows) if rows else ""
+    return (
+        f'<section id="h-{_e(s.short_id)}"><h3>{_e(title)} · protocol <code>{_e(s.protocol_id)}</code> · '
+        f"study <code>{_e(s.short_id)}</code> ({_e(s.type)})</h3>"
+        f'<p class="note">{_e(study_line(s))} Analysis <code>{_e(s.analysis_hash[:12])}</code>, '
+        f"judgements sha256 <code>{_e(s.judgements_sha256[:12])}</code>.</p>{table}</section>"
+    )
+
+
+def _split_interval(text: str) -> str:
+    """``0.5 [0.2, 0.8]`` → the value, with its interval smaller below it."""
+    mean, sep, rest = text.partition(" ")
+    return _e(text) if not sep else f'{_e(mean)}<span class="ci">{_e(rest)}</span>'
 
 
 def _th(label: str, kind: str, first: str, *, sort: str | None = None) -> str:

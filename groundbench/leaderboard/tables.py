@@ -20,6 +20,14 @@ from groundbench.leaderboard.robustness import (
     pointing_variant,
     probe_label,
 )
+from groundbench.leaderboard.studies import (
+    HumanStudy,
+    column_cells,
+    column_heads,
+    csv_rows,
+    of_protocol,
+    study_line,
+)
 from groundbench.metrics import METRICS
 from groundbench.report.render import md_code, md_text
 
@@ -197,9 +205,12 @@ def markdown_heading(t: ProtocolTable) -> str:
     )
 
 
-def render_markdown_table(t: ProtocolTable) -> str:
-    """Render one ranked table as GitHub Markdown (methods × metrics with 95% intervals)."""
+def render_markdown_table(t: ProtocolTable, studies: Sequence[HumanStudy] = ()) -> str:
+    """Render one ranked table as GitHub Markdown (methods × metrics with 95% intervals),
+    with the human columns of the protocol's ``studies`` after the metrics."""
     n = t.entries[0].report["samples"]["n"]
+    mine = of_protocol(studies, t.protocol_id)
+    heads = column_heads(mine)
     lines = [
         f"### {markdown_heading(t)}",
         "",
@@ -211,16 +222,22 @@ def render_markdown_table(t: ProtocolTable) -> str:
             else "."
         ),
         "",
-        "| rank | method | supervision | " + " | ".join(md_code(k) for k in t.metrics) + " |",
-        "|---:|---|---|" + "---|" * len(t.metrics),
+        "| rank | method | supervision | "
+        + " | ".join([md_code(k) for k in t.metrics] + [md_text(h) for h in heads])
+        + " |",
+        "|---:|---|---|" + "---|" * (len(t.metrics) + len(heads)),
     ]
     for rank, e in zip(t.ranks, t.entries, strict=True):
         cells = [format_interval(e.aggregate(k)) for k in t.metrics]
+        cells += [text for text, _ in column_cells(mine, e.method_fingerprint)]
         lines.append(
             f"| {rank_text(rank, e)} | {md_text(shown_name(e))} | {md_text(e.supervision)} | "
             + " | ".join(cells)
             + " |"
         )
+    if mine:
+        lines.append("")
+        lines += [study_line(s) + " See *Human studies* below." for s in mine]
     return "\n".join(lines) + "\n"
 
 
@@ -251,12 +268,14 @@ CSV_COLUMNS = (
 )
 
 
-def render_csv(tables: Sequence[ProtocolTable]) -> str:
+def render_csv(tables: Sequence[ProtocolTable], studies: Sequence[HumanStudy] = ()) -> str:
     """Render every aggregate (each metric × tag of each entry) as a long-format CSV.
 
     ``rank`` is the entry's rank in its protocol's table (``check`` for a check of the
     metrics, empty without a score). Floats use ``repr`` precision; empty cells are
-    undefined; ``undefined`` lists ``reason:count`` pairs joined by ``;``.
+    undefined; ``undefined`` lists ``reason:count`` pairs joined by ``;``. Human scores
+    (``studies``) are rows of metric ``human:<measure>@<study>`` and tag ``all``, ``rank``
+    their Bradley–Terry rank.
     """
     rows = []
     for t in tables:
@@ -284,6 +303,8 @@ def render_csv(tables: Sequence[ProtocolTable]) -> str:
                             ";".join(e.marks),
                         ]
                     )
+    titles = {t.protocol_id: (t.protocol_name, t.dataset, t.split, t.variant) for t in tables}
+    rows += csv_rows(studies, titles)
     rows.sort(key=lambda r: [str(c) for c in r[1:11]])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sqlite3
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from human_study import PORT, answer_all
 
 from groundbench.cli import main
-from groundbench.human.analyze import analyze, export_jsonl
+from groundbench.human.analyze import _bootstrap_choose, _vs_metrics, analyze, export_jsonl
 from groundbench.human.server import StudyApp
 from groundbench.human.study import StudyError
 
@@ -130,3 +132,53 @@ def test_permuting_annotators_changes_no_agreement(answered: Path, tmp_path: Pat
     after = _report(answered, tmp_path / "R2")
     for key in ("agreement", "pairs", "bradley_terry", "position_bias"):
         assert after[key] == before[key], key
+
+
+def test_kendall_tau_has_a_bootstrap_interval_over_samples(answered: Path, tmp_path) -> None:
+    r = _report(answered, tmp_path / "R")
+    for key, m in r["automatic_metrics"].items():
+        if m["kendall_tau"] is None:
+            assert m["tau_ci_low"] is None and m["tau_ci_high"] is None, key
+        else:
+            assert -1 <= m["tau_ci_low"] <= m["kendall_tau"] <= m["tau_ci_high"] <= 1, key
+    assert "95 % interval" in (tmp_path / "R" / "report.md").read_text()
+
+
+def test_tau_interval_is_the_percentile_of_the_replicates_taus() -> None:
+    manifest = {
+        "type": "choose",
+        "methods": ["a", "b", "c"],
+        "metrics": {
+            "keys": {"m": {"higher_is_better": True}},
+            **{
+                x: {"m": {"mean": v, "samples": {}}}
+                for x, v in zip("abc", (0.1, 0.2, 0.3), strict=True)
+            },
+        },
+    }
+    same, swapped, reversed_ = [0.0, 1.0, 2.0], [1.0, 0.0, 2.0], [2.0, 1.0, 0.0]  # τ 1, 1/3, -1
+    boot = np.array([same] * 90 + [swapped] * 7 + [reversed_] * 3)
+    got = _vs_metrics(manifest, [], dict(zip("abc", same, strict=True)), boot)["m"]
+    taus = [1.0] * 90 + [1 / 3] * 7 + [-1.0] * 3
+    assert got["kendall_tau"] == 1.0
+    want = np.percentile(taus, [2.5, 97.5])
+    assert [got["tau_ci_low"], got["tau_ci_high"]] == pytest.approx(list(want), abs=1e-12)
+    assert got["tau_ci_low"] < 0 and got["tau_ci_high"] == 1.0  # the reversed replicates count
+
+
+def test_choose_bootstrap_matches_a_direct_resampling() -> None:
+    rows = [
+        {"answer": "1", "sample": s, "methods": [m], "slot": slot, "target": 0}
+        for s, m, slot in [("s1", "a", 0), ("s1", "b", 1), ("s2", "a", 0), ("s3", "a", 1),
+                           ("s3", "b", 0), ("s2", "b", 0), ("s4", "a", None)]
+    ] + [{"answer": "ambiguous", "sample": "s4", "methods": ["b"], "slot": None, "target": 0}]  # fmt: skip
+    got = _bootstrap_choose(["a", "b"], rows, 40, seed=3)
+    kept = [r for r in rows if r["answer"] != "ambiguous"]
+    units = sorted({r["sample"] for r in kept})
+    rng = np.random.default_rng(3)
+    for b in range(40):
+        drawn = [units[i] for i in rng.integers(0, len(units), len(units))]
+        for j, m in enumerate("ab"):
+            mine = [r for u in drawn for r in kept if r["sample"] == u and r["methods"][0] == m]
+            want = sum(r["slot"] == 0 for r in mine) / len(mine) if mine else math.nan
+            assert got[b, j] == pytest.approx(want, nan_ok=True)

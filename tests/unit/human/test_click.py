@@ -26,10 +26,17 @@ def clicked(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_click_items_hold_the_boxes_but_show_the_bare_image(clicked: Path, tmp_path) -> None:
     manifest = json.loads((clicked / "manifest.json").read_text())
-    assert len(manifest["items"]) == 4 and all(it["gold"] is None for it in manifest["items"])
+    study = [it for it in manifest["items"] if it["gold"] is None]
+    gold = [it for it in manifest["items"] if it["gold"] is not None]
+    # 4 items × 2 annotators each / 3 annotators × gold_rate 0.25 → round(0.67) = 1 gold item
+    assert len(study) == 4 and len(gold) == 1
+    assert not {it["sample"] for it in gold} & {it["sample"] for it in study}
     for it in manifest["items"]:
-        assert len(it["slots"]) == 1 and it["boxes"]
+        assert len(it["slots"]) == 1 and it["slots"][0]["source"] == "image" and it["boxes"]
         assert all(b[0] < b[2] and b[1] < b[3] for b in it["boxes"])
+    assert all(
+        any(q["item"] == gold[0]["id"] for q in queue) for queue in manifest["queues"].values()
+    )
     spec = json.loads((clicked / "study.yaml").read_text()) | {"k": 2}
     (tmp_path / "bad.yaml").write_text(json.dumps(spec))
     with pytest.raises(StudyError, match="k is 2"):
@@ -55,12 +62,15 @@ def test_clicks_are_validated_stored_and_scored(clicked: Path, tmp_path: Path) -
         for name, queue in app.queues.items():
             h = login(app, name)
             for k, entry in enumerate(queue):
-                box = app.items[entry["item"]]["boxes"][0]
-                inside = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-                if k == 0:  # the first of each queue: no single object
+                item = app.items[entry["item"]]
+                box = item["boxes"][0]
+                x, y = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+                if item["gold"] is not None and name == "ann1":  # ann1 misses the gold box
+                    x = box[0] / 2 if box[0] > 0.01 else (box[2] + 1) / 2
+                if k == 0 and item["gold"] is None:  # no single object
                     body = {"answer": "no_single_object"}
                 else:
-                    body = {"answer": "click", "click_x": inside[0], "click_y": inside[1]}
+                    body = {"answer": "click", "click_x": x, "click_y": y}
                 reply = post(app, h, {"item": entry["item"], "rt_ms": 1800} | body)
                 assert reply.status == 200
     finally:
@@ -72,9 +82,14 @@ def test_clicks_are_validated_stored_and_scored(clicked: Path, tmp_path: Path) -
     analyze(clicked, tmp_path / "R", resamples=20)
     report = json.loads((tmp_path / "R" / "report.json").read_text())
     human = report["click"]["rows"][0]
-    n = len(rows)
-    assert human["method"] == "human" and human["n"] == n
-    assert human["hits"] == n - 3 and human["no_single_object"] == 3
+    is_gold = {i: it["gold"] is not None for i, it in app.items.items()}
+    study = [j for j in rows if not is_gold[j.item]]
+    misses = sum(j.answer == "no_single_object" for j in study)
+    assert human["method"] == "human" and human["n"] == len(study)
+    assert human["hits"] == len(study) - misses and human["no_single_object"] == misses
+    # gold accuracy: a click inside the box is right; ann1 clicked beside it
+    accuracy = {a["annotator"]: (a["gold_n"], a["gold_accuracy"]) for a in report["annotators"]}
+    assert accuracy == {"ann1": (1, 0.0), "ann2": (1, 1.0), "ann3": (1, 1.0)}
     assert any(r["method"].startswith("centre_prior pointing") for r in report["click"]["rows"])
     assert "Human pointing game" in (tmp_path / "R" / "report.md").read_text()
     assert (tmp_path / "R" / "pointing.png").is_file()

@@ -28,6 +28,7 @@ from groundbench.evaluation.data import (
 from groundbench.evaluation.gallery import GalleryKeeper
 from groundbench.evaluation.outputs import environment, figure_writers, write_report_dir
 from groundbench.evaluation.scoring import Scorer
+from groundbench.evaluation.split_metrics import split_metrics_section
 from groundbench.evaluation.workdir import (
     OutputDirError,
     RunLock,
@@ -41,6 +42,7 @@ from groundbench.progress import progress_bar
 from groundbench.protocol import Protocol, load_protocol
 from groundbench.report import headline_lines
 from groundbench.report.records import CLUSTER_PREFIX, Records, aggregates_to_dict
+from groundbench.report.split_metrics import split_metric_lines
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +141,15 @@ def evaluate(
         )
         metrics = aggregates_to_dict(aggregates)
         samples_csv = records.to_csv()
+        split_metrics, split_files = split_metrics_section(
+            scorer,
+            samples,
+            data_root=data_root,
+            limit=limit,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            progress=progress,
+        )
         report = _report(
             protocol,
             method,
@@ -151,15 +162,19 @@ def evaluate(
             samples_csv,
             environment(dev, batch_size, num_workers, world.size),
         )
+        if split_metrics:
+            report["split_metrics"] = split_metrics
         write_report_dir(
             out_dir,
             work,
             report,
             samples_csv,
             figure_writers(scorer, samples, records, metrics, protocol.bootstrap.seed, keeper),
+            split_files,
         )
         shutil.rmtree(work, ignore_errors=True)
-        return EvaluationResult(shown, report, headline_lines(metrics))
+        headline = headline_lines(metrics) + split_metric_lines(split_metrics)
+        return EvaluationResult(shown, report, headline)
     except BaseException:
         if world.is_main and lock.held:
             remove_if_unused(work)

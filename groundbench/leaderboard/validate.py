@@ -12,11 +12,16 @@ A report is accepted only when everything that makes its numbers comparable hold
 - every published number is recomputed from ``samples.csv``: for every metric and for
   ``all`` and every tag, ``mean``, ``ci_low``/``ci_high`` (bootstrap with the protocol's
   ``resamples`` and ``seed``), ``n``, ``n_defined`` and the undefined counts (an edited
-  aggregate fails here).
+  aggregate fails here);
+- a protocol with ``split_metrics`` has them in ``report.json`` and they are recomputed from
+  the file they name (``maxboxacc_hits.csv``: every sample's hits over the threshold sweep,
+  its sha256 in the report, its evaluated ids exactly ``samples.csv``'s): the calibrated
+  MaxBoxAccV2, its chosen thresholds and the uncalibrated maximum.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -28,9 +33,16 @@ from typing import Any
 
 from groundbench.errors import DataFormatError, GroundbenchError, ProtocolError
 from groundbench.metrics import display_key
+from groundbench.metrics.maxboxacc import THRESHOLDS
 from groundbench.protocol import protocol_hash
 from groundbench.protocol_schema import MAX_RESAMPLES
 from groundbench.report.records import Records, aggregates_to_dict, parse_samples_csv
+from groundbench.report.split_metrics import (
+    CALIBRATION,
+    EVALUATED,
+    maxboxacc_numbers,
+    parse_hits_csv,
+)
 from groundbench.types import SUPERVISION_CLASSES, UNDECLARED
 
 REPORT_SCHEMA = 1
@@ -50,11 +62,13 @@ class Submission:
         report: the parsed ``report.json``.
         samples_csv: the exact bytes of ``samples.csv`` (their sha256 is ``report.samples.sha256``).
         table: the parsed per-sample values.
+        split_files: the files of the split-level metrics, by name (``maxboxacc_hits.csv``).
     """
 
     report: Mapping[str, Any]
     samples_csv: bytes
     table: Records
+    split_files: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
 
 
 def protocol_metric_keys(canonical: Mapping[str, Any], where: str) -> tuple[str, ...]:
@@ -117,7 +131,96 @@ def validate_report_dir(report_dir: str | Path) -> Submission:
             f"samples.file = {report['samples']['file']!r})"
         )
     data = samples_path.read_bytes()
-    return check_samples(report, data, str(samples_path))
+    submission = check_samples(report, data, str(samples_path))
+    files = {}
+    for section in (report.get("split_metrics") or {}).values():
+        name = section.get("file") if isinstance(section, Mapping) else None
+        if isinstance(name, str) and Path(name).name == name and (report_dir / name).is_file():
+            files[name] = (report_dir / name).read_bytes()
+    check_split_metrics(report, files, submission.table, str(report_path))
+    return dataclasses.replace(submission, split_files=files)
+
+
+def check_split_metrics(
+    report: Mapping[str, Any], files: Mapping[str, bytes], table: Records, where: str
+) -> None:
+    """Recompute ``report``'s split-level metrics from their files; refuse any that differs.
+
+    Raises:
+        SubmissionError: the protocol's ``split_metrics`` and the report's disagree, the hits
+            file is missing or altered, its evaluated ids are not ``samples.csv``'s, or a
+            number differs from what the file gives.
+    """
+    cfg = report["protocol"]["canonical"].get("split_metrics")
+    given = report.get("split_metrics")
+    if not cfg and not given:
+        return
+    if not cfg or not isinstance(given, Mapping) or sorted(given) != sorted(cfg):
+        raise SubmissionError(
+            f"{where}: split_metrics has {sorted(given or {})} but the protocol's split_metrics "
+            f"name {sorted(cfg or {})}; re-run groundbench evaluate"
+        )
+    section, settings = given["maxboxacc"], cfg["maxboxacc"]
+    if not isinstance(section, Mapping) or not isinstance(section.get("file"), str):
+        raise SubmissionError(f"{where}: split_metrics.maxboxacc must name its hits file")
+    name = section["file"]
+    if name not in files:
+        raise SubmissionError(
+            f"{where}: split_metrics.maxboxacc.file {name!r} is missing beside report.json; "
+            "a report with MaxBoxAccV2 needs its hits file"
+        )
+    data = files[name]
+    if hashlib.sha256(data).hexdigest() != section.get("sha256"):
+        raise SubmissionError(
+            f"{where}: {name} does not match split_metrics.maxboxacc.sha256; the file was "
+            "changed after the run"
+        )
+    deltas = settings["deltas"]
+    if section.get("thresholds") != list(THRESHOLDS) or section.get("deltas") != deltas:
+        raise SubmissionError(
+            f"{where}: split_metrics.maxboxacc thresholds/deltas differ from the protocol's "
+            f"sweep (0, 0.01, ..., 0.99; deltas {deltas})"
+        )
+    try:
+        parts = parse_hits_csv(data.decode("utf-8"), deltas, len(THRESHOLDS), where=name)
+    except (DataFormatError, UnicodeDecodeError) as exc:
+        raise SubmissionError(f"{where}: {exc}") from None
+    ids, hits = parts.get(EVALUATED, ((), None))
+    if tuple(sorted(ids)) != tuple(sorted(table.ids)):
+        raise SubmissionError(
+            f"{where}: {name} has {len(ids)} evaluated samples whose ids are not samples.csv's "
+            f"{len(table)}; the two files come from different runs"
+        )
+    cal_split = settings["calibration_split"]
+    calibration = section.get("calibration")
+    if (cal_split is None) != (CALIBRATION not in parts) or (
+        cal_split is not None
+        and (not isinstance(calibration, Mapping) or calibration.get("split") != cal_split)
+    ):
+        raise SubmissionError(
+            f"{where}: split_metrics.maxboxacc: the protocol calibrates on {cal_split!r} but "
+            f"the report's calibration is {calibration!r} with "
+            f"{'' if CALIBRATION in parts else 'no '}calibration rows in {name}"
+        )
+    cal_hits = parts[CALIBRATION][1] if CALIBRATION in parts else None
+    expected = maxboxacc_numbers(hits, cal_hits, deltas, THRESHOLDS)
+    for key, value in expected.items():
+        if not _same_tree(section.get(key), value):
+            raise SubmissionError(
+                f"{where}: split_metrics.maxboxacc.{key} is {section.get(key)!r} but {name} "
+                f"gives {value!r}; the report was changed after the run: re-run groundbench "
+                "evaluate"
+            )
+
+
+def _same_tree(given: Any, expected: Any) -> bool:
+    if isinstance(expected, Mapping):
+        return (
+            isinstance(given, Mapping)
+            and sorted(given) == sorted(expected)
+            and all(_same_tree(given[k], expected[k]) for k in expected)
+        )
+    return _same(given, expected)
 
 
 def check_report_schema(report: Any, where: str) -> None:

@@ -1,0 +1,165 @@
+"""Split-level metrics of a report: MaxBoxAccV2 from the per-sample hits of a threshold sweep.
+
+A maximum over thresholds is a number of the whole split, not a mean of per-sample values,
+so it cannot come from ``samples.csv``. A report instead keeps what it is computed from:
+``maxboxacc_hits.csv``, one row per sample of the evaluated split and of the calibration
+split, and ``report.json`` ``split_metrics.maxboxacc`` holds the numbers and the file's
+sha256. Anyone (the leaderboard's validator included) recomputes the numbers from the file.
+
+``maxboxacc_hits.csv`` columns: ``split`` (``evaluated`` or ``calibration``), ``id``, then per
+IoU level ``δ`` a column ``hits@δ``: a string of ``T`` characters, the ``t``-th ``1`` when
+the sample hits at ``τ_t`` (the thresholds listed in the section, ``0, 0.01, …, 0.99``)
+and ``0`` otherwise. Rows are sorted by split (evaluated first) and id.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from groundbench.errors import DataFormatError
+from groundbench.metrics.maxboxacc import calibrated_box_acc, max_box_acc
+
+HITS_FILE = "maxboxacc_hits.csv"
+EVALUATED, CALIBRATION = "evaluated", "calibration"
+
+
+def delta_key(delta: float) -> str:
+    """The JSON key and column suffix of an IoU level (``0.5`` → ``"0.5"``)."""
+    return f"{delta:g}"
+
+
+def hits_to_csv(
+    evaluated: tuple[Sequence[str], np.ndarray],
+    calibration: tuple[Sequence[str], np.ndarray] | None,
+    deltas: Sequence[float],
+) -> bytes:
+    """``maxboxacc_hits.csv`` bytes from ``(ids, hits (N, T, D) bool)`` of each split."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["split", "id", *(f"hits@{delta_key(d)}" for d in deltas)])
+    for split, part in ((EVALUATED, evaluated), (CALIBRATION, calibration)):
+        if part is None:
+            continue
+        ids, hits = part
+        for i in np.argsort(np.asarray(ids, dtype=object), kind="stable"):
+            row = ["".join("1" if h else "0" for h in hits[i, :, j]) for j in range(len(deltas))]
+            w.writerow([split, ids[i], *row])
+    return buf.getvalue().encode("utf-8")
+
+
+def parse_hits_csv(
+    text: str, deltas: Sequence[float], n_thresholds: int, *, where: str
+) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """``{split: (ids, hits (N, T, D) bool)}`` from the text of a ``maxboxacc_hits.csv``.
+
+    Raises:
+        DataFormatError: a column is missing, a split is unknown, an id repeats within its
+            split, or a hits cell is not ``T`` characters of ``0``/``1``.
+    """
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    columns = [f"hits@{delta_key(d)}" for d in deltas]
+    missing = [c for c in ("split", "id", *columns) if c not in (reader.fieldnames or [])]
+    if missing:
+        raise DataFormatError(
+            f"{where}: missing column(s) {missing}; re-run groundbench evaluate to write it"
+        )
+    rows: dict[str, tuple[list[str], list[list[list[bool]]]]] = {}
+    for line, row in enumerate(reader, start=2):
+        split = row["split"]
+        if split not in (EVALUATED, CALIBRATION):
+            raise DataFormatError(
+                f"{where}, line {line}: split {split!r} is neither {EVALUATED} nor {CALIBRATION}"
+            )
+        cells = [row[c] or "" for c in columns]
+        if any(len(c) != n_thresholds or set(c) - {"0", "1"} for c in cells):
+            raise DataFormatError(
+                f"{where}, line {line}: each hits cell must be {n_thresholds} characters of 0 "
+                "or 1 (one per threshold)"
+            )
+        ids, hits = rows.setdefault(split, ([], []))
+        ids.append(row["id"])
+        hits.append([[c[t] == "1" for c in cells] for t in range(n_thresholds)])
+    out = {}
+    for split, (ids, hits) in rows.items():
+        if len(set(ids)) != len(ids):
+            raise DataFormatError(f"{where}: a sample id appears twice in split {split}")
+        arr = np.array(hits, dtype=bool).reshape(len(ids), n_thresholds, len(deltas))
+        out[split] = (tuple(ids), arr)
+    return out
+
+
+def _summary(acc: Any, deltas: Sequence[float]) -> dict[str, Any]:
+    return {
+        "value": acc.value,
+        "per_delta": {delta_key(d): acc.per_delta[float(d)] for d in deltas},
+        "thresholds": {delta_key(d): acc.best_threshold[float(d)] for d in deltas},
+    }
+
+
+def maxboxacc_numbers(
+    evaluated: np.ndarray,
+    calibration: np.ndarray | None,
+    deltas: Sequence[float],
+    thresholds: Sequence[float],
+) -> dict[str, Any]:
+    """The numbers of ``split_metrics.maxboxacc`` from the hits of each split.
+
+    Returns:
+        ``calibrated`` (τ*_δ chosen on the calibration split, the accuracy read on the
+        evaluated one; None without a calibration split) and ``max_over_thresholds`` (each
+        δ's best τ on the evaluated split itself: MaxBoxAccV2 as Choe et al. report it),
+        each as ``{value, per_delta, thresholds}``, and ``n`` / ``n_calibration``.
+    """
+    own = max_box_acc(evaluated, thresholds, deltas)
+    cal = None
+    if calibration is not None:
+        cal = _summary(calibrated_box_acc(calibration, evaluated, thresholds, deltas), deltas)
+    return {
+        "n": int(evaluated.shape[0]),
+        "n_calibration": None if calibration is None else int(calibration.shape[0]),
+        "calibrated": cal,
+        "max_over_thresholds": _summary(own, deltas),
+    }
+
+
+def split_metric_lines(split_metrics: Mapping[str, Any]) -> list[str]:
+    """Headline-style lines of a report's ``split_metrics`` section (empty when none)."""
+    mb = split_metrics.get("maxboxacc")
+    if not mb:
+        return []
+
+    def detail(s: Mapping[str, Any]) -> str:
+        per = " / ".join(f"{v:.3f}" for v in s["per_delta"].values())
+        taus = " / ".join(f"{v:.2f}" for v in s["thresholds"].values())
+        return f"δ {' / '.join(s['per_delta'])}: {per}; τ {taus}"
+
+    out = []
+    cal = mb["calibrated"]
+    if cal is not None:
+        out.append(
+            f"maxboxacc  calibrated on {mb['calibration']['split']}  n={mb['n']} "
+            f"(calibration n={mb['n_calibration']})  {cal['value']:.3f}  ({detail(cal)})"
+        )
+    own = mb["max_over_thresholds"]
+    out.append(
+        f"maxboxacc  max over τ on this split (uncalibrated)  n={mb['n']}  "
+        f"{own['value']:.3f}  ({detail(own)})"
+    )
+    return out
+
+
+__all__ = [
+    "CALIBRATION",
+    "EVALUATED",
+    "HITS_FILE",
+    "delta_key",
+    "hits_to_csv",
+    "maxboxacc_numbers",
+    "parse_hits_csv",
+    "split_metric_lines",
+]

@@ -28,7 +28,7 @@ from groundbench.evaluation.data import (
 from groundbench.evaluation.gallery import GalleryKeeper
 from groundbench.evaluation.outputs import environment, figure_writers, write_report_dir
 from groundbench.evaluation.scoring import Scorer
-from groundbench.evaluation.split_metrics import split_metrics_section
+from groundbench.evaluation.split_metrics import HitsCache, split_metrics_section
 from groundbench.evaluation.workdir import (
     OutputDirError,
     RunLock,
@@ -119,6 +119,7 @@ def evaluate(
         )
         first = scorer.suite.specs[0]
         keeper = GalleryKeeper(first.key, first.higher_is_better, protocol.bootstrap.seed)
+        hits = HitsCache(scorer, work, key) if protocol.split_metrics else None
         _score(
             scorer,
             pending,
@@ -128,6 +129,8 @@ def evaluate(
             num_workers,
             progress and world.is_main,
             f"evaluate {protocol.name} × {method.name}",
+            hits,
+            world.rank,
         )
         world.barrier()
         if not world.is_main:
@@ -141,15 +144,17 @@ def evaluate(
         )
         metrics = aggregates_to_dict(aggregates)
         samples_csv = records.to_csv()
-        split_metrics, split_files = split_metrics_section(
-            scorer,
-            samples,
-            data_root=data_root,
-            limit=limit,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            progress=progress,
-        )
+        split_metrics, split_files = {}, {}
+        if hits is not None:
+            split_metrics, split_files = split_metrics_section(
+                hits,
+                samples,
+                data_root=data_root,
+                limit=limit,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                progress=progress,
+            )
         report = _report(
             protocol,
             method,
@@ -236,7 +241,11 @@ def _score(
     num_workers: int,
     progress: bool,
     desc: str,
+    hits: HitsCache | None,
+    rank: int,
 ) -> None:
+    if hits is not None:
+        hits.open(rank)
     with progress_bar(
         total=len(pending),
         unit="sample",
@@ -253,10 +262,14 @@ def _score(
             ):
                 scored = scorer.score(samples, images, errors)
                 writer.write(scored.records)
+                if hits is not None:
+                    hits.offer(samples, scored)
                 keeper.offer(scored.records, scored.maps)
                 bar.update(len(samples))
         finally:
             writer.close()
+            if hits is not None:
+                hits.close()
 
 
 def _report(

@@ -142,3 +142,33 @@ def test_a_leaderboard_entry_carries_the_hits_file(workspace, tmp_path):
     with pytest.raises(SubmissionError, match="is missing beside report.json"):
         read_entry(path)
     assert np.isfinite(entry.report["split_metrics"]["maxboxacc"]["calibrated"]["value"])
+
+
+def test_the_evaluated_split_goes_through_the_method_once(workspace, tmp_path, monkeypatch):
+    from groundbench.evaluate import evaluate
+    from groundbench.evaluation.scoring import Scorer
+    from groundbench.evaluation.split_metrics import HitsCache
+
+    calls: list[list[str]] = []
+    maps = Scorer.maps
+
+    def counting(self, samples, images):
+        calls.append([s.id for s in samples])
+        return maps(self, samples, images)
+
+    monkeypatch.setattr(Scorer, "maps", counting)
+    protocol, data = str(workspace["root"] / "wsol.yaml"), workspace["data"]
+    run = {"data_root": data, "progress": False, "batch_size": 4}
+    evaluate(protocol, "centre_prior", out_dir=tmp_path / "once", **run)
+    test_ids, val_ids = _ids(workspace, "test"), _ids(workspace, "val")
+    # batches of 4: the scoring pass over test (whose maps give the hits), then val for the
+    # calibration; single maps are the gallery's
+    batched = [i for ids in calls if len(ids) > 1 for i in ids]
+    assert sorted(batched) == sorted(test_ids + val_ids)
+
+    # hits missing from the cache (a run stopped between a batch's records and its hits)
+    # are computed again, to the same file
+    monkeypatch.setattr(HitsCache, "offer", lambda self, samples, scored: None)
+    evaluate(protocol, "centre_prior", out_dir=tmp_path / "again", **run)
+    a, b = (tmp_path / d / "maxboxacc_hits.csv" for d in ("once", "again"))
+    assert a.read_bytes() == b.read_bytes()

@@ -28,7 +28,7 @@ from groundbench.evaluation.data import (
 from groundbench.evaluation.gallery import GalleryKeeper
 from groundbench.evaluation.outputs import environment, figure_writers, write_report_dir
 from groundbench.evaluation.scoring import Scorer
-from groundbench.evaluation.split_metrics import HitsCache, split_metrics_section
+from groundbench.evaluation.split_metrics import SplitCache, split_metrics_section
 from groundbench.evaluation.workdir import (
     OutputDirError,
     RunLock,
@@ -119,7 +119,7 @@ def evaluate(
         )
         first = scorer.suite.specs[0]
         keeper = GalleryKeeper(first.key, first.higher_is_better, protocol.bootstrap.seed)
-        hits = HitsCache(scorer, work, key) if protocol.split_metrics else None
+        hits = SplitCache(scorer, work, key) if protocol.split_metrics else None
         _score(
             scorer,
             pending,
@@ -241,7 +241,7 @@ def _score(
     num_workers: int,
     progress: bool,
     desc: str,
-    hits: HitsCache | None,
+    hits: SplitCache | None,
     rank: int,
 ) -> None:
     if hits is not None:

@@ -336,13 +336,19 @@ def canonicalise(where: str, raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _split_metrics(where: str, value: Any, split: str) -> dict[str, Any]:
-    """``{maxboxacc: {calibration_split, deltas}}``: MaxBoxAccV2 and the split it is calibrated on."""
+    """``{maxboxacc: {calibration_split, deltas}, pxap: {}}``, either or both."""
     if not isinstance(value, Mapping) or not value:
         raise ProtocolError(
             f"{where}: split_metrics must be a mapping like {{maxboxacc: {{calibration_split: "
             f"val}}}}, got {value!r}"
         )
-    reject_unknown(where, value, "split_metrics", ["maxboxacc"])
+    reject_unknown(where, value, "split_metrics", ["maxboxacc", "pxap"])
+    out: dict[str, Any] = {}
+    if "pxap" in value:
+        _mapping(where, value["pxap"], "split_metrics.pxap", {})  # no settings: {} or null
+        out["pxap"] = {}
+    if "maxboxacc" not in value:
+        return out
     sec = _mapping(where, value["maxboxacc"], "split_metrics.maxboxacc", MAXBOXACC_DEFAULTS)
     path = "split_metrics.maxboxacc"
     cal = sec["calibration_split"]
@@ -366,7 +372,8 @@ def _split_metrics(where: str, value: Any, split: str) -> dict[str, Any]:
             f"{where}: {path}.deltas must be a list of distinct IoU levels in (0, 1], got "
             f"{deltas!r}"
         )
-    return {"maxboxacc": {"calibration_split": cal, "deltas": sorted(float(d) for d in deltas)}}
+    out["maxboxacc"] = {"calibration_split": cal, "deltas": sorted(float(d) for d in deltas)}
+    return out
 
 
 def _bootstrap(where: str, value: Any) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from typing import Any
 
 from groundbench.errors import DataFormatError, GroundbenchError, ProtocolError
 from groundbench.metrics import display_key
-from groundbench.metrics.maxboxacc import THRESHOLDS
+from groundbench.metrics.maxboxacc import PXAP_EDGES, THRESHOLDS
 from groundbench.protocol import protocol_hash
 from groundbench.protocol_schema import MAX_RESAMPLES
 from groundbench.report.records import Records, aggregates_to_dict, parse_samples_csv
@@ -42,6 +42,8 @@ from groundbench.report.split_metrics import (
     EVALUATED,
     maxboxacc_numbers,
     parse_hits_csv,
+    parse_pxap_csv,
+    pxap_numbers,
 )
 from groundbench.types import SUPERVISION_CLASSES, UNDECLARED
 
@@ -160,21 +162,62 @@ def check_split_metrics(
             f"{where}: split_metrics has {sorted(given or {})} but the protocol's split_metrics "
             f"name {sorted(cfg or {})}; re-run groundbench evaluate"
         )
-    section, settings = given["maxboxacc"], cfg["maxboxacc"]
+    if "pxap" in cfg:
+        _check_pxap(given["pxap"], files, table, where)
+    if "maxboxacc" in cfg:
+        _check_maxboxacc(given["maxboxacc"], cfg["maxboxacc"], files, table, where)
+
+
+def _split_file(section: Any, metric: str, files: Mapping[str, bytes], where: str) -> bytes:
+    """The bytes of the file a split-level section names, checked against its sha256."""
     if not isinstance(section, Mapping) or not isinstance(section.get("file"), str):
-        raise SubmissionError(f"{where}: split_metrics.maxboxacc must name its hits file")
+        raise SubmissionError(f"{where}: split_metrics.{metric} must name its file")
     name = section["file"]
     if name not in files:
         raise SubmissionError(
-            f"{where}: split_metrics.maxboxacc.file {name!r} is missing beside report.json; "
-            "a report with MaxBoxAccV2 needs its hits file"
+            f"{where}: split_metrics.{metric}.file {name!r} is missing beside report.json; "
+            f"a report with {metric} needs its file"
         )
     data = files[name]
     if hashlib.sha256(data).hexdigest() != section.get("sha256"):
         raise SubmissionError(
-            f"{where}: {name} does not match split_metrics.maxboxacc.sha256; the file was "
+            f"{where}: {name} does not match split_metrics.{metric}.sha256; the file was "
             "changed after the run"
         )
+    return data
+
+
+def _check_pxap(section: Any, files: Mapping[str, bytes], table: Records, where: str) -> None:
+    data = _split_file(section, "pxap", files, where)
+    name = section["file"]
+    if section.get("edges") != list(PXAP_EDGES):
+        raise SubmissionError(f"{where}: split_metrics.pxap.edges differ from {list(PXAP_EDGES)}")
+    try:
+        ids, pos, neg = parse_pxap_csv(data.decode("utf-8"), len(PXAP_EDGES) - 1, where=name)
+    except (DataFormatError, UnicodeDecodeError) as exc:
+        raise SubmissionError(f"{where}: {exc}") from None
+    if tuple(sorted(ids)) != tuple(sorted(table.ids)):
+        raise SubmissionError(
+            f"{where}: {name} has {len(ids)} samples whose ids are not samples.csv's "
+            f"{len(table)}; the two files come from different runs"
+        )
+    for key, value in pxap_numbers(pos, neg).items():
+        if not _same_tree(section.get(key), value):
+            raise SubmissionError(
+                f"{where}: split_metrics.pxap.{key} is {section.get(key)!r} but {name} gives "
+                f"{value!r}; the report was changed after the run: re-run groundbench evaluate"
+            )
+
+
+def _check_maxboxacc(
+    section: Any,
+    settings: Mapping[str, Any],
+    files: Mapping[str, bytes],
+    table: Records,
+    where: str,
+) -> None:
+    data = _split_file(section, "maxboxacc", files, where)
+    name = section["file"]
     deltas = settings["deltas"]
     if section.get("thresholds") != list(THRESHOLDS) or section.get("deltas") != deltas:
         raise SubmissionError(

@@ -201,8 +201,9 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
             *split_lines,
             "```",
             "",
-            f"Recomputable from {md_code(report['split_metrics']['maxboxacc']['file'])} "
-            "(every sample's hits over the threshold sweep, both splits; docs/metrics.md).",
+            "Recomputable from "
+            + ", ".join(md_code(sec["file"]) for sec in report["split_metrics"].values())
+            + " (every sample's inputs to these numbers; docs/reports.md).",
             "",
         ]
     tags = sorted({t for by_tag in metrics.values() for t in by_tag if t != "all"})

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from groundbench.errors import DataFormatError
-from groundbench.metrics.maxboxacc import calibrated_box_acc, max_box_acc
+from groundbench.metrics.maxboxacc import binned_pxap, calibrated_box_acc, max_box_acc
 
 HITS_FILE = "maxboxacc_hits.csv"
+PXAP_FILE = "pxap_histograms.csv"
 EVALUATED, CALIBRATION = "evaluated", "calibration"
 
 
@@ -127,18 +128,77 @@ def maxboxacc_numbers(
     }
 
 
+def pxap_to_csv(ids: Sequence[str], positives: np.ndarray, negatives: np.ndarray) -> bytes:
+    """``pxap_histograms.csv``: ``id``, then the mask's and the other pixels' score counts per
+    bin (space-separated, bins ascending), one row per sample sorted by id."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["id", "positives", "negatives"])
+    for i in np.argsort(np.asarray(ids, dtype=object), kind="stable"):
+        w.writerow([ids[i], " ".join(map(str, positives[i])), " ".join(map(str, negatives[i]))])
+    return buf.getvalue().encode("utf-8")
+
+
+def parse_pxap_csv(
+    text: str, n_bins: int, *, where: str
+) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """``(ids, positives (N, bins), negatives (N, bins))`` from a ``pxap_histograms.csv``.
+
+    Raises:
+        DataFormatError: a column is missing, an id repeats, or a cell is not ``bins``
+            non-negative integers.
+    """
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames != ["id", "positives", "negatives"]:
+        raise DataFormatError(
+            f"{where}: the header must be id,positives,negatives; re-run groundbench evaluate"
+        )
+    ids, pos, neg = [], [], []
+    for line, row in enumerate(reader, start=2):
+        counts = []
+        for column in ("positives", "negatives"):
+            cells = (row[column] or "").split(" ")
+            if len(cells) != n_bins or not all(c.isdigit() for c in cells):
+                raise DataFormatError(
+                    f"{where}, line {line}: {column} must be {n_bins} non-negative integers "
+                    "separated by spaces"
+                )
+            counts.append([int(c) for c in cells])
+        ids.append(row["id"])
+        pos.append(counts[0])
+        neg.append(counts[1])
+    if len(set(ids)) != len(ids):
+        raise DataFormatError(f"{where}: a sample id appears twice")
+    shape = (len(ids), n_bins)
+    return (
+        tuple(ids),
+        np.array(pos, np.int64).reshape(shape),
+        np.array(neg, np.int64).reshape(shape),
+    )
+
+
+def pxap_numbers(positives: np.ndarray, negatives: np.ndarray) -> dict[str, Any]:
+    """The numbers of ``split_metrics.pxap``: ``value`` (None without a positive pixel), ``n``."""
+    value = binned_pxap(positives, negatives)
+    return {"value": None if np.isnan(value) else value, "n": int(positives.shape[0])}
+
+
 def split_metric_lines(split_metrics: Mapping[str, Any]) -> list[str]:
     """Headline-style lines of a report's ``split_metrics`` section (empty when none)."""
+    px = split_metrics.get("pxap")
+    out = []
+    if px:
+        shown = "undefined (no mask pixel)" if px["value"] is None else f"{px['value']:.3f}"
+        out.append(f"pxap  n={px['n']}  {shown}")
     mb = split_metrics.get("maxboxacc")
     if not mb:
-        return []
+        return out
 
     def detail(s: Mapping[str, Any]) -> str:
         per = " / ".join(f"{v:.3f}" for v in s["per_delta"].values())
         taus = " / ".join(f"{v:.2f}" for v in s["thresholds"].values())
         return f"δ {' / '.join(s['per_delta'])}: {per}; τ {taus}"
 
-    out = []
     cal = mb["calibrated"]
     if cal is not None:
         out.append(
@@ -157,9 +217,13 @@ __all__ = [
     "CALIBRATION",
     "EVALUATED",
     "HITS_FILE",
+    "PXAP_FILE",
     "delta_key",
     "hits_to_csv",
     "maxboxacc_numbers",
     "parse_hits_csv",
+    "parse_pxap_csv",
+    "pxap_numbers",
+    "pxap_to_csv",
     "split_metric_lines",
 ]

@@ -27,7 +27,7 @@ schema: 1
 dataset: {adapter: native, name: synth-tiny, split: test}
 pipeline: {normalise: none, upsample: {mode: bilinear}}
 metrics: [{name: soft_iou}]
-split_metrics: {maxboxacc: {calibration_split: val}}
+split_metrics: {maxboxacc: {calibration_split: val}, pxap: {}}
 bootstrap: {resamples: 50, seed: 0}
 """
 
@@ -69,6 +69,18 @@ def test_oracle_boxes_hit_from_the_first_positive_threshold(workspace, tmp_path)
     }
     assert mb["max_over_thresholds"] == mb["calibrated"]
     assert mb["calibration"]["split"] == "val" and mb["n"] == report["dataset"]["n_samples"]
+    # PxAP of the box map against the masks: every mask pixel is inside its box, so scores
+    # in the top two bins ([0.99, 1) and [1, 2)); the curve has two steps, computed by hand
+    px = report["split_metrics"]["pxap"]
+    hist = list(csv.DictReader(io.StringIO((out / "pxap_histograms.csv").read_text())))
+    pos = np.array([[int(c) for c in r["positives"].split()] for r in hist]).sum(axis=0)
+    neg = np.array([[int(c) for c in r["negatives"].split()] for r in hist]).sum(axis=0)
+    assert pos[:99].sum() == 0 and pos[101] == neg[101] == 0 and pos.sum() > 0
+    top_recall = pos[100] / pos.sum()
+    top_precision = pos[100] / (pos[100] + neg[100]) if pos[100] + neg[100] else 0.0
+    both = (pos[99] + pos[100]) / (pos[99] + pos[100] + neg[99] + neg[100])
+    want = top_precision * top_recall + both * (1 - top_recall)
+    assert px["value"] == pytest.approx(want, abs=1e-12)
     assert "maxboxacc  calibrated on val" in shown
     assert "maxboxacc  calibrated on val" in (out / "report.md").read_text()
     rows = list(csv.DictReader(io.StringIO((out / "maxboxacc_hits.csv").read_text())))
@@ -106,6 +118,16 @@ def test_the_validator_recomputes_from_the_hits_file(workspace, tmp_path):
         (d / "report.json").write_text(json.dumps(r))
 
     assert "split_metrics.maxboxacc.calibrated is" in edited("value", bump_value)
+
+    def bump_pxap(d):
+        r = json.loads((d / "report.json").read_text())
+        r["split_metrics"]["pxap"]["value"] += 0.01
+        (d / "report.json").write_text(json.dumps(r))
+
+    assert "split_metrics.pxap.value is" in edited("pxap", bump_pxap)
+    assert "pxap_histograms.csv does not match split_metrics.pxap.sha256" in edited(
+        "pxap-sha", lambda d: (d / "pxap_histograms.csv").write_text("id,positives,negatives\n")
+    )
 
     def flip_hits(d):
         path = d / "maxboxacc_hits.csv"
@@ -147,7 +169,7 @@ def test_a_leaderboard_entry_carries_the_hits_file(workspace, tmp_path):
 def test_the_evaluated_split_goes_through_the_method_once(workspace, tmp_path, monkeypatch):
     from groundbench.evaluate import evaluate
     from groundbench.evaluation.scoring import Scorer
-    from groundbench.evaluation.split_metrics import HitsCache
+    from groundbench.evaluation.split_metrics import SplitCache
 
     calls: list[list[str]] = []
     maps = Scorer.maps
@@ -168,7 +190,26 @@ def test_the_evaluated_split_goes_through_the_method_once(workspace, tmp_path, m
 
     # hits missing from the cache (a run stopped between a batch's records and its hits)
     # are computed again, to the same file
-    monkeypatch.setattr(HitsCache, "offer", lambda self, samples, scored: None)
+    monkeypatch.setattr(SplitCache, "offer", lambda self, samples, scored: None)
     evaluate(protocol, "centre_prior", out_dir=tmp_path / "again", **run)
     a, b = (tmp_path / d / "maxboxacc_hits.csv" for d in ("once", "again"))
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_pxap_needs_masks(tmp_path, monkeypatch):
+    from tests.unit.evaluate.conftest import write_tiny_dataset
+
+    monkeypatch.setenv("GROUNDBENCH_CACHE", str(tmp_path / "cache"))
+    data = write_tiny_dataset(tmp_path / "data")  # boxes only, no masks
+    protocol = tmp_path / "p.yaml"
+    protocol.write_text(
+        "schema: 1\ndataset: {adapter: native, name: tiny, split: test}\n"
+        "metrics: [{name: soft_iou}]\nsplit_metrics: {pxap: {}}\n",
+        encoding="utf-8",
+    )
+    args = ["evaluate", "--protocol", str(protocol), "--method", "uniform"]
+    result = CliRunner().invoke(
+        main, args + ["--out", str(tmp_path / "o"), "--data-root", str(data)]
+    )
+    assert result.exit_code == 1
+    assert "sample 'tiny/000' has no mask, which split_metrics.pxap scores against" in result.output

@@ -29,14 +29,19 @@ def test_defaults_are_filled_and_the_key_is_hashed():
     assert one.hash != p.hash
     assert _protocol({"maxboxacc": {"calibration_split": "dev"}}).hash != p.hash
     assert _protocol({"maxboxacc": {}}).split_metrics["maxboxacc"]["calibration_split"] is None
+    # PxAP takes no setting; either metric may come alone
+    both = _protocol({"pxap": {}, "maxboxacc": {"calibration_split": "val"}})
+    assert both.split_metrics == {**p.split_metrics, "pxap": {}} and both.hash != p.hash
+    assert _protocol({"pxap": None}).split_metrics == {"pxap": {}}
     # a protocol without the key hashes as before it existed
     assert "split_metrics" not in protocol_from_mapping(BASE).canonical
 
 
-def test_the_shipped_wsol_protocol_is_synth_test_albef_plus_maxboxacc():
+def test_the_shipped_wsol_protocol_is_synth_test_albef_plus_the_split_metrics():
     wsol, albef = load_protocol("synth_test.wsol").canonical, load_protocol("synth_test.albef")
     assert wsol.pop("split_metrics") == {
-        "maxboxacc": {"calibration_split": "val", "deltas": [0.3, 0.5, 0.7]}
+        "maxboxacc": {"calibration_split": "val", "deltas": [0.3, 0.5, 0.7]},
+        "pxap": {},
     }
     assert wsol == albef.canonical
 
@@ -50,8 +55,9 @@ def test_the_shipped_wsol_protocol_is_synth_test_albef_plus_maxboxacc():
             "itself; name another split (e.g. val), or null for the uncalibrated maximum only",
         ),
         (
-            {"pxap": {}},
-            "inline: unknown key split_metrics.pxap; valid keys under split_metrics: maxboxacc",
+            {"pxa": {}},
+            "inline: unknown key split_metrics.pxa; valid keys under split_metrics: maxboxacc, "
+            "pxap; did you mean 'pxap'?",
         ),
         (
             {"maxboxacc": {"calibraton_split": "val"}},

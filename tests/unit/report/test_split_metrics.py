@@ -73,3 +73,23 @@ def test_calibrated_and_uncalibrated_numbers_are_kept_apart():
         "maxboxacc  max over τ on this split (uncalibrated)  n=2  0.750  "
         "(δ 0.3 / 0.5: 1.000 / 0.500; τ 0.00 / 0.00)",
     ]
+
+
+def test_pxap_histograms_round_trip_and_refuse_bad_cells():
+    from groundbench.report.split_metrics import parse_pxap_csv, pxap_numbers, pxap_to_csv
+
+    # the top bin is empty, as wsolevaluation's [2, 3] always is (scores lie in [0, 1])
+    pos, neg = np.array([[0, 2, 0], [1, 0, 0]]), np.array([[3, 0, 0], [0, 1, 0]])
+    text = pxap_to_csv(["b", "a"], pos, neg).decode()
+    assert text.splitlines() == ["id,positives,negatives", "a,1 0 0,0 1 0", "b,0 2 0,3 0 0"]
+    ids, p, n = parse_pxap_csv(text, 3, where="p.csv")
+    assert ids == ("a", "b") and (p == pos[::-1]).all() and (n == neg[::-1]).all()
+    # pooled: the middle bin holds 2 positives and 1 negative, the lowest 1 and 3
+    got = pxap_numbers(pos, neg)
+    assert got["n"] == 2 and got["value"] == pytest.approx(4 / 9 + 1 / 7, abs=1e-15)
+    assert pxap_numbers(0 * pos, neg)["value"] is None
+    with pytest.raises(DataFormatError) as err:
+        parse_pxap_csv("id,positives,negatives\na,1 -1 0,0 0 0\n", 3, where="p.csv")
+    assert str(err.value) == (
+        "p.csv, line 2: positives must be 3 non-negative integers separated by spaces"
+    )

@@ -1,15 +1,19 @@
-"""Split-level metrics of a report: MaxBoxAccV2 from the per-sample hits of a threshold sweep.
+"""Split-level metrics of a report: MaxBoxAccV2 and PxAP, and the files they come from.
 
-A maximum over thresholds is a number of the whole split, not a mean of per-sample values,
-so it cannot come from ``samples.csv``. A report instead keeps what it is computed from:
-``maxboxacc_hits.csv``, one row per sample of the evaluated split and of the calibration
-split, and ``report.json`` ``split_metrics.maxboxacc`` holds the numbers and the file's
-sha256. Anyone (the leaderboard's validator included) recomputes the numbers from the file.
+A maximum over thresholds, or a precision-recall curve pooled over a split, is a number of
+the whole split, not a mean of per-sample values, so it cannot come from ``samples.csv``.
+A report instead keeps what each is computed from, and ``report.json`` ``split_metrics``
+holds the numbers and each file's sha256. Anyone (the leaderboard's validator included)
+recomputes the numbers from the files.
 
 ``maxboxacc_hits.csv`` columns: ``split`` (``evaluated`` or ``calibration``), ``id``, then per
 IoU level ``δ`` a column ``hits@δ``: a string of ``T`` characters, the ``t``-th ``1`` when
 the sample hits at ``τ_t`` (the thresholds listed in the section, ``0, 0.01, …, 0.99``)
 and ``0`` otherwise. Rows are sorted by split (evaluated first) and id.
+
+``pxap_histograms.csv`` columns: ``id``, ``positives``, ``negatives``: per sample, the counts
+of its mask's and its other valid pixels' normalised scores in each bin of
+:data:`~groundbench.metrics.maxboxacc.PXAP_EDGES` (space-separated, ascending).
 """
 
 from __future__ import annotations

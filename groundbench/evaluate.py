@@ -119,7 +119,7 @@ def evaluate(
         )
         first = scorer.suite.specs[0]
         keeper = GalleryKeeper(first.key, first.higher_is_better, protocol.bootstrap.seed)
-        hits = SplitCache(scorer, work, key) if protocol.split_metrics else None
+        split_cache = SplitCache(scorer, work, key) if protocol.split_metrics else None
         _score(
             scorer,
             pending,
@@ -129,7 +129,7 @@ def evaluate(
             num_workers,
             progress and world.is_main,
             f"evaluate {protocol.name} × {method.name}",
-            hits,
+            split_cache,
             world.rank,
         )
         world.barrier()
@@ -145,9 +145,9 @@ def evaluate(
         metrics = aggregates_to_dict(aggregates)
         samples_csv = records.to_csv()
         split_metrics, split_files = {}, {}
-        if hits is not None:
+        if split_cache is not None:
             split_metrics, split_files = split_metrics_section(
-                hits,
+                split_cache,
                 samples,
                 data_root=data_root,
                 limit=limit,
@@ -241,11 +241,11 @@ def _score(
     num_workers: int,
     progress: bool,
     desc: str,
-    hits: SplitCache | None,
+    split_cache: SplitCache | None,
     rank: int,
 ) -> None:
-    if hits is not None:
-        hits.open(rank)
+    if split_cache is not None:
+        split_cache.open(rank)
     with progress_bar(
         total=len(pending),
         unit="sample",
@@ -262,14 +262,14 @@ def _score(
             ):
                 scored = scorer.score(samples, images, errors)
                 writer.write(scored.records)
-                if hits is not None:
-                    hits.offer(samples, scored)
+                if split_cache is not None:
+                    split_cache.offer(samples, scored)
                 keeper.offer(scored.records, scored.maps)
                 bar.update(len(samples))
         finally:
             writer.close()
-            if hits is not None:
-                hits.close()
+            if split_cache is not None:
+                split_cache.close()
 
 
 def _report(

@@ -197,10 +197,17 @@ def test_the_evaluated_split_goes_through_the_method_once(workspace, tmp_path, m
 
 
 def test_pxap_needs_masks(tmp_path, monkeypatch):
-    from tests.unit.evaluate.conftest import write_tiny_dataset
+    from PIL import Image
 
     monkeypatch.setenv("GROUNDBENCH_CACHE", str(tmp_path / "cache"))
-    data = write_tiny_dataset(tmp_path / "data")  # boxes only, no masks
+    data = tmp_path / "data"  # one sample with a box and no mask, in the native format
+    (data / "images").mkdir(parents=True)
+    Image.fromarray(np.zeros((32, 40, 3), np.uint8)).save(data / "images" / "0.png")
+    rec = {"id": "tiny/000", "image": "images/0.png", "width": 40, "height": 32,
+           "text": "a thing", "phrase": "thing", "span": [2, 7], "boxes": [[2, 4, 10, 20]]}  # fmt: skip
+    (data / "test.jsonl").write_text(json.dumps(rec) + "\n", encoding="utf-8")
+    manifest = "name: tiny\nformat_version: 1\nsplits:\n  test: {kind: grounding}\n"
+    (data / "dataset.yaml").write_text(manifest, encoding="utf-8")
     protocol = tmp_path / "p.yaml"
     protocol.write_text(
         "schema: 1\ndataset: {adapter: native, name: tiny, split: test}\n"

@@ -28,6 +28,7 @@ from groundbench.evaluation.data import (
 from groundbench.evaluation.gallery import GalleryKeeper
 from groundbench.evaluation.outputs import environment, figure_writers, write_report_dir
 from groundbench.evaluation.scoring import Scorer
+from groundbench.evaluation.split_metrics import SplitCache, split_metrics_section
 from groundbench.evaluation.workdir import (
     OutputDirError,
     RunLock,
@@ -46,6 +47,7 @@ from groundbench.report.records import (
     aggregates_to_dict,
     size_mismatches,
 )
+from groundbench.report.split_metrics import split_metric_lines
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,7 @@ def evaluate(
         )
         first = scorer.suite.specs[0]
         keeper = GalleryKeeper(first.key, first.higher_is_better, protocol.bootstrap.seed)
+        split_cache = SplitCache(scorer, work, key) if protocol.split_metrics else None
         _score(
             scorer,
             pending,
@@ -131,6 +134,8 @@ def evaluate(
             num_workers,
             progress and world.is_main,
             f"evaluate {protocol.name} × {method.name}",
+            split_cache,
+            world.rank,
         )
         world.barrier()
         if not world.is_main:
@@ -144,6 +149,17 @@ def evaluate(
         )
         metrics = aggregates_to_dict(aggregates)
         samples_csv = records.to_csv()
+        split_metrics, split_files = {}, {}
+        if split_cache is not None:
+            split_metrics, split_files = split_metrics_section(
+                split_cache,
+                samples,
+                data_root=data_root,
+                limit=limit,
+                batch_size=batch_size,
+                num_workers=num_workers,
+                progress=progress,
+            )
         report = _report(
             protocol,
             method,
@@ -161,16 +177,20 @@ def evaluate(
         notes = method_notes(records, samples)
         if notes:
             report["method"]["notes"] = notes
+        if split_metrics:
+            report["split_metrics"] = split_metrics
         write_report_dir(
             out_dir,
             work,
             report,
             samples_csv,
             figure_writers(scorer, samples, records, metrics, protocol.bootstrap.seed, keeper),
+            split_files,
         )
         shutil.rmtree(work, ignore_errors=True)
         _warn_size_mismatches(report["dataset"])
-        return EvaluationResult(shown, report, headline_lines(metrics))
+        headline = headline_lines(metrics) + split_metric_lines(split_metrics)
+        return EvaluationResult(shown, report, headline)
     except BaseException:
         if world.is_main and lock.held:
             remove_if_unused(work)
@@ -266,7 +286,11 @@ def _score(
     num_workers: int,
     progress: bool,
     desc: str,
+    split_cache: SplitCache | None,
+    rank: int,
 ) -> None:
+    if split_cache is not None:
+        split_cache.open(rank)
     with progress_bar(
         total=len(pending),
         unit="sample",
@@ -284,10 +308,14 @@ def _score(
             ):
                 scored = scorer.score(samples, images, unread)
                 writer.write(scored.records)
+                if split_cache is not None:
+                    split_cache.offer(samples, scored)
                 keeper.offer(scored.records, scored.maps)
                 bar.update(len(samples))
         finally:
             writer.close()
+            if split_cache is not None:
+                split_cache.close()
 
 
 def _report(

@@ -164,6 +164,11 @@ class Protocol:
         return copy.deepcopy(self._canonical.get("proposals"))
 
     @property
+    def split_metrics(self) -> dict[str, Any] | None:
+        """Split-level metrics (``{"maxboxacc": {"calibration_split", "deltas"}}``), or None."""
+        return copy.deepcopy(self._canonical.get("split_metrics"))
+
+    @property
     def pipeline(self) -> dict[str, Any]:
         """A copy of the canonical post-processing config (for ``Pipeline.from_config``)."""
         return copy.deepcopy(self._canonical["pipeline"])

@@ -33,6 +33,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "bootstrap",
     "control",
     "proposals",
+    "split_metrics",
 )
 DATASET_KEYS: tuple[str, ...] = ("adapter", "name", "split", "options", "on_size_mismatch")
 #: What an image whose real size differs from its record's does: stop the run (the default),
@@ -48,6 +49,8 @@ REGIONS: tuple[str, ...] = ("boxes", "mask")
 MAX_RESAMPLES = 1_000_000
 MAX_RESOLUTION_PX = 8192
 CONTROLS: tuple[str, ...] = ("blind",)
+#: Split-level metrics (a number of the whole split, not a per-sample mean) and their keys.
+MAXBOXACC_DEFAULTS: dict[str, Any] = {"calibration_split": None, "deltas": [0.3, 0.5, 0.7]}
 
 #: Settings that cannot change a number: never in a protocol, always a CLI flag.
 OPERATIONAL_KEYS: dict[str, str] = {
@@ -337,7 +340,52 @@ def canonicalise(where: str, raw: Mapping[str, Any]) -> dict[str, Any]:
     }
     if proposals is not None:  # absent, not null, when nothing is ranked: older hashes hold
         canonical["proposals"] = proposals
+    if raw.get("split_metrics") is not None:  # absent when unused, as proposals
+        canonical["split_metrics"] = _split_metrics(
+            where, raw["split_metrics"], canonical["dataset"]["split"]
+        )
     return canonical
+
+
+def _split_metrics(where: str, value: Any, split: str) -> dict[str, Any]:
+    """``{maxboxacc: {calibration_split, deltas}, pxap: {}}``, either or both."""
+    if not isinstance(value, Mapping) or not value:
+        raise ProtocolError(
+            f"{where}: split_metrics must be a mapping like {{maxboxacc: {{calibration_split: "
+            f"val}}}}, got {value!r}"
+        )
+    reject_unknown(where, value, "split_metrics", ["maxboxacc", "pxap"])
+    out: dict[str, Any] = {}
+    if "pxap" in value:
+        _mapping(where, value["pxap"], "split_metrics.pxap", {})  # no settings: {} or null
+        out["pxap"] = {}
+    if "maxboxacc" not in value:
+        return out
+    sec = _mapping(where, value["maxboxacc"], "split_metrics.maxboxacc", MAXBOXACC_DEFAULTS)
+    path = "split_metrics.maxboxacc"
+    cal = sec["calibration_split"]
+    if cal is not None:
+        cal = _text(where, cal, f"{path}.calibration_split")
+        if cal == split:
+            raise ProtocolError(
+                f"{where}: {path}.calibration_split is {cal!r}, the evaluated split itself; name "
+                "another split (e.g. val), or null for the uncalibrated maximum only"
+            )
+    deltas = sec["deltas"]
+    ok = (
+        isinstance(deltas, list)
+        and deltas
+        and all(isinstance(d, (int, float)) and not isinstance(d, bool) for d in deltas)
+        and all(0.0 < d <= 1.0 for d in deltas)
+        and len(set(deltas)) == len(deltas)
+    )
+    if not ok:
+        raise ProtocolError(
+            f"{where}: {path}.deltas must be a list of distinct IoU levels in (0, 1], got "
+            f"{deltas!r}"
+        )
+    out["maxboxacc"] = {"calibration_split": cal, "deltas": sorted(float(d) for d in deltas)}
+    return out
 
 
 def _bootstrap(where: str, value: Any) -> dict[str, Any]:

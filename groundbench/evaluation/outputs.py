@@ -55,9 +55,16 @@ def environment(
 
 
 def write_report_dir(
-    out_dir: Path, work: Path, report: dict[str, Any], samples_csv: bytes, figure_writers
+    out_dir: Path,
+    work: Path,
+    report: dict[str, Any],
+    samples_csv: bytes,
+    figure_writers,
+    extra_files: dict[str, bytes] | None = None,
 ) -> None:
     """Write every file into ``work/final``, then move it to ``out_dir`` in one rename.
+
+    ``extra_files`` maps file names to bytes (the split-level metrics' hits).
 
     An older report at ``out_dir`` is replaced; anything else there was refused before the
     run started (:func:`~groundbench.evaluation.workdir.check_out_dir`) and is refused again.
@@ -67,6 +74,8 @@ def write_report_dir(
     (final / "figures").mkdir(parents=True)
     figures = [name for name, write in figure_writers if write(final / name) is not None]
     (final / "samples.csv").write_bytes(samples_csv)
+    for name, data in (extra_files or {}).items():
+        (final / name).write_bytes(data)
     (final / "report.md").write_bytes(render_markdown(report, figures))
     (final / "report.json").write_bytes(render_report_json(report))
     replace_out_dir(out_dir, final, work)

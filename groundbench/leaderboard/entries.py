@@ -32,6 +32,7 @@ from groundbench.leaderboard.validate import (
     check_protocol_hash,
     check_report_schema,
     check_samples,
+    check_split_metrics,
     protocol_metric_keys,
     validate_report_dir,
 )
@@ -229,14 +230,21 @@ def encode_entry(submission: Submission, model_card: Mapping[str, Any] | None = 
         "samples_csv": {
             "encoding": "gzip+base64",
             "sha256": submission.report["samples"]["sha256"],
-            "data": base64.b64encode(gzip.compress(submission.samples_csv, mtime=0)).decode(
-                "ascii"
-            ),
+            "data": _pack(submission.samples_csv),
         },
     }
+    if submission.split_files:  # absent otherwise: older entries keep their bytes
+        payload["split_files"] = {
+            name: {"encoding": "gzip+base64", "data": _pack(data)}
+            for name, data in sorted(submission.split_files.items())
+        }
     return (json.dumps(payload, indent=1, sort_keys=True, ensure_ascii=False) + "\n").encode(
         "utf-8"
     )
+
+
+def _pack(data: bytes) -> str:
+    return base64.b64encode(gzip.compress(data, mtime=0)).decode("ascii")
 
 
 def read_entry(path: str | Path) -> Entry:
@@ -254,6 +262,10 @@ def read_entry(path: str | Path) -> Entry:
                 f"entry_schema {payload.get('entry_schema')!r}, encoding {blob['encoding']!r}"
             )
         data = gzip.decompress(base64.b64decode(blob["data"], validate=True))
+        split_files = {
+            name: gzip.decompress(base64.b64decode(f["data"], validate=True))
+            for name, f in (payload.get("split_files") or {}).items()
+        }
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
         raise SubmissionError(
             f"{path}: not a leaderboard entry (schema {ENTRY_SCHEMA}): {exc}; entries are written "
@@ -265,6 +277,7 @@ def read_entry(path: str | Path) -> Entry:
     if card is not None:
         check_card(card, f"{path}: model_card")
     submission = check_samples(report, data, f"{path} (samples_csv)")
+    check_split_metrics(report, split_files, submission.table, str(path))
     return Entry(report=submission.report, table=submission.table, path=path, model_card=card)
 
 

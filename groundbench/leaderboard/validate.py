@@ -16,10 +16,15 @@ A report is accepted only when everything that makes its numbers comparable hold
 - samples left unscored because their image's size is not their record's
   (``image_size_mismatch``) appear only under ``dataset.on_size_mismatch: undefined``, and
   ``dataset.size_mismatches`` counts and names them as ``samples.csv`` does.
+- a protocol with ``split_metrics`` has them in ``report.json`` and they are recomputed from
+  the file they name (``maxboxacc_hits.csv``: every sample's hits over the threshold sweep,
+  its sha256 in the report, its evaluated ids exactly ``samples.csv``'s): the calibrated
+  MaxBoxAccV2, its chosen thresholds and the uncalibrated maximum.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -31,6 +36,7 @@ from typing import Any
 
 from groundbench.errors import DataFormatError, GroundbenchError, ProtocolError
 from groundbench.metrics import display_key
+from groundbench.metrics.maxboxacc import PXAP_EDGES, THRESHOLDS
 from groundbench.protocol import protocol_hash
 from groundbench.protocol_schema import MAX_RESAMPLES
 from groundbench.report.records import (
@@ -38,6 +44,14 @@ from groundbench.report.records import (
     aggregates_to_dict,
     parse_samples_csv,
     size_mismatches,
+)
+from groundbench.report.split_metrics import (
+    CALIBRATION,
+    EVALUATED,
+    maxboxacc_numbers,
+    parse_hits_csv,
+    parse_pxap_csv,
+    pxap_numbers,
 )
 from groundbench.types import SUPERVISION_CLASSES, UNDECLARED
 
@@ -58,11 +72,13 @@ class Submission:
         report: the parsed ``report.json``.
         samples_csv: the exact bytes of ``samples.csv`` (their sha256 is ``report.samples.sha256``).
         table: the parsed per-sample values.
+        split_files: the files of the split-level metrics, by name (``maxboxacc_hits.csv``).
     """
 
     report: Mapping[str, Any]
     samples_csv: bytes
     table: Records
+    split_files: Mapping[str, bytes] = dataclasses.field(default_factory=dict)
 
 
 def protocol_metric_keys(canonical: Mapping[str, Any], where: str) -> tuple[str, ...]:
@@ -125,7 +141,137 @@ def validate_report_dir(report_dir: str | Path) -> Submission:
             f"samples.file = {report['samples']['file']!r})"
         )
     data = samples_path.read_bytes()
-    return check_samples(report, data, str(samples_path))
+    submission = check_samples(report, data, str(samples_path))
+    files = {}
+    for section in (report.get("split_metrics") or {}).values():
+        name = section.get("file") if isinstance(section, Mapping) else None
+        if isinstance(name, str) and Path(name).name == name and (report_dir / name).is_file():
+            files[name] = (report_dir / name).read_bytes()
+    check_split_metrics(report, files, submission.table, str(report_path))
+    return dataclasses.replace(submission, split_files=files)
+
+
+def check_split_metrics(
+    report: Mapping[str, Any], files: Mapping[str, bytes], table: Records, where: str
+) -> None:
+    """Recompute ``report``'s split-level metrics from their files; refuse any that differs.
+
+    Raises:
+        SubmissionError: the protocol's ``split_metrics`` and the report's disagree, the hits
+            file is missing or altered, its evaluated ids are not ``samples.csv``'s, or a
+            number differs from what the file gives.
+    """
+    cfg = report["protocol"]["canonical"].get("split_metrics")
+    given = report.get("split_metrics")
+    if not cfg and not given:
+        return
+    if not cfg or not isinstance(given, Mapping) or sorted(given) != sorted(cfg):
+        raise SubmissionError(
+            f"{where}: split_metrics has {sorted(given or {})} but the protocol's split_metrics "
+            f"name {sorted(cfg or {})}; re-run groundbench evaluate"
+        )
+    if "pxap" in cfg:
+        _check_pxap(given["pxap"], files, table, where)
+    if "maxboxacc" in cfg:
+        _check_maxboxacc(given["maxboxacc"], cfg["maxboxacc"], files, table, where)
+
+
+def _split_file(section: Any, metric: str, files: Mapping[str, bytes], where: str) -> bytes:
+    """The bytes of the file a split-level section names, checked against its sha256."""
+    if not isinstance(section, Mapping) or not isinstance(section.get("file"), str):
+        raise SubmissionError(f"{where}: split_metrics.{metric} must name its file")
+    name = section["file"]
+    if name not in files:
+        raise SubmissionError(
+            f"{where}: split_metrics.{metric}.file {name!r} is missing beside report.json; "
+            f"a report with {metric} needs its file"
+        )
+    data = files[name]
+    if hashlib.sha256(data).hexdigest() != section.get("sha256"):
+        raise SubmissionError(
+            f"{where}: {name} does not match split_metrics.{metric}.sha256; the file was "
+            "changed after the run"
+        )
+    return data
+
+
+def _check_pxap(section: Any, files: Mapping[str, bytes], table: Records, where: str) -> None:
+    data = _split_file(section, "pxap", files, where)
+    name = section["file"]
+    if section.get("edges") != list(PXAP_EDGES):
+        raise SubmissionError(f"{where}: split_metrics.pxap.edges differ from {list(PXAP_EDGES)}")
+    try:
+        ids, pos, neg = parse_pxap_csv(data.decode("utf-8"), len(PXAP_EDGES) - 1, where=name)
+    except (DataFormatError, UnicodeDecodeError) as exc:
+        raise SubmissionError(f"{where}: {exc}") from None
+    if tuple(sorted(ids)) != tuple(sorted(table.ids)):
+        raise SubmissionError(
+            f"{where}: {name} has {len(ids)} samples whose ids are not samples.csv's "
+            f"{len(table)}; the two files come from different runs"
+        )
+    for key, value in pxap_numbers(pos, neg).items():
+        if not _same_tree(section.get(key), value):
+            raise SubmissionError(
+                f"{where}: split_metrics.pxap.{key} is {section.get(key)!r} but {name} gives "
+                f"{value!r}; the report was changed after the run: re-run groundbench evaluate"
+            )
+
+
+def _check_maxboxacc(
+    section: Any,
+    settings: Mapping[str, Any],
+    files: Mapping[str, bytes],
+    table: Records,
+    where: str,
+) -> None:
+    data = _split_file(section, "maxboxacc", files, where)
+    name = section["file"]
+    deltas = settings["deltas"]
+    if section.get("thresholds") != list(THRESHOLDS) or section.get("deltas") != deltas:
+        raise SubmissionError(
+            f"{where}: split_metrics.maxboxacc thresholds/deltas differ from the protocol's "
+            f"sweep (0, 0.01, ..., 0.99; deltas {deltas})"
+        )
+    try:
+        parts = parse_hits_csv(data.decode("utf-8"), deltas, len(THRESHOLDS), where=name)
+    except (DataFormatError, UnicodeDecodeError) as exc:
+        raise SubmissionError(f"{where}: {exc}") from None
+    ids, hits = parts.get(EVALUATED, ((), None))
+    if tuple(sorted(ids)) != tuple(sorted(table.ids)):
+        raise SubmissionError(
+            f"{where}: {name} has {len(ids)} evaluated samples whose ids are not samples.csv's "
+            f"{len(table)}; the two files come from different runs"
+        )
+    cal_split = settings["calibration_split"]
+    calibration = section.get("calibration")
+    if (cal_split is None) != (CALIBRATION not in parts) or (
+        cal_split is not None
+        and (not isinstance(calibration, Mapping) or calibration.get("split") != cal_split)
+    ):
+        raise SubmissionError(
+            f"{where}: split_metrics.maxboxacc: the protocol calibrates on {cal_split!r} but "
+            f"the report's calibration is {calibration!r} with "
+            f"{'' if CALIBRATION in parts else 'no '}calibration rows in {name}"
+        )
+    cal_hits = parts[CALIBRATION][1] if CALIBRATION in parts else None
+    expected = maxboxacc_numbers(hits, cal_hits, deltas, THRESHOLDS)
+    for key, value in expected.items():
+        if not _same_tree(section.get(key), value):
+            raise SubmissionError(
+                f"{where}: split_metrics.maxboxacc.{key} is {section.get(key)!r} but {name} "
+                f"gives {value!r}; the report was changed after the run: re-run groundbench "
+                "evaluate"
+            )
+
+
+def _same_tree(given: Any, expected: Any) -> bool:
+    if isinstance(expected, Mapping):
+        return (
+            isinstance(given, Mapping)
+            and sorted(given) == sorted(expected)
+            and all(_same_tree(given[k], expected[k]) for k in expected)
+        )
+    return _same(given, expected)
 
 
 def check_report_schema(report: Any, where: str) -> None:

@@ -156,3 +156,62 @@ def pxap(heatmaps: Sequence[torch.Tensor], masks: Sequence[torch.Tensor]) -> flo
     precision = tp / (last + 1)
     recall = tp / positives
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+#: wsolevaluation's histogram edges for PxAP: ``[0, 0.01), ..., [0.99, 1), [1, 2), [2, 3]``.
+PXAP_EDGES: tuple[float, ...] = (*THRESHOLDS, 1.0, 2.0, 3.0)
+
+
+def pixel_histograms(
+    heatmap: torch.Tensor, valid: torch.Tensor | None, masks: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-map histograms of the min-max normalised scores of mask and non-mask pixels.
+
+    Args:
+        heatmap: ``(B, Y, X)`` maps.
+        valid: ``(B, Y, X)`` bool (padding is counted nowhere); None = all valid.
+        masks: ``(B, Y, X)`` bool ground-truth masks.
+
+    Returns:
+        ``(positives, negatives)``, each ``(B, len(PXAP_EDGES) - 1)`` int64 counts over the
+        bins of :data:`PXAP_EDGES` (``np.histogram``'s rule, as wsolevaluation). A constant
+        map, or one with NaN/Inf, puts every pixel in the lowest bin.
+    """
+    h = heatmap.detach().cpu().double().numpy()
+    v = np.ones(h.shape, bool) if valid is None else valid.cpu().numpy()
+    m = masks.cpu().numpy().astype(bool)
+    edges = np.asarray(PXAP_EDGES)
+    pos = np.zeros((h.shape[0], edges.size - 1), np.int64)
+    neg = np.zeros_like(pos)
+    for i in range(h.shape[0]):
+        x = h[i][v[i]]
+        if x.size and np.isfinite(x).all() and x.max() > x.min():
+            x = (x - x.min()) / (x.max() - x.min())
+        else:
+            x = np.zeros(x.size)
+        label = m[i][v[i]]
+        pos[i] = np.histogram(x[label], bins=edges)[0]
+        neg[i] = np.histogram(x[~label], bins=edges)[0]
+    return pos, neg
+
+
+def binned_pxap(positives: np.ndarray, negatives: np.ndarray) -> float:
+    """PxAP as wsolevaluation's ``MaskEvaluator.compute`` (without its ×100) from histograms.
+
+    Args:
+        positives, negatives: ``(bins,)`` or ``(N, bins)`` counts (summed over maps) of the
+            mask's and the other pixels' scores, bins ascending (:func:`pixel_histograms`).
+
+    Returns:
+        ``Σ_k P_k (R_k − R_{k−1})`` with the thresholds at the bins' lower edges, descending;
+        NaN when no pixel is positive.
+    """
+    pos = np.asarray(positives, np.float64).reshape(-1, np.shape(positives)[-1]).sum(axis=0)
+    neg = np.asarray(negatives, np.float64).reshape(-1, np.shape(negatives)[-1]).sum(axis=0)
+    tp, fp = pos[::-1].cumsum(), neg[::-1].cumsum()
+    if pos.sum() <= 0:
+        return float("nan")
+    keep = (tp + fp) != 0
+    precision = np.divide(tp, tp + fp, out=np.zeros_like(tp), where=keep)
+    recall = tp / pos.sum()
+    return float((precision[1:] * np.diff(recall))[keep[1:]].sum())

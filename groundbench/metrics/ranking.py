@@ -17,8 +17,9 @@ Undefined: ``nan_input``, ``no_box``, ``no_proposal`` (the image has no candidat
 previous sample's prediction); for ``proposal_rank``, ``no_correct_proposal`` (no candidate
 reaches the IoU: the proposals' recall is the share of samples without it).
 
-Box sums come from the map's prefix sums at the candidates' corners only: one read of the
-map per sample, whatever the number of boxes.
+Box sums come from the map's prefix sums at the candidates' corners only (float64): one
+read of the map per sample, whatever the number of boxes, and the same read flags NaN/Inf.
+A batch is scored by one compiled loop per thread, with no Python per sample.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import torch
 
 from groundbench.errors import ProtocolError
 from groundbench.metrics import Param, Params, register_metric
-from groundbench.metrics._inputs import check_inputs, finish, iter_chunks, masked_minmax, reasons
+from groundbench.metrics._inputs import check_inputs, finish, reasons
 from groundbench.metrics._permap import map_blocks
 from groundbench.types import MetricOutput, Undefined
 
@@ -54,30 +55,41 @@ PARAMS = Params(
 
 
 @numba.njit(nogil=True, cache=True)
-def corner_sums(h, valid, rows, cols):  # pragma: no cover - compiled
-    """``S[a, b] = Σ_{y < rows[a], x < cols[b]} h[y, x]`` (valid pixels, float64).
+def _map_box_sums(h, valid, i, boxes, out):  # pragma: no cover - compiled
+    """Σ of map ``h[i]`` over each ``xyxy`` box's pixels (pixel-centre rule) into ``out``
+    (float64), in one read of the map; returns whether its valid pixels are all finite.
 
-    ``rows``/``cols`` are sorted cut positions in ``[0, Y]``/``[0, X]``; ``valid`` is a
-    ``(Y, X)`` bool mask or ``(0, 0)`` for all valid. Column sums run down the rows (a
-    vectorised add per row); at each row cut, one pass along them gives that row of ``S``.
+    ``valid`` is ``(B, Y, X)`` bool, or ``(0, 0, 0)`` for all valid. Column sums run down the
+    rows (a vectorised add per row); at each row where a box starts or ends, one pass along
+    them gives that row of the prefix table ``S[a, b] = Σ_{y < rows[a], x < cols[b]} h``; a
+    box sum is then 4 lookups. The column sums cover the whole map, so a NaN or ±Inf valid
+    pixel leaves one of them non-finite (float64 sums of float32 values cannot overflow).
     """
+    Y, X = h.shape[1], h.shape[2]
+    m = boxes.shape[0]
+    spans = np.empty((m, 4), np.int64)
+    for k in range(m):
+        r0 = min(max(math.ceil(boxes[k, 1] - 0.5), 0), Y)
+        r1 = min(max(math.floor(boxes[k, 3] - 0.5) + 1, r0), Y)
+        c0 = min(max(math.ceil(boxes[k, 0] - 0.5), 0), X)
+        c1 = min(max(math.floor(boxes[k, 2] - 0.5) + 1, c0), X)
+        spans[k, 0], spans[k, 1], spans[k, 2], spans[k, 3] = r0, r1, c0, c1
+    rows = np.unique(spans[:, :2].copy().ravel())
+    cols = np.unique(spans[:, 2:].copy().ravel())
     R, C = rows.size, cols.size
     S = np.zeros((R, C))
-    last = cols[C - 1] if C else 0
-    column = np.zeros(last)  # Σ_{y' <= y} h[y', x]
+    column = np.zeros(X)  # Σ_{y' <= y} h[y', x]
     masked = valid.shape[0] > 0
     a = 0
     while a < R and rows[a] == 0:
         a += 1
-    for y in range(h.shape[0]):
-        if a >= R:
-            break
+    for y in range(Y):
         if masked:
-            for x in range(last):
-                column[x] += np.float64(h[y, x]) if valid[y, x] else 0.0
+            for x in range(X):
+                column[x] += np.float64(h[i, y, x]) if valid[i, y, x] else 0.0
         else:
-            for x in range(last):
-                column[x] += np.float64(h[y, x])
+            for x in range(X):
+                column[x] += np.float64(h[i, y, x])
         while a < R and rows[a] == y + 1:
             acc = 0.0
             start = 0
@@ -87,30 +99,14 @@ def corner_sums(h, valid, rows, cols):  # pragma: no cover - compiled
                 start = cols[b]
                 S[a, b] = acc
             a += 1
-    return S
-
-
-@numba.njit(nogil=True, cache=True)
-def box_sums_kernel(h, valid, boxes):  # pragma: no cover - compiled
-    """Σ of ``h`` over each ``xyxy`` box's pixels (pixel-centre rule), float64 ``(m,)``."""
-    Y, X = h.shape
-    m = boxes.shape[0]
-    spans = np.empty((m, 4), np.int64)
-    for i in range(m):
-        r0 = min(max(math.ceil(boxes[i, 1] - 0.5), 0), Y)
-        r1 = min(max(math.floor(boxes[i, 3] - 0.5) + 1, r0), Y)
-        c0 = min(max(math.ceil(boxes[i, 0] - 0.5), 0), X)
-        c1 = min(max(math.floor(boxes[i, 2] - 0.5) + 1, c0), X)
-        spans[i, 0], spans[i, 1], spans[i, 2], spans[i, 3] = r0, r1, c0, c1
-    rows = np.unique(spans[:, :2].copy().ravel())
-    cols = np.unique(spans[:, 2:].copy().ravel())
-    S = corner_sums(h, valid, rows, cols)
-    out = np.empty(m)
-    for i in range(m):
-        a0, a1 = np.searchsorted(rows, spans[i, 0]), np.searchsorted(rows, spans[i, 1])
-        b0, b1 = np.searchsorted(cols, spans[i, 2]), np.searchsorted(cols, spans[i, 3])
-        out[i] = S[a1, b1] - S[a0, b1] - S[a1, b0] + S[a0, b0]
-    return out
+    for k in range(m):
+        a0, a1 = np.searchsorted(rows, spans[k, 0]), np.searchsorted(rows, spans[k, 1])
+        b0, b1 = np.searchsorted(cols, spans[k, 2]), np.searchsorted(cols, spans[k, 3])
+        out[k] = S[a1, b1] - S[a0, b1] - S[a1, b0] + S[a0, b0]
+    finite = True
+    for x in range(X):
+        finite = finite and math.isfinite(column[x])
+    return finite
 
 
 @numba.njit(nogil=True, cache=True)
@@ -151,19 +147,49 @@ def _judge(sums, cand, gts, alpha, iou, strict, top_only):  # pragma: no cover -
     return best, False
 
 
-_ALL_VALID = np.zeros((0, 0), dtype=np.bool_)
+@numba.njit(nogil=True, cache=True)
+def _rank_rows(  # pragma: no cover - compiled
+    h,
+    valid,
+    props,
+    n_props,
+    gts,
+    n_gts,
+    alpha,
+    iou,
+    strict,
+    top_only,
+    start,
+    stop,
+    out,
+    no_score,
+    nonfinite,
+):
+    """Score samples ``start:stop`` of a batch into ``out``, ``no_score`` and ``nonfinite``."""
+    for i in range(start, stop):
+        m, k = n_props[i], n_gts[i]
+        sums = np.empty(m)
+        nonfinite[i] = not _map_box_sums(h, valid, i, props[i, :m], sums)
+        if m == 0 or k == 0 or nonfinite[i]:
+            continue
+        out[i], no_score[i] = _judge(sums, props[i, :m], gts[i, :k], alpha, iou, strict, top_only)
+
+
+_ALL_VALID = np.zeros((0, 0, 0), dtype=np.bool_)
 
 
 def box_sums(h: np.ndarray, valid: np.ndarray | None, boxes: np.ndarray) -> np.ndarray:
-    """Σ of ``h`` over each ``xyxy`` box's pixels, float64 ``(m,)``, one read of the map."""
-    v = _ALL_VALID if valid is None else valid
-    return box_sums_kernel(h, v, np.ascontiguousarray(boxes, dtype=np.float64))
+    """Σ of ``h`` ``(Y, X)`` over each ``xyxy`` box's pixels, float64 ``(m,)``, one read of the map."""
+    v = _ALL_VALID if valid is None else np.ascontiguousarray(valid)[None]
+    out = np.empty(len(boxes))
+    _map_box_sums(np.ascontiguousarray(h)[None], v, 0, np.ascontiguousarray(boxes, np.float64), out)
+    return out
 
 
 def _rank(heatmap, valid, boxes, box_count, proposals, proposal_count, params, top_only):
     name = "rank_acc" if top_only else "proposal_rank"
     p = PARAMS.check(params, metric=name)
-    inputs = check_inputs(
+    check_inputs(
         name, heatmap, needs=("heatmap", "boxes"), valid=valid, boxes=boxes, box_count=box_count
     )
     if proposals is None or proposal_count is None:
@@ -172,34 +198,27 @@ def _rank(heatmap, valid, boxes, box_count, proposals, proposal_count, params, t
             "(a detector file, or gt)"
         )
     B = heatmap.shape[0]
-    nonfinite = torch.zeros(B, dtype=torch.bool)
-    for rows, h, v in iter_chunks(inputs):
-        nonfinite[rows] = masked_minmax(h, v)[2]
-    h_np = heatmap.detach().cpu()
-    h_np = (h_np.float() if h_np.dtype in (torch.float16, torch.bfloat16) else h_np).numpy()
-    v_np = None if valid is None else valid.cpu().numpy()
-    props, n_props = proposals.cpu().double().numpy(), proposal_count.cpu().numpy()
-    gts, n_gts = boxes.cpu().double().numpy(), box_count.cpu().numpy()
-    strict = p["rule"] == ">"
+    h = heatmap.detach().cpu()
+    h = np.ascontiguousarray(
+        (h.float() if h.dtype in (torch.float16, torch.bfloat16) else h).numpy()
+    )
+    v = _ALL_VALID if valid is None else np.ascontiguousarray(valid.cpu().numpy())
+    props = np.ascontiguousarray(proposals.detach().cpu().double().numpy())
+    gts = np.ascontiguousarray(boxes.detach().cpu().double().numpy())
+    n_props = proposal_count.cpu().numpy().astype(np.int64)
+    n_gts = box_count.cpu().numpy().astype(np.int64)
     out = np.full(B, math.nan)
     no_score = np.zeros(B, dtype=bool)
-    skip = nonfinite.numpy()
+    nonfinite = np.zeros(B, dtype=bool)
+    args = (h, v, props, n_props, gts, n_gts, float(p["alpha"]), float(p["iou"]))
+    args += (p["rule"] == ">", top_only)
 
     def block(start: int, stop: int) -> None:
-        for i in range(start, stop):
-            m, k = int(n_props[i]), int(n_gts[i])
-            if m == 0 or k == 0 or skip[i]:
-                continue
-            cand = props[i, :m]
-            full = v_np is None or bool(v_np[i].all())
-            sums = box_sums(h_np[i], None if full else v_np[i], cand)
-            out[i], no_score[i] = _judge(
-                sums, cand, gts[i, :k], p["alpha"], p["iou"], strict, top_only
-            )
+        _rank_rows(*args, start, stop, out, no_score, nonfinite)
 
     map_blocks(block, B, pixels=heatmap[0].numel() if B else 1)
     codes = [
-        (nonfinite, Undefined.NAN_INPUT),
+        (torch.from_numpy(nonfinite), Undefined.NAN_INPUT),
         (box_count.cpu() == 0, Undefined.NO_BOX),
         (proposal_count.cpu() == 0, Undefined.NO_PROPOSAL),
     ]

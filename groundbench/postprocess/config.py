@@ -16,7 +16,7 @@ from groundbench.errors import ProtocolError, did_you_mean
 from groundbench.postprocess.aggregate import HEAD_MODES, REDUCE_MODES
 from groundbench.postprocess.average import PASS_MODES
 from groundbench.postprocess.normalise import NORMALISE_MODES
-from groundbench.postprocess.regions import REGION_RULES
+from groundbench.postprocess.regions import MAP_RULES, MASS_ALPHA, REGION_RULES
 from groundbench.postprocess.threshold import THRESHOLD_METHODS
 from groundbench.postprocess.upsample import ALIGN_MODES, UPSAMPLE_MODES
 
@@ -50,6 +50,27 @@ def _choice(value: Any, options: tuple[str, ...], path: str) -> str:
     raise ProtocolError(
         f"{path}: {value!r} is not a valid value; valid values: {', '.join(options)}{hint}"
     )
+
+
+def _regions(value: Any, path: str) -> str | dict[str, Any]:
+    """A mask rule as its name; a rule on the map itself as ``{"rule", "alpha"}``."""
+    if isinstance(value, Mapping):
+        _reject_unknown(value, path, ["rule", "alpha"])
+        if "rule" not in value:
+            raise ProtocolError(f"{path}: a mapping needs 'rule', e.g. {{rule: mass_minus_area}}")
+        rule = _choice(value["rule"], REGION_RULES, f"{path}.rule")
+        if rule not in MAP_RULES and "alpha" in value:
+            raise ProtocolError(
+                f"{path}.alpha: only {', '.join(MAP_RULES)} takes alpha; remove it for {rule!r}"
+            )
+    else:
+        rule, value = _choice(value, REGION_RULES, path), {}
+    if rule not in MAP_RULES:
+        return rule  # the name alone, as before map rules existed: hashes hold
+    return {
+        "rule": rule,
+        "alpha": _number(value.get("alpha", MASS_ALPHA), f"{path}.alpha", 0.0, 100.0),
+    }
 
 
 def _number(value: Any, path: str, low: float, high: float, *, low_open: bool = False) -> float:
@@ -174,13 +195,18 @@ def canonical_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     }
     regions = cfg.get("regions", d["regions"])
     if regions is not None:
-        out["regions"] = _choice(regions, REGION_RULES, f"{p}.regions")
+        out["regions"] = _regions(regions, f"{p}.regions")
     if out["aggregate"]["heads"] == "gate" and out["aggregate"]["reduce"] != "mean":
         raise ProtocolError(
             f"{p}.aggregate.reduce: heads 'gate' takes a weighted mean over layers and heads, "
             "so reduce must be 'mean'"
         )
-    if out["regions"] is not None and out["threshold"] is None:
+    if isinstance(out["regions"], dict) and out["threshold"] is not None:
+        raise ProtocolError(
+            f"{p}.regions: {out['regions']['rule']!r} finds its box on the map itself and reads "
+            f"no thresholded mask; set {p}.threshold to null"
+        )
+    if out["regions"] is not None and out["threshold"] is None and isinstance(out["regions"], str):
         raise ProtocolError(
             f"{p}.regions: {out['regions']!r} needs a thresholded mask, but {p}.threshold is "
             "null; set a threshold or set regions to null"

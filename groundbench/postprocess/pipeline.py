@@ -163,6 +163,12 @@ class Pipeline:
         self, heatmap: torch.Tensor, valid: torch.Tensor, *, all_valid: bool
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         cfg, step = self._config, self._steps
+        if isinstance(cfg["regions"], dict):  # a rule on the map itself, no threshold
+            rule = cfg["regions"]
+            mask = None if all_valid else valid
+            return step["regions"](
+                None, rule["rule"], heatmap=heatmap, valid=mask, alpha=rule["alpha"]
+            )
         if cfg["threshold"] is None:
             return None, None
         if heatmap.shape[0] == 0:

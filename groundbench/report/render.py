@@ -13,6 +13,7 @@ from typing import Any
 
 from groundbench.metrics.aggregate import SMALL_N
 from groundbench.model_card import card_summary
+from groundbench.report.split_metrics import split_metric_lines
 
 REPORT_SCHEMA = 1
 
@@ -210,6 +211,20 @@ def render_markdown(report: Mapping[str, Any], figures: Sequence[str]) -> bytes:
         "```",
         "",
     ]
+    split_lines = split_metric_lines(report.get("split_metrics") or {})
+    if split_lines:
+        out += [
+            "## Split-level metrics",
+            "",
+            "```",
+            *split_lines,
+            "```",
+            "",
+            "Recomputable from "
+            + ", ".join(md_code(sec["file"]) for sec in report["split_metrics"].values())
+            + " (every sample's inputs to these numbers; docs/reports.md).",
+            "",
+        ]
     tags = sorted({t for by_tag in metrics.values() for t in by_tag if t != "all"})
     if tags:
         keys = list(metrics)

@@ -118,3 +118,53 @@ def test_pxap_is_sklearn_average_precision_over_the_pooled_pixels(rng):
         )
         got = pxap([torch.from_numpy(m) for m in maps], [torch.from_numpy(k) for k in masks])
         assert abs(got - ref) <= 1e-12, kind
+
+
+def _wsolevaluation_pxap(scoremaps, masks, threshold_list):
+    """wsolevaluation's MaskEvaluator (accumulate + compute, without the ×100), reimplemented."""
+    edges = np.append(threshold_list, [1.0, 2.0, 3.0])
+    true_hist = np.zeros(len(threshold_list) + 2)
+    false_hist = np.zeros(len(threshold_list) + 2)
+    for scoremap, gt in zip(scoremaps, masks, strict=True):
+        true_hist += np.histogram(scoremap[gt], bins=edges)[0]
+        false_hist += np.histogram(scoremap[~gt], bins=edges)[0]
+    tp = true_hist[::-1].cumsum()
+    fn = true_hist.sum() - tp
+    fp = false_hist[::-1].cumsum()
+    non_zero = (tp + fp) != 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = tp / (tp + fp)
+    recall = tp / (tp + fn)
+    return (precision[1:] * np.diff(recall))[non_zero[1:]].sum()
+
+
+def test_binned_pxap_is_wsolevaluation_mask_evaluator(rng):
+    from sklearn.metrics import average_precision_score
+
+    from groundbench.metrics.maxboxacc import THRESHOLDS, binned_pxap, pixel_histograms
+
+    h = torch.from_numpy(rng.random((5, 12, 10)) ** 2)
+    h[3] = torch.round(h[3] * 4) / 4  # tied scores
+    h[4] = 0.25  # constant: every pixel in the lowest bin
+    masks = torch.from_numpy(rng.random((5, 12, 10)) < 0.3)
+    pos, neg = pixel_histograms(h, None, masks)
+    got = binned_pxap(pos, neg)
+    norm = []
+    for m in h.numpy():
+        norm.append((m - m.min()) / (m.max() - m.min()) if m.max() > m.min() else 0 * m)
+    want = _wsolevaluation_pxap(norm, masks.numpy(), np.array(THRESHOLDS))
+    assert abs(got - want) < 1e-12
+    # the same as the step AP over scores floored to their bin's lower edge
+    binned = np.concatenate([np.floor(np.round(m.ravel() * 100, 9)) for m in norm])
+    ap = average_precision_score(masks.numpy().ravel(), binned)
+    assert abs(got - ap) < 1e-12
+    # padding is counted nowhere
+    padded = torch.zeros(5, 14, 13, dtype=torch.float64)
+    padded[:, :12, :10] = h
+    valid = torch.zeros(5, 14, 13, dtype=torch.bool)
+    valid[:, :12, :10] = True
+    big_masks = torch.zeros(5, 14, 13, dtype=torch.bool)
+    big_masks[:, :12, :10] = masks
+    pos2, neg2 = pixel_histograms(padded, valid, big_masks)
+    assert (pos2 == pos).all() and (neg2 == neg).all()
+    assert np.isnan(binned_pxap(np.zeros_like(pos), neg))

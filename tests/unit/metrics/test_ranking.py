@@ -167,3 +167,27 @@ def test_display_keys():
     assert display_key("rank_acc") == "rank_acc@0.5"
     assert display_key("rank_acc", {"rule": ">"}) == "rank_acc@0.5[>]"
     assert display_key("proposal_rank", {"alpha": 1, "iou": 0.7}) == "proposal_rank@0.7[alpha=1]"
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_non_finite_pixel_outside_every_box_is_flagged_unless_padding(value):
+    # the box sums read the whole map in the pass that flags non-finite pixels: a bad pixel
+    # beyond the last box's row and column is still found; one in the padding is not
+    h = torch.rand(3, 6, 6, generator=torch.Generator().manual_seed(1))
+    h[:, 5, 5] = value
+    h[1, 0, 0] = math.inf
+    h[1, 0, 1] = -math.inf  # +Inf and -Inf in two columns: their total is NaN
+    valid = torch.ones(3, 6, 6, dtype=torch.bool)
+    valid[2, 5, 5] = False
+    h[1, 5, 5] = 0.0
+    box = [[[0.0, 0.0, 2.0, 2.0]]] * 3
+    out = rank_acc(
+        h,
+        valid=valid,
+        boxes=torch.tensor(box, dtype=torch.float64),
+        box_count=torch.tensor([1, 1, 1]),
+        proposals=torch.tensor(box, dtype=torch.float64),
+        proposal_count=torch.tensor([1, 1, 1]),
+    )
+    assert out.undefined.tolist() == [Undefined.NAN_INPUT, Undefined.NAN_INPUT, 0]
+    assert out.values[2].item() == 1.0

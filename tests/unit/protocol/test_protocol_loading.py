@@ -93,7 +93,8 @@ def test_python_tags_are_refused(tmp_path):
         (
             "regoin: boxes\n",
             "unknown key regoin; valid keys at the top level: schema, about, dataset, select, "
-            "resolution, region, pipeline, metrics, bootstrap, control, proposals; did you mean "
+            "resolution, region, pipeline, metrics, bootstrap, control, proposals, split_metrics; "
+            "did you mean "
             "'region'?",
         ),
         (
@@ -326,7 +327,7 @@ def test_unknown_shipped_name():
 
 def test_every_shipped_protocol_loads():
     names = list_protocols()
-    assert len(names) == 41 and not any(n.startswith("_") for n in names)
+    assert len(names) == 42 and not any(n.startswith("_") for n in names)
     for name in names:
         p = load_protocol(name)
         if name.endswith((".rank", ".rank_gt")):  # region ranking: its own metrics
@@ -338,7 +339,10 @@ def test_every_shipped_protocol_loads():
             assert (p.proposals == "gt") == name.endswith("_gt"), name
             continue
         keys = [m.get("variant") for m in p.metrics if m["name"] == "pointing"]
-        assert name.rsplit(".", 1)[1] in keys or name.endswith(".blind"), name
+        if name.endswith(".wsol"):  # synth_test.albef's metrics plus MaxBoxAccV2 on val
+            assert keys == ["albef"] and p.split_metrics["maxboxacc"]["calibration_split"]
+        else:
+            assert name.rsplit(".", 1)[1] in keys or name.endswith(".blind"), name
         assert {m["name"] for m in p.metrics} >= {"box_acc", "miou", "soft_iou", "auc", "nss"}
 
 

@@ -237,3 +237,15 @@ def test_a_checkpoint_without_training_images_says_unknown(saved, tmp_path):
     old = tmp_path / "old.safetensors"
     save_file(tensors, str(old), metadata={"groundbench": json.dumps(meta)})
     assert load_checkpoint(old).training_images is None
+
+
+def test_a_masked_model_round_trips_with_its_read_out(tmp_path):
+    over = ["model.mask=sigmoid", "model.readout=mask", "train.loss_background=1"]
+    cfg = load_config("tiny", overrides=over)
+    vocab = Vocabulary(["<unk>", "blue", "circle", "red", "square"], [0, 1, 2, 1, 2])
+    torch.manual_seed(0)
+    model = GroundingModel(cfg.model, vocab.types).eval()
+    with torch.no_grad():
+        model.mask_bias.fill_(-1.25)
+    ckpt = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", model, cfg, vocab, "f" * 64))
+    assert ckpt.config == cfg and float(ckpt.model.mask_bias.detach()) == -1.25

@@ -96,7 +96,9 @@ class TrainConfig:
         seed: seeds initialisation, the image order and pair subsets.
         min_word_count: a word enters the vocabulary after this many training occurrences.
         max_captions: use at most this many training captions (0 = all).
-        loss_entropy: weight of the attention entropy (a sparsity term; an ablation).
+        loss_entropy: weight of the attention entropy: positive sharpens the attention (a
+            sparsity term; an ablation), negative is an entropy bonus that spreads it over
+            every token that tells the hidden word as well, i.e. over the object's extent.
         loss_contrast: weight of an image-contrast term: the hidden word must be predicted
             worse through the same query on another image of the step (an ablation).
         loss_word: weight of the hidden word's cross-entropy through the softmax attention.
@@ -188,7 +190,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "seed": (0, 2**63 - 1),
     "min_word_count": (1, 1_000_000),
     "max_captions": (0, 2**63 - 1),
-    "loss_entropy": (0.0, 1e3),
+    "loss_entropy": (-1e3, 1e3),
     "loss_contrast": (0.0, 1e3),
     "loss_word": (0.0, 1e3),
     "loss_foreground": (0.0, 1e3),

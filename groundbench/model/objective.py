@@ -3,7 +3,8 @@
 ``word`` is the cross-entropy of the hidden word, over the real (non-padding) pairs (0 for a
 batch without any: nothing to learn, and no NaN). Two
 optional terms exist for ablations (``docs/model.md`` has their measurements):
-``entropy`` (attention sparsity) and ``contrast`` (the hidden word must be less likely
+``entropy`` (attention sparsity with a positive weight, an entropy bonus that spreads the
+attention over the object with a negative one) and ``contrast`` (the hidden word must be less likely
 through the same query on another image: ``softplus(log p_other − log p_own)``).
 Under ``model.mask: sigmoid`` three extent terms are computed (and weighted by
 ``loss_foreground``, ``loss_background``, ``loss_area``): the hidden word's cross-entropy from
@@ -77,7 +78,7 @@ def compute_loss(
         parts.update(
             foreground=foreground.detach(), background=background.detach(), area=area.detach()
         )
-    if t.loss_entropy > 0:
+    if t.loss_entropy != 0:
         att = out.attention.float().clamp_min(1e-12)
         entropy = mean_over_real(-(att * att.log()).sum(-1).mean(-1))  # nats
         loss = loss + t.loss_entropy * entropy

@@ -86,6 +86,25 @@ def test_extent_terms_are_the_documented_formulas_and_are_logged(square_records,
     assert {"foreground", "background", "area"} <= set(row) and 0 < float(row["area"]) < 1
 
 
+def test_a_negative_entropy_weight_is_a_bonus_that_flattens_the_attention(square_records):
+    cfg = load_config("tiny", overrides=["train.loss_entropy=-0.5"])
+    data = build_training_data(square_records[:8], cfg, progress=False)
+    batch = data.batch(torch.arange(4))
+    torch.manual_seed(0)
+    model = GroundingModel(cfg.model, data.vocab.types)
+    loss, parts = compute_loss(model, batch, cfg)
+    torch.testing.assert_close(loss.detach(), parts["word"] - 0.5 * parts["entropy"])
+    bonus = replace(cfg, train=replace(cfg.train, loss_word=0.0))  # the bonus alone
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    before = float(parts["entropy"])
+    for _ in range(3):
+        loss, _ = compute_loss(model, batch, bonus)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert float(compute_loss(model, batch, bonus)[1]["entropy"]) > before
+
+
 def test_the_background_term_rewards_a_mask_that_covers_the_object():
     """Hiding a coloured square's colour: a mask over the whole square leaves a background
     that cannot tell the colour; a mask over half of it leaves the rest telling it."""

@@ -6,22 +6,27 @@ on captions only), reads pixels, and its fingerprint is the sha256 of the checkp
 (which include the config and the vocabulary). ``checkpoint:PATH:gradcam`` reads the same
 weights out by a gradient attribution instead of the attention
 (:func:`groundbench.model.infer.gradcam_read_out`), so the two can be compared.
+``checkpoint:PATH?readout_temperature=6`` (or ``?readout=mask``) reads the attention out with
+another setting than the one stored in the checkpoint, without retraining; the setting is
+part of the fingerprint.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from groundbench.errors import MethodError
+from groundbench.errors import MethodError, did_you_mean
 from groundbench.methods.base import METHODS
 from groundbench.types import GroundingSample, RawMaps
 
 RECIPES = ("attention", "gradcam")
+#: Read-out settings of the checkpoint's ``model`` config that ``?key=value`` may override.
+READOUT_KNOBS = ("readout", "readout_temperature")
 
 
 class CheckpointMethod:
@@ -34,16 +39,28 @@ class CheckpointMethod:
             passes that each hide one word); see :func:`groundbench.model.infer.read_out`.
         recipe: ``attention`` (the grounding attention, the default) or ``gradcam`` (Grad-CAM
             of the training objective over the visual tokens).
+        readout: overrides of the stored :data:`READOUT_KNOBS` (``{"readout_temperature":
+            "6"}``), checked like the config they replace; attention recipe only.
     """
 
     supervision = "box-free"
     needs_images = True
 
-    def __init__(self, path: str | Path, *, passes: str = "full", recipe: str = "attention") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        passes: str = "full",
+        recipe: str = "attention",
+        readout: Mapping[str, str] | None = None,
+    ) -> None:
         from groundbench.model.checkpoint import load_checkpoint
+        from groundbench.model.config import ConfigError, config_from_dict
 
         if recipe not in RECIPES:
-            raise MethodError(f"checkpoint recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
+            raise MethodError(
+                f"checkpoint recipe must be one of {', '.join(RECIPES)}, got {recipe!r}"
+            )
         self.path = Path(path)
         if (self.path / "model.safetensors").is_file():  # a run folder
             self.path = self.path / "model.safetensors"
@@ -56,6 +73,20 @@ class CheckpointMethod:
         self.training_data = self._ckpt.training_sources
         self.training_images = self._ckpt.training_images
         self._devices: dict[str, torch.nn.Module] = {}
+        self.readout = dict(sorted((readout or {}).items()))
+        if self.readout:
+            if recipe != "attention":
+                raise MethodError(
+                    f"checkpoint {self.path}: read-out settings apply to the attention, "
+                    f"not to {recipe}; drop ?{'&'.join(self.readout)}"
+                )
+            stored = self._ckpt.config.to_dict()
+            stored["model"].update(self.readout)
+            try:
+                cfg = config_from_dict(stored, where="checkpoint")
+            except ConfigError as exc:
+                raise MethodError(f"{self.path}: read-out setting refused: {exc}") from None
+            self._ckpt.model.cfg = cfg.model
 
     def fingerprint(self) -> str:
         """Return the sha256 hex of the checkpoint file's bytes and the read-out settings."""
@@ -64,6 +95,8 @@ class CheckpointMethod:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         h.update(f"passes={self.passes}".encode())
+        for key, value in self.readout.items():
+            h.update(f";{key}={value}".encode())
         if self.recipe != "attention":
             h.update(f";recipe={self.recipe}".encode())
         return h.hexdigest()
@@ -82,7 +115,11 @@ class CheckpointMethod:
         vision = [*reversed(list(enc.mixing.blocks))] if enc.mixing is not None else []
         vision += [m for m in reversed(list(enc.net)) if any(True for _ in m.parameters())]
         head = [m for m in reversed(list(model.head)) if any(True for _ in m.parameters())]
-        return {"vision": vision, "text": [g.embed], "grounding": [*head, g.value_norm, g.value, g.key]}
+        return {
+            "vision": vision,
+            "text": [g.embed],
+            "grounding": [*head, g.value_norm, g.value, g.key],
+        }
 
     def predict(
         self,
@@ -116,7 +153,7 @@ class CheckpointMethod:
 @METHODS.register(
     "checkpoint",
     supervision="box-free",
-    arg="PATH to model.safetensors or its run folder[:gradcam]",
+    arg="PATH to model.safetensors or its run folder[:gradcam][?readout_temperature=T]",
 )
 def checkpoint_method(arg: str | None) -> CheckpointMethod:
     """Build the method from ``checkpoint:PATH``.
@@ -129,7 +166,20 @@ def checkpoint_method(arg: str | None) -> CheckpointMethod:
         raise MethodError(
             "the checkpoint method needs a path: --method checkpoint:RUN_DIR/model.safetensors"
         )
-    path, sep, recipe = arg.rpartition(":")
+    head, _, query = arg.partition("?")
+    readout = {}
+    for item in filter(None, query.split("&")):
+        key, eq, value = item.partition("=")
+        if key not in READOUT_KNOBS:
+            raise MethodError(
+                f"checkpoint:{arg}: {key!r} is not a read-out setting"
+                f"{did_you_mean(key, READOUT_KNOBS)}; settings: {', '.join(READOUT_KNOBS)} "
+                "(e.g. ?readout_temperature=6)"
+            )
+        if not eq:
+            raise MethodError(f"checkpoint:{arg}: {key!r} needs a value ({key}=...)")
+        readout[key] = value
+    path, sep, recipe = head.rpartition(":")
     if sep and recipe in RECIPES:
-        return CheckpointMethod(path, recipe=recipe)
-    return CheckpointMethod(arg)
+        return CheckpointMethod(path, recipe=recipe, readout=readout)
+    return CheckpointMethod(head, readout=readout)

@@ -249,3 +249,30 @@ def test_a_masked_model_round_trips_with_its_read_out(tmp_path):
         model.mask_bias.fill_(-1.25)
     ckpt = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", model, cfg, vocab, "f" * 64))
     assert ckpt.config == cfg and float(ckpt.model.mask_bias.detach()) == -1.25
+
+
+def test_the_method_overrides_the_stored_read_out_and_fingerprints_it(saved):
+    from groundbench.errors import MethodError
+    from groundbench.methods.base import METHODS
+
+    path = saved[0]
+    plain = METHODS.get("checkpoint")(str(path))
+    hot = METHODS.get("checkpoint")(f"{path}?readout_temperature=6")
+    assert plain._ckpt.model.cfg.readout_temperature == 1.0
+    assert hot._ckpt.model.cfg.readout_temperature == 6.0
+    assert hot.fingerprint() != plain.fingerprint()
+    assert (
+        hot.fingerprint()
+        == METHODS.get("checkpoint")(f"{path}?readout_temperature=6").fingerprint()
+    )
+    with pytest.raises(MethodError, match="'temperature' is not a read-out setting; did you mean"):
+        METHODS.get("checkpoint")(f"{path}?temperature=6")
+    with pytest.raises(
+        MethodError,
+        match=r"read-out setting refused: checkpoint.model.readout: 'mask' reads the sigmoid mask",
+    ):
+        METHODS.get("checkpoint")(f"{path}?readout=mask")  # this model has no mask
+    with pytest.raises(
+        MethodError, match="read-out settings apply to the attention, not to gradcam"
+    ):
+        METHODS.get("checkpoint")(f"{path}:gradcam?readout_temperature=6")

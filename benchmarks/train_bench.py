@@ -48,6 +48,13 @@ ABLATIONS: dict[str, list[str]] = {
     "attention_sparsity": ["train.loss_entropy=0.01"],
     "image_contrast": ["train.loss_contrast=0.5"],
     "two_heads": ["model.heads=2"],
+    "entropy_bonus": ["train.loss_entropy=-0.2"],
+    "sigmoid_mask_wwbl": [
+        "model.mask=sigmoid",
+        "train.loss_foreground=1",
+        "train.loss_background=1",
+        "train.loss_area=0.5",
+    ],
 }
 
 

@@ -10,23 +10,28 @@ weights out by a gradient attribution instead of the attention
 Each map carries the model's reading notes on its phrase (``RawMaps.notes``:
 ``text:no-referent``, ``text:no-known-word``, ``text:location-unused``; see
 :func:`groundbench.model.language.reading_notes`), which the report counts and scores as tags.
+``checkpoint:PATH?readout_temperature=6`` (or ``?readout=mask``) reads the attention out with
+another setting than the one stored in the checkpoint, without retraining; the setting is
+part of the fingerprint.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from groundbench.errors import MethodError
+from groundbench.errors import MethodError, did_you_mean
 from groundbench.methods.base import METHODS
 from groundbench.types import GroundingSample, RawMaps
 
 RECIPES = ("attention", "gradcam")
+#: Read-out settings of the checkpoint's ``model`` config that ``?key=value`` may override.
+READOUT_KNOBS = ("readout", "readout_temperature")
 
 
 class CheckpointMethod:
@@ -39,15 +44,23 @@ class CheckpointMethod:
             passes that each hide one word); see :func:`groundbench.model.infer.read_out`.
         recipe: ``attention`` (the grounding attention, the default) or ``gradcam`` (Grad-CAM
             of the training objective over the visual tokens).
+        readout: overrides of the stored :data:`READOUT_KNOBS` (``{"readout_temperature":
+            "6"}``), checked like the config they replace; attention recipe only.
     """
 
     supervision = "box-free"
     needs_images = True
 
     def __init__(
-        self, path: str | Path, *, passes: str = "full", recipe: str = "attention"
+        self,
+        path: str | Path,
+        *,
+        passes: str = "full",
+        recipe: str = "attention",
+        readout: Mapping[str, str] | None = None,
     ) -> None:
         from groundbench.model.checkpoint import load_checkpoint
+        from groundbench.model.config import ConfigError, config_from_dict
 
         if recipe not in RECIPES:
             raise MethodError(
@@ -65,6 +78,20 @@ class CheckpointMethod:
         self.training_data = self._ckpt.training_sources
         self.training_images = self._ckpt.training_images
         self._devices: dict[str, torch.nn.Module] = {}
+        self.readout = dict(sorted((readout or {}).items()))
+        if self.readout:
+            if recipe != "attention":
+                raise MethodError(
+                    f"checkpoint {self.path}: read-out settings apply to the attention, "
+                    f"not to {recipe}; drop ?{'&'.join(self.readout)}"
+                )
+            stored = self._ckpt.config.to_dict()
+            stored["model"].update(self.readout)
+            try:
+                cfg = config_from_dict(stored, where="checkpoint")
+            except ConfigError as exc:
+                raise MethodError(f"{self.path}: read-out setting refused: {exc}") from None
+            self._ckpt.model.cfg = cfg.model
 
     def fingerprint(self) -> str:
         """Return the sha256 hex of the checkpoint file's bytes, the read-out settings and the
@@ -76,6 +103,8 @@ class CheckpointMethod:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
         h.update(f"passes={self.passes};parse_rules={PARSE_RULES}".encode())
+        for key, value in self.readout.items():
+            h.update(f";{key}={value}".encode())
         if self.recipe != "attention":
             h.update(f";recipe={self.recipe}".encode())
         return h.hexdigest()
@@ -132,7 +161,7 @@ class CheckpointMethod:
 @METHODS.register(
     "checkpoint",
     supervision="box-free",
-    arg="PATH to model.safetensors or its run folder[:gradcam]",
+    arg="PATH to model.safetensors or its run folder[:gradcam][?readout_temperature=T]",
 )
 def checkpoint_method(arg: str | None) -> CheckpointMethod:
     """Build the method from ``checkpoint:PATH``.
@@ -145,7 +174,20 @@ def checkpoint_method(arg: str | None) -> CheckpointMethod:
         raise MethodError(
             "the checkpoint method needs a path: --method checkpoint:RUN_DIR/model.safetensors"
         )
-    path, sep, recipe = arg.rpartition(":")
+    head, _, query = arg.partition("?")
+    readout = {}
+    for item in filter(None, query.split("&")):
+        key, eq, value = item.partition("=")
+        if key not in READOUT_KNOBS:
+            raise MethodError(
+                f"checkpoint:{arg}: {key!r} is not a read-out setting"
+                f"{did_you_mean(key, READOUT_KNOBS)}; settings: {', '.join(READOUT_KNOBS)} "
+                "(e.g. ?readout_temperature=6)"
+            )
+        if not eq:
+            raise MethodError(f"checkpoint:{arg}: {key!r} needs a value ({key}=...)")
+        readout[key] = value
+    path, sep, recipe = head.rpartition(":")
     if sep and recipe in RECIPES:
-        return CheckpointMethod(path, recipe=recipe)
-    return CheckpointMethod(arg)
+        return CheckpointMethod(path, recipe=recipe, readout=readout)
+    return CheckpointMethod(head, readout=readout)

@@ -47,6 +47,15 @@ class ModelConfig:
         max_phrase_words: words kept per noun phrase (its last ones, so the head noun stays).
         max_pairs_per_image: (phrase, hidden word) pairs trained per image per step; an
             image with more keeps a fixed, seeded subset.
+        mask: ``none``, or ``sigmoid``: a non-competing mask ``m = σ(logits + b)`` over the
+            tokens (the grounding attention's own logits, ``b`` one learned offset) that
+            pools a foreground value ``Σ m v / Σ m`` and a background value
+            ``Σ (1 − m) v / Σ (1 − m)`` for the ``loss_foreground``, ``loss_background`` and
+            ``loss_area`` terms.
+        readout: what ``checkpoint:`` maps are: ``softmax`` (the grounding attention) or
+            ``mask`` (the sigmoid mask, in ``[0, 1]``; needs ``mask: sigmoid``).
+        readout_temperature: the softmax read-out is ``softmax(logits / T)``; ``T > 1``
+            flattens the peak over more of the object. Read-out only: training uses ``T = 1``.
     """
 
     image_size: int = 64
@@ -60,6 +69,9 @@ class ModelConfig:
     head: str = "typed"
     max_phrase_words: int = 8
     max_pairs_per_image: int = 48
+    mask: str = "none"
+    readout: str = "softmax"
+    readout_temperature: float = 1.0
 
     @property
     def grid(self) -> int:
@@ -84,9 +96,19 @@ class TrainConfig:
         seed: seeds initialisation, the image order and pair subsets.
         min_word_count: a word enters the vocabulary after this many training occurrences.
         max_captions: use at most this many training captions (0 = all).
-        loss_entropy: weight of the attention entropy (a sparsity term; an ablation).
+        loss_entropy: weight of the attention entropy: positive sharpens the attention (a
+            sparsity term; an ablation), negative is an entropy bonus that spreads it over
+            every token that tells the hidden word as well, i.e. over the object's extent.
         loss_contrast: weight of an image-contrast term: the hidden word must be predicted
             worse through the same query on another image of the step (an ablation).
+        loss_word: weight of the hidden word's cross-entropy through the softmax attention.
+        loss_foreground: weight of the hidden word's cross-entropy through the sigmoid mask's
+            foreground value (needs ``model.mask: sigmoid``).
+        loss_background: weight of ``−log(1 − p)``, ``p`` the hidden word's probability from
+            the mask's background value: the word must not be predictable from the rest of
+            the image, so the mask must cover all of the object (needs ``model.mask: sigmoid``).
+        loss_area: weight of the mask's mean over the tokens (a size prior: the mask covers
+            no more than it must; needs ``model.mask: sigmoid``).
         grayscale_prob: probability that a step's image is shown in grey (the mean of its
             channels): shape evidence must then work without colour, which carries over to
             colour–shape pairs never seen in training.
@@ -112,6 +134,10 @@ class TrainConfig:
     max_captions: int = 0
     loss_entropy: float = 0.0
     loss_contrast: float = 0.0
+    loss_word: float = 1.0
+    loss_foreground: float = 0.0
+    loss_background: float = 0.0
+    loss_area: float = 0.0
     grayscale_prob: float = 0.0
     precision: str = "auto"
     threads: int = 0
@@ -138,6 +164,8 @@ class Config:
 
 
 _HEADS = ("typed", "vocabulary")
+_MASKS = ("none", "sigmoid")
+_READOUTS = ("softmax", "mask")
 _PRECISIONS = ("auto", "bf16", "fp32")
 # Inclusive ranges of every numeric field: a checkpoint's stored config is checked against
 # them before any tensor is allocated, so a crafted file cannot ask for 51 GB.
@@ -151,6 +179,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "mixing_layers": (0, 12),
     "max_phrase_words": (1, 64),
     "max_pairs_per_image": (1, 4096),
+    "readout_temperature": (0.01, 1000.0),
     "steps": (1, 10_000_000),
     "images_per_step": (1, 1_000_000),
     "lr": (0.0, 10.0),
@@ -161,8 +190,12 @@ _RANGES: dict[str, tuple[float, float]] = {
     "seed": (0, 2**63 - 1),
     "min_word_count": (1, 1_000_000),
     "max_captions": (0, 2**63 - 1),
-    "loss_entropy": (0.0, 1e3),
+    "loss_entropy": (-1e3, 1e3),
     "loss_contrast": (0.0, 1e3),
+    "loss_word": (0.0, 1e3),
+    "loss_foreground": (0.0, 1e3),
+    "loss_background": (0.0, 1e3),
+    "loss_area": (0.0, 1e3),
     "grayscale_prob": (0.0, 1.0),
     "threads": (0, 1024),
     "log_every": (1, 10_000_000),
@@ -242,8 +275,15 @@ def _validate(obj: Any, where: str) -> None:
                 raise ConfigError(
                     f"{where}.{key}: {getattr(obj, key)} must be divisible by heads {obj.heads}"
                 )
-        if obj.head not in _HEADS:
-            raise ConfigError(f"{where}.head: {obj.head!r} is not one of {', '.join(_HEADS)}")
+        for key, allowed in (("head", _HEADS), ("mask", _MASKS), ("readout", _READOUTS)):
+            if getattr(obj, key) not in allowed:
+                raise ConfigError(
+                    f"{where}.{key}: {getattr(obj, key)!r} is not one of {', '.join(allowed)}"
+                )
+        if obj.readout == "mask" and obj.mask != "sigmoid":
+            raise ConfigError(
+                f"{where}.readout: 'mask' reads the sigmoid mask; set {where}.mask: sigmoid too"
+            )
     if isinstance(obj, TrainConfig) and obj.precision not in _PRECISIONS:
         raise ConfigError(
             f"{where}.precision: {obj.precision!r} is not one of {', '.join(_PRECISIONS)}"
@@ -268,10 +308,18 @@ def config_from_dict(data: Mapping[str, Any] | None, *, where: str = "config") -
         raise ConfigError(
             f"{where}: unknown section(s) {sorted(unknown)}; a config has 'model' and 'train'"
         )
-    return Config(
+    cfg = Config(
         model=_section(ModelConfig, _or_empty(data.get("model")), f"{where}.model"),
         train=_section(TrainConfig, _or_empty(data.get("train")), f"{where}.train"),
     )
+    if cfg.model.mask == "none":
+        for key in ("loss_foreground", "loss_background", "loss_area"):
+            if getattr(cfg.train, key) > 0:
+                raise ConfigError(
+                    f"{where}.train.{key}: this term trains the sigmoid mask; set "
+                    f"{where}.model.mask: sigmoid, or the weight to 0"
+                )
+    return cfg
 
 
 def _or_empty(section: Any) -> Any:

@@ -127,6 +127,10 @@ class GroundingAttention(nn.Module):
         logits = self.logits(query, keys)
         if bias is not None:
             logits = logits + bias[:, :, None, :]
+        return self.pool(logits, values)
+
+    def pool(self, logits: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits ``(B, Q, H, N)`` → the softmax attention and its pooled value ``(B, Q, value_dim)``."""
         attention = logits.float().softmax(-1).to(values.dtype)  # B Q H N
         pooled = torch.einsum("bqhn,bnhe->bqhe", attention, values)
         return attention, pooled.flatten(2)

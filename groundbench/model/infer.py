@@ -5,7 +5,9 @@ noun phrase, with every word visible, is one query, and when a relation links it
 landmark (``the ring left of the star``) the landmark's attention shifts the logits through
 the relation kernel, as in training. The map is that attention, ``(1, H, h, w)`` per sample
 (``L = 1`` grounding attention, ``H`` heads), for the protocol's pipeline to aggregate,
-upsample and score.
+upsample and score. The checkpoint's ``model.readout`` picks the map: the softmax attention
+at ``model.readout_temperature`` (1 = the training attention), or the sigmoid mask of the
+same logits (``model.mask: sigmoid``), which does not make the tokens compete.
 
 ``passes="masked"`` instead averages several passes, each hiding one referent word (the
 training-time query); it is a measured option (``docs/model.md``), not the default.
@@ -68,6 +70,15 @@ def phrase_queries(
     )
 
 
+def read_out_map(model: GroundingModel, logits: torch.Tensor) -> torch.Tensor:
+    """The read-out map of attention logits ``(..., N)``, float32, by ``model.cfg.readout``:
+    ``softmax(logits / readout_temperature)`` or the sigmoid mask ``σ(logits + b)``."""
+    cfg = model.cfg
+    if cfg.readout == "mask":
+        return model.mask(logits)
+    return (logits.float() / cfg.readout_temperature).softmax(-1)
+
+
 @torch.no_grad()
 def read_out(
     model: GroundingModel,
@@ -101,14 +112,14 @@ def read_out(
         P = query.shape[0]
         pixels = image_to_uint8(image, cfg.image_size)[None].to(device).float().div_(255.0)
         keys, values = model.encode(pixels)
-        attention, _ = model.ground(
+        logits = model.logits(
             keys,
             values,
             query[None].to(device),
             landmark.expand(P, -1)[None].to(device),
             torch.full((1, P), code, dtype=torch.long, device=device),
         )  # 1 P H N
-        grid = attention.float().view(P, 1, cfg.heads, cfg.grid, cfg.grid).cpu()  # P L H h w
+        grid = read_out_map(model, logits).view(P, 1, cfg.heads, cfg.grid, cfg.grid).cpu()
         maps.append(grid[0] if passes == "full" else grid)
     return RawMaps(tuple(s.id for s in samples), tuple(maps), kind="attention")
 
@@ -148,7 +159,9 @@ def gradcam_read_out(
             maps.append(torch.zeros(cfg.grid, cfg.grid))
             continue
         _, landmark, code = phrase_queries(sample.phrase, vocab, cfg.max_phrase_words)
-        query = torch.tensor([pad_words(ids[:k] + ids[k + 1 :], cfg.max_phrase_words) for k, _ in known])
+        query = torch.tensor(
+            [pad_words(ids[:k] + ids[k + 1 :], cfg.max_phrase_words) for k, _ in known]
+        )
         target = torch.tensor([i for _, i in known], device=device)
         P = len(known)
         pixels = image_to_uint8(image, cfg.image_size)[None].to(device).float().div_(255.0)
@@ -166,6 +179,8 @@ def gradcam_read_out(
             score = logits[0, torch.arange(P, device=device), target].sum()
             (grad,) = torch.autograd.grad(score, [tokens])
         grid = (cfg.grid, cfg.grid)
-        cam = gradcam(tokens_to_grid(tokens.detach(), grid, prefix=0), tokens_to_grid(grad, grid, prefix=0))
+        cam = gradcam(
+            tokens_to_grid(tokens.detach(), grid, prefix=0), tokens_to_grid(grad, grid, prefix=0)
+        )
         maps.append(cam[0].float().cpu())
     return RawMaps(tuple(s.id for s in samples), tuple(maps), kind="heatmap")

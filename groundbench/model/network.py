@@ -27,11 +27,21 @@ class PairOutput:
         attention: ``(B, Q, H, N)`` the grounding attention of each pair.
         contrast_logits: ``(B, Q, V)`` logits through the same queries on another image of the
             batch, or None.
+        mask: ``(B, Q, H, N)`` the sigmoid mask of each pair (``model.mask: sigmoid``), or None.
+        foreground_logits, background_logits: ``(B, Q, V)`` the hidden word's logits from the
+            mask's foreground and background values, or None.
     """
 
     word_logits: torch.Tensor
     attention: torch.Tensor
     contrast_logits: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+    foreground_logits: torch.Tensor | None = None
+    background_logits: torch.Tensor | None = None
+
+
+# an empty mask (Σ m = 0) pools a zero vector instead of dividing by zero
+_MASK_EPS = 1e-4
 
 
 class GroundingModel(nn.Module):
@@ -57,10 +67,40 @@ class GroundingModel(nn.Module):
         self.register_buffer(
             "word_types", torch.as_tensor(list(word_types), dtype=torch.long), persistent=False
         )
+        if cfg.mask == "sigmoid":
+            self.mask_bias = nn.Parameter(torch.zeros(()))
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images ``(B, 3, S, S)`` in ``[0, 1]`` → keys ``(B, N, H, d)`` and values ``(B, N, H, e)``."""
         return self.grounding.keys_values(self.encoder(images))
+
+    def logits(
+        self,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        query: torch.Tensor,
+        partner: torch.Tensor,
+        relation: torch.Tensor,
+    ) -> torch.Tensor:
+        """The grounding attention's logits ``(B, Q, H, N)``, a relation partner's attention
+        shifting them.
+
+        Args:
+            keys, values: from :meth:`encode`.
+            query: ``(B, Q, P)`` word ids of each query (0 = none).
+            partner: ``(B, Q, P)`` word ids of the related phrase (all 0 without one).
+            relation: ``(B, Q)`` relation codes (``NO_RELATION`` = none).
+        """
+        g = self.grounding
+        logits = g.logits(g.query(query), keys)
+        if self.cfg.relations:
+            B, Q = relation.shape
+            partner_attention, _ = g.attend(g.query(partner), keys, values)  # B Q H N
+            bias = g.relation_bias(
+                partner_attention.mean(2).flatten(0, 1), relation.flatten()
+            ).view(B, Q, -1)  # B Q N
+            logits = logits + bias[:, :, None, :]
+        return logits
 
     def ground(
         self,
@@ -70,26 +110,26 @@ class GroundingModel(nn.Module):
         partner: torch.Tensor,
         relation: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Attend with word queries, a relation partner's attention shifting the logits.
+        """Attend with word queries (arguments as :meth:`logits`); return the softmax
+        attention ``(B, Q, H, N)`` and pooled values ``(B, Q, value_dim)``."""
+        return self.grounding.pool(self.logits(keys, values, query, partner, relation), values)
 
-        Args:
-            keys, values: from :meth:`encode`.
-            query: ``(B, Q, P)`` word ids of each query (0 = none).
-            partner: ``(B, Q, P)`` word ids of the related phrase (all 0 without one).
-            relation: ``(B, Q)`` relation codes (``NO_RELATION`` = none).
+    def mask(self, logits: torch.Tensor) -> torch.Tensor:
+        """The sigmoid mask ``σ(logits + b)`` in ``[0, 1]``, float32 (``model.mask: sigmoid``)."""
+        return torch.sigmoid(logits.float() + self.mask_bias)
 
-        Returns:
-            attention ``(B, Q, H, N)`` and pooled values ``(B, Q, value_dim)``.
-        """
-        g = self.grounding
-        bias = None
-        if self.cfg.relations:
-            B, Q = relation.shape
-            partner_attention, _ = g.attend(g.query(partner), keys, values)  # B Q H N
-            bias = g.relation_bias(
-                partner_attention.mean(2).flatten(0, 1), relation.flatten()
-            ).view(B, Q, -1)  # B Q N
-        return g.attend(g.query(query), keys, values, bias)
+    def mask_pools(
+        self, mask: torch.Tensor, values: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mask ``(B, Q, H, N)`` → foreground ``Σ m v / Σ m`` and background
+        ``Σ (1 − m) v / Σ (1 − m)`` values, each ``(B, Q, value_dim)``."""
+        values = values.float()
+        pools = []
+        for weight in (mask, 1.0 - mask):
+            total = weight.sum(-1, keepdim=True) + _MASK_EPS  # B Q H 1
+            pooled = torch.einsum("bqhn,bnhe->bqhe", weight / total, values)
+            pools.append(pooled.flatten(2))
+        return pools[0], pools[1]
 
     def predict(self, pooled: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Pooled values ``(B, Q, e)`` → hidden-word logits ``(B, Q, V)``, restricted to the
@@ -115,11 +155,20 @@ class GroundingModel(nn.Module):
     ) -> PairOutput:
         """Predict each pair's hidden word ``target (B, Q)`` from ``images (B, 3, S, S)``."""
         keys, values = self.encode(images)
-        attention, pooled = self.ground(keys, values, query, partner, relation)
+        logits = self.logits(keys, values, query, partner, relation)
+        attention, pooled = self.grounding.pool(logits, values)
         word_logits = self.predict(pooled, target)
+        mask = foreground_logits = background_logits = None
+        if self.cfg.mask == "sigmoid":
+            mask = self.mask(logits)
+            foreground, background = self.mask_pools(mask, values)
+            foreground_logits = self.predict(foreground, target)
+            background_logits = self.predict(background, target)
         contrast_logits = None
         if contrast:
             other = (keys.roll(1, 0), values.roll(1, 0))  # each query on the next image
             _, pooled_other = self.grounding.attend(self.grounding.query(query), *other)
             contrast_logits = self.predict(pooled_other, target)
-        return PairOutput(word_logits, attention, contrast_logits)
+        return PairOutput(
+            word_logits, attention, contrast_logits, mask, foreground_logits, background_logits
+        )

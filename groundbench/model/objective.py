@@ -3,8 +3,14 @@
 ``word`` is the cross-entropy of the hidden word, over the real (non-padding) pairs (0 for a
 batch without any: nothing to learn, and no NaN). Two
 optional terms exist for ablations (``docs/model.md`` has their measurements):
-``entropy`` (attention sparsity) and ``contrast`` (the hidden word must be less likely
+``entropy`` (attention sparsity with a positive weight, an entropy bonus that spreads the
+attention over the object with a negative one) and ``contrast`` (the hidden word must be less likely
 through the same query on another image: ``softplus(log p_other − log p_own)``).
+Under ``model.mask: sigmoid`` three extent terms are computed (and weighted by
+``loss_foreground``, ``loss_background``, ``loss_area``): the hidden word's cross-entropy from
+the mask's foreground value, ``−log(1 − p)`` of its probability from the background value
+(the rest of the image must not tell the word), and the mask's mean (its area, as a fraction
+of the tokens).
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ def compute_loss(
     autocast_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Return the weighted loss and its detached parts (``word``, optional ``entropy``,
-    ``contrast``, the ``loss`` itself and ``pairs``, the count of real pairs).
+    ``contrast``, ``foreground``, ``background``, ``area``, the ``loss`` itself and
+    ``pairs``, the count of real pairs).
 
     Args:
         model: a :class:`~groundbench.model.network.GroundingModel` (or its DDP wrapper).
@@ -58,8 +65,20 @@ def compute_loss(
         return torch.where(real, x, 0.0).sum() / pairs.clamp_min(1)
 
     word = -mean_over_real(log_p)
-    loss, parts = word, {"word": word.detach()}
-    if t.loss_entropy > 0:
+    loss, parts = t.loss_word * word, {"word": word.detach()}
+    if out.mask is not None:
+        log_f = out.foreground_logits.float().log_softmax(-1).gather(-1, target[..., None])[..., 0]
+        foreground = -mean_over_real(log_f)
+        p_b = out.background_logits.float().softmax(-1).gather(-1, target[..., None])[..., 0]
+        background = mean_over_real(-torch.log1p(-p_b.clamp(max=1 - 1e-6)))
+        area = mean_over_real(out.mask.mean((-1, -2)))
+        loss = loss + (
+            t.loss_foreground * foreground + t.loss_background * background + t.loss_area * area
+        )
+        parts.update(
+            foreground=foreground.detach(), background=background.detach(), area=area.detach()
+        )
+    if t.loss_entropy != 0:
         att = out.attention.float().clamp_min(1e-12)
         entropy = mean_over_real(-(att * att.log()).sum(-1).mean(-1))  # nats
         loss = loss + t.loss_entropy * entropy

@@ -172,13 +172,13 @@ def test_the_evaluated_split_goes_through_the_method_once(workspace, tmp_path, m
     from groundbench.evaluation.split_metrics import SplitCache
 
     calls: list[list[str]] = []
-    maps = Scorer.maps
+    maps = Scorer._maps  # every method run goes through it (scoring, calibration, gallery)
 
     def counting(self, samples, images):
         calls.append([s.id for s in samples])
         return maps(self, samples, images)
 
-    monkeypatch.setattr(Scorer, "maps", counting)
+    monkeypatch.setattr(Scorer, "_maps", counting)
     protocol, data = str(workspace["root"] / "wsol.yaml"), workspace["data"]
     run = {"data_root": data, "progress": False, "batch_size": 4}
     evaluate(protocol, "centre_prior", out_dir=tmp_path / "once", **run)

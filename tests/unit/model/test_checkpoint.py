@@ -237,3 +237,42 @@ def test_a_checkpoint_without_training_images_says_unknown(saved, tmp_path):
     old = tmp_path / "old.safetensors"
     save_file(tensors, str(old), metadata={"groundbench": json.dumps(meta)})
     assert load_checkpoint(old).training_images is None
+
+
+def test_a_masked_model_round_trips_with_its_read_out(tmp_path):
+    over = ["model.mask=sigmoid", "model.readout=mask", "train.loss_background=1"]
+    cfg = load_config("tiny", overrides=over)
+    vocab = Vocabulary(["<unk>", "blue", "circle", "red", "square"], [0, 1, 2, 1, 2])
+    torch.manual_seed(0)
+    model = GroundingModel(cfg.model, vocab.types).eval()
+    with torch.no_grad():
+        model.mask_bias.fill_(-1.25)
+    ckpt = load_checkpoint(save_checkpoint(tmp_path / "m.safetensors", model, cfg, vocab, "f" * 64))
+    assert ckpt.config == cfg and float(ckpt.model.mask_bias.detach()) == -1.25
+
+
+def test_the_method_overrides_the_stored_read_out_and_fingerprints_it(saved):
+    from groundbench.errors import MethodError
+    from groundbench.methods.base import METHODS
+
+    path = saved[0]
+    plain = METHODS.get("checkpoint")(str(path))
+    hot = METHODS.get("checkpoint")(f"{path}?readout_temperature=6")
+    assert plain._ckpt.model.cfg.readout_temperature == 1.0
+    assert hot._ckpt.model.cfg.readout_temperature == 6.0
+    assert hot.fingerprint() != plain.fingerprint()
+    assert (
+        hot.fingerprint()
+        == METHODS.get("checkpoint")(f"{path}?readout_temperature=6").fingerprint()
+    )
+    with pytest.raises(MethodError, match="'temperature' is not a read-out setting; did you mean"):
+        METHODS.get("checkpoint")(f"{path}?temperature=6")
+    with pytest.raises(
+        MethodError,
+        match=r"read-out setting refused: checkpoint.model.readout: 'mask' reads the sigmoid mask",
+    ):
+        METHODS.get("checkpoint")(f"{path}?readout=mask")  # this model has no mask
+    with pytest.raises(
+        MethodError, match="read-out settings apply to the attention, not to gradcam"
+    ):
+        METHODS.get("checkpoint")(f"{path}:gradcam?readout_temperature=6")

@@ -55,12 +55,49 @@ def test_unknown_preset_and_bad_override():
             "train.precision=fp8",
             "preset tiny.train.precision: 'fp8' is not one of auto, bf16, fp32",
         ),
+        ("model.mask=hard", "preset tiny.model.mask: 'hard' is not one of none, sigmoid"),
+        ("model.readout=max", "preset tiny.model.readout: 'max' is not one of softmax, mask"),
+        (
+            "model.readout=mask",
+            "preset tiny.model.readout: 'mask' reads the sigmoid mask; set preset "
+            "tiny.model.mask: sigmoid too",
+        ),
+        (
+            "model.readout_temperature=0",
+            "preset tiny.model.readout_temperature: 0.0 is outside [0.01, 1000]",
+        ),
+        (
+            "train.loss_background=1",
+            "preset tiny.train.loss_background: this term trains the sigmoid mask; set "
+            "preset tiny.model.mask: sigmoid, or the weight to 0",
+        ),
     ],
 )
 def test_invalid_values_are_refused(override, message):
     with pytest.raises(ConfigError) as err:
         load_config("tiny", overrides=[override])
     assert str(err.value) == message
+
+
+def test_a_config_without_the_extent_keys_keeps_the_old_behaviour():
+    from groundbench.model.config import config_from_dict
+
+    old = load_config("tiny").to_dict()
+    for key in ("mask", "readout", "readout_temperature"):
+        del old["model"][key]
+    for key in ("loss_word", "loss_foreground", "loss_background", "loss_area"):
+        del old["train"][key]
+    cfg = config_from_dict(old)
+    assert (cfg.model.mask, cfg.model.readout, cfg.model.readout_temperature) == (
+        "none",
+        "softmax",
+        1.0,
+    )
+    assert (cfg.train.loss_word, cfg.train.loss_foreground, cfg.train.loss_background) == (
+        1.0,
+        0.0,
+        0.0,
+    )
 
 
 def test_create_model_from_name():

@@ -91,7 +91,9 @@ def test_gradcam_read_out_is_textbook_gradcam_of_the_masked_word_logits(model):
     x = image_to_uint8(image, cfg.image_size)[None].float() / 255.0
     tokens = model.encoder(x).detach().requires_grad_(True)
     keys, values = model.grounding.keys_values(tokens)
-    query = torch.tensor([[[4, 0, 0, 0][: cfg.max_phrase_words], [1, 0, 0, 0][: cfg.max_phrase_words]]])
+    query = torch.tensor(
+        [[[4, 0, 0, 0][: cfg.max_phrase_words], [1, 0, 0, 0][: cfg.max_phrase_words]]]
+    )
     empty = torch.zeros_like(query)
     _, pooled = model.ground(keys, values, query, empty, torch.full((1, 2), NO_RELATION))
     logits = model.predict(pooled, torch.tensor([[1, 4]]))
@@ -147,3 +149,43 @@ def test_the_checkpoint_fingerprint_moves_with_the_chunking_rules(tmp_path, mode
     assert CheckpointMethod(path).fingerprint() == before
     monkeypatch.setattr(language, "PARSE_RULES", language.PARSE_RULES + 1)
     assert CheckpointMethod(path).fingerprint() != before
+
+
+def _logits_of(model, sample, image):
+    from groundbench.model.data import image_to_uint8
+
+    cfg = model.cfg
+    q, landmark, code = phrase_queries(sample.phrase, VOCAB, cfg.max_phrase_words)
+    keys, values = model.encode(image_to_uint8(image, cfg.image_size)[None].float() / 255.0)
+    args = (q[None], landmark[None, None], torch.full((1, 1), code))
+    return model.logits(keys, values, *args)[0, 0], model.ground(keys, values, *args)[0][0, 0]
+
+
+def test_read_out_temperature_flattens_the_softmax_of_the_same_logits(model):
+    from dataclasses import replace
+
+    s = _sample(0, "a red circle left of a blue square", "red circle")
+    image = np.random.default_rng(1).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    logits, attention = _logits_of(model, s, image)
+    plain = read_out(model, VOCAB, [s], [image]).maps[0]
+    assert torch.equal(plain.flatten(), attention.flatten())  # T = 1: the training attention
+    hot = GroundingModel(replace(model.cfg, readout_temperature=6.0), VOCAB.types).eval()
+    hot.load_state_dict(model.state_dict())
+    flat = read_out(hot, VOCAB, [s], [image]).maps[0]
+    torch.testing.assert_close(flat.flatten(), (logits / 6.0).softmax(-1).flatten())
+    assert flat.max() < plain.max() and flat.argmax() == plain.argmax()
+
+
+def test_mask_read_out_is_the_sigmoid_of_the_logits_and_does_not_sum_to_one():
+    cfg = load_config("tiny", overrides=["model.mask=sigmoid", "model.readout=mask"]).model
+    torch.manual_seed(0)
+    model = GroundingModel(cfg, VOCAB.types).eval()
+    with torch.no_grad():
+        model.mask_bias.fill_(2.0)
+    s = _sample(0, "a blue square", "blue square")
+    image = np.random.default_rng(2).integers(0, 255, (30, 40, 3), dtype=np.uint8)
+    logits, _ = _logits_of(model, s, image)
+    got = read_out(model, VOCAB, [s], [image]).maps[0]
+    assert got.shape == (1, 1, cfg.grid, cfg.grid)
+    torch.testing.assert_close(got.flatten(), torch.sigmoid(logits + 2.0).flatten())
+    assert float(got.sum()) > 1.5 and 0 < float(got.min()) and float(got.max()) < 1

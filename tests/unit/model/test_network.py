@@ -52,3 +52,35 @@ def test_contrast_logits_use_another_image():
     out = model(torch.rand(2, 3, 32, 32), *_inputs(), contrast=True)
     assert out.contrast_logits.shape == out.word_logits.shape
     assert not torch.equal(out.contrast_logits, out.word_logits)
+
+
+def _mask_model():
+    torch.manual_seed(0)
+    cfg = load_config("tiny", overrides=["model.mask=sigmoid"]).model
+    model = GroundingModel(cfg, TYPES).eval()
+    with torch.no_grad():
+        model.mask_bias.fill_(-0.5)
+    return model
+
+
+def test_the_sigmoid_mask_pools_a_foreground_and_its_complement():
+    model = _mask_model()
+    images = torch.rand(2, 3, 32, 32)
+    inputs = _inputs()
+    out = model(images, *inputs)
+    keys, values = model.encode(images)
+    logits = model.logits(keys, values, *[inputs[0], inputs[2], inputs[3]])
+    m = torch.sigmoid(logits + -0.5)  # B Q H N
+    torch.testing.assert_close(out.mask, m)
+    torch.testing.assert_close(out.attention, logits.softmax(-1))  # the same logits
+    for weight, got in ((m, out.foreground_logits), (1 - m, out.background_logits)):
+        w = weight / weight.sum(-1, keepdim=True)
+        pooled = torch.einsum("bqhn,bnhe->bqhe", w, values).flatten(2)
+        torch.testing.assert_close(model.predict(pooled, inputs[1]), got, rtol=1e-3, atol=1e-3)
+
+
+def test_a_model_without_a_mask_has_no_mask_parameter_or_output():
+    model = GroundingModel(load_config("tiny").model, TYPES)
+    assert "mask_bias" not in dict(model.named_parameters())
+    out = model(torch.rand(2, 3, 32, 32), *_inputs())
+    assert out.mask is None and out.foreground_logits is None and out.background_logits is None

@@ -12,7 +12,7 @@ from groundbench.model import load_config
 from groundbench.model.checkpoint import load_checkpoint
 from groundbench.model.data import build_training_data
 from groundbench.model.language import Vocabulary
-from groundbench.model.network import GroundingModel
+from groundbench.model.network import GroundingModel, PairOutput
 from groundbench.model.objective import compute_loss
 from groundbench.model.train import lr_factor, step_images, train
 
@@ -51,6 +51,93 @@ def test_optional_terms_are_logged(square_records, tmp_path):
     with (tmp_path / "run" / "log.csv").open() as f:
         row = next(csv.DictReader(f))
     assert float(row["entropy"]) > 0 and float(row["contrast"]) > 0
+
+
+def test_extent_terms_are_the_documented_formulas_and_are_logged(square_records, tmp_path):
+    weights = ["train.loss_word=0.5", "train.loss_foreground=2", "train.loss_background=3"]
+    cfg = load_config("tiny", overrides=["model.mask=sigmoid", *weights, "train.loss_area=4"])
+    data = build_training_data(square_records[:8], cfg, progress=False)
+    batch = data.batch(torch.arange(4))
+    torch.manual_seed(0)
+    model = GroundingModel(cfg.model, data.vocab.types)
+    with torch.no_grad():
+        model.mask_bias.fill_(-1.0)
+    loss, parts = compute_loss(model, batch, cfg)
+    out = model(
+        batch["images"], batch["query"], batch["target"], batch["partner"], batch["relation"]
+    )
+    real = batch["target"] > 0
+    t = batch["target"][real]
+    p_bg = out.background_logits[real].softmax(-1)[torch.arange(len(t)), t]
+    ce_fg = -out.foreground_logits[real].log_softmax(-1)[torch.arange(len(t)), t]
+    torch.testing.assert_close(parts["background"], -torch.log(1 - p_bg).mean())
+    torch.testing.assert_close(parts["foreground"], ce_fg.mean())
+    torch.testing.assert_close(parts["area"], out.mask[real].mean())
+    expected = (
+        0.5 * parts["word"] + 2 * parts["foreground"] + 3 * parts["background"] + 4 * parts["area"]
+    )
+    torch.testing.assert_close(loss.detach(), expected)
+    loss.backward()
+    assert model.mask_bias.grad is not None and model.mask_bias.grad != 0
+    train(replace(cfg, train=replace(cfg.train, steps=2)), square_records[:16], tmp_path / "run",
+          progress=False)  # fmt: skip
+    with (tmp_path / "run" / "log.csv").open() as f:
+        row = next(csv.DictReader(f))
+    assert {"foreground", "background", "area"} <= set(row) and 0 < float(row["area"]) < 1
+
+
+def test_a_negative_entropy_weight_is_a_bonus_that_flattens_the_attention(square_records):
+    cfg = load_config("tiny", overrides=["train.loss_entropy=-0.5"])
+    data = build_training_data(square_records[:8], cfg, progress=False)
+    batch = data.batch(torch.arange(4))
+    torch.manual_seed(0)
+    model = GroundingModel(cfg.model, data.vocab.types)
+    loss, parts = compute_loss(model, batch, cfg)
+    torch.testing.assert_close(loss.detach(), parts["word"] - 0.5 * parts["entropy"])
+    bonus = replace(cfg, train=replace(cfg.train, loss_word=0.0))  # the bonus alone
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    before = float(parts["entropy"])
+    for _ in range(3):
+        loss, _ = compute_loss(model, batch, bonus)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert float(compute_loss(model, batch, bonus)[1]["entropy"]) > before
+
+
+def test_the_background_term_rewards_a_mask_that_covers_the_object():
+    """Hiding a coloured square's colour: a mask over the whole square leaves a background
+    that cannot tell the colour; a mask over half of it leaves the rest telling it."""
+    from groundbench.model.objective import compute_loss as loss_of
+
+    cfg = load_config("tiny", overrides=["model.mask=sigmoid", "train.loss_word=0",
+                                         "train.loss_background=1"])  # fmt: skip
+    N = cfg.model.grid**2  # candidates: <unk>, red, blue
+    square = torch.zeros(N, dtype=torch.bool)
+    square[: N // 4] = True
+    values = torch.where(square[:, None], torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]))
+
+    class Fixed(torch.nn.Module):  # values: red inside the square, background elsewhere
+        def __init__(self, covered):
+            super().__init__()
+            self.cfg = cfg.model
+            self.covered = covered
+
+        def forward(self, images, query, target, partner, relation, contrast=False):
+            m = torch.where(self.covered, 0.999, 0.001)[None, None, None].float()
+            pools = [(w / w.sum(-1, keepdim=True)) @ values for w in (m, 1 - m)]
+            head = torch.tensor([[0.0, 0.0], [8.0, 0.0], [0.0, 0.0]])  # red ← first channel
+            logits = [(p[:, :, 0] @ head.T) for p in pools]
+            return PairOutput(logits[0], m[:, :, 0:1].expand(1, 1, 1, N), None, m, *logits)
+
+    half = square.clone()
+    half[: N // 8] = False
+    batch = {"images": torch.zeros(1, 3, 8, 8), "query": torch.zeros(1, 1, 2, dtype=torch.long),
+             "target": torch.tensor([[1]]), "partner": torch.zeros(1, 1, 2, dtype=torch.long),
+             "relation": torch.tensor([[-1]])}  # fmt: skip
+    _, whole = loss_of(Fixed(square), batch, cfg)
+    _, part = loss_of(Fixed(half), batch, cfg)
+    assert float(whole["background"]) < 0.75 < float(part["background"])
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(square_records, tmp_path):

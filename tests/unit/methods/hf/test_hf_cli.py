@@ -36,8 +36,8 @@ def test_evaluate_a_saved_clip_checkpoint_with_relevance(hf_dirs, tmp_path):
     assert settings["model_class"] == "CLIPModel" and settings["attn_implementation"] == "eager"
     md = (out / "report.md").read_text(encoding="utf-8")
     assert (
-        "  - CLIPModel read out by `relevance`: prompt={}, start_layer=last, supervision=box-free"
-        in md
+        "  - CLIPModel read out by `relevance`: dtype=float32, prompt={}, start_layer=last, "
+        "supervision=box-free" in md
     )
     with (out / "samples.csv").open(encoding="utf-8") as f:
         assert len(list(csv.DictReader(f))) == 20

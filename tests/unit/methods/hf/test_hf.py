@@ -272,7 +272,8 @@ def test_pickled_weights_load_only_as_plain_tensors(hf_dirs, tmp_path):
         .predict([sample(0)], [image(0)], device=CPU)
         .maps[0]
     )
-    assert torch.equal(ok, ref)
+    # same weights; the last bits may differ with the tensors' memory alignment (mmap vs pickle)
+    torch.testing.assert_close(ok, ref, rtol=0, atol=1e-6)
     torch.save({"w": torch.zeros(1), "evil": print}, d / "pytorch_model.bin")  # a pickled callable
     with pytest.raises(
         CheckpointError, match=r"cannot be read with torch.load\(weights_only=True\)"

@@ -56,6 +56,9 @@ class ModelConfig:
             ``mask`` (the sigmoid mask, in ``[0, 1]``; needs ``mask: sigmoid``).
         readout_temperature: the softmax read-out is ``softmax(logits / T)``; ``T > 1``
             flattens the peak over more of the object. Read-out only: training uses ``T = 1``.
+        patch_decoder: self-attention layers of a decoder that reconstructs the hidden
+            visual tokens' features from the visible ones (``train.patch_mask``); 0 = none.
+            Training only: the read-out never uses it.
     """
 
     image_size: int = 64
@@ -72,6 +75,7 @@ class ModelConfig:
     mask: str = "none"
     readout: str = "softmax"
     readout_temperature: float = 1.0
+    patch_decoder: int = 0
 
     @property
     def grid(self) -> int:
@@ -112,6 +116,21 @@ class TrainConfig:
         grayscale_prob: probability that a step's image is shown in grey (the mean of its
             channels): shape evidence must then work without colour, which carries over to
             colour–shape pairs never seen in training.
+        loss_consistency: weight of the Jensen–Shannon divergence between the attention maps
+            of one phrase's pairs (each hides another word of the phrase, so each query
+            holds other words): the phrase should be found in one place whichever word is
+            hidden.
+        query_drop: probability that each visible query word is hidden as well (the last one
+            never, so a query keeps a word): fewer clues, a harder reconstruction.
+        query_drop_schedule: ``constant`` (``query_drop`` from the first step) or ``linear``
+            (from 0 at the first step to ``query_drop`` at the last: easy to hard).
+        patch_mask: fraction of the visual tokens whose pixels are hidden (set to grey) in a
+            second view of each image; needs ``model.patch_decoder``.
+        loss_patch: weight of the hidden tokens' reconstruction: the decoder's output at each
+            hidden token against the unmasked view's token features (normalised, no gradient),
+            mean squared error.
+        patch_mask_joint: the word is reconstructed from the masked view too (joint word and
+            patch masking), instead of from the full image.
         precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``bf16`` or ``fp32``.
         threads: torch intra-op CPU threads for the run (0 = leave torch's default).
             ``threads``, ``log_every`` and ``save_every`` are bookkeeping: a resumed run
@@ -139,6 +158,12 @@ class TrainConfig:
     loss_background: float = 0.0
     loss_area: float = 0.0
     grayscale_prob: float = 0.0
+    loss_consistency: float = 0.0
+    query_drop: float = 0.0
+    query_drop_schedule: str = "constant"
+    patch_mask: float = 0.0
+    loss_patch: float = 0.0
+    patch_mask_joint: bool = False
     precision: str = "auto"
     threads: int = 0
     compile: bool = False
@@ -167,6 +192,7 @@ _HEADS = ("typed", "vocabulary")
 _MASKS = ("none", "sigmoid")
 _READOUTS = ("softmax", "mask")
 _PRECISIONS = ("auto", "bf16", "fp32")
+_SCHEDULES = ("constant", "linear")
 # Inclusive ranges of every numeric field: a checkpoint's stored config is checked against
 # them before any tensor is allocated, so a crafted file cannot ask for 51 GB.
 _RANGES: dict[str, tuple[float, float]] = {
@@ -180,6 +206,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "max_phrase_words": (1, 64),
     "max_pairs_per_image": (1, 4096),
     "readout_temperature": (0.01, 1000.0),
+    "patch_decoder": (0, 12),
     "steps": (1, 10_000_000),
     "images_per_step": (1, 1_000_000),
     "lr": (0.0, 10.0),
@@ -197,6 +224,10 @@ _RANGES: dict[str, tuple[float, float]] = {
     "loss_background": (0.0, 1e3),
     "loss_area": (0.0, 1e3),
     "grayscale_prob": (0.0, 1.0),
+    "loss_consistency": (0.0, 1e3),
+    "query_drop": (0.0, 1.0),
+    "patch_mask": (0.0, 0.95),
+    "loss_patch": (0.0, 1e3),
     "threads": (0, 1024),
     "log_every": (1, 10_000_000),
     "save_every": (0, 10_000_000),
@@ -284,10 +315,12 @@ def _validate(obj: Any, where: str) -> None:
             raise ConfigError(
                 f"{where}.readout: 'mask' reads the sigmoid mask; set {where}.mask: sigmoid too"
             )
-    if isinstance(obj, TrainConfig) and obj.precision not in _PRECISIONS:
-        raise ConfigError(
-            f"{where}.precision: {obj.precision!r} is not one of {', '.join(_PRECISIONS)}"
-        )
+    if isinstance(obj, TrainConfig):
+        for key, allowed in (("precision", _PRECISIONS), ("query_drop_schedule", _SCHEDULES)):
+            if getattr(obj, key) not in allowed:
+                raise ConfigError(
+                    f"{where}.{key}: {getattr(obj, key)!r} is not one of {', '.join(allowed)}"
+                )
 
 
 def config_from_dict(data: Mapping[str, Any] | None, *, where: str = "config") -> Config:
@@ -319,6 +352,13 @@ def config_from_dict(data: Mapping[str, Any] | None, *, where: str = "config") -
                     f"{where}.train.{key}: this term trains the sigmoid mask; set "
                     f"{where}.model.mask: sigmoid, or the weight to 0"
                 )
+    masking = cfg.train.patch_mask > 0 or cfg.train.loss_patch > 0 or cfg.train.patch_mask_joint
+    if masking and not (cfg.train.patch_mask > 0 and cfg.model.patch_decoder > 0):
+        raise ConfigError(
+            f"{where}.train.patch_mask: patch masking needs a hidden fraction and a decoder; "
+            f"set {where}.train.patch_mask (e.g. 0.5), {where}.model.patch_decoder (e.g. 1) "
+            f"and {where}.train.loss_patch, or leave all three at 0"
+        )
     return cfg
 
 

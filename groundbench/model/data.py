@@ -101,6 +101,8 @@ class TrainingData:
         target: ``(I, Q)`` the hidden word's id (0 = padding pair).
         partner: ``(I, Q, P)`` word ids of the related phrase.
         relation: ``(I, Q)`` relation codes (``NO_RELATION`` = none).
+        group: ``(I, Q)`` the pair's phrase within its image, ``1..``: pairs of one phrase
+            occurrence (the same words, each hiding another one) share it; 0 = padding.
         vocab: the vocabulary, learned from these captions.
         fingerprint: :func:`captions_fingerprint` of the records.
         image_digests: sorted :func:`image_digest` of every training image (what the model
@@ -113,6 +115,7 @@ class TrainingData:
     target: torch.Tensor
     partner: torch.Tensor
     relation: torch.Tensor
+    group: torch.Tensor
     vocab: Vocabulary
     fingerprint: str
     image_digests: tuple[str, ...] = ()
@@ -127,7 +130,7 @@ class TrainingData:
             self,
             **{
                 k: getattr(self, k).to(device)
-                for k in ("images", "query", "target", "partner", "relation")
+                for k in ("images", "query", "target", "partner", "relation", "group")
             },
         )
 
@@ -139,6 +142,7 @@ class TrainingData:
             "target": self.target[index].long(),
             "partner": self.partner[index].long(),
             "relation": self.relation[index].long(),
+            "group": self.group[index].long(),
         }
 
 
@@ -169,7 +173,11 @@ def build_training_data(
         by_image.values(), desc="decode images", unit="image", disable=not progress, leave=False
     ):
         images.append(image_to_uint8(group[0].load_image(), m.image_size))
-        mine = [pair for r in group for pair in phrase_pairs(parse(r.text), vocab, P)]
+        mine = [
+            (*pair, (c, *sorted([w for w in pair[0] if w] + [pair[1]]), *pair[2], pair[3]))
+            for c, r in enumerate(group)
+            for pair in phrase_pairs(parse(r.text), vocab, P)
+        ]  # (query, target, partner, relation, key of the phrase occurrence)
         if len(mine) > m.max_pairs_per_image:
             keep = np.sort(rng.choice(len(mine), m.max_pairs_per_image, replace=False))
             mine = [mine[i] for i in keep]
@@ -184,9 +192,12 @@ def build_training_data(
     partner = torch.zeros(len(pairs), Q, P, dtype=torch.int32)
     target = torch.zeros(len(pairs), Q, dtype=torch.int32)
     relation = torch.full((len(pairs), Q), NO_RELATION, dtype=torch.int16)
+    groups = torch.zeros(len(pairs), Q, dtype=torch.int16)
     for i, mine in enumerate(pairs):
         if mine:
-            q, tg, pa, rel = zip(*mine, strict=True)
+            q, tg, pa, rel, keys = zip(*mine, strict=True)
+            first = {k: g for g, k in enumerate(dict.fromkeys(keys), 1)}
+            groups[i, : len(mine)] = torch.tensor([first[k] for k in keys], dtype=torch.int16)
             n = len(mine)
             query[i, :n] = torch.tensor(q, dtype=torch.int32)
             target[i, :n] = torch.tensor(tg, dtype=torch.int32)
@@ -198,6 +209,7 @@ def build_training_data(
         target,
         partner,
         relation,
+        groups,
         vocab,
         captions_fingerprint(records),
         tuple(sorted({image_digest(p) for p in by_image})),

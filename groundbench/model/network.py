@@ -14,6 +14,7 @@ from torch import nn
 
 from groundbench.model.config import ModelConfig
 from groundbench.model.grounding import GroundingAttention
+from groundbench.model.patch_decoder import PatchDecoder, patch_loss
 from groundbench.model.vision import TokenEncoder
 
 
@@ -30,6 +31,8 @@ class PairOutput:
         mask: ``(B, Q, H, N)`` the sigmoid mask of each pair (``model.mask: sigmoid``), or None.
         foreground_logits, background_logits: ``(B, Q, V)`` the hidden word's logits from the
             mask's foreground and background values, or None.
+        patch_error: the hidden tokens' reconstruction error
+            (:func:`~groundbench.model.patch_decoder.patch_loss`) under patch masking, or None.
     """
 
     word_logits: torch.Tensor
@@ -38,6 +41,7 @@ class PairOutput:
     mask: torch.Tensor | None = None
     foreground_logits: torch.Tensor | None = None
     background_logits: torch.Tensor | None = None
+    patch_error: torch.Tensor | None = None
 
 
 # an empty mask (Σ m = 0) pools a zero vector instead of dividing by zero
@@ -69,6 +73,8 @@ class GroundingModel(nn.Module):
         )
         if cfg.mask == "sigmoid":
             self.mask_bias = nn.Parameter(torch.zeros(()))
+        if cfg.patch_decoder > 0:
+            self.patch_decoder = PatchDecoder(cfg.width, cfg.grid, cfg.patch_decoder)
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images ``(B, 3, S, S)`` in ``[0, 1]`` → keys ``(B, N, H, d)`` and values ``(B, N, H, e)``."""
@@ -152,9 +158,25 @@ class GroundingModel(nn.Module):
         relation: torch.Tensor,
         *,
         contrast: bool = False,
+        masked: tuple[torch.Tensor, torch.Tensor] | None = None,
+        joint: bool = False,
     ) -> PairOutput:
-        """Predict each pair's hidden word ``target (B, Q)`` from ``images (B, 3, S, S)``."""
-        keys, values = self.encode(images)
+        """Predict each pair's hidden word ``target (B, Q)`` from ``images (B, 3, S, S)``.
+
+        ``masked`` (patch masking: the masked view ``(B, 3, S, S)`` and its ``(B, N)`` hidden
+        flags, :func:`~groundbench.model.augment.hide_patches`) adds the reconstruction of
+        the hidden tokens; with ``joint`` the words are reconstructed from the masked view.
+        """
+        patch_error = None
+        if masked is None:
+            keys, values = self.encode(images)
+        else:
+            view, hidden = masked
+            tokens = self.encoder(torch.cat([images, view]))  # one pass: shared norm statistics
+            full, partial = tokens.chunk(2)
+            predicted = self.patch_decoder(partial, hidden)
+            patch_error = patch_loss(predicted, full, hidden)
+            keys, values = self.grounding.keys_values(partial if joint else full)
         logits = self.logits(keys, values, query, partner, relation)
         attention, pooled = self.grounding.pool(logits, values)
         word_logits = self.predict(pooled, target)
@@ -170,5 +192,11 @@ class GroundingModel(nn.Module):
             _, pooled_other = self.grounding.attend(self.grounding.query(query), *other)
             contrast_logits = self.predict(pooled_other, target)
         return PairOutput(
-            word_logits, attention, contrast_logits, mask, foreground_logits, background_logits
+            word_logits,
+            attention,
+            contrast_logits,
+            mask,
+            foreground_logits,
+            background_logits,
+            patch_error,
         )

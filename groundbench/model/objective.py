@@ -10,7 +10,10 @@ Under ``model.mask: sigmoid`` three extent terms are computed (and weighted by
 ``loss_foreground``, ``loss_background``, ``loss_area``): the hidden word's cross-entropy from
 the mask's foreground value, ``−log(1 − p)`` of its probability from the background value
 (the rest of the image must not tell the word), and the mask's mean (its area, as a fraction
-of the tokens).
+of the tokens). ``consistency`` is the Jensen–Shannon divergence among the attention maps of
+one phrase's pairs (the mean over pairs of ``KL(a_i ‖ ā)``, ``ā`` their mean map; pairs of a
+phrase with one known word take no part), and ``patch`` the hidden visual tokens'
+reconstruction error under patch masking (``train.patch_mask``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,11 @@ def compute_loss(
     """
     t = cfg.train
     images = batch["images"]
+    masking = (
+        {"masked": (batch["masked_images"], batch["hidden"]), "joint": t.patch_mask_joint}
+        if "masked_images" in batch
+        else {}
+    )
     ctx = (
         torch.autocast(images.device.type, dtype=autocast_dtype)
         if autocast_dtype is not None
@@ -55,6 +63,7 @@ def compute_loss(
             batch["partner"],
             batch["relation"],
             contrast=t.loss_contrast > 0,
+            **masking,
         )
     target = batch["target"]
     real = target > 0  # B Q
@@ -83,6 +92,13 @@ def compute_loss(
         entropy = mean_over_real(-(att * att.log()).sum(-1).mean(-1))  # nats
         loss = loss + t.loss_entropy * entropy
         parts["entropy"] = entropy.detach()
+    if t.loss_consistency > 0:
+        consistency = _consistency(out.attention.float(), batch["group"], real)
+        loss = loss + t.loss_consistency * consistency
+        parts["consistency"] = consistency.detach()
+    if out.patch_error is not None:
+        loss = loss + t.loss_patch * out.patch_error
+        parts["patch"] = out.patch_error.detach()
     if out.contrast_logits is not None:
         log_q = out.contrast_logits.float().log_softmax(-1).gather(-1, target[..., None])[..., 0]
         contrast = mean_over_real(F.softplus(log_q - log_p))
@@ -91,3 +107,17 @@ def compute_loss(
     parts["loss"] = loss.detach()
     parts["pairs"] = pairs.detach()
     return loss, parts
+
+
+def _consistency(attention: torch.Tensor, group: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Mean over the pairs that share their phrase with another pair of ``KL(a_i ‖ ā_g)``,
+    ``a_i`` a pair's attention ``(B, Q, H, N)`` and ``ā_g`` the mean over its phrase's pairs
+    (0 when no phrase has two pairs)."""
+    same = (group[:, :, None] == group[:, None, :]) & real[:, :, None] & real[:, None, :]
+    size = same.sum(-1)  # B Q
+    weights = same.float() / size.clamp_min(1)[..., None]
+    mean = torch.einsum("bqk,bkhn->bqhn", weights, attention)
+    att = attention.clamp_min(1e-12)
+    kl = (att * (att.log() - mean.clamp_min(1e-12).log())).sum(-1).mean(-1)  # B Q
+    shared = real & (size >= 2)
+    return torch.where(shared, kl, 0.0).sum() / shared.sum().clamp_min(1)

@@ -28,6 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from groundbench.device import resolve_device
 from groundbench.errors import DataFormatError
+from groundbench.model.augment import drop_query_words, hide_patches, query_drop_prob
 from groundbench.model.checkpoint import save_checkpoint
 from groundbench.model.config import Config
 from groundbench.model.data import TrainingData, build_training_data, captions_fingerprint
@@ -208,6 +209,13 @@ def train_steps(
         batch = data.batch(index.to(device))
         if t.grayscale_prob > 0:
             batch["images"] = grey_some(batch["images"], t.grayscale_prob, seed=t.seed, step=step)
+        if t.query_drop > 0:
+            p = query_drop_prob(step, t.steps, t.query_drop, t.query_drop_schedule)
+            batch["query"] = drop_query_words(batch["query"], p, seed=t.seed, step=step)
+        if t.patch_mask > 0:
+            batch["masked_images"], batch["hidden"] = hide_patches(
+                batch["images"], t.patch_mask, cfg.model.token_stride, seed=t.seed, step=step
+            )
         loss, parts = compute_loss(model, batch, cfg, autocast_dtype=dtype)
         if world > 1:  # every parameter in the graph (a zero gradient), as DDP expects
             loss = loss + 0.0 * torch.stack([p.reshape(-1)[0] for p in params]).sum()

@@ -82,8 +82,10 @@ def test_images_are_decoded_once_per_image(square_records):
     # "a red square" gives 2 pairs; "the square" gives 1 (an empty query)
     assert (data.target > 0).sum(1).tolist() == [3, 3, 3, 3, 2, 2, 2, 2]
     batch = data.batch(np.array([0, 5]))
-    assert set(batch) == {"images", "query", "target", "partner", "relation"}
+    assert set(batch) == {"images", "query", "target", "partner", "relation", "group"}
     assert float(batch["images"].max()) <= 1.0 and batch["images"].shape == (2, 3, 32, 32)
+    # image 0: "a red square" (pairs 1, 2 share a phrase) and "the square"; image 5: one caption
+    assert data.group[0, :3].tolist() == [1, 1, 2] and data.group[5, :3].tolist() == [1, 1, 0]
 
 
 def test_no_known_word_is_a_clear_error(square_records):

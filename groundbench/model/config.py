@@ -56,6 +56,18 @@ class ModelConfig:
             ``mask`` (the sigmoid mask, in ``[0, 1]``; needs ``mask: sigmoid``).
         readout_temperature: the softmax read-out is ``softmax(logits / T)``; ``T > 1``
             flattens the peak over more of the object. Read-out only: training uses ``T = 1``.
+        backbone: where the visual tokens come from: ``cnn`` (the small local CNN above),
+            ``hf:DIR`` (a ``transformers`` vision model saved with ``save_pretrained`` in a
+            local folder) or ``timm:NAME`` (a timm model, weights in ``backbone_weights``);
+            see :mod:`groundbench.model.backbone`. With a pretrained backbone
+            ``token_stride`` is its own stride (16 for ViT-B/16, 32 for ResNet's last stage)
+            and ``width`` the width its tokens are projected to.
+        backbone_weights: the local weights file of a ``timm:`` backbone.
+        backbone_layer: the feature map read: ``-1`` the model's output (last stage / last
+            layer), ``k`` its ``k``-th hidden state (ResNet/ConvNeXt: 0 = stem, 1..4 = stages;
+            ViT: 0 = patch embeddings, k = after block k).
+        backbone_trainable: train the backbone's weights too (stored in the checkpoint);
+            ``false`` keeps them frozen (the checkpoint stores only their fingerprint).
     """
 
     image_size: int = 64
@@ -72,6 +84,10 @@ class ModelConfig:
     mask: str = "none"
     readout: str = "softmax"
     readout_temperature: float = 1.0
+    backbone: str = "cnn"
+    backbone_weights: str = ""
+    backbone_layer: int = -1
+    backbone_trainable: bool = False
 
     @property
     def grid(self) -> int:
@@ -112,6 +128,16 @@ class TrainConfig:
         grayscale_prob: probability that a step's image is shown in grey (the mean of its
             channels): shape evidence must then work without colour, which carries over to
             colour–shape pairs never seen in training.
+        loader: ``memory`` decodes every training image once into one uint8 tensor (the
+            synthetic set); ``stream`` reads and resizes each step's images with DataLoader
+            workers (sets that do not fit in memory). Both give the same pixels.
+        workers: DataLoader worker processes of the ``stream`` loader and of token caching.
+        cache_tokens: with a frozen pretrained backbone, encode each training image once and
+            train on its cached fp16 tokens (``docs/model.md``, Real photographs); ``false``
+            runs the backbone at every step.
+        cache_in_memory_gb: a token cache up to this size is held on the training device;
+            a larger one is read from its file in the run directory at each step.
+        backbone_lr_ratio: a trainable backbone's learning rate as a fraction of ``lr``.
         precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``bf16`` or ``fp32``.
         threads: torch intra-op CPU threads for the run (0 = leave torch's default).
             ``threads``, ``log_every`` and ``save_every`` are bookkeeping: a resumed run
@@ -139,6 +165,11 @@ class TrainConfig:
     loss_background: float = 0.0
     loss_area: float = 0.0
     grayscale_prob: float = 0.0
+    loader: str = "memory"
+    workers: int = 2
+    cache_tokens: bool = True
+    cache_in_memory_gb: float = 4.0
+    backbone_lr_ratio: float = 0.1
     precision: str = "auto"
     threads: int = 0
     compile: bool = False
@@ -167,6 +198,8 @@ _HEADS = ("typed", "vocabulary")
 _MASKS = ("none", "sigmoid")
 _READOUTS = ("softmax", "mask")
 _PRECISIONS = ("auto", "bf16", "fp32")
+_LOADERS = ("memory", "stream")
+_BACKBONE_KINDS = ("hf", "timm")
 # Inclusive ranges of every numeric field: a checkpoint's stored config is checked against
 # them before any tensor is allocated, so a crafted file cannot ask for 51 GB.
 _RANGES: dict[str, tuple[float, float]] = {
@@ -180,6 +213,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "max_phrase_words": (1, 64),
     "max_pairs_per_image": (1, 4096),
     "readout_temperature": (0.01, 1000.0),
+    "backbone_layer": (-1, 64),
     "steps": (1, 10_000_000),
     "images_per_step": (1, 1_000_000),
     "lr": (0.0, 10.0),
@@ -197,6 +231,9 @@ _RANGES: dict[str, tuple[float, float]] = {
     "loss_background": (0.0, 1e3),
     "loss_area": (0.0, 1e3),
     "grayscale_prob": (0.0, 1.0),
+    "workers": (0, 256),
+    "cache_in_memory_gb": (0.0, 1e6),
+    "backbone_lr_ratio": (0.0, 10.0),
     "threads": (0, 1024),
     "log_every": (1, 10_000_000),
     "save_every": (0, 10_000_000),
@@ -268,7 +305,8 @@ def _validate(obj: Any, where: str) -> None:
                 f"{where}.image_size: {obj.image_size} is not a multiple of token_stride "
                 f"{obj.token_stride}; pick sizes that divide"
             )
-        if obj.token_stride not in (4, 8):
+        _validate_backbone(obj, where)
+        if obj.backbone == "cnn" and obj.token_stride not in (4, 8):
             raise ConfigError(f"{where}.token_stride: {obj.token_stride} is not one of 4, 8")
         for key in ("dim", "value_dim"):
             if getattr(obj, key) % obj.heads:
@@ -284,9 +322,40 @@ def _validate(obj: Any, where: str) -> None:
             raise ConfigError(
                 f"{where}.readout: 'mask' reads the sigmoid mask; set {where}.mask: sigmoid too"
             )
-    if isinstance(obj, TrainConfig) and obj.precision not in _PRECISIONS:
+    if isinstance(obj, TrainConfig):
+        for key, allowed in (("precision", _PRECISIONS), ("loader", _LOADERS)):
+            if getattr(obj, key) not in allowed:
+                raise ConfigError(
+                    f"{where}.{key}: {getattr(obj, key)!r} is not one of {', '.join(allowed)}"
+                )
+
+
+def _validate_backbone(m: ModelConfig, where: str) -> None:
+    kind, sep, name = m.backbone.partition(":")
+    if m.backbone == "cnn":
+        for key in ("backbone_weights",):
+            if getattr(m, key):
+                raise ConfigError(f"{where}.{key}: set only with a timm: backbone")
+        if m.backbone_layer != -1 or m.backbone_trainable:
+            raise ConfigError(
+                f"{where}.backbone: backbone_layer and backbone_trainable apply to a "
+                "pretrained backbone (hf:DIR or timm:NAME), not to cnn"
+            )
+        return
+    if not sep or not name or kind not in _BACKBONE_KINDS:
         raise ConfigError(
-            f"{where}.precision: {obj.precision!r} is not one of {', '.join(_PRECISIONS)}"
+            f"{where}.backbone: {m.backbone!r} is not cnn, hf:DIR (a transformers model "
+            "saved with save_pretrained) or timm:NAME (with backbone_weights: FILE)"
+        )
+    if kind == "timm" and not m.backbone_weights:
+        raise ConfigError(
+            f"{where}.backbone_weights: a timm backbone needs its local weights file "
+            "(nothing is downloaded); set backbone_weights: PATH"
+        )
+    if kind == "hf" and m.backbone_weights:
+        raise ConfigError(
+            f"{where}.backbone_weights: an hf: backbone reads its weights from its folder; "
+            "drop backbone_weights"
         )
 
 
@@ -312,6 +381,17 @@ def config_from_dict(data: Mapping[str, Any] | None, *, where: str = "config") -
         model=_section(ModelConfig, _or_empty(data.get("model")), f"{where}.model"),
         train=_section(TrainConfig, _or_empty(data.get("train")), f"{where}.train"),
     )
+    if (
+        cfg.model.backbone != "cnn"
+        and not cfg.model.backbone_trainable
+        and cfg.train.cache_tokens
+        and cfg.train.grayscale_prob > 0
+    ):
+        raise ConfigError(
+            f"{where}.train.grayscale_prob: cached backbone tokens are computed once per "
+            "image, so no step can show an image in grey; set it to 0, or "
+            f"{where}.train.cache_tokens: false to run the backbone at every step"
+        )
     if cfg.model.mask == "none":
         for key in ("loss_foreground", "loss_background", "loss_area"):
             if getattr(cfg.train, key) > 0:

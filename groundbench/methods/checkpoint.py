@@ -126,7 +126,11 @@ class CheckpointMethod:
         enc, g = model.encoder, model.grounding
         vision = [*reversed(list(enc.mixing.blocks))] if enc.mixing is not None else []
         if hasattr(enc, "project"):  # a pretrained backbone: the projection, then its layers
-            inner = [m for m in enc.backbone.model.modules() if any(m.parameters(recurse=False))]
+            inner = [
+                m
+                for m in enc.backbone.model.modules()
+                if any(True for _ in m.parameters(recurse=False))
+            ]
             vision += [enc.project, *reversed(inner)]
         else:
             vision += [m for m in reversed(list(enc.net)) if any(True for _ in m.parameters())]

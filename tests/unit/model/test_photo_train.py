@@ -88,6 +88,11 @@ def test_cached_tokens_train_resume_and_read_out(flickr, tmp_path):
     raw = method.predict(samples[:3], [s.load_image() for s in samples[:3]], device="cpu")
     assert [tuple(m.shape) for m in raw.maps] == [(1, 1, 4, 4)] * 3
     assert all(torch.allclose(m.sum(), torch.tensor(1.0)) for m in raw.maps)
+    gradcam = resolve_method(f"checkpoint:{run}:gradcam")
+    raw = gradcam.predict(samples[:1], [samples[0].load_image()], device="cpu")
+    assert raw.maps[0].shape == (4, 4)
+    vision = gradcam.randomisation_layers()["vision"]
+    assert vision[0] is gradcam._ckpt.model.encoder.project and len(vision) > 1
     # the frozen backbone's weights are not in the checkpoint; its fingerprint is
     ckpt = load_checkpoint(run / "model.safetensors")
     assert ckpt.config.model.backbone == f"hf:{backbone.resolve()}"

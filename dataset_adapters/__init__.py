@@ -19,6 +19,7 @@ _ADAPTER_MODULES: tuple[str, ...] = (
     "visual_genome",
     "mdetr",
     "native",
+    "coco_captions",
 )
 
 for _name in _ADAPTER_MODULES:

@@ -12,7 +12,9 @@ Each map carries the model's reading notes on its phrase (``RawMaps.notes``:
 :func:`groundbench.model.language.reading_notes`), which the report counts and scores as tags.
 ``checkpoint:PATH?readout_temperature=6`` (or ``?readout=mask``) reads the attention out with
 another setting than the one stored in the checkpoint, without retraining; the setting is
-part of the fingerprint.
+part of the fingerprint. ``checkpoint:PATH?backbone=DIR`` says where a pretrained backbone's
+files are when they moved since training (they are verified against the checkpoint's
+digests, so the location is not part of the fingerprint).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class CheckpointMethod:
             of the training objective over the visual tokens).
         readout: overrides of the stored :data:`READOUT_KNOBS` (``{"readout_temperature":
             "6"}``), checked like the config they replace; attention recipe only.
+        backbone: where a pretrained backbone's files are now, if they moved.
     """
 
     supervision = "box-free"
@@ -58,6 +61,7 @@ class CheckpointMethod:
         passes: str = "full",
         recipe: str = "attention",
         readout: Mapping[str, str] | None = None,
+        backbone: str | None = None,
     ) -> None:
         from groundbench.model.checkpoint import load_checkpoint
         from groundbench.model.config import ConfigError, config_from_dict
@@ -72,7 +76,7 @@ class CheckpointMethod:
         self.recipe = recipe
         self.name = "checkpoint" if recipe == "attention" else f"checkpoint:{recipe}"
         self.passes = passes
-        self._ckpt = load_checkpoint(self.path)
+        self._ckpt = load_checkpoint(self.path, backbone=backbone)
         # what the model saw, for the report's computed model card
         self.data_fingerprint = self._ckpt.data_fingerprint
         self.training_data = self._ckpt.training_sources
@@ -121,7 +125,15 @@ class CheckpointMethod:
         model = self._ckpt.model
         enc, g = model.encoder, model.grounding
         vision = [*reversed(list(enc.mixing.blocks))] if enc.mixing is not None else []
-        vision += [m for m in reversed(list(enc.net)) if any(True for _ in m.parameters())]
+        if hasattr(enc, "project"):  # a pretrained backbone: the projection, then its layers
+            inner = [
+                m
+                for m in enc.backbone.model.modules()
+                if any(True for _ in m.parameters(recurse=False))
+            ]
+            vision += [enc.project, *reversed(inner)]
+        else:
+            vision += [m for m in reversed(list(enc.net)) if any(True for _ in m.parameters())]
         head = [m for m in reversed(list(model.head)) if any(True for _ in m.parameters())]
         return {
             "vision": vision,
@@ -161,7 +173,8 @@ class CheckpointMethod:
 @METHODS.register(
     "checkpoint",
     supervision="box-free",
-    arg="PATH to model.safetensors or its run folder[:gradcam][?readout_temperature=T]",
+    arg="PATH to model.safetensors or its run folder[:gradcam][?readout_temperature=T]"
+    "[&backbone=DIR]",
 )
 def checkpoint_method(arg: str | None) -> CheckpointMethod:
     """Build the method from ``checkpoint:PATH``.
@@ -175,9 +188,13 @@ def checkpoint_method(arg: str | None) -> CheckpointMethod:
             "the checkpoint method needs a path: --method checkpoint:RUN_DIR/model.safetensors"
         )
     head, _, query = arg.partition("?")
-    readout = {}
+    readout: dict[str, str] = {}
+    backbone = None
     for item in filter(None, query.split("&")):
         key, eq, value = item.partition("=")
+        if key == "backbone" and eq and value:
+            backbone = value
+            continue
         if key not in READOUT_KNOBS:
             raise MethodError(
                 f"checkpoint:{arg}: {key!r} is not a read-out setting"
@@ -189,5 +206,5 @@ def checkpoint_method(arg: str | None) -> CheckpointMethod:
         readout[key] = value
     path, sep, recipe = head.rpartition(":")
     if sep and recipe in RECIPES:
-        return CheckpointMethod(path, recipe=recipe, readout=readout)
-    return CheckpointMethod(head, readout=readout)
+        return CheckpointMethod(path, recipe=recipe, readout=readout, backbone=backbone)
+    return CheckpointMethod(head, readout=readout, backbone=backbone)

@@ -8,7 +8,11 @@ texts), ``training_data`` (``adapter``, ``options``, ``split`` of the captions, 
 ``groundbench train`` read them through an adapter; ``{}`` otherwise), ``training_sources``
 (the captions' common id prefix, ``synth/train``) and ``training_images`` (the sorted 16-hex
 sha256 prefixes of the training image files, which the leaderboard's model card compares
-with the evaluated images). Loading parses JSON and tensors only, so it never runs code from the file. The
+with the evaluated images), and, for a pretrained backbone, ``backbone``: its spec, absolute
+location, fingerprint, each file's sha256, its config, mean, std, token channels and grid
+(:mod:`groundbench.model.backbone`). A frozen backbone's weights are not stored: loading finds
+its files at the recorded location (or where ``backbone=`` says) and verifies every digest
+first. Loading parses JSON and tensors only, so it never runs code from the file. The
 stored config is range-checked and every tensor's shape in the header is compared with
 the model that config describes *before* anything is allocated, so a crafted file cannot
 ask for gigabytes; a pickle, a truncated file or weights that do not fit the stored config
@@ -21,7 +25,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from groundbench import __version__
 from groundbench.errors import CheckpointError
+from groundbench.model.backbone import BackboneError, load_backbone, verify_backbone
 from groundbench.model.config import Config, ConfigError, config_from_dict
 from groundbench.model.language import Vocabulary
 from groundbench.model.network import GroundingModel
@@ -85,7 +90,10 @@ def save_checkpoint(
         "training_sources": list(training_sources),
         "training_images": sorted(training_images),
     }
-    tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if config.model.backbone != "cnn":
+        meta["backbone"] = model.encoder.backbone.record
+    state = model.trained_state_dict()
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -141,12 +149,22 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> Checkpoint:
+def load_checkpoint(
+    path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    backbone: str | Path | None = None,
+) -> Checkpoint:
     """Load a checkpoint into a fresh model (eval mode) on ``device``.
 
+    Args:
+        backbone: where a pretrained backbone's files are now (its folder, or a timm
+            weights file), when they moved since training; None looks where they were.
+
     Raises:
-        CheckpointError: missing, corrupt, truncated or pickle file; malformed metadata; or
-            weights whose names or shapes do not match the stored config.
+        CheckpointError: missing, corrupt, truncated or pickle file; malformed metadata;
+            weights whose names or shapes do not match the stored config; or a pretrained
+            backbone that is missing or whose files changed.
     """
     path = Path(path)
     meta = read_metadata(path)
@@ -161,10 +179,15 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
         raise CheckpointError(
             f"checkpoint {path}: a vocabulary of {len(vocab)} words exceeds {_MAX_VOCAB}; {_FIX}"
         )
+    pretrained = None
+    if config.model.backbone != "cnn":
+        config, pretrained = _find_backbone(path, meta, config, backbone)
     with torch.device("meta"):  # shapes only: nothing is allocated
         expected = {
             k: tuple(v.shape)
-            for k, v in GroundingModel(config.model, vocab.types).state_dict().items()
+            for k, v in GroundingModel(config.model, vocab.types, pretrained)
+            .trained_state_dict()
+            .items()
         }
     with safe_open(str(path), framework="pt") as f:
         stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
@@ -181,8 +204,8 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path}: weights cannot be read ({exc}); {_FIX}") from exc
-    model = GroundingModel(config.model, vocab.types)
-    model.load_state_dict(state, strict=True)
+    model = GroundingModel(config.model, vocab.types, pretrained)
+    model.load_trained_state_dict(state)
     model.to(device).eval()
     return Checkpoint(
         model,
@@ -195,6 +218,24 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
         if "training_images" not in meta
         else tuple(_strings(meta["training_images"], path, "training_images")),
     )
+
+
+def _find_backbone(path: Path, meta: dict, config: Config, location: str | Path | None):
+    """Verify the checkpoint's backbone files and load it; return the config pointing at
+    them and the loaded backbone."""
+    record = meta.get("backbone")
+    if not isinstance(record, dict):
+        raise CheckpointError(
+            f"checkpoint {path}: its config names backbone {config.model.backbone!r} but the "
+            f"file has no backbone record; {_FIX}"
+        )
+    fix = f"give its new location: --method 'checkpoint:{path}?backbone=PATH'"
+    try:
+        found = verify_backbone(record, location, fix)
+        config = replace(config, model=replace(config.model, **found))
+        return config, load_backbone(config.model)
+    except BackboneError as exc:
+        raise CheckpointError(f"checkpoint {path}: {exc}") from None
 
 
 def _strings(value: Any, path: Path, key: str) -> list[str]:

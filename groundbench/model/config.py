@@ -59,6 +59,18 @@ class ModelConfig:
         patch_decoder: self-attention layers of a decoder that reconstructs the hidden
             visual tokens' features from the visible ones (``train.patch_mask``); 0 = none.
             Training only: the read-out never uses it.
+        backbone: where the visual tokens come from: ``cnn`` (the small local CNN above),
+            ``hf:DIR`` (a ``transformers`` vision model saved with ``save_pretrained`` in a
+            local folder) or ``timm:NAME`` (a timm model, weights in ``backbone_weights``);
+            see :mod:`groundbench.model.backbone`. With a pretrained backbone
+            ``token_stride`` is its own stride (16 for ViT-B/16, 32 for ResNet's last stage)
+            and ``width`` the width its tokens are projected to.
+        backbone_weights: the local weights file of a ``timm:`` backbone.
+        backbone_layer: the feature map read: ``-1`` the model's output (last stage / last
+            layer), ``k`` its ``k``-th hidden state (ResNet/ConvNeXt: 0 = stem, 1..4 = stages;
+            ViT: 0 = patch embeddings, k = after block k).
+        backbone_trainable: train the backbone's weights too (stored in the checkpoint);
+            ``false`` keeps them frozen (the checkpoint stores only their fingerprint).
     """
 
     image_size: int = 64
@@ -76,6 +88,10 @@ class ModelConfig:
     readout: str = "softmax"
     readout_temperature: float = 1.0
     patch_decoder: int = 0
+    backbone: str = "cnn"
+    backbone_weights: str = ""
+    backbone_layer: int = -1
+    backbone_trainable: bool = False
 
     @property
     def grid(self) -> int:
@@ -131,6 +147,16 @@ class TrainConfig:
             mean squared error.
         patch_mask_joint: the word is reconstructed from the masked view too (joint word and
             patch masking), instead of from the full image.
+        loader: ``memory`` decodes every training image once into one uint8 tensor (the
+            synthetic set); ``stream`` reads and resizes each step's images with DataLoader
+            workers (sets that do not fit in memory). Both give the same pixels.
+        workers: DataLoader worker processes of the ``stream`` loader and of token caching.
+        cache_tokens: with a frozen pretrained backbone, encode each training image once and
+            train on its cached fp16 tokens (``docs/model.md``, Real photographs); ``false``
+            runs the backbone at every step.
+        cache_in_memory_gb: a token cache up to this size is held on the training device;
+            a larger one is read from its file in the run directory at each step.
+        backbone_lr_ratio: a trainable backbone's learning rate as a fraction of ``lr``.
         precision: ``auto`` (bf16 autocast on CUDA, fp32 elsewhere), ``bf16`` or ``fp32``.
         threads: torch intra-op CPU threads for the run (0 = leave torch's default).
             ``threads``, ``log_every`` and ``save_every`` are bookkeeping: a resumed run
@@ -164,6 +190,11 @@ class TrainConfig:
     patch_mask: float = 0.0
     loss_patch: float = 0.0
     patch_mask_joint: bool = False
+    loader: str = "memory"
+    workers: int = 2
+    cache_tokens: bool = True
+    cache_in_memory_gb: float = 4.0
+    backbone_lr_ratio: float = 0.1
     precision: str = "auto"
     threads: int = 0
     compile: bool = False
@@ -193,6 +224,8 @@ _MASKS = ("none", "sigmoid")
 _READOUTS = ("softmax", "mask")
 _PRECISIONS = ("auto", "bf16", "fp32")
 _SCHEDULES = ("constant", "linear")
+_LOADERS = ("memory", "stream")
+_BACKBONE_KINDS = ("hf", "timm")
 # Inclusive ranges of every numeric field: a checkpoint's stored config is checked against
 # them before any tensor is allocated, so a crafted file cannot ask for 51 GB.
 _RANGES: dict[str, tuple[float, float]] = {
@@ -207,6 +240,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "max_pairs_per_image": (1, 4096),
     "readout_temperature": (0.01, 1000.0),
     "patch_decoder": (0, 12),
+    "backbone_layer": (-1, 64),
     "steps": (1, 10_000_000),
     "images_per_step": (1, 1_000_000),
     "lr": (0.0, 10.0),
@@ -228,6 +262,9 @@ _RANGES: dict[str, tuple[float, float]] = {
     "query_drop": (0.0, 1.0),
     "patch_mask": (0.0, 0.95),
     "loss_patch": (0.0, 1e3),
+    "workers": (0, 256),
+    "cache_in_memory_gb": (0.0, 1e6),
+    "backbone_lr_ratio": (0.0, 10.0),
     "threads": (0, 1024),
     "log_every": (1, 10_000_000),
     "save_every": (0, 10_000_000),
@@ -299,7 +336,8 @@ def _validate(obj: Any, where: str) -> None:
                 f"{where}.image_size: {obj.image_size} is not a multiple of token_stride "
                 f"{obj.token_stride}; pick sizes that divide"
             )
-        if obj.token_stride not in (4, 8):
+        _validate_backbone(obj, where)
+        if obj.backbone == "cnn" and obj.token_stride not in (4, 8):
             raise ConfigError(f"{where}.token_stride: {obj.token_stride} is not one of 4, 8")
         for key in ("dim", "value_dim"):
             if getattr(obj, key) % obj.heads:
@@ -316,11 +354,44 @@ def _validate(obj: Any, where: str) -> None:
                 f"{where}.readout: 'mask' reads the sigmoid mask; set {where}.mask: sigmoid too"
             )
     if isinstance(obj, TrainConfig):
-        for key, allowed in (("precision", _PRECISIONS), ("query_drop_schedule", _SCHEDULES)):
+        for key, allowed in (
+            ("precision", _PRECISIONS),
+            ("loader", _LOADERS),
+            ("query_drop_schedule", _SCHEDULES),
+        ):
             if getattr(obj, key) not in allowed:
                 raise ConfigError(
                     f"{where}.{key}: {getattr(obj, key)!r} is not one of {', '.join(allowed)}"
                 )
+
+
+def _validate_backbone(m: ModelConfig, where: str) -> None:
+    kind, sep, name = m.backbone.partition(":")
+    if m.backbone == "cnn":
+        for key in ("backbone_weights",):
+            if getattr(m, key):
+                raise ConfigError(f"{where}.{key}: set only with a timm: backbone")
+        if m.backbone_layer != -1 or m.backbone_trainable:
+            raise ConfigError(
+                f"{where}.backbone: backbone_layer and backbone_trainable apply to a "
+                "pretrained backbone (hf:DIR or timm:NAME), not to cnn"
+            )
+        return
+    if not sep or not name or kind not in _BACKBONE_KINDS:
+        raise ConfigError(
+            f"{where}.backbone: {m.backbone!r} is not cnn, hf:DIR (a transformers model "
+            "saved with save_pretrained) or timm:NAME (with backbone_weights: FILE)"
+        )
+    if kind == "timm" and not m.backbone_weights:
+        raise ConfigError(
+            f"{where}.backbone_weights: a timm backbone needs its local weights file "
+            "(nothing is downloaded); set backbone_weights: PATH"
+        )
+    if kind == "hf" and m.backbone_weights:
+        raise ConfigError(
+            f"{where}.backbone_weights: an hf: backbone reads its weights from its folder; "
+            "drop backbone_weights"
+        )
 
 
 def config_from_dict(data: Mapping[str, Any] | None, *, where: str = "config") -> Config:
@@ -345,6 +416,16 @@ def config_from_dict(data: Mapping[str, Any] | None, *, where: str = "config") -
         model=_section(ModelConfig, _or_empty(data.get("model")), f"{where}.model"),
         train=_section(TrainConfig, _or_empty(data.get("train")), f"{where}.train"),
     )
+    cached = (
+        cfg.model.backbone != "cnn" and not cfg.model.backbone_trainable and cfg.train.cache_tokens
+    )
+    for key, what in (("grayscale_prob", "show an image in grey"), ("patch_mask", "hide patches")):
+        if cached and getattr(cfg.train, key) > 0:
+            raise ConfigError(
+                f"{where}.train.{key}: cached backbone tokens are computed once per "
+                f"image, so no step can {what}; set it to 0, or "
+                f"{where}.train.cache_tokens: false to run the backbone at every step"
+            )
     if cfg.model.mask == "none":
         for key in ("loss_foreground", "loss_background", "loss_area"):
             if getattr(cfg.train, key) > 0:

@@ -96,7 +96,8 @@ class TrainingData:
     """Decoded training images and their pairs, padded to ``Q`` pairs per image.
 
     Attributes:
-        images: ``(I, 3, S, S)`` uint8.
+        images: ``(I, 3, S, S)`` uint8, or None when the images are read per step
+            (``train.loader: stream``, or cached backbone tokens).
         query: ``(I, Q, P)`` word ids of each pair's query (0 = none).
         target: ``(I, Q)`` the hidden word's id (0 = padding pair).
         partner: ``(I, Q, P)`` word ids of the related phrase.
@@ -108,9 +109,11 @@ class TrainingData:
         image_digests: sorted :func:`image_digest` of every training image (what the model
             saw, compared with the evaluated images on the leaderboard).
         sources: what the records' ids name as their data (:func:`data_sources`).
+        image_paths: the file of each image, in the order of the tensors.
+        image_keys: the :func:`image_digest` of each image, in the same order.
     """
 
-    images: torch.Tensor
+    images: torch.Tensor | None
     query: torch.Tensor
     target: torch.Tensor
     partner: torch.Tensor
@@ -120,24 +123,23 @@ class TrainingData:
     fingerprint: str
     image_digests: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
+    image_paths: tuple[str, ...] = ()
+    image_keys: tuple[str, ...] = ()
 
     def __len__(self) -> int:
-        return self.images.shape[0]
+        return self.target.shape[0]
 
     def to(self, device: torch.device) -> TrainingData:
         """Move every tensor to ``device`` (done once, before training)."""
+        names = ("images", "query", "target", "partner", "relation", "group")
         return replace(
-            self,
-            **{
-                k: getattr(self, k).to(device)
-                for k in ("images", "query", "target", "partner", "relation", "group")
-            },
+            self, **{k: getattr(self, k).to(device) for k in names if getattr(self, k) is not None}
         )
 
-    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Gather a step's images (as float in ``[0, 1]``) and pairs by image ``index (B,)``."""
+    def pairs(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gather the pairs of images ``index (B,)``: ``query``, ``target``, ``partner``,
+        ``relation``, ``group`` (long)."""
         return {
-            "images": self.images[index].float().div_(255.0),
             "query": self.query[index].long(),
             "target": self.target[index].long(),
             "partner": self.partner[index].long(),
@@ -145,11 +147,24 @@ class TrainingData:
             "group": self.group[index].long(),
         }
 
+    def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gather a step's images (as float in ``[0, 1]``) and pairs by image ``index (B,)``."""
+        if self.images is None:
+            raise ValueError("these training data hold no decoded images (streamed)")
+        return {"images": self.images[index].float().div_(255.0), **self.pairs(index)}
+
 
 def build_training_data(
-    records: Sequence[CaptionRecord], config: Config, *, progress: bool = True
+    records: Sequence[CaptionRecord],
+    config: Config,
+    *,
+    progress: bool = True,
+    decode: bool = True,
 ) -> TrainingData:
     """Learn the vocabulary, decode each image once and turn every caption into pairs.
+
+    With ``decode=False`` no image is decoded (``images`` is None): a streaming loader or a
+    token cache reads them later, by ``image_paths``.
 
     Raises:
         DataFormatError: an element is not a CaptionRecord, or no caption has a known word.
@@ -170,9 +185,14 @@ def build_training_data(
     P = m.max_phrase_words
     images, pairs = [], []
     for group in progress_bar(
-        by_image.values(), desc="decode images", unit="image", disable=not progress, leave=False
+        by_image.values(),
+        desc="decode images" if decode else "parse captions",
+        unit="image",
+        disable=not progress,
+        leave=False,
     ):
-        images.append(image_to_uint8(group[0].load_image(), m.image_size))
+        if decode:
+            images.append(image_to_uint8(group[0].load_image(), m.image_size))
         mine = [
             (*pair, (c, *sorted([w for w in pair[0] if w] + [pair[1]]), *pair[2], pair[3]))
             for c, r in enumerate(group)
@@ -203,8 +223,9 @@ def build_training_data(
             target[i, :n] = torch.tensor(tg, dtype=torch.int32)
             partner[i, :n] = torch.tensor(pa, dtype=torch.int32)
             relation[i, :n] = torch.tensor(rel, dtype=torch.int16)
+    keys = tuple(image_digest(p) for p in by_image)
     return TrainingData(
-        torch.stack(images),
+        torch.stack(images) if decode else None,
         query,
         target,
         partner,
@@ -212,8 +233,10 @@ def build_training_data(
         groups,
         vocab,
         captions_fingerprint(records),
-        tuple(sorted({image_digest(p) for p in by_image})),
+        tuple(sorted(set(keys))),
         data_sources(records),
+        tuple(by_image),
+        keys,
     )
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from groundbench.model.backbone import BACKBONE_PREFIX, Backbone, BackboneEncoder, load_backbone
 from groundbench.model.config import ModelConfig
 from groundbench.model.grounding import GroundingAttention
 from groundbench.model.patch_decoder import PatchDecoder, patch_loss
@@ -54,13 +55,20 @@ class GroundingModel(nn.Module):
     Args:
         cfg: architecture.
         word_types: the learned type of each word id (``Vocabulary.types``).
+        backbone: the loaded pretrained backbone ``cfg.backbone`` names (loaded here when
+            None); unused with ``backbone: cnn``.
     """
 
-    def __init__(self, cfg: ModelConfig, word_types: Sequence[int]) -> None:
+    def __init__(
+        self, cfg: ModelConfig, word_types: Sequence[int], backbone: Backbone | None = None
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         V = len(word_types)
-        self.encoder = TokenEncoder(cfg)
+        if cfg.backbone == "cnn":
+            self.encoder: nn.Module = TokenEncoder(cfg)
+        else:
+            self.encoder = BackboneEncoder(cfg, backbone or load_backbone(cfg))
         self.grounding = GroundingAttention(cfg, V)
         self.head = nn.Sequential(
             nn.LayerNorm(cfg.value_dim),
@@ -76,9 +84,36 @@ class GroundingModel(nn.Module):
         if cfg.patch_decoder > 0:
             self.patch_decoder = PatchDecoder(cfg.width, cfg.grid, cfg.patch_decoder)
 
-    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Images ``(B, 3, S, S)`` in ``[0, 1]`` → keys ``(B, N, H, d)`` and values ``(B, N, H, e)``."""
-        return self.grounding.keys_values(self.encoder(images))
+    @property
+    def frozen_backbone(self) -> bool:
+        """Whether the model reads a pretrained backbone whose weights do not train."""
+        return self.cfg.backbone != "cnn" and not self.cfg.backbone_trainable
+
+    def encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images ``(B, 3, S, S)`` in ``[0, 1]``, or a pretrained backbone's cached tokens
+        ``(B, N, channels)``, → keys ``(B, N, H, d)`` and values ``(B, N, H, e)``."""
+        if inputs.ndim == 3:
+            return self.grounding.keys_values(self.encoder.project_features(inputs))
+        return self.grounding.keys_values(self.encoder(inputs))
+
+    def trained_state_dict(self) -> dict[str, torch.Tensor]:
+        """The weights a checkpoint stores: all of them, less a frozen backbone's (those
+        are verified by their files' fingerprint instead)."""
+        state = self.state_dict()
+        if self.frozen_backbone:
+            state = {k: v for k, v in state.items() if not k.startswith(BACKBONE_PREFIX)}
+        return state
+
+    def load_trained_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Load :meth:`trained_state_dict` output (strict about every other weight)."""
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        missing = [
+            k for k in missing if not (self.frozen_backbone and k.startswith(BACKBONE_PREFIX))
+        ]
+        if missing or unexpected:
+            raise RuntimeError(
+                f"state does not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+            )
 
     def logits(
         self,
@@ -161,7 +196,8 @@ class GroundingModel(nn.Module):
         masked: tuple[torch.Tensor, torch.Tensor] | None = None,
         joint: bool = False,
     ) -> PairOutput:
-        """Predict each pair's hidden word ``target (B, Q)`` from ``images (B, 3, S, S)``.
+        """Predict each pair's hidden word ``target (B, Q)`` from ``images (B, 3, S, S)``
+        (or cached backbone tokens ``(B, N, channels)``, as :meth:`encode`).
 
         ``masked`` (patch masking: the masked view ``(B, 3, S, S)`` and its ``(B, N)`` hidden
         flags, :func:`~groundbench.model.augment.hide_patches`) adds the reconstruction of

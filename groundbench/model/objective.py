@@ -39,12 +39,13 @@ def compute_loss(
 
     Args:
         model: a :class:`~groundbench.model.network.GroundingModel` (or its DDP wrapper).
-        batch: :meth:`~groundbench.model.data.TrainingData.batch` output, on the model's device.
+        batch: :meth:`~groundbench.model.data.TrainingData.batch` output, on the model's
+            device, or cached backbone tokens as ``features`` with the pairs.
         cfg: the run configuration (loss weights).
         autocast_dtype: bf16 autocast dtype, or None for full precision.
     """
     t = cfg.train
-    images = batch["images"]
+    images = batch["images"] if "images" in batch else batch["features"]  # pixels or tokens
     masking = (
         {"masked": (batch["masked_images"], batch["hidden"]), "joint": t.patch_mask_joint}
         if "masked_images" in batch

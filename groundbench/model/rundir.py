@@ -26,7 +26,14 @@ STATE_NAME = "train_state.pt"
 #: Everything a run writes into its directory (what ``overwrite`` replaces).
 ARTEFACTS = ("model.safetensors", STATE_NAME, "log.csv", "loss.png", "tensorboard")
 #: Train keys that cannot change a weight: a resume may change them freely.
-BOOKKEEPING_KEYS = ("save_every", "log_every", "threads")
+BOOKKEEPING_KEYS = (
+    "save_every",
+    "log_every",
+    "threads",
+    "loader",
+    "workers",
+    "cache_in_memory_gb",
+)
 
 
 class RunDirError(GroundbenchError):
@@ -53,9 +60,16 @@ def config_differences(stored: object, config: Config) -> list[str]:
         for key in sorted(set(a) | set(b)):
             if section == "train" and key in (*BOOKKEEPING_KEYS, "steps"):
                 continue
+            if key not in a and b.get(key) == _default(section, key):
+                continue  # a key added since the snapshot, at its default
             if a.get(key) != b.get(key):
                 out.append(f"{section}.{key} {a.get(key, '(unset)')} → {b.get(key, '(unset)')}")
     return out
+
+
+def _default(section: str, key: str) -> object:
+    defaults = Config().to_dict()
+    return defaults.get(section, {}).get(key, object())
 
 
 class StopRequest:
@@ -158,10 +172,19 @@ def read_state(path: Path) -> dict:
     return state
 
 
-def check_resumable(path: Path, state: dict, config: Config, fingerprint: str) -> None:
+def check_resumable(
+    path: Path, state: dict, config: Config, fingerprint: str, backbone: str | None = None
+) -> None:
+    """Refuse a snapshot trained with other settings, captions or backbone files (the
+    ``backbone`` fingerprint; None for the built-in CNN)."""
     differences = config_differences(state.get("config"), config)
     if state.get("data_fingerprint") != fingerprint:
         differences.append("other training captions")
+    if state.get("backbone_fingerprint") != backbone:
+        differences.append(
+            f"the backbone's files changed (fingerprint {str(state.get('backbone_fingerprint'))[:12]} "
+            f"→ {str(backbone)[:12]})"
+        )
     if differences:
         raise CheckpointError(
             f"cannot resume from {path}: it was trained with other settings "

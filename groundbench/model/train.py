@@ -18,7 +18,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from groundbench.device import resolve_device
 from groundbench.errors import DataFormatError
 from groundbench.model.augment import drop_query_words, hide_patches, query_drop_prob
+from groundbench.model.backbone import BACKBONE_PREFIX, fingerprint_files, load_backbone
 from groundbench.model.checkpoint import save_checkpoint
 from groundbench.model.config import Config
 from groundbench.model.data import TrainingData, build_training_data, captions_fingerprint
@@ -42,6 +43,8 @@ from groundbench.model.rundir import (
     stop_on_signals,
 )
 from groundbench.model.runlog import ScalarLog, plot_loss_curve
+from groundbench.model.streaming import step_batches, step_images  # noqa: F401 (public here)
+from groundbench.model.token_cache import ensure_token_cache
 from groundbench.progress import progress_bar
 from groundbench.types import CaptionRecord
 
@@ -105,25 +108,6 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p))
 
 
-def step_images(
-    step: int, n_images: int, per_step: int, rank: int, world: int, seed: int
-) -> torch.Tensor:
-    """Return the image indices ``(per_step,)`` of ``step`` for ``rank``.
-
-    Each epoch is a permutation seeded by ``(seed, epoch)``; an epoch holds
-    ``n_images // (per_step * world)`` steps, and the ranks take disjoint slices.
-
-    Example:
-        >>> step_images(0, 10, 2, 0, 1, 0).tolist() != step_images(1, 10, 2, 0, 1, 0).tolist()
-        True
-    """
-    per_epoch = n_images // (per_step * world)
-    epoch, within = divmod(step, per_epoch)
-    perm = torch.randperm(n_images, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
-    start = (within * world + rank) * per_step
-    return perm[start : start + per_step]
-
-
 def grey_some(images: torch.Tensor, prob: float, *, seed: int, step: int) -> torch.Tensor:
     """Replace each image ``(B, 3, S, S)`` by its channel mean with probability ``prob``
     (seeded by ``seed`` and ``step``, so a resumed run draws the same images)."""
@@ -134,14 +118,27 @@ def grey_some(images: torch.Tensor, prob: float, *, seed: int, step: int) -> tor
 
 
 def _optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.AdamW:
-    decay, no_decay = [], []
+    t = cfg.train
+    decay, no_decay, backbone_decay, backbone_no_decay = [], [], [], []
     for name, p in model.named_parameters():
-        (no_decay if p.ndim < 2 or "embed" in name or "kernels" in name else decay).append(p)
+        if not p.requires_grad:  # a frozen backbone
+            continue
+        plain = p.ndim < 2 or "embed" in name or "kernels" in name
+        if name.startswith(BACKBONE_PREFIX):
+            (backbone_no_decay if p.ndim < 2 else backbone_decay).append(p)
+        else:
+            (no_decay if plain else decay).append(p)
     groups = [
-        {"params": decay, "weight_decay": cfg.train.weight_decay},
+        {"params": decay, "weight_decay": t.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(groups, lr=cfg.train.lr, betas=(0.9, 0.98))
+    if backbone_decay or backbone_no_decay:  # a trainable backbone, at a lower rate
+        lr = t.lr * t.backbone_lr_ratio
+        groups += [
+            {"params": backbone_decay, "weight_decay": t.weight_decay, "lr": lr},
+            {"params": backbone_no_decay, "weight_decay": 0.0, "lr": lr},
+        ]
+    return torch.optim.AdamW(groups, lr=t.lr, betas=(0.9, 0.98))
 
 
 def _setup_distributed(device: str) -> tuple[int, int, torch.device]:
@@ -177,6 +174,7 @@ def train_steps(
     on_step: Callable[[int], None] | None = None,
     progress: bool = True,
     should_stop: Callable[[], bool] | None = None,
+    batches: Iterator[dict[str, torch.Tensor]] | None = None,
 ) -> tuple[list[float], int]:
     """Run optimiser steps ``start .. cfg.train.steps``; return the logged losses and the
     number of steps done.
@@ -186,10 +184,13 @@ def train_steps(
     the device between log rows, so a step waits for the host only to size its relation
     groups. A log row holds the mean over the steps since the last row that had at least
     one (phrase, word) pair, averaged over the ranks; a row with no such step leaves the
-    loss columns empty.
+    loss columns empty. ``batches`` yields each step's batch (:func:`step_batches`: streamed
+    images or cached tokens); by default the steps index ``data``'s decoded images.
     """
     t = cfg.train
-    device = data.images.device
+    device = data.target.device
+    if batches is None:
+        batches = step_batches(data, cfg, start=start, rank=rank, world=world, device=device)
     dtype = autocast_dtype(cfg, device)
     model.train()
     bar = progress_bar(
@@ -204,10 +205,8 @@ def train_steps(
     counted = torch.zeros((), device=device)  # steps of the window that had a pair
     params = [p for p in model.parameters() if p.requires_grad]
     done = start
-    for step in range(start, t.steps):
-        index = step_images(step, len(data), t.images_per_step, rank, world, t.seed)
-        batch = data.batch(index.to(device))
-        if t.grayscale_prob > 0:
+    for step, batch in zip(range(start, t.steps), batches, strict=False):
+        if t.grayscale_prob > 0 and "images" in batch:
             batch["images"] = grey_some(batch["images"], t.grayscale_prob, seed=t.seed, step=step)
         if t.query_drop > 0:
             p = query_drop_prob(step, t.steps, t.query_drop, t.query_drop_schedule)
@@ -315,8 +314,10 @@ def train(
     rank, world, dev = _setup_distributed(device)
     records = list(records)[: t.max_captions or None]
     state = prepare_run_dir(out, resume=resume, overwrite=overwrite, rank=rank, world=world)
+    pretrained = config.model.backbone != "cnn"
+    backbone_fp = fingerprint_files(config.model)[0] if pretrained else None
     if state is not None:
-        check_resumable(out / STATE_NAME, state, config, captions_fingerprint(records))
+        check_resumable(out / STATE_NAME, state, config, captions_fingerprint(records), backbone_fp)
         if int(state["step"]) >= t.steps:
             log.warning(
                 "%s is already complete (step %d of %d); raise train.steps to continue it",
@@ -327,15 +328,19 @@ def train(
             nan = float("nan")
             return TrainResult(out / CHECKPOINT_NAME, int(state["step"]), nan, nan, 0.0, 0.0,
                                start=int(state["step"]), rank=rank)  # fmt: skip
-    data = build_training_data(records, config, progress=progress and rank == 0).to(dev)
+    cached = pretrained and not config.model.backbone_trainable and t.cache_tokens
+    decode = t.loader == "memory" and not cached
+    show = progress and rank == 0
+    data = build_training_data(records, config, progress=show, decode=decode).to(dev)
     if len(data) < t.images_per_step * world:
         raise DataFormatError(
             f"{len(data)} training images are too few for images_per_step "
             f"{t.images_per_step} × {world} process(es); lower train.images_per_step"
         )
+    backbone = load_backbone(config.model) if pretrained else None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(t.seed)
-        model = GroundingModel(config.model, data.vocab.types).to(dev)
+        model = GroundingModel(config.model, data.vocab.types, backbone).to(dev)
     optimizer = _optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, t.steps, t.warmup_steps, t.min_lr_ratio)
@@ -355,6 +360,14 @@ def train(
         # adds them with weight 0 (train_steps), so DDP need not search for unused ones
         wrapped = DistributedDataParallel(wrapped)
     out.mkdir(parents=True, exist_ok=True)
+    cache = None
+    if cached:
+        cache = ensure_token_cache(
+            out, data, model.encoder.backbone, config, device=dev, rank=rank, world=world,
+            autocast_dtype=autocast_dtype(config, dev), progress=progress,
+        )  # fmt: skip
+    batches = step_batches(data, config, start=start, rank=rank, world=world, device=dev,
+                           cache=cache)  # fmt: skip
     scalar_log = ScalarLog(out, resume_step=start) if rank == 0 else None
     every = save_interval(config)
     meta = dict(training_data or {})
@@ -389,6 +402,7 @@ def train(
             on_step=after_step,
             progress=progress,
             should_stop=stop.requested,
+            batches=batches,
         )
     seconds = time.perf_counter() - tic
     if scalar_log is not None:
@@ -432,12 +446,14 @@ def chance_loss(data: TrainingData, cfg: Config) -> float:
 def _snapshot(out, step, model, optimizer, scheduler, config, data, meta) -> None:
     state = {
         "step": step,
-        "model": model.state_dict(),
+        "model": model.trained_state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "config": config.to_dict(),
         "data_fingerprint": data.fingerprint,
     }
+    if model.cfg.backbone != "cnn":
+        state["backbone_fingerprint"] = model.encoder.backbone.record["fingerprint"]
     torch.save(state, out / f".{STATE_NAME}.tmp")
     os.replace(out / f".{STATE_NAME}.tmp", out / STATE_NAME)  # one atomic resume point
     save_checkpoint(
@@ -459,7 +475,7 @@ def _apply_state(
     scheduler: torch.optim.lr_scheduler.LambdaLR,
     device: torch.device,
 ) -> int:
-    model.load_state_dict(state["model"])
+    model.load_trained_state_dict(state["model"])
     model.to(device)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,10 @@ import torch
 from PIL import Image
 
 from groundbench.types import CaptionRecord
+
+_FIXTURES = str(Path(__file__).resolve().parents[2] / "fixtures")
+if _FIXTURES not in sys.path:  # tiny_backbones, adapter_files
+    sys.path.insert(0, _FIXTURES)
 
 COLOURS = {
     "red": (220, 30, 30),

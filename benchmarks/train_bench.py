@@ -55,6 +55,16 @@ ABLATIONS: dict[str, list[str]] = {
         "train.loss_background=1",
         "train.loss_area=0.5",
     ],
+    "query_drop": ["train.query_drop=0.5"],
+    "progressive_masking": ["train.query_drop=0.5", "train.query_drop_schedule=linear"],
+    "consistency": ["train.loss_consistency=1"],
+    "patch_masking": ["model.patch_decoder=1", "train.patch_mask=0.5", "train.loss_patch=1"],
+    "joint_masking": [
+        "model.patch_decoder=1",
+        "train.patch_mask=0.5",
+        "train.loss_patch=1",
+        "train.patch_mask_joint=true",
+    ],
 }
 
 

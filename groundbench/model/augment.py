@@ -1,11 +1,21 @@
-"""Training-time masking beyond the hidden word: more hidden query words, hidden image patches.
+"""Training-time augmentation: grey images, and masking beyond the hidden word (more hidden
+query words, hidden image patches).
 
-Both are seeded by ``(seed, step)``, so a resumed run draws what the uninterrupted run drew.
+Each is seeded by ``(seed, step)``, so a resumed run draws what the uninterrupted run drew.
 """
 
 from __future__ import annotations
 
 import torch
+
+
+def grey_some(images: torch.Tensor, prob: float, *, seed: int, step: int) -> torch.Tensor:
+    """Replace each image ``(B, 3, S, S)`` by its channel mean with probability ``prob``
+    (seeded by ``seed`` and ``step``, so a resumed run draws the same images)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    pick = (torch.rand(images.shape[0], generator=g) < prob).to(images.device)
+    grey = images.mean(1, keepdim=True).expand_as(images)
+    return torch.where(pick[:, None, None, None], grey, images)
 
 
 def query_drop_prob(step: int, total: int, prob: float, schedule: str) -> float:

@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from groundbench.device import resolve_device
 from groundbench.errors import DataFormatError
-from groundbench.model.augment import drop_query_words, hide_patches, query_drop_prob
+from groundbench.model.augment import drop_query_words, grey_some, hide_patches, query_drop_prob
 from groundbench.model.backbone import BACKBONE_PREFIX, fingerprint_files, load_backbone
 from groundbench.model.checkpoint import save_checkpoint
 from groundbench.model.config import Config
@@ -106,15 +106,6 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
         return (step + 1) / warmup
     p = min(1.0, (step - warmup) / max(1, total - warmup))
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * p))
-
-
-def grey_some(images: torch.Tensor, prob: float, *, seed: int, step: int) -> torch.Tensor:
-    """Replace each image ``(B, 3, S, S)`` by its channel mean with probability ``prob``
-    (seeded by ``seed`` and ``step``, so a resumed run draws the same images)."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    pick = (torch.rand(images.shape[0], generator=g) < prob).to(images.device)
-    grey = images.mean(1, keepdim=True).expand_as(images)
-    return torch.where(pick[:, None, None, None], grey, images)
 
 
 def _optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.AdamW:

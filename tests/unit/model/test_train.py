@@ -373,7 +373,7 @@ def test_lr_schedule_warms_up_then_decays():
 
 
 def test_grey_some_greys_whole_images_seeded_by_step():
-    from groundbench.model.train import grey_some
+    from groundbench.model.augment import grey_some
 
     images = torch.rand(64, 3, 4, 4)
     out = grey_some(images, 0.25, seed=0, step=3)

@@ -1,0 +1,129 @@
+"""Read-outs of one reference-model checkpoint under a protocol: which map the logits give.
+
+Run::
+
+    python benchmarks/readout_sweep.py runs/demo/model --split val --protocol synth_val.albef \
+        --readout softmax:10 --readout peak:10:0.5 --readout token_box \
+        --set "pipeline.upsample={mode: bilinear, align: patch}"
+
+The grounding attention's logits ``l`` (``(H, N)`` per sample) are computed once; each
+``--readout`` turns them into a map on the token grid, and the protocol (with ``--set``
+overrides) scores it exactly as ``groundbench evaluate`` would. Read-outs:
+
+- ``softmax:T``: ``softmax(l / T)``, the checkpoint method's map at ``readout_temperature`` T.
+- ``sigmoid:D:S``: ``σ((l − max l + D) / S)``, a soft threshold ``D`` logits below the peak.
+- ``peak:T:F``: ``softmax(l / T)`` kept on the 8-connected tokens at ``F`` of its maximum or
+  more that hold the maximum (the peak's blob), zero elsewhere.
+- ``token_box``: the first ground-truth box painted on the token grid (tokens whose centre
+  lies in it), a reference: the best a map at this grid's resolution does under the
+  protocol's pipeline. It reads the boxes, so it is no method.
+
+Prints one line per read-out: the mean of each of the protocol's metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from dataset_adapters import open_dataset
+from groundbench.model.checkpoint import load_checkpoint
+from groundbench.model.data import image_to_uint8
+from groundbench.model.infer import phrase_queries
+from groundbench.protocol import load_protocol
+from groundbench.synthetic import ensure_default_dataset
+from groundbench.types import RawMaps
+
+
+@torch.no_grad()
+def logits_of(model, vocab, samples, images) -> torch.Tensor:
+    """The read-out's attention logits ``(S, H, N)`` (the full-phrase query, as ``read_out``)."""
+    cfg = model.cfg
+    model.eval()
+    out = []
+    for sample, image in zip(samples, images, strict=True):
+        query, landmark, code = phrase_queries(sample.phrase, vocab, cfg.max_phrase_words)
+        pixels = image_to_uint8(image, cfg.image_size)[None].float().div_(255.0)
+        keys, values = model.encode(pixels)
+        code = torch.full((1, 1), code, dtype=torch.long)
+        logits = model.logits(keys, values, query[None], landmark[None, None], code)
+        out.append(logits[0, 0].float())
+    return torch.stack(out)
+
+
+def peak_blob(m: np.ndarray, fraction: float) -> np.ndarray:
+    """The 8-connected region of ``m >= fraction * max`` that holds the first maximum."""
+    labels, _ = ndimage.label(m >= fraction * m.max(), structure=np.ones((3, 3)))
+    return labels == labels.flat[m.argmax()]
+
+
+def token_box(sample, grid: int, size: int) -> torch.Tensor:
+    """The first box on the token grid: 1 where a token's centre lies inside it."""
+    scale_x, scale_y = sample.width / size, sample.height / size
+    centres = (torch.arange(grid) + 0.5) * (size / grid)
+    x0, y0, x1, y1 = (float(v) for v in sample.boxes[0])
+    inside_x = (centres * scale_x >= x0) & (centres * scale_x <= x1)
+    inside_y = (centres * scale_y >= y0) & (centres * scale_y <= y1)
+    return (inside_y[:, None] & inside_x[None, :]).float().flatten()
+
+
+def read(spec: str, logits: torch.Tensor, samples, grid: int, size: int) -> torch.Tensor:
+    """Maps ``(S, H, N)`` of one read-out spec."""
+    kind, *args = spec.split(":")
+    p = [float(a) for a in args]
+    if kind == "softmax" and len(p) == 1:
+        return (logits / p[0]).softmax(-1)
+    if kind == "sigmoid" and len(p) == 2:
+        peak = logits.amax(-1, keepdim=True)
+        return torch.sigmoid((logits - peak + p[0]) / p[1])
+    if kind == "peak" and len(p) == 2:
+        maps = (logits / p[0]).softmax(-1).mean(1)  # S N
+        out = [
+            m * torch.from_numpy(peak_blob(m.view(grid, grid).numpy(), p[1])).flatten()
+            for m in maps
+        ]
+        return torch.stack(out)[:, None]
+    if kind == "token_box" and not p:
+        # a faint floor keeps the map non-constant where the box covers no token centre
+        return torch.stack([token_box(s, grid, size) + 1e-4 for s in samples])[:, None]
+    raise SystemExit(f"unknown read-out {spec!r}: softmax:T, sigmoid:D:S, peak:T:F or token_box")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--protocol", default="synth_val.albef")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--readout", action="append", required=True)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    loaded = load_checkpoint(args.checkpoint)
+    cfg = loaded.model.cfg
+    dataset = open_dataset("native", args.data_root or ensure_default_dataset())
+    samples = dataset.load_samples(args.split)
+    images = [s.load_image() for s in samples]
+    logits = logits_of(loaded.model, loaded.vocab, samples, images)
+    scorer = load_protocol(args.protocol, args.set).scorer("cpu")
+    g = cfg.grid
+    for spec in args.readout:
+        maps = read(spec, logits, samples, g, cfg.image_size)
+        values = []
+        for i in range(0, len(samples), 128):
+            chunk = samples[i : i + 128]
+            raw = RawMaps(
+                tuple(s.id for s in chunk),
+                tuple(m.view(1, -1, g, g) for m in maps[i : i + 128]),
+                kind="attention",
+            )
+            values.append(scorer.score(raw, chunk).values)
+        v = np.concatenate(values)
+        means = "  ".join(f"{k} {np.nanmean(v[:, j]):.3f}" for j, k in enumerate(scorer.keys))
+        print(f"{spec:<16} {means}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,7 @@ LAYERS = {
     "groundbench.progress": 0,
     "groundbench.bounds": 0,
     "groundbench.device": 0,
+    "groundbench.digest": 0,
     "groundbench.types": 1,
     "groundbench.registry": 1,
     "dataset_adapters": 2,

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from groundbench.digest import file_sha256
 from groundbench.errors import GroundbenchError
 from groundbench.model.config import ModelConfig
 from groundbench.model.vision import GlobalMixing
@@ -51,14 +52,6 @@ def backbone_path(spec: str) -> tuple[str, str]:
     """
     kind, _, rest = spec.partition(":")
     return kind, rest
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def backbone_files(cfg: ModelConfig) -> list[Path]:
@@ -97,7 +90,7 @@ def fingerprint_files(cfg: ModelConfig) -> tuple[str, dict[str, str]]:
     files = {}
     for p in backbone_files(cfg):
         name = p.name if kind == "timm" else p.relative_to(where).as_posix()
-        files[name] = _file_sha256(p)
+        files[name] = file_sha256(p)
     h = hashlib.sha256((kind if kind == "hf" else cfg.backbone).encode())
     for name, digest in sorted(files.items()):
         h.update(b"\x00" + name.encode() + b"\x00" + digest.encode())
@@ -365,7 +358,7 @@ def verify_backbone(
                 f"backbone {spec}: {where / name if kind == 'hf' else where} is missing; "
                 f"restore the file the model was trained with, or {fix}"
             )
-        if _file_sha256(found[name]) != digest:
+        if file_sha256(found[name]) != digest:
             raise BackboneError(
                 f"backbone {spec}: {found[name]} changed since training (sha256 "
                 f"{digest[:12]}… expected); restore the file the model was trained with, "

@@ -9,12 +9,12 @@ and every weight must load (a missing or unexpected key is an error, never a ran
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from groundbench.digest import file_sha256
 from groundbench.errors import CheckpointError, MethodError
 
 # model_type → the one transformers class this family loads
@@ -64,14 +64,6 @@ class Loaded:
     model_type: str
     processor: dict[str, Any]
     files: dict[str, str]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:
@@ -158,10 +150,10 @@ def load_checkpoint_dir(path: str | Path) -> Loaded:
     )
     weights, safe = _weights(root)
     files = {
-        p.name: _sha256(p)
+        p.name: file_sha256(p)
         for p in [root / "config.json", root / "preprocessor_config.json", *weights]
     }
-    files.update({n: _sha256(root / n) for n in _TOKENIZER_FILES if (root / n).is_file()})
+    files.update({n: file_sha256(root / n) for n in _TOKENIZER_FILES if (root / n).is_file()})
     try:
         import transformers
     except ImportError as exc:

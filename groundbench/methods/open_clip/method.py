@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from groundbench.attribution import gradcam, occlusion, relevance, rise, tokens_to_grid
+from groundbench.digest import file_sha256
 from groundbench.errors import CheckpointError, MethodError, did_you_mean
 from groundbench.methods.open_clip.attention import recording
 from groundbench.types import GroundingSample, RawMaps
@@ -59,7 +60,9 @@ def parse_open_clip_spec(arg: str | None) -> tuple[str, str, str, dict[str, Any]
     rest, _, recipe = head.rpartition(":")
     name, _, weights = rest.partition(":")
     if not name or not weights or not recipe:
-        raise MethodError(f"open_clip:{arg}: needs a model name, a weights file and a recipe: {USAGE}")
+        raise MethodError(
+            f"open_clip:{arg}: needs a model name, a weights file and a recipe: {USAGE}"
+        )
     if recipe not in RECIPES:
         raise MethodError(
             f"open_clip:{arg}: unknown recipe {recipe!r}{did_you_mean(recipe, RECIPES)}; recipes: {', '.join(RECIPES)}"
@@ -68,21 +71,21 @@ def parse_open_clip_spec(arg: str | None) -> tuple[str, str, str, dict[str, Any]
     for item in filter(None, query.split("&")):
         key, _, value = item.partition("=")
         if key not in knobs:
-            raise MethodError(f"open_clip:{arg}: recipe {recipe} has no knob {key!r}{did_you_mean(key, knobs)}")
+            raise MethodError(
+                f"open_clip:{arg}: recipe {recipe} has no knob {key!r}{did_you_mean(key, knobs)}"
+            )
         default = knobs[key]
         try:
-            knobs[key] = type(default)(value) if isinstance(default, (int, float)) and not isinstance(default, bool) else (int(value) if value.lstrip("-").isdigit() else value)
+            knobs[key] = (
+                type(default)(value)
+                if isinstance(default, (int, float)) and not isinstance(default, bool)
+                else (int(value) if value.lstrip("-").isdigit() else value)
+            )
         except ValueError:
-            raise MethodError(f"open_clip:{arg}: knob {key} expects {type(default).__name__}, got {value!r}") from None
+            raise MethodError(
+                f"open_clip:{arg}: knob {key} expects {type(default).__name__}, got {value!r}"
+            ) from None
     return name, weights, recipe, knobs
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class OpenClipMethod:
@@ -105,12 +108,16 @@ class OpenClipMethod:
         try:
             self.model = open_clip.create_model(self.model_name, pretrained=str(self.weights))
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise CheckpointError(f"{self.weights}: open_clip cannot load it into {self.model_name} ({exc})") from None
+            raise CheckpointError(
+                f"{self.weights}: open_clip cannot load it into {self.model_name} ({exc})"
+            ) from None
         self.model.eval().requires_grad_(False)
         self.tokenizer = open_clip.get_tokenizer(self.model_name)
         v = self.model.visual
         if not hasattr(v, "transformer") or not hasattr(v, "grid_size"):
-            raise MethodError(f"open_clip:{arg}: the recipes need a ViT vision tower; {self.model_name} has {type(v).__name__}")
+            raise MethodError(
+                f"open_clip:{arg}: the recipes need a ViT vision tower; {self.model_name} has {type(v).__name__}"
+            )
         self.blocks = v.transformer.resblocks
         self.grid = tuple(v.grid_size)
         self.size = tuple(v.image_size)
@@ -124,14 +131,20 @@ class OpenClipMethod:
         self._settings = {
             "family": "open_clip",
             "model_name": self.model_name,
-            "weights_sha256": _sha256(self.weights),
+            "weights_sha256": file_sha256(self.weights),
             "recipe": self.recipe,
             "knobs": self.knobs,
             "libraries": {p: _version(p) for p in ("groundbench", "torch", "open_clip_torch")},
             "batch_first": bool(getattr(v.transformer, "batch_first", True)),
             "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
             "mode": "eval",
-            "preprocess": {"input_px": list(self.size), "resize": "squash, PIL bicubic", "crop": "none", "image_mean": self.mean.flatten().tolist(), "image_std": self.std.flatten().tolist()},
+            "preprocess": {
+                "input_px": list(self.size),
+                "resize": "squash, PIL bicubic",
+                "crop": "none",
+                "image_mean": self.mean.flatten().tolist(),
+                "image_std": self.std.flatten().tolist(),
+            },
             "target": "logit_scale.exp() * cos(image, text)",
             "grid": list(self.grid),
         }
@@ -142,7 +155,9 @@ class OpenClipMethod:
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON of :meth:`settings`."""
-        return hashlib.sha256(json.dumps(self._settings, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+        return hashlib.sha256(
+            json.dumps(self._settings, sort_keys=True, separators=(",", ":")).encode()
+        ).hexdigest()
 
     def randomisation_layers(self) -> dict[str, list[torch.nn.Module]]:
         """Vision and text layers, output side first (projections are parameters, kept)."""
@@ -162,7 +177,9 @@ class OpenClipMethod:
         img = torch.nn.functional.normalize(self.model.encode_image(images), dim=-1)
         return self.model.logit_scale.exp() * (img * text).sum(-1)
 
-    def predict(self, samples: Sequence[GroundingSample], images, *, device: torch.device) -> RawMaps:
+    def predict(
+        self, samples: Sequence[GroundingSample], images, *, device: torch.device
+    ) -> RawMaps:
         """Return one ``(h, w)`` map per sample (``(H, W)`` input-size maps for RISE)."""
         if images is None:
             raise MethodError(f"{self.name} needs images; the caller passed none")
@@ -172,7 +189,11 @@ class OpenClipMethod:
         with torch.no_grad():
             text = torch.nn.functional.normalize(self.model.encode_text(tokens), dim=-1)
         maps = self._maps(pixels, text)
-        return RawMaps(ids=tuple(s.id for s in samples), maps=tuple(m.detach().to("cpu", torch.float32) for m in maps), kind="heatmap")
+        return RawMaps(
+            ids=tuple(s.id for s in samples),
+            maps=tuple(m.detach().to("cpu", torch.float32) for m in maps),
+            kind="heatmap",
+        )
 
     def _maps(self, pixels: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         n = len(self.blocks)
@@ -189,9 +210,13 @@ class OpenClipMethod:
         if self.recipe == "gradcam":
             b = self.knobs["block"] + n if self.knobs["block"] < 0 else self.knobs["block"]
             if not 0 <= b < n:
-                raise MethodError(f"{self.name}: block {self.knobs['block']} is outside the tower's {n} blocks")
+                raise MethodError(
+                    f"{self.name}: block {self.knobs['block']} is outside the tower's {n} blocks"
+                )
             kept = {}
-            handle = self.blocks[b].ln_1.register_forward_hook(lambda m, a, o: kept.__setitem__("a", o))
+            handle = self.blocks[b].ln_1.register_forward_hook(
+                lambda m, a, o: kept.__setitem__("a", o)
+            )
             try:
                 with torch.enable_grad():
                     score = self._logit(pixels.clone().requires_grad_(True), text)
@@ -214,7 +239,14 @@ class OpenClipMethod:
                 keys = ("num_masks", "num_cells", "p", "seed", "output")
                 maps.append(rise(score, pixels[k], **{x: self.knobs[x] for x in keys}))
             else:
-                maps.append(occlusion(score, pixels[k], window=self.knobs["window"], baseline=self.knobs["baseline"]))
+                maps.append(
+                    occlusion(
+                        score,
+                        pixels[k],
+                        window=self.knobs["window"],
+                        baseline=self.knobs["baseline"],
+                    )
+                )
         return torch.stack(maps)
 
 

@@ -128,10 +128,14 @@ def run_clip_baseline(
         say(f"--limit {limit}: a smoke run; nothing was added to {board}")
         return ClipBaselineResult(model_dir, tuple(reports), None, evaluated)
     say(f"board: adding {len(reports)} reports to {board} and building it")
-    return ClipBaselineResult(model_dir, tuple(reports), build_board(board, human=load_human_studies), evaluated)
+    return ClipBaselineResult(
+        model_dir, tuple(reports), build_board(board, human=load_human_studies), evaluated
+    )
 
 
-def _train(model_dir: Path, config: ClipTrainConfig, root: Path, device: str, say: Announce) -> Path:
+def _train(
+    model_dir: Path, config: ClipTrainConfig, root: Path, device: str, say: Announce
+) -> Path:
     from dataset_adapters import open_dataset
 
     captions = list(open_dataset("native", root).load_captions("train"))
@@ -145,5 +149,7 @@ def _train(model_dir: Path, config: ClipTrainConfig, root: Path, device: str, sa
         return model_dir
     say(f"training: small CLIP, {config.steps} steps of {config.batch_size} captions → {model_dir}")
     result = train_clip(captions, model_dir, config, device=device)
-    say(f"training: {result.steps} steps in {result.seconds:.0f} s, loss {result.first_loss:.3f} → {result.final_loss:.3f}")
+    say(
+        f"training: {result.steps} steps in {result.seconds:.0f} s, loss {result.first_loss:.3f} → {result.final_loss:.3f}"
+    )
     return model_dir

@@ -99,7 +99,9 @@ def randomisation_probe(
     towers = _layers(method)
     samples: Sequence[GroundingSample] = load_split(protocol, data_root, limit).samples
     pipe = {**protocol.pipeline, "normalise": "none", "threshold": None, "regions": None}
-    explain = _explainer(method, list(samples), Pipeline.from_config(pipe), torch.device(device), batch_size)
+    explain = _explainer(
+        method, list(samples), Pipeline.from_config(pipe), torch.device(device), batch_size
+    )
     _, steps = cascading_randomisation(explain, towers, seed=seed, max_layers=max_layers)
     report = _report(protocol, method, samples, steps, seed, limit)
     out = Path(out_dir)
@@ -133,7 +135,11 @@ def _report(protocol, method, samples, steps: list[LayerStep], seed, limit) -> d
         "groundbench": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "protocol": {"name": protocol.name, "id": protocol.id, "hash": protocol.hash},
-        "method": {"name": method.name, "fingerprint": method.fingerprint(), "supervision": method.supervision},
+        "method": {
+            "name": method.name,
+            "fingerprint": method.fingerprint(),
+            "supervision": method.supervision,
+        },
         "dataset": {"fingerprint": dataset_fingerprint(samples), "n": len(samples), "limit": limit},
         "settings": {
             "order": "top_down (cascading)",
@@ -172,7 +178,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         flag = "**yes**" if t["survives"] else "no"
         lines.append(f"| {name} | {len(t['layers'])} | {_fmt(t['end_point'])} | {flag} |")
     for name, t in report["towers"].items():
-        lines += ["", f"## {name}", "", "| depth | layer | Spearman | n defined | non-random resets |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            "| depth | layer | Spearman | n defined | non-random resets |",
+            "|---|---|---|---|---|",
+        ]
         for row in t["layers"]:
             det = ", ".join(row["deterministic_resets"]) or "-"
             lines.append(
@@ -193,9 +205,17 @@ def plot_randomisation(report: dict[str, Any], path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for name, t in report["towers"].items():
         xs = [0] + [r["depth"] for r in t["layers"]]
-        mean = [1.0] + [np.nan if r["spearman"]["mean"] is None else r["spearman"]["mean"] for r in t["layers"]]
-        lo = [1.0] + [np.nan if r["spearman"]["ci_low"] is None else r["spearman"]["ci_low"] for r in t["layers"]]
-        hi = [1.0] + [np.nan if r["spearman"]["ci_high"] is None else r["spearman"]["ci_high"] for r in t["layers"]]
+        mean = [1.0] + [
+            np.nan if r["spearman"]["mean"] is None else r["spearman"]["mean"] for r in t["layers"]
+        ]
+        lo = [1.0] + [
+            np.nan if r["spearman"]["ci_low"] is None else r["spearman"]["ci_low"]
+            for r in t["layers"]
+        ]
+        hi = [1.0] + [
+            np.nan if r["spearman"]["ci_high"] is None else r["spearman"]["ci_high"]
+            for r in t["layers"]
+        ]
         (line,) = ax.plot(xs, mean, marker="o", label=name)
         ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2)
     ax.axhline(SURVIVAL_THRESHOLD, color="grey", linestyle=":", linewidth=1)

@@ -42,7 +42,9 @@ def spearman_abs_max(a: torch.Tensor, b: torch.Tensor) -> float:
     x = _abs_max(a)
     y = _abs_max(b)
     if x.shape != y.shape:
-        raise MethodError(f"randomisation: maps of shapes {tuple(a.shape)} and {tuple(b.shape)} differ")
+        raise MethodError(
+            f"randomisation: maps of shapes {tuple(a.shape)} and {tuple(b.shape)} differ"
+        )
     rx, ry = rankdata(x), rankdata(y)
     if np.ptp(rx) == 0 or np.ptp(ry) == 0:
         return float("nan")
@@ -89,7 +91,12 @@ def _reset(layer: torch.nn.Module, seed: int) -> tuple[list[str], list[str], lis
                 reset.append(type(module).__name__)
                 if isinstance(module, DETERMINISTIC_RESETS):
                     fixed.append(type(module).__name__)
-    covered = {id(p) for m in layer.modules() if callable(getattr(m, "reset_parameters", None)) for p in m.parameters(recurse=False)}
+    covered = {
+        id(p)
+        for m in layer.modules()
+        if callable(getattr(m, "reset_parameters", None))
+        for p in m.parameters(recurse=False)
+    }
     kept = [n for n, p in layer.named_parameters() if id(p) not in covered]
     return reset, fixed, kept
 
@@ -138,8 +145,20 @@ def cascading_randomisation(
                 for depth, layer in enumerate(layers, start=1):
                     reset, fixed, kept = _reset(layer, seed)
                     maps = explain()
-                    rho = np.array([spearman_abs_max(a, b) for a, b in zip(original, maps, strict=True)])
-                    steps.append(LayerStep(tower, depth, type(layer).__name__, tuple(reset), tuple(fixed), tuple(kept), rho))
+                    rho = np.array(
+                        [spearman_abs_max(a, b) for a, b in zip(original, maps, strict=True)]
+                    )
+                    steps.append(
+                        LayerStep(
+                            tower,
+                            depth,
+                            type(layer).__name__,
+                            tuple(reset),
+                            tuple(fixed),
+                            tuple(kept),
+                            rho,
+                        )
+                    )
             finally:
                 with torch.no_grad():
                     for live, copy in saved:

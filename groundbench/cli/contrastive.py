@@ -36,9 +36,13 @@ def _set_threads(threads: int | None) -> None:
 
 
 @click.command("train-clip")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory.")
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Model directory."
+)
 @_SET
-@click.option("--data", default=None, metavar="ADAPTER:ROOT", help="Captions [default: the synthetic set].")
+@click.option(
+    "--data", default=None, metavar="ADAPTER:ROOT", help="Captions [default: the synthetic set]."
+)
 @click.option("--split", default="train", show_default=True, help="Split whose captions are read.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @_THREADS
@@ -74,7 +78,11 @@ def train_clip_command(out_dir, overrides, data, split, device, threads, as_json
 
 @click.command("baseline-clip")
 @click.option(
-    "--out", default="runs/clip", show_default=True, type=click.Path(file_okay=False), help="Run folder."
+    "--out",
+    default="runs/clip",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Run folder.",
 )
 @click.option(
     "--board",
@@ -97,8 +105,18 @@ def train_clip_command(out_dir, overrides, data, split, device, threads, as_json
     type=click.Choice(["relevance", "gradcam", "rise"]),
     help="Score only this recipe (repeatable) [default: all three].",
 )
-@click.option("--protocol", "protocols", multiple=True, help="Protocol (repeatable) [default: every synthetic one but val].")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Score only N samples per protocol (smoke run; adds nothing to the board).")
+@click.option(
+    "--protocol",
+    "protocols",
+    multiple=True,
+    help="Protocol (repeatable) [default: every synthetic one but val].",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Score only N samples per protocol (smoke run; adds nothing to the board).",
+)
 @click.option("--batch-size", default=64, show_default=True, help="Evaluation batch size.")
 @click.option("--device", default="cpu", show_default=True, help="torch device.")
 @_THREADS
@@ -108,7 +126,19 @@ def train_clip_command(out_dir, overrides, data, split, device, threads, as_json
     type=click.Path(file_okay=False, exists=True),
     help="A native-format synthetic set [default: the generated default set].",
 )
-def baseline_clip_command(out, board, overrides, rise_masks, only, protocols, limit, batch_size, device, threads, data_root):
+def baseline_clip_command(
+    out,
+    board,
+    overrides,
+    rise_masks,
+    only,
+    protocols,
+    limit,
+    batch_size,
+    device,
+    threads,
+    data_root,
+):
     """Train the small CLIP on the synthetic captions and score it with relevance, gradcam
     and RISE on every synthetic protocol; add the reports to the board and build it.
 

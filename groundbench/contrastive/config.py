@@ -85,7 +85,9 @@ class ClipTrainConfig:
         """
         for name in ("image_size", "patch_size", "width", "layers", "heads", "steps", "batch_size"):
             if getattr(self, name) < 1:
-                raise GroundbenchError(f"contrastive setting {name} must be ≥ 1, got {getattr(self, name)}")
+                raise GroundbenchError(
+                    f"contrastive setting {name} must be ≥ 1, got {getattr(self, name)}"
+                )
         if self.image_size % self.patch_size:
             raise GroundbenchError(
                 f"contrastive setting patch_size={self.patch_size} does not tile "
@@ -96,4 +98,6 @@ class ClipTrainConfig:
                 f"contrastive setting width={self.width} is not divisible by heads={self.heads}"
             )
         if self.max_text_tokens < 3:
-            raise GroundbenchError("contrastive setting max_text_tokens must be ≥ 3 ([BOS], a word, [EOS])")
+            raise GroundbenchError(
+                "contrastive setting max_text_tokens must be ≥ 3 ([BOS], a word, [EOS])"
+            )

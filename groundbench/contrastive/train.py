@@ -132,7 +132,11 @@ def encode_data(records: Sequence[CaptionRecord], processor, config, *, progress
     pixels = []
     chunk = list(first.values())
     for k in progress_bar(
-        range(0, len(chunk), 256), desc="process images", unit="chunk", disable=not progress, leave=False
+        range(0, len(chunk), 256),
+        desc="process images",
+        unit="chunk",
+        disable=not progress,
+        leave=False,
     ):
         batch = [r.load_image() for r in chunk[k : k + 256]]
         pixels.append(processor.image_processor(images=batch, return_tensors="pt")["pixel_values"])
@@ -203,7 +207,9 @@ def train_clip(
     model.train()
     losses: list[float] = []
     tic = time.perf_counter()
-    for step in progress_bar(range(config.steps), desc="train clip", unit="step", disable=not progress):
+    for step in progress_bar(
+        range(config.steps), desc="train clip", unit="step", disable=not progress
+    ):
         images = step_images(step, pixels.shape[0], config.batch_size, 0, 1, config.seed)
         caps = pick_captions(by_owner, images, config.seed, step)
         width = int(mask[caps].sum(1).max())
@@ -220,7 +226,13 @@ def train_clip(
         losses.append(float(loss.detach()))
         if (step + 1) % LOG_EVERY == 0 or step + 1 == config.steps:
             window = losses[-LOG_EVERY:]
-            scalar_log.write({"step": step + 1, "lr": scheduler.get_last_lr()[0], "loss": sum(window) / len(window)})
+            scalar_log.write(
+                {
+                    "step": step + 1,
+                    "lr": scheduler.get_last_lr()[0],
+                    "loss": sum(window) / len(window),
+                }
+            )
     seconds = time.perf_counter() - tic
     scalar_log.close()
     plot_loss_curve(scalar_log.path, out / "loss.png")
@@ -228,7 +240,9 @@ def train_clip(
     model.save_pretrained(out)
     processor.save_pretrained(out)
     processor.image_processor.save_pretrained(out)  # preprocessor_config.json, read on its own
-    result = ClipTrainResult(out, config.steps, losses[0], losses[-1], seconds, torch.get_num_threads())
+    result = ClipTrainResult(
+        out, config.steps, losses[0], losses[-1], seconds, torch.get_num_threads()
+    )
     _write_training(out, config, records, result)
     return result
 

@@ -50,7 +50,9 @@ def attention_with_weights(
     logits = (q * d**-0.5) @ k.transpose(1, 2)  # BH Nq Nk
     if attn_mask is not None:
         mask = attn_mask if attn_mask.dim() == 3 else attn_mask[None]
-        logits = logits.masked_fill(mask, float("-inf")) if mask.dtype == torch.bool else logits + mask
+        logits = (
+            logits.masked_fill(mask, float("-inf")) if mask.dtype == torch.bool else logits + mask
+        )
     probs = logits.view(B, H, Nq, -1).softmax(-1)  # B H Nq Nk: the tensor the output uses
     out = (probs.flatten(0, 1) @ v).transpose(0, 1).reshape(Nq, B, D)  # Nq B D
     out = mha.out_proj(out)
@@ -65,7 +67,9 @@ def recording(modules: Sequence[torch.nn.MultiheadAttention]):
     got: list[torch.Tensor] = []
 
     def patched(mha):
-        def forward(query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None, **_):
+        def forward(
+            query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None, **_
+        ):
             if key_padding_mask is not None:
                 raise MethodError("open_clip: a key padding mask is not supported by the recipes")
             out, probs = attention_with_weights(mha, query, key, value, attn_mask)

@@ -173,7 +173,7 @@ def canonical_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
 
     avg = _section(cfg.get("average"), f"{p}.average", d["average"])
     agg = _section(cfg.get("aggregate"), f"{p}.aggregate", d["aggregate"])
-    up = _section(cfg.get("upsample"), f"{p}.upsample", d["upsample"])
+    up = _section(cfg.get("upsample"), f"{p}.upsample", {**d["upsample"], "clip": False})
     smooth = _section(cfg.get("smooth"), f"{p}.smooth", d["smooth"])
     out = {
         "average": {"passes": _choice(avg["passes"], PASS_MODES, f"{p}.average.passes")},
@@ -188,11 +188,15 @@ def canonical_config(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
         "upsample": {
             "mode": _choice(up["mode"], UPSAMPLE_MODES, f"{p}.upsample.mode"),
             "align": _choice(up["align"], ALIGN_MODES, f"{p}.upsample.align"),
-        },
+        },  # clip joins only when set, so the canonical form of older protocols holds
         "smooth": {"sigma_px": _number(smooth["sigma_px"], f"{p}.smooth.sigma_px", 0.0, 1e4)},
         "threshold": _threshold(cfg.get("threshold", d["threshold"]), f"{p}.threshold"),
         "regions": None,
     }
+    if up["clip"] is not False:
+        if up["clip"] is not True:
+            raise ProtocolError(f"{p}.upsample.clip: expected true or false, got {up['clip']!r}")
+        out["upsample"]["clip"] = True
     regions = cfg.get("regions", d["regions"])
     if regions is not None:
         out["regions"] = _regions(regions, f"{p}.regions")

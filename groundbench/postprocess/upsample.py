@@ -48,6 +48,7 @@ def upsample_maps(
     mode: Literal["nearest", "bilinear", "bicubic"] = "bilinear",
     align: Literal["patch", "corners"] = "patch",
     extent: tuple[float, float, float, float] | None = None,
+    clip: bool = False,
 ) -> torch.Tensor:
     """Resize a batch of same-shape maps to ``size``.
 
@@ -59,6 +60,8 @@ def upsample_maps(
         align: ``"patch"`` or ``"corners"`` (see the module docstring).
         extent: ``[x0, y0, x1, y1]`` in output pixels that the maps cover (None = all of
             it); pixels whose centre lies outside get each map's lowest value.
+        clip: clamp each output map to its input's ``[min, max]``, as scikit-image's
+            ``resize`` does by default (``clip=True``): no bicubic overshoot or ringing.
 
     Returns:
         ``(B, height, width)`` float32 maps. NaN spreads to the pixels that read it.
@@ -68,12 +71,22 @@ def upsample_maps(
         [[0.0, 0.0, 1.0, 1.0]]
     """
     maps = maps.to(torch.float32)
-    height, width = int(size[0]), int(size[1])
     if mode not in UPSAMPLE_MODES or align not in ALIGN_MODES:
         raise ValueError(
             f"upsample_maps: mode must be one of {UPSAMPLE_MODES} and align one of "
             f"{ALIGN_MODES}, got {mode!r}, {align!r}"
         )
+    out = _resize(maps, size, mode, align, extent)
+    if clip:
+        nan = maps.isnan()  # bounds over the numbers; NaN pixels stay NaN
+        low = maps.masked_fill(nan, float("inf")).amin((1, 2), keepdim=True)
+        high = maps.masked_fill(nan, float("-inf")).amax((1, 2), keepdim=True)
+        out = torch.minimum(torch.maximum(out, low), high)
+    return out
+
+
+def _resize(maps: torch.Tensor, size, mode: str, align: str, extent) -> torch.Tensor:
+    height, width = int(size[0]), int(size[1])
     if extent is not None:
         return _upsample_into(maps, (height, width), mode, align, extent)
     if tuple(maps.shape[1:]) == (height, width):

@@ -136,7 +136,7 @@ def test_bad_choice_lists_valid_values():
         ),
         (
             {"upsample": "bicubic"},
-            "pipeline.upsample: expected a mapping with keys mode, align, got 'bicubic'",
+            "pipeline.upsample: expected a mapping with keys mode, align, clip, got 'bicubic'",
         ),
         ([1, 2], "pipeline: expected a mapping of steps, got [1, 2]"),
     ],
@@ -145,3 +145,13 @@ def test_bad_values_are_clear_errors(cfg, message):
     with pytest.raises(ProtocolError) as err:
         canonical_config(cfg)
     assert str(err.value) == message
+
+
+def test_upsample_clip_joins_the_canonical_form_only_when_set():
+    assert (
+        "clip" not in canonical_config({"upsample": {"mode": "bicubic", "clip": False}})["upsample"]
+    )
+    on = canonical_config({"upsample": {"mode": "bicubic", "clip": True}})
+    assert on["upsample"] == {"mode": "bicubic", "align": "patch", "clip": True}
+    with pytest.raises(ProtocolError, match=r"pipeline.upsample.clip: expected true or false"):
+        canonical_config({"upsample": {"clip": "yes"}})

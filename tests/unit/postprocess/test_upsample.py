@@ -101,3 +101,40 @@ def test_pixels_whose_centre_is_outside_the_extent_are_outside():
     # centres 0.5 .. 7.5; inside [2, 6.5]: columns 2..6 (the rim is inside), each reading
     # cell floor((centre - 2) · 3 / 4.5), the last one clamped; columns 0, 1, 7 get the min 7
     assert out[0, 0].tolist() == [7.0, 7.0, 8.0, 9.0, 9.0, 7.0, 7.0, 7.0]
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+def test_clip_clamps_to_each_input_maps_range_and_changes_nothing_inside_it(mode):
+    maps = _grid(B=3, h=4, w=5)
+    maps[1] = 0.0
+    maps[1, 1:3, 1:3] = 1.0  # a sharp block: bicubic rings below 0 and above 1 around it
+    free = upsample_maps(maps, (17, 23), mode=mode)
+    clipped = upsample_maps(maps, (17, 23), mode=mode, clip=True)
+    low, high = maps.amin((1, 2), keepdim=True), maps.amax((1, 2), keepdim=True)
+    torch.testing.assert_close(clipped, torch.minimum(torch.maximum(free, low), high))
+    inside = (free >= low) & (free <= high)
+    assert torch.equal(clipped[inside], free[inside])
+    if mode == "bicubic":
+        assert float(free[1].min()) < 0 and float(clipped[1].min()) == 0.0
+
+
+def test_clip_keeps_nan_where_it_spreads_and_bounds_the_rest():
+    maps = torch.zeros(1, 4, 4)
+    maps[0, 1:3, 1:3] = 1.0
+    maps[0, 0, 0] = float("nan")
+    free = upsample_maps(maps, (8, 8), mode="bicubic")
+    clipped = upsample_maps(maps, (8, 8), mode="bicubic", clip=True)
+    assert torch.equal(clipped.isnan(), free.isnan()) and not bool(free.isnan().all())
+    numbers = clipped[~clipped.isnan()]
+    assert float(numbers.min()) >= 0.0 and float(numbers.max()) <= 1.0
+
+
+def test_clip_lifts_no_background_under_min_max():
+    """A box painted on the grid keeps a zero background after bicubic and min-max only
+    when clipped: ringing below zero would lift it (docs/metrics.md, soft_iou)."""
+    maps = torch.zeros(1, 16, 16)
+    maps[0, 6:9, 6:9] = 1.0
+    for clip, zero in ((False, False), (True, True)):
+        up = upsample_maps(maps, (64, 64), mode="bicubic", clip=clip)[0]
+        h = (up - up.min()) / (up.max() - up.min())
+        assert bool((h[:8, :8] == 0).all()) is zero

@@ -14,6 +14,9 @@ overrides) scores it exactly as ``groundbench evaluate`` would. Read-outs:
 - ``sigmoid:D:S``: ``σ((l − max l + D) / S)``, a soft threshold ``D`` logits below the peak.
 - ``peak:T:F``: ``softmax(l / T)`` kept on the 8-connected tokens at ``F`` of its maximum or
   more that hold the maximum (the peak's blob), zero elsewhere.
+- ``words:T``: ``softmax(mean_w l_w / T)`` over each referent word queried alone (with the
+  phrase's relation); ``words_full:T`` also averages in the full query's logits.
+- ``zsoftmax:T``: ``softmax(z / T)`` of the z-scored logits (a temperature per map).
 - ``token_box``: the first ground-truth box painted on the token grid (tokens whose centre
   lies in it), a reference: the best a map at this grid's resolution does under the
   protocol's pipeline. It reads the boxes, so it is no method.
@@ -54,6 +57,30 @@ def logits_of(model, vocab, samples, images) -> torch.Tensor:
     return torch.stack(out)
 
 
+@torch.no_grad()
+def word_logits_of(model, vocab, samples, images) -> list[torch.Tensor]:
+    """Per sample, the logits ``(W, H, N)`` of each known referent word queried alone
+    (with the phrase's relation, as the full query), or of the full query when none."""
+    cfg = model.cfg
+    model.eval()
+    out = []
+    for sample, image in zip(samples, images, strict=True):
+        query, landmark, code = phrase_queries(sample.phrase, vocab, cfg.max_phrase_words)
+        words = [int(w) for w in query[0] if w]
+        queries = torch.zeros(max(len(words), 1), cfg.max_phrase_words, dtype=torch.long)
+        if words:
+            queries[:, 0] = torch.tensor(words)
+        else:
+            queries = query
+        W = queries.shape[0]
+        pixels = image_to_uint8(image, cfg.image_size)[None].float().div_(255.0)
+        keys, values = model.encode(pixels)
+        codes = torch.full((1, W), code, dtype=torch.long)
+        logits = model.logits(keys, values, queries[None], landmark.expand(W, -1)[None], codes)
+        out.append(logits[0].float())
+    return out
+
+
 def peak_blob(m: np.ndarray, fraction: float) -> np.ndarray:
     """The 8-connected region of ``m >= fraction * max`` that holds the first maximum."""
     labels, _ = ndimage.label(m >= fraction * m.max(), structure=np.ones((3, 3)))
@@ -70,12 +97,15 @@ def token_box(sample, grid: int, size: int) -> torch.Tensor:
     return (inside_y[:, None] & inside_x[None, :]).float().flatten()
 
 
-def read(spec: str, logits: torch.Tensor, samples, grid: int, size: int) -> torch.Tensor:
+def read(spec: str, logits: torch.Tensor, words, samples, grid: int, size: int) -> torch.Tensor:
     """Maps ``(S, H, N)`` of one read-out spec."""
     kind, *args = spec.split(":")
     p = [float(a) for a in args]
     if kind == "softmax" and len(p) == 1:
         return (logits / p[0]).softmax(-1)
+    if kind == "zsoftmax" and len(p) == 1:  # softmax of the z-scored logits at T
+        z = (logits - logits.mean(-1, keepdim=True)) / logits.std(-1, keepdim=True)
+        return (z / p[0]).softmax(-1)
     if kind == "sigmoid" and len(p) == 2:
         peak = logits.amax(-1, keepdim=True)
         return torch.sigmoid((logits - peak + p[0]) / p[1])
@@ -86,10 +116,19 @@ def read(spec: str, logits: torch.Tensor, samples, grid: int, size: int) -> torc
             for m in maps
         ]
         return torch.stack(out)[:, None]
+    if kind == "words" and len(p) == 1:  # mean of the words' logits: an AND of the words
+        return torch.stack([(w.mean(0) / p[0]).softmax(-1) for w in words])
+    if kind == "words_full" and len(p) == 1:  # the words' and the full query's logits
+        return torch.stack(
+            [((w.mean(0) + f) / 2 / p[0]).softmax(-1) for w, f in zip(words, logits, strict=True)]
+        )
     if kind == "token_box" and not p:
         # a faint floor keeps the map non-constant where the box covers no token centre
         return torch.stack([token_box(s, grid, size) + 1e-4 for s in samples])[:, None]
-    raise SystemExit(f"unknown read-out {spec!r}: softmax:T, sigmoid:D:S, peak:T:F or token_box")
+    raise SystemExit(
+        f"unknown read-out {spec!r}: softmax:T, zsoftmax:T, sigmoid:D:S, peak:T:F, words:T, "
+        "words_full:T or token_box"
+    )
 
 
 def main() -> None:
@@ -107,10 +146,11 @@ def main() -> None:
     samples = dataset.load_samples(args.split)
     images = [s.load_image() for s in samples]
     logits = logits_of(loaded.model, loaded.vocab, samples, images)
+    words = word_logits_of(loaded.model, loaded.vocab, samples, images)
     scorer = load_protocol(args.protocol, args.set).scorer("cpu")
     g = cfg.grid
     for spec in args.readout:
-        maps = read(spec, logits, samples, g, cfg.image_size)
+        maps = read(spec, logits, words, samples, g, cfg.image_size)
         values = []
         for i in range(0, len(samples), 128):
             chunk = samples[i : i + 128]

@@ -140,6 +140,11 @@ def main() -> None:
     parser.add_argument("--readout", action="append", required=True)
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
+    arity = {"softmax": 1, "zsoftmax": 1, "sigmoid": 2, "peak": 2, "words": 1, "words_full": 1}
+    for spec in args.readout:  # before any work
+        kind, *rest = spec.split(":")
+        if arity.get(kind, 0) != len(rest) and not (kind == "token_box" and not rest):
+            read(spec, torch.zeros(0, 1, 1), [], [], 1, 1)  # raises with the valid forms
     loaded = load_checkpoint(args.checkpoint)
     cfg = loaded.model.cfg
     dataset = open_dataset("native", args.data_root or ensure_default_dataset())

@@ -23,15 +23,29 @@ def data(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_trains_scores_three_recipes_and_builds_the_board_then_reuses_everything(data, tmp_path, monkeypatch):
+def test_trains_scores_three_recipes_and_builds_the_board_then_reuses_everything(
+    data, tmp_path, monkeypatch
+):
     torch.set_num_threads(1)
     monkeypatch.setattr(clip_baseline, "synth_protocols", lambda: ["synth_test.albef"])
-    args = ["baseline-clip", "--out", str(tmp_path / "run"), "--data-root", str(data), "--rise-masks", "8"]
+    args = [
+        "baseline-clip",
+        "--out",
+        str(tmp_path / "run"),
+        "--data-root",
+        str(data),
+        "--rise-masks",
+        "8",
+    ]
     args += [x for s in TINY for x in ("--set", s)]
     first = CliRunner().invoke(main, args, catch_exceptions=False)
     assert first.exit_code == 0, first.output
     names = sorted(e.method_name for e in load_entries(tmp_path / "run" / "board"))
-    assert names == ["hf:clip-synth:gradcam", "hf:clip-synth:relevance", "hf:clip-synth:rise?num_masks=8"]
+    assert names == [
+        "hf:clip-synth:gradcam",
+        "hf:clip-synth:relevance",
+        "hf:clip-synth:rise?num_masks=8",
+    ]
     again = CliRunner().invoke(main, args, catch_exceptions=False)
     assert "training: reusing" in again.stderr
     assert again.stderr.count("up to date") == 3

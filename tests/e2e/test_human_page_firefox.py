@@ -229,19 +229,7 @@ def test_keyboard_back_reload_resume(firefox: Marionette, firefox_dir: Path, ser
     origin = urls["ann1"].split("/?")[0]
     log = (firefox_dir / "firefox.log").read_text(errors="replace").splitlines()
     assert [line for line in log if line.startswith(f"JavaScript error: {origin}/")] == []
-    store = Store(study)
-    try:
-        got = {j.item: j for j in store.answers("ann1")}
-        history = store.history()
-    finally:
-        store.close()
-    expected = ["A", "B", "both_wrong"]
-    for entry, answer in zip(queue[:3], expected, strict=True):
-        j = got[entry["item"]]
-        assert j.answer == answer and json.loads(j.order_json) == entry["order"]
-        assert j.rt_ms >= 0
-    assert set(got) == {q["item"] for q in queue[:3]}
-    assert [(h.item, h.answer) for h in history] == [(queue[2]["item"], "both_good")]
+    _helpers().check_keyboard_session(study, queue)
 
 
 def test_click_page_records_the_click_position(firefox: Marionette, built: Path, tmp_path) -> None:

@@ -21,7 +21,11 @@ from groundbench.types import RawMaps
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    return generate(tmp_path_factory.mktemp("synth") / "synth", {"scenes": {"train": 4, "val": 1, "test": 4}}, progress=False)
+    return generate(
+        tmp_path_factory.mktemp("synth") / "synth",
+        {"scenes": {"train": 4, "val": 1, "test": 4}},
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +36,9 @@ def checkpoint(synth, tmp_path_factory):
     vocab = Vocabulary.build((c.text for c in captions), min_count=1)
     torch.manual_seed(0)
     model = GroundingModel(config.model, vocab.types)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "model.safetensors", model, config, vocab, "x")
+    return save_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / "model.safetensors", model, config, vocab, "x"
+    )
 
 
 class EdgeMethod:
@@ -67,7 +73,16 @@ def _run(*args):
 def test_reference_model_maps_decorrelate(synth, checkpoint, tmp_path):
     torch.set_num_threads(1)
     out = tmp_path / "probe"
-    result = _run("--method", f"checkpoint:{checkpoint}", "--limit", "6", "--out", str(out), "--data-root", str(synth))
+    result = _run(
+        "--method",
+        f"checkpoint:{checkpoint}",
+        "--limit",
+        "6",
+        "--out",
+        str(out),
+        "--data-root",
+        str(synth),
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert set(report["towers"]) == {"vision", "text", "grounding"}
@@ -83,13 +98,17 @@ def test_reference_model_maps_decorrelate(synth, checkpoint, tmp_path):
 def test_maps_that_ignore_the_weights_are_flagged(synth, tmp_path):
     from groundbench.sanity import randomisation_probe
 
-    report = randomisation_probe("synth_test.albef", EdgeMethod(), out_dir=tmp_path / "p", limit=4, data_root=synth)
+    report = randomisation_probe(
+        "synth_test.albef", EdgeMethod(), out_dir=tmp_path / "p", limit=4, data_root=synth
+    )
     assert report["towers"]["vision"]["survives"]
     assert report["towers"]["vision"]["end_point"]["mean"] == pytest.approx(1.0)
 
 
 def test_methods_without_layers_are_refused(synth, tmp_path):
-    result = _run("--method", "centre_prior", "--out", str(tmp_path / "p"), "--data-root", str(synth))
+    result = _run(
+        "--method", "centre_prior", "--out", str(tmp_path / "p"), "--data-root", str(synth)
+    )
     assert result.exit_code == 1
     assert result.output.strip() == (
         "Error: method centre_prior exposes no randomisation_layers(), so there are no weights to "
@@ -102,11 +121,21 @@ def test_the_board_shows_probe_end_points_beside_the_scores(synth, tmp_path):
     from groundbench.evaluate import evaluate
     from groundbench.sanity import randomisation_probe
 
-    evaluate("synth_test.albef", "centre_prior", out_dir=tmp_path / "eval", data_root=synth, progress=False)
-    randomisation_probe("synth_test.albef", EdgeMethod(), out_dir=tmp_path / "probe", limit=3, data_root=synth)
+    evaluate(
+        "synth_test.albef",
+        "centre_prior",
+        out_dir=tmp_path / "eval",
+        data_root=synth,
+        progress=False,
+    )
+    randomisation_probe(
+        "synth_test.albef", EdgeMethod(), out_dir=tmp_path / "probe", limit=3, data_root=synth
+    )
     board = tmp_path / "board"
     for report in ("eval", "probe"):
-        result = CliRunner().invoke(main, ["leaderboard", "add", str(tmp_path / report), "--board", str(board)])
+        result = CliRunner().invoke(
+            main, ["leaderboard", "add", str(tmp_path / report), "--board", str(board)]
+        )
         assert result.exit_code == 0, result.output
     assert (board / "sanity").is_dir() and len(list((board / "entries").rglob("*.json"))) == 1
     result = CliRunner().invoke(main, ["leaderboard", "build", "--board", str(board)])

@@ -9,6 +9,7 @@ from pathlib import Path
 from groundbench.evaluate import evaluate
 from groundbench.human.prepare import prepare
 from groundbench.human.server import StudyApp
+from groundbench.human.store import Store
 from groundbench.synthetic import PROBE_SPLITS, generate
 
 TINY = {"scenes": {"train": 2, "val": 2, "test": 6} | {s: 1 for s in PROBE_SPLITS}}
@@ -91,3 +92,20 @@ def answer_all(app: StudyApp, prefer: str, seed: int = 0) -> None:
                 post(app, headers, {"item": item["id"], "answer": answer, "rt_ms": rt}).status
                 == 200
             )
+
+
+def check_keyboard_session(study: Path, queue: list[dict]) -> None:
+    """The browser tests' script left in the store: the first three items answered A, B and
+    both wrong in the shown order, and the third's first answer (both good) in the history."""
+    store = Store(study)
+    try:
+        got = {j.item: j for j in store.answers("ann1")}
+        history = store.history()
+    finally:
+        store.close()
+    for entry, answer in zip(queue[:3], ["A", "B", "both_wrong"], strict=True):
+        j = got[entry["item"]]
+        assert j.answer == answer and json.loads(j.order_json) == entry["order"]
+        assert j.rt_ms >= 0
+    assert set(got) == {q["item"] for q in queue[:3]}
+    assert [(h.item, h.answer) for h in history] == [(queue[2]["item"], "both_good")]

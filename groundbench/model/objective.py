@@ -19,11 +19,15 @@ reconstruction error under patch masking (``train.patch_mask``).
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
 from groundbench.model.config import Config
+
+if TYPE_CHECKING:
+    from groundbench.model.data import TrainingData
 
 
 def compute_loss(
@@ -122,3 +126,19 @@ def _consistency(attention: torch.Tensor, group: torch.Tensor, real: torch.Tenso
     kl = (att * (att.log() - mean.clamp_min(1e-12).log())).sum(-1).mean(-1)  # B Q
     shared = real & (size >= 2)
     return torch.where(shared, kl, 0.0).sum() / shared.sum().clamp_min(1)
+
+
+def chance_loss(data: TrainingData, cfg: Config) -> float:
+    """The word loss of guessing uniformly among a target's candidates (nats), averaged over
+    the training pairs: ``mean ln(#candidates)``; the head's candidates are the words of the
+    target's type (``typed``) or every word but ``<unk>`` (``vocabulary``)."""
+    target = data.target[data.target > 0].long().cpu()
+    if target.numel() == 0:
+        return float("nan")
+    types = torch.as_tensor(data.vocab.types)
+    if cfg.model.head == "typed":
+        per_type = torch.bincount(types[1:], minlength=int(types.max()) + 1)
+        candidates = per_type[types[target]]
+    else:
+        candidates = torch.full_like(target, len(types) - 1)
+    return float(candidates.double().log().mean())

@@ -4,11 +4,14 @@ A run folder holds one run's files (:data:`ARTEFACTS`). :func:`prepare_run_dir` 
 folder holding files unless the run is resumed or overwritten (every artefact deleted
 together); :func:`check_resumable` names the settings a snapshot differs in, before any
 image is decoded; :func:`stop_on_signals` turns SIGTERM (cluster preemption) and SIGINT
-into a stop after the current step, so the trainer can snapshot it.
+into a stop after the current step, so the trainer can snapshot it;
+:func:`save_snapshot` writes that resume point with the checkpoint, and
+:func:`restore_snapshot` loads it.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import threading
@@ -20,11 +23,14 @@ import torch
 import torch.distributed as dist
 
 from groundbench.errors import CheckpointError, GroundbenchError
+from groundbench.model.checkpoint import save_checkpoint
 from groundbench.model.config import Config
+from groundbench.model.network import GroundingModel
 
 STATE_NAME = "train_state.pt"
+CHECKPOINT_NAME = "model.safetensors"
 #: Everything a run writes into its directory (what ``overwrite`` replaces).
-ARTEFACTS = ("model.safetensors", STATE_NAME, "log.csv", "loss.png", "tensorboard")
+ARTEFACTS = (CHECKPOINT_NAME, STATE_NAME, "log.csv", "loss.png", "tensorboard")
 #: Train keys that cannot change a weight: a resume may change them freely.
 BOOKKEEPING_KEYS = (
     "save_every",
@@ -191,3 +197,45 @@ def check_resumable(
             f"({'; '.join(differences)}); use the same settings, or a new --out "
             "(or --overwrite)"
         )
+
+
+def save_snapshot(out, step, model, optimizer, scheduler, config, data, meta) -> None:
+    """Write the resume point (``train_state.pt``, replaced atomically) and the checkpoint
+    of ``step``; ``meta`` is what the records are (``training_data``)."""
+    state = {
+        "step": step,
+        "model": model.trained_state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "config": config.to_dict(),
+        "data_fingerprint": data.fingerprint,
+    }
+    if model.cfg.backbone != "cnn":
+        state["backbone_fingerprint"] = model.encoder.backbone.record["fingerprint"]
+    torch.save(state, out / f".{STATE_NAME}.tmp")
+    os.replace(out / f".{STATE_NAME}.tmp", out / STATE_NAME)  # one atomic resume point
+    save_checkpoint(
+        out / CHECKPOINT_NAME,
+        model,
+        config,
+        data.vocab,
+        data.fingerprint,
+        training_data=meta,
+        training_sources=data.sources,
+        training_images=data.image_digests,
+    )
+
+
+def restore_snapshot(
+    state: dict,
+    model: GroundingModel,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    device: torch.device,
+) -> int:
+    """Load a snapshot's weights, optimiser and schedule; return its step."""
+    model.load_trained_state_dict(state["model"])
+    model.to(device)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return int(state["step"])

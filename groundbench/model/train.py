@@ -30,16 +30,18 @@ from groundbench.device import resolve_device
 from groundbench.errors import DataFormatError
 from groundbench.model.augment import drop_query_words, grey_some, hide_patches, query_drop_prob
 from groundbench.model.backbone import BACKBONE_PREFIX, fingerprint_files, load_backbone
-from groundbench.model.checkpoint import save_checkpoint
 from groundbench.model.config import Config
 from groundbench.model.data import TrainingData, build_training_data, captions_fingerprint
 from groundbench.model.network import GroundingModel
-from groundbench.model.objective import compute_loss
+from groundbench.model.objective import chance_loss, compute_loss
 from groundbench.model.rundir import (
+    CHECKPOINT_NAME,
     STATE_NAME,
     TrainingInterrupted,
     check_resumable,
     prepare_run_dir,
+    restore_snapshot,
+    save_snapshot,
     stop_on_signals,
 )
 from groundbench.model.runlog import ScalarLog, plot_loss_curve
@@ -49,7 +51,6 @@ from groundbench.progress import progress_bar
 from groundbench.types import CaptionRecord
 
 log = logging.getLogger(__name__)
-CHECKPOINT_NAME = "model.safetensors"
 SNAPSHOTS_PER_RUN = 20  # save_every 0: a snapshot every 5% of the steps
 
 
@@ -338,7 +339,7 @@ def train(
     )
     start = 0
     if state is not None:
-        start = _apply_state(state, model, optimizer, scheduler, dev)
+        start = restore_snapshot(state, model, optimizer, scheduler, dev)
         log.info("resuming %s at step %d of %d", out, start, t.steps)
         if int(state["config"]["train"]["steps"]) != t.steps:
             log.warning(
@@ -366,7 +367,7 @@ def train(
 
     def snapshot(step: int) -> None:
         if rank == 0 and saved[-1] != step:
-            _snapshot(out, step, model, optimizer, scheduler, config, data, meta)
+            save_snapshot(out, step, model, optimizer, scheduler, config, data, meta)
             saved.append(step)
 
     def after_step(step: int) -> None:
@@ -416,58 +417,3 @@ def train(
         start=start,
         rank=rank,
     )
-
-
-def chance_loss(data: TrainingData, cfg: Config) -> float:
-    """The word loss of guessing uniformly among a target's candidates (nats), averaged over
-    the training pairs: ``mean ln(#candidates)``; the head's candidates are the words of the
-    target's type (``typed``) or every word but ``<unk>`` (``vocabulary``)."""
-    target = data.target[data.target > 0].long().cpu()
-    if target.numel() == 0:
-        return float("nan")
-    types = torch.as_tensor(data.vocab.types)
-    if cfg.model.head == "typed":
-        per_type = torch.bincount(types[1:], minlength=int(types.max()) + 1)
-        candidates = per_type[types[target]]
-    else:
-        candidates = torch.full_like(target, len(types) - 1)
-    return float(candidates.double().log().mean())
-
-
-def _snapshot(out, step, model, optimizer, scheduler, config, data, meta) -> None:
-    state = {
-        "step": step,
-        "model": model.trained_state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "config": config.to_dict(),
-        "data_fingerprint": data.fingerprint,
-    }
-    if model.cfg.backbone != "cnn":
-        state["backbone_fingerprint"] = model.encoder.backbone.record["fingerprint"]
-    torch.save(state, out / f".{STATE_NAME}.tmp")
-    os.replace(out / f".{STATE_NAME}.tmp", out / STATE_NAME)  # one atomic resume point
-    save_checkpoint(
-        out / CHECKPOINT_NAME,
-        model,
-        config,
-        data.vocab,
-        data.fingerprint,
-        training_data=meta,
-        training_sources=data.sources,
-        training_images=data.image_digests,
-    )
-
-
-def _apply_state(
-    state: dict,
-    model: GroundingModel,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LambdaLR,
-    device: torch.device,
-) -> int:
-    model.load_trained_state_dict(state["model"])
-    model.to(device)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    return int(state["step"])

@@ -147,7 +147,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(square_records, 
     class Interrupt(Exception):
         pass
 
-    import groundbench.model.train as train_mod
+    import groundbench.model.rundir as train_mod  # where snapshots are written
 
     original = train_mod.save_checkpoint
     calls = []
@@ -336,7 +336,7 @@ def test_a_batch_without_pairs_has_zero_loss_and_logs_no_nan(square_records):
 
 
 def test_chance_loss_is_the_mean_log_of_the_candidates(square_records):
-    from groundbench.model.train import chance_loss
+    from groundbench.model.objective import chance_loss
 
     cfg = load_config("tiny")
     data = build_training_data(square_records[:8], cfg, progress=False)

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 import transformers
-from tiny_backbones import MEAN, STD, tiny_convnext, tiny_resnet, tiny_vit
+from tiny_backbones import MEAN, STD, tiny_clip, tiny_convnext, tiny_resnet, tiny_vit
 
 from groundbench.model import ConfigError, load_config
 from groundbench.model.backbone import (
@@ -40,6 +40,18 @@ def test_vit_patch_tokens_drop_the_class_token_and_use_its_normalisation(tmp_pat
         expected = reference(pixel_values=_normalised(images)).last_hidden_state[:, 1:]
     assert backbone.grid == (4, 4) and backbone.channels == 16
     torch.testing.assert_close(backbone(images), expected)
+
+
+@pytest.mark.parametrize("siglip", [False, True], ids=["clip", "siglip"])
+def test_a_clip_or_siglip_folder_gives_its_vision_towers_patch_tokens(tmp_path, siglip):
+    folder = tiny_clip(tmp_path / "clip", siglip=siglip)
+    backbone = load_backbone(_cfg(folder).model)
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    tower = transformers.AutoModel.from_pretrained(folder).vision_model.eval()
+    with torch.no_grad():
+        states = tower(pixel_values=_normalised(images)).last_hidden_state
+    assert backbone.grid == (4, 4) and backbone.channels == 16
+    torch.testing.assert_close(backbone(images), states if siglip else states[:, 1:])
 
 
 def test_register_tokens_are_dropped_too(tmp_path):

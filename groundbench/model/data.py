@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from groundbench.digest import file_sha256
 from groundbench.errors import DataFormatError
 from groundbench.model.config import Config
 from groundbench.model.grounding import NO_RELATION, relation_code
@@ -29,11 +30,7 @@ from groundbench.types import CaptionRecord
 
 def image_digest(path: str) -> str:
     """First 16 hex characters of the sha256 of an image file's bytes: its identity."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 def captions_fingerprint(records: Sequence[CaptionRecord]) -> str:

@@ -168,13 +168,4 @@ def test_click_page_records_the_click_position(built: Path, tmp_path: Path) -> N
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=10)
-    store = Store(study)
-    try:
-        got = {j.item: j for j in store.answers("ann1")}
-    finally:
-        store.close()
-    first, second = got[queue[0]["item"]], got[queue[1]["item"]]
-    assert first.answer == "click"
-    assert first.click_x == pytest.approx(0.25, abs=0.02)
-    assert first.click_y == pytest.approx(0.75, abs=0.02)
-    assert second.answer == "no_single_object" and second.click_x is None
+    _helpers().check_click_session(study, queue)

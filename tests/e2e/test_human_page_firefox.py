@@ -23,8 +23,6 @@ from pathlib import Path
 
 import pytest
 
-from groundbench.human.store import Store
-
 FIREFOX = shutil.which("firefox-esr") or shutil.which("firefox")
 pytestmark = pytest.mark.skipif(FIREFOX is None, reason="Firefox is not installed")
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,13 +255,4 @@ def test_click_page_records_the_click_position(firefox: Marionette, built: Path,
         _at(ff, f"2 / {n}")
         ff.press("n")
         _wait("#progress", lambda: ff.text("#progress"), lambda t: "(2 answered)" in t)
-    store = Store(study)
-    try:
-        got = {j.item: j for j in store.answers("ann1")}
-    finally:
-        store.close()
-    first, second = got[queue[0]["item"]], got[queue[1]["item"]]
-    assert first.answer == "click"
-    assert first.click_x == pytest.approx(0.25, abs=0.02)
-    assert first.click_y == pytest.approx(0.75, abs=0.02)
-    assert second.answer == "no_single_object" and second.click_x is None
+    _helpers().check_click_session(study, queue)

@@ -109,3 +109,17 @@ def check_keyboard_session(study: Path, queue: list[dict]) -> None:
         assert j.rt_ms >= 0
     assert set(got) == {q["item"] for q in queue[:3]}
     assert [(h.item, h.answer) for h in history] == [(queue[2]["item"], "both_good")]
+
+
+def check_click_session(study: Path, queue: list[dict]) -> None:
+    """The click page's script left in the store: a click at (0.25, 0.75) of the first
+    image, then "no single object" for the second."""
+    store = Store(study)
+    try:
+        got = {j.item: j for j in store.answers("ann1")}
+    finally:
+        store.close()
+    first, second = got[queue[0]["item"]], got[queue[1]["item"]]
+    assert first.answer == "click"
+    assert abs(first.click_x - 0.25) <= 0.02 and abs(first.click_y - 0.75) <= 0.02
+    assert second.answer == "no_single_object" and second.click_x is None

@@ -54,16 +54,15 @@ def backbone_path(spec: str) -> tuple[str, str]:
     return kind, rest
 
 
-def backbone_files(cfg: ModelConfig) -> list[Path]:
-    """The files that make up the backbone: every file of an ``hf:`` folder (dot-files
-    aside), or the ``timm:`` weights file."""
-    kind, rest = backbone_path(cfg.backbone)
-    if kind == "timm":
-        return [Path(cfg.backbone_weights)]
-    root = Path(rest)
-    return sorted(
-        p for p in root.rglob("*") if p.is_file() and not p.relative_to(root).parts[0][0] == "."
-    )
+def folder_files(root: Path) -> dict[str, Path]:
+    """Every file of an ``hf:`` backbone folder by its ``/``-separated relative name, sorted
+    (dot-files and dot-folders at the top aside)."""
+    found = {
+        p.relative_to(root).as_posix(): p
+        for p in root.rglob("*")
+        if p.is_file() and not p.relative_to(root).parts[0].startswith(".")
+    }
+    return dict(sorted(found.items()))
 
 
 def fingerprint_files(cfg: ModelConfig) -> tuple[str, dict[str, str]]:
@@ -87,10 +86,8 @@ def fingerprint_files(cfg: ModelConfig) -> tuple[str, dict[str, str]]:
                 else "point model.backbone_weights to the timm weights file"
             )
         )
-    files = {}
-    for p in backbone_files(cfg):
-        name = p.name if kind == "timm" else p.relative_to(where).as_posix()
-        files[name] = file_sha256(p)
+    found = {where.name: where} if kind == "timm" else folder_files(where)
+    files = {name: file_sha256(p) for name, p in found.items()}
     h = hashlib.sha256((kind if kind == "hf" else cfg.backbone).encode())
     for name, digest in sorted(files.items()):
         h.update(b"\x00" + name.encode() + b"\x00" + digest.encode())
@@ -345,11 +342,7 @@ def verify_backbone(
             f"({', '.join(sorted(stored))}) there, or {fix}"
         )
     if kind == "hf":
-        found = {
-            p.relative_to(where).as_posix(): p
-            for p in where.rglob("*")
-            if p.is_file() and not p.relative_to(where).parts[0].startswith(".")
-        }
+        found = folder_files(where)
     else:
         found = {where.name: where} if where.is_file() else {}
     for name, digest in sorted(stored.items()):

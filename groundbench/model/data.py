@@ -103,8 +103,6 @@ class TrainingData:
             occurrence (the same words, each hiding another one) share it; 0 = padding.
         vocab: the vocabulary, learned from these captions.
         fingerprint: :func:`captions_fingerprint` of the records.
-        image_digests: sorted :func:`image_digest` of every training image (what the model
-            saw, compared with the evaluated images on the leaderboard).
         sources: what the records' ids name as their data (:func:`data_sources`).
         image_paths: the file of each image, in the order of the tensors.
         image_keys: the :func:`image_digest` of each image, in the same order.
@@ -118,13 +116,18 @@ class TrainingData:
     group: torch.Tensor
     vocab: Vocabulary
     fingerprint: str
-    image_digests: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     image_paths: tuple[str, ...] = ()
     image_keys: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return self.target.shape[0]
+
+    @property
+    def image_digests(self) -> tuple[str, ...]:
+        """The distinct :attr:`image_keys`, sorted: what the model saw, compared with the
+        evaluated images on the leaderboard."""
+        return tuple(sorted(set(self.image_keys)))
 
     def to(self, device: torch.device) -> TrainingData:
         """Move every tensor to ``device`` (done once, before training)."""
@@ -181,7 +184,7 @@ def build_training_data(
     rng = np.random.default_rng(t.seed)
     P = m.max_phrase_words
     images, pairs = [], []
-    for group in progress_bar(
+    for captions in progress_bar(
         by_image.values(),
         desc="decode images" if decode else "parse captions",
         unit="image",
@@ -189,10 +192,10 @@ def build_training_data(
         leave=False,
     ):
         if decode:
-            images.append(image_to_uint8(group[0].load_image(), m.image_size))
+            images.append(image_to_uint8(captions[0].load_image(), m.image_size))
         mine = [
             (*pair, (c, *sorted([w for w in pair[0] if w] + [pair[1]]), *pair[2], pair[3]))
-            for c, r in enumerate(group)
+            for c, r in enumerate(captions)
             for pair in phrase_pairs(parse(r.text), vocab, P)
         ]  # (query, target, partner, relation, key of the phrase occurrence)
         if len(mine) > m.max_pairs_per_image:
@@ -212,15 +215,17 @@ def build_training_data(
     groups = torch.zeros(len(pairs), Q, dtype=torch.int16)
     for i, mine in enumerate(pairs):
         if mine:
-            q, tg, pa, rel, keys = zip(*mine, strict=True)
-            first = {k: g for g, k in enumerate(dict.fromkeys(keys), 1)}
-            groups[i, : len(mine)] = torch.tensor([first[k] for k in keys], dtype=torch.int16)
+            q, tg, pa, rel, phrase_keys = zip(*mine, strict=True)
+            first = {k: g for g, k in enumerate(dict.fromkeys(phrase_keys), 1)}
+            groups[i, : len(mine)] = torch.tensor(
+                [first[k] for k in phrase_keys], dtype=torch.int16
+            )
             n = len(mine)
             query[i, :n] = torch.tensor(q, dtype=torch.int32)
             target[i, :n] = torch.tensor(tg, dtype=torch.int32)
             partner[i, :n] = torch.tensor(pa, dtype=torch.int32)
             relation[i, :n] = torch.tensor(rel, dtype=torch.int16)
-    keys = tuple(image_digest(p) for p in by_image)
+    image_keys = tuple(image_digest(p) for p in by_image)
     return TrainingData(
         torch.stack(images) if decode else None,
         query,
@@ -230,10 +235,9 @@ def build_training_data(
         groups,
         vocab,
         captions_fingerprint(records),
-        tuple(sorted(set(keys))),
         data_sources(records),
         tuple(by_image),
-        keys,
+        image_keys,
     )
 
 

@@ -90,7 +90,7 @@ def save_checkpoint(
         "training_sources": list(training_sources),
         "training_images": sorted(training_images),
     }
-    if config.model.backbone != "cnn":
+    if config.model.pretrained:
         meta["backbone"] = model.encoder.backbone.record
     state = model.trained_state_dict()
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
@@ -180,7 +180,7 @@ def load_checkpoint(
             f"checkpoint {path}: a vocabulary of {len(vocab)} words exceeds {_MAX_VOCAB}; {_FIX}"
         )
     pretrained = None
-    if config.model.backbone != "cnn":
+    if config.model.pretrained:
         config, pretrained = _find_backbone(path, meta, config, backbone)
     with torch.device("meta"):  # shapes only: nothing is allocated
         expected = {

@@ -98,6 +98,16 @@ class ModelConfig:
         """Visual tokens per side (``h == w``)."""
         return self.image_size // self.token_stride
 
+    @property
+    def pretrained(self) -> bool:
+        """Whether the tokens come from a pretrained backbone (not the small CNN)."""
+        return self.backbone != "cnn"
+
+    @property
+    def frozen_backbone(self) -> bool:
+        """Whether they come from a pretrained backbone whose weights do not train."""
+        return self.pretrained and not self.backbone_trainable
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -208,6 +218,12 @@ class Config:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def cached_tokens(self) -> bool:
+        """Whether training reads cached backbone tokens (a frozen backbone with
+        ``train.cache_tokens``), so no step sees the images' pixels."""
+        return self.model.frozen_backbone and self.train.cache_tokens
 
     def to_dict(self) -> dict[str, Any]:
         """Return the configuration as a plain, JSON-serialisable dict."""
@@ -416,11 +432,8 @@ def config_from_dict(data: Mapping[str, Any] | None, *, where: str = "config") -
         model=_section(ModelConfig, _or_empty(data.get("model")), f"{where}.model"),
         train=_section(TrainConfig, _or_empty(data.get("train")), f"{where}.train"),
     )
-    cached = (
-        cfg.model.backbone != "cnn" and not cfg.model.backbone_trainable and cfg.train.cache_tokens
-    )
     for key, what in (("grayscale_prob", "show an image in grey"), ("patch_mask", "hide patches")):
-        if cached and getattr(cfg.train, key) > 0:
+        if cfg.cached_tokens and getattr(cfg.train, key) > 0:
             raise ConfigError(
                 f"{where}.train.{key}: cached backbone tokens are computed once per "
                 f"image, so no step can {what}; set it to 0, or "

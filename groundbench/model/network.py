@@ -65,10 +65,10 @@ class GroundingModel(nn.Module):
         super().__init__()
         self.cfg = cfg
         V = len(word_types)
-        if cfg.backbone == "cnn":
-            self.encoder: nn.Module = TokenEncoder(cfg)
+        if cfg.pretrained:
+            self.encoder: nn.Module = BackboneEncoder(cfg, backbone or load_backbone(cfg))
         else:
-            self.encoder = BackboneEncoder(cfg, backbone or load_backbone(cfg))
+            self.encoder = TokenEncoder(cfg)
         self.grounding = GroundingAttention(cfg, V)
         self.head = nn.Sequential(
             nn.LayerNorm(cfg.value_dim),
@@ -84,11 +84,6 @@ class GroundingModel(nn.Module):
         if cfg.patch_decoder > 0:
             self.patch_decoder = PatchDecoder(cfg.width, cfg.grid, cfg.patch_decoder)
 
-    @property
-    def frozen_backbone(self) -> bool:
-        """Whether the model reads a pretrained backbone whose weights do not train."""
-        return self.cfg.backbone != "cnn" and not self.cfg.backbone_trainable
-
     def encode(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Images ``(B, 3, S, S)`` in ``[0, 1]``, or a pretrained backbone's cached tokens
         ``(B, N, channels)``, → keys ``(B, N, H, d)`` and values ``(B, N, H, e)``."""
@@ -100,7 +95,7 @@ class GroundingModel(nn.Module):
         """The weights a checkpoint stores: all of them, less a frozen backbone's (those
         are verified by their files' fingerprint instead)."""
         state = self.state_dict()
-        if self.frozen_backbone:
+        if self.cfg.frozen_backbone:
             state = {k: v for k, v in state.items() if not k.startswith(BACKBONE_PREFIX)}
         return state
 
@@ -108,7 +103,7 @@ class GroundingModel(nn.Module):
         """Load :meth:`trained_state_dict` output (strict about every other weight)."""
         missing, unexpected = self.load_state_dict(state, strict=False)
         missing = [
-            k for k in missing if not (self.frozen_backbone and k.startswith(BACKBONE_PREFIX))
+            k for k in missing if not (self.cfg.frozen_backbone and k.startswith(BACKBONE_PREFIX))
         ]
         if missing or unexpected:
             raise RuntimeError(

@@ -210,7 +210,7 @@ def save_snapshot(out, step, model, optimizer, scheduler, config, data, meta) ->
         "config": config.to_dict(),
         "data_fingerprint": data.fingerprint,
     }
-    if model.cfg.backbone != "cnn":
+    if model.cfg.pretrained:
         state["backbone_fingerprint"] = model.encoder.backbone.record["fingerprint"]
     torch.save(state, out / f".{STATE_NAME}.tmp")
     os.replace(out / f".{STATE_NAME}.tmp", out / STATE_NAME)  # one atomic resume point

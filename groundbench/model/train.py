@@ -306,7 +306,7 @@ def train(
     rank, world, dev = _setup_distributed(device)
     records = list(records)[: t.max_captions or None]
     state = prepare_run_dir(out, resume=resume, overwrite=overwrite, rank=rank, world=world)
-    pretrained = config.model.backbone != "cnn"
+    pretrained = config.model.pretrained
     backbone_fp = fingerprint_files(config.model)[0] if pretrained else None
     if state is not None:
         check_resumable(out / STATE_NAME, state, config, captions_fingerprint(records), backbone_fp)
@@ -320,7 +320,7 @@ def train(
             nan = float("nan")
             return TrainResult(out / CHECKPOINT_NAME, int(state["step"]), nan, nan, 0.0, 0.0,
                                start=int(state["step"]), rank=rank)  # fmt: skip
-    cached = pretrained and not config.model.backbone_trainable and t.cache_tokens
+    cached = config.cached_tokens
     decode = t.loader == "memory" and not cached
     show = progress and rank == 0
     data = build_training_data(records, config, progress=show, decode=decode).to(dev)

@@ -353,7 +353,7 @@ def _validate(obj: Any, where: str) -> None:
                 f"{obj.token_stride}; pick sizes that divide"
             )
         _validate_backbone(obj, where)
-        if obj.backbone == "cnn" and obj.token_stride not in (4, 8):
+        if not obj.pretrained and obj.token_stride not in (4, 8):
             raise ConfigError(f"{where}.token_stride: {obj.token_stride} is not one of 4, 8")
         for key in ("dim", "value_dim"):
             if getattr(obj, key) % obj.heads:
@@ -383,10 +383,9 @@ def _validate(obj: Any, where: str) -> None:
 
 def _validate_backbone(m: ModelConfig, where: str) -> None:
     kind, sep, name = m.backbone.partition(":")
-    if m.backbone == "cnn":
-        for key in ("backbone_weights",):
-            if getattr(m, key):
-                raise ConfigError(f"{where}.{key}: set only with a timm: backbone")
+    if not m.pretrained:
+        if m.backbone_weights:
+            raise ConfigError(f"{where}.backbone_weights: set only with a timm: backbone")
         if m.backbone_layer != -1 or m.backbone_trainable:
             raise ConfigError(
                 f"{where}.backbone: backbone_layer and backbone_trainable apply to a "

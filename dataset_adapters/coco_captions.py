@@ -96,7 +96,7 @@ class CocoCaptionsAdapter(DatasetAdapter):
                     "is truncated or edited: re-download it"
                 )
             caption = field(ann, "caption", where, str).strip()
-            ann_id = ann.get("id", k) if isinstance(ann, dict) else k
+            ann_id = ann.get("id", k)  # field() above checked that ann is an object
             file, width, height = images[image_id]
             out.append(
                 CaptionRecord(

@@ -35,26 +35,22 @@ from scipy import ndimage
 from dataset_adapters import open_dataset
 from groundbench.model.checkpoint import load_checkpoint
 from groundbench.model.data import image_to_uint8
-from groundbench.model.infer import phrase_queries
+from groundbench.model.infer import phrase_logits, phrase_queries
 from groundbench.protocol import load_protocol
 from groundbench.synthetic import ensure_default_dataset
 from groundbench.types import RawMaps
 
 
-@torch.no_grad()
 def logits_of(model, vocab, samples, images) -> torch.Tensor:
     """The read-out's attention logits ``(S, H, N)`` (the full-phrase query, as ``read_out``)."""
-    cfg = model.cfg
     model.eval()
-    out = []
-    for sample, image in zip(samples, images, strict=True):
-        query, landmark, code = phrase_queries(sample.phrase, vocab, cfg.max_phrase_words)
-        pixels = image_to_uint8(image, cfg.image_size)[None].float().div_(255.0)
-        keys, values = model.encode(pixels)
-        code = torch.full((1, 1), code, dtype=torch.long)
-        logits = model.logits(keys, values, query[None], landmark[None, None], code)
-        out.append(logits[0, 0].float())
-    return torch.stack(out)
+    cpu = torch.device("cpu")
+    return torch.stack(
+        [
+            phrase_logits(model, vocab, s.phrase, im, device=cpu)[0, 0].float()
+            for s, im in zip(samples, images, strict=True)
+        ]
+    )
 
 
 @torch.no_grad()

@@ -108,20 +108,38 @@ def read_out(
     cfg = model.cfg
     maps = []
     for sample, image in zip(samples, images, strict=True):
-        query, landmark, code = phrase_queries(sample.phrase, vocab, cfg.max_phrase_words, passes)
-        P = query.shape[0]
-        pixels = image_to_uint8(image, cfg.image_size)[None].to(device).float().div_(255.0)
-        keys, values = model.encode(pixels)
-        logits = model.logits(
-            keys,
-            values,
-            query[None].to(device),
-            landmark.expand(P, -1)[None].to(device),
-            torch.full((1, P), code, dtype=torch.long, device=device),
-        )  # 1 P H N
+        logits = phrase_logits(model, vocab, sample.phrase, image, device=device, passes=passes)
+        P = logits.shape[1]
         grid = read_out_map(model, logits).view(P, 1, cfg.heads, cfg.grid, cfg.grid).cpu()
         maps.append(grid[0] if passes == "full" else grid)
     return RawMaps(tuple(s.id for s in samples), tuple(maps), kind="attention")
+
+
+@torch.no_grad()
+def phrase_logits(
+    model: GroundingModel,
+    vocab: Vocabulary,
+    phrase: str,
+    image: np.ndarray,
+    *,
+    device: torch.device,
+    passes: Passes = "full",
+) -> torch.Tensor:
+    """The read-out's attention logits ``(1, P, H, N)`` of ``phrase`` over ``image``
+    (``(height, width, 3)`` uint8): one query per pass (:func:`phrase_queries`), with the
+    relation bias of its landmark. The map is :func:`read_out_map` of them."""
+    cfg = model.cfg
+    query, landmark, code = phrase_queries(phrase, vocab, cfg.max_phrase_words, passes)
+    P = query.shape[0]
+    pixels = image_to_uint8(image, cfg.image_size)[None].to(device).float().div_(255.0)
+    keys, values = model.encode(pixels)
+    return model.logits(
+        keys,
+        values,
+        query[None].to(device),
+        landmark.expand(P, -1)[None].to(device),
+        torch.full((1, P), code, dtype=torch.long, device=device),
+    )
 
 
 def gradcam_read_out(
